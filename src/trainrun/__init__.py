@@ -1,0 +1,46 @@
+"""trainrun: canned PyTorch estimators from feature columns, and every training run on record.
+
+Importing ``trainrun`` is cheap: names resolve lazily on first use, so the runs
+half (flags, ls_runs, the CLI) never imports torch.
+
+>>> import trainrun
+>>> FLAGS = trainrun.flags(dropout=0.2, layer1=256)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it. One place; `__all__` is derived from it.
+_EXPORTS: dict[str, str] = {
+    # errors
+    "FeatureColumnError": "trainrun.exceptions",
+    "FilterError": "trainrun.exceptions",
+    "FlagError": "trainrun.exceptions",
+    "InputError": "trainrun.exceptions",
+    "MissingExtraError": "trainrun.exceptions",
+    "ModelDirError": "trainrun.exceptions",
+    "NotTrainedError": "trainrun.exceptions",
+    "RunNotFoundError": "trainrun.exceptions",
+    "RunRecordError": "trainrun.exceptions",
+    "TrainrunError": "trainrun.exceptions",
+    "TuningError": "trainrun.exceptions",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainrun' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

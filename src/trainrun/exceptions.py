@@ -1,0 +1,88 @@
+"""Errors raised by trainrun.
+
+Every error is a :class:`TrainrunError` and also subclasses the built-in
+exception users already catch::
+
+    TrainrunError
+    ├── FlagError ............ ValueError          a flag undeclared, mistyped, out of its choices
+    ├── FilterError .......... ValueError          a bad `ls_runs(filter=...)` expression
+    ├── RunRecordError ....... ValueError          a run folder that is corrupt or half-written
+    ├── RunNotFoundError ..... FileNotFoundError   no run by that id or path
+    ├── FeatureColumnError ... ValueError          a feature column misdeclared or fed bad data
+    ├── InputError ........... ValueError          an input_fn given unusable data
+    ├── ModelDirError ........ ValueError          a model directory holding an incompatible model
+    ├── NotTrainedError ...... RuntimeError        evaluate/predict/export before train
+    ├── TuningError .......... RuntimeError        a tuning that cannot go on
+    └── MissingExtraError .... ImportError         an optional extra (ray, optuna) not installed
+
+Messages say what happened, what was expected and how to fix it, and end
+with the value received.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FeatureColumnError",
+    "FilterError",
+    "FlagError",
+    "InputError",
+    "MissingExtraError",
+    "ModelDirError",
+    "NotTrainedError",
+    "RunNotFoundError",
+    "RunRecordError",
+    "TrainrunError",
+    "TuningError",
+]
+
+
+class TrainrunError(Exception):
+    """Base class of every error trainrun raises."""
+
+
+class FlagError(TrainrunError, ValueError):
+    """A flag was not declared, does not convert to its type, or is outside its choices."""
+
+
+class FilterError(TrainrunError, ValueError):
+    """A run filter expression could not be parsed or evaluated."""
+
+
+class RunRecordError(TrainrunError, ValueError):
+    """A run folder is corrupt or half-written."""
+
+
+class RunNotFoundError(TrainrunError, FileNotFoundError):
+    """No run matches the given id or path."""
+
+
+class FeatureColumnError(TrainrunError, ValueError):
+    """A feature column is misdeclared or the data does not fit it."""
+
+
+class InputError(TrainrunError, ValueError):
+    """An input function was given data it cannot use."""
+
+
+class ModelDirError(TrainrunError, ValueError):
+    """A model directory holds a model that does not match this estimator."""
+
+
+class NotTrainedError(TrainrunError, RuntimeError):
+    """The estimator has no trained weights yet."""
+
+
+class TuningError(TrainrunError, RuntimeError):
+    """A tuning could not be started or continued."""
+
+
+class MissingExtraError(TrainrunError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        super().__init__(
+            f"{feature} needs the optional package '{package}', which is not installed. "
+            f"Install it with: pip install 'trainrun[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
