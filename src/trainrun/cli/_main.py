@@ -1,0 +1,55 @@
+"""Argument parsing for ``trainrun``: each verb lives in its own module with ``register()``.
+
+A verb module defines ``register(subparsers)``, which adds its parser and sets
+``func`` to a function taking the parsed arguments and returning an exit code.
+Verb modules import the heavy parts of trainrun inside ``func`` only, so that
+``trainrun --help`` starts fast and never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from trainrun import __version__
+
+# one module per family of verbs, in the order shown by --help
+VERB_MODULES = ("runs", "tune", "view", "ui", "board")
+
+EXIT_CODES = """exit codes:
+  0  success
+  1  the command ran but failed (a failed run, a failed trial)
+  2  bad usage or bad input (unknown flag, bad filter, no such run)
+  130  interrupted (Ctrl-C)"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trainrun",
+        description="Train models and keep every training run on record.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"trainrun {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    for name in VERB_MODULES:
+        try:
+            module = importlib.import_module(f"trainrun.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"trainrun.cli.{name}":
+                raise
+            continue  # verb not built yet
+        module.register(sub)
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if not argv else 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
