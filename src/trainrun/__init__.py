@@ -28,6 +28,9 @@ _EXPORTS: dict[str, str] = {
     "RunRecordError": "trainrun.exceptions",
     "TrainrunError": "trainrun.exceptions",
     "TuningError": "trainrun.exceptions",
+    # bundled data and MNIST-format loaders
+    "load_churn": "trainrun.data",
+    "load_mnist": "trainrun.data",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
