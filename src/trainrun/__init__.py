@@ -31,6 +31,9 @@ _EXPORTS: dict[str, str] = {
     # bundled data and MNIST-format loaders
     "load_churn": "trainrun.data",
     "load_mnist": "trainrun.data",
+    # tuning
+    "optuna_search": "trainrun.runs.tuning",
+    "tuning_run": "trainrun.runs.tuning",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

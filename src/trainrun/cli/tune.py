@@ -1,0 +1,163 @@
+"""``trainrun tune``: a tuning over a grid of flags, from the command line.
+
+    trainrun tune train.py --grid dropout=0.1,0.2 --grid layer1=128,256 --workers 2
+
+Exit codes: 0 every trial completed; 1 a trial failed or the tuning was
+cancelled; 2 bad usage (a malformed --grid, no such script, a missing extra);
+130 interrupted (Ctrl-C; running trials are recorded as interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+EPILOG = """examples:
+  trainrun tune train.py --grid dropout=0.1,0.2 --grid layer1=128,256
+  trainrun tune train.py --grid lr=0.1,0.01,0.001 --sample 2 --seed 1 --workers 2
+  trainrun tune train.py --trials trials.csv --metric eval_accuracy
+  trainrun tune train.py --grid dropout=0.1,0.2 --backend ray --address auto --resources cpu=2
+
+exit codes:
+  0  every trial completed
+  1  a trial failed, or the tuning was cancelled at the prompt
+  2  bad usage or bad input
+  130  interrupted (Ctrl-C); running trials are recorded as interrupted"""
+
+
+def parse_value(text: str) -> Any:
+    """A grid value from the command line: int, float, true/false, or the string itself."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``["dropout=0.1,0.2", "layer1=128"]`` -> ``{"dropout": [0.1, 0.2], "layer1": [128]}``."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not values:
+            raise ValueError(
+                "--grid takes NAME=VALUE[,VALUE...], e.g. --grid dropout=0.1,0.2. "
+                f"Received: --grid {item!r}"
+            )
+        if name in grid:
+            raise ValueError(
+                f"--grid gives the flag '{name}' twice; list all its values once: "
+                f"--grid {name}=A,B. Received: --grid {item!r}"
+            )
+        grid[name] = [parse_value(v) for v in values.split(",")]
+    return grid
+
+
+def parse_resources(text: str | None) -> dict[str, float] | None:
+    """``"cpu=2,gpu=0.5"`` -> ``{"cpu": 2.0, "gpu": 0.5}``."""
+    if not text:
+        return None
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ValueError(
+                f"--resources takes NAME=NUMBER[,NAME=NUMBER], e.g. cpu=2,gpu=1. Received: {text!r}"
+            )
+    return out
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "tune",
+        help="run a script over a grid of flag values (a tuning)",
+        description="Run a training script once per combination of flag values; each trial "
+        "is an ordinary training run tagged with the tuning's id. Running the same tuning "
+        "again skips trials already completed.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("script", help="the training script")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a flag and the values to try (repeat for more flags)",
+    )
+    p.add_argument("--trials", metavar="CSV", help="a CSV table of trials instead of --grid")
+    p.add_argument(
+        "--sample", type=float, help="a fraction (0 < s < 1) or a count (>= 1) of trials"
+    )
+    p.add_argument("--seed", type=int, help="seed for --sample")
+    p.add_argument("--workers", type=int, default=1, help="trials run at once (default 1)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--address", help="Ray cluster address (backend ray)")
+    p.add_argument("--resources", metavar="cpu=N,gpu=N", help="Ray resources per trial")
+    p.add_argument("--runs-dir", default="runs", help="runs folder (default: runs)")
+    p.add_argument("--metric", help="report the best trial by this column, e.g. eval_accuracy")
+    p.add_argument("--mode", choices=("max", "min"), default="max")
+    p.add_argument("--tuning-id", help="the tuning's id (default: a hash of script and trials)")
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip trials already completed by this tuning (default: on)",
+    )
+    p.add_argument("--echo", action="store_true", help="echo each trial's output")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainrun.exceptions import MissingExtraError, TuningError
+
+    try:
+        grid = parse_grid(args.grid) if args.grid else None
+        trials = None
+        if args.trials:
+            import pandas as pd
+
+            trials = pd.read_csv(args.trials)
+        if grid is None and trials is None:
+            raise ValueError("Give the values to try with --grid NAME=V1,V2 or a --trials CSV.")
+        sample: float | int | None = args.sample
+        if sample is not None and sample >= 1 and float(sample).is_integer():
+            sample = int(sample)
+        from trainrun.runs.tuning import tuning_run
+
+        df = tuning_run(
+            args.script,
+            flags=grid,
+            trials=trials,
+            sample=sample,
+            seed=args.seed,
+            runs_dir=args.runs_dir,
+            workers=args.workers,
+            backend=args.backend,
+            address=args.address,
+            resources_per_trial=parse_resources(args.resources),
+            confirm=False if args.yes else None,
+            tuning_id=args.tuning_id,
+            resume=args.resume,
+            metric=args.metric,
+            mode=args.mode,
+            echo=args.echo,
+        )
+    except TuningError as exc:
+        print(f"trainrun tune: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, MissingExtraError) as exc:
+        print(f"trainrun tune: error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if (df["status"] == "completed").all() else 1
