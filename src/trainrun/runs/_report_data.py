@@ -487,3 +487,40 @@ def _run_colors(n: int) -> list[str]:
     from trainrun.runs._report_chart import PALETTE
 
     return [PALETTE[i % len(PALETTE)] for i in range(n)]
+
+
+def _identifier(name: str) -> str:
+    return re.sub(r"\W+", "_", str(name)).strip("_")
+
+
+def folder_listing(runs_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows like ``ls_runs()`` gives, read straight from the folders, newest first.
+
+    Used only where ``trainrun.runs.store`` is not installed; a corrupt run is skipped.
+    """
+    rows = []
+    for path in reversed(_run_folders(Path(runs_dir))):
+        try:
+            run = record.read_run(path)
+        except (OSError, ValueError):
+            continue
+        row: dict[str, Any] = {
+            "run_dir": run["run_dir"],
+            "id": run["id"],
+            "status": run["status"],
+            "start": run.get("start"),
+            "end": run.get("end"),
+            "duration": run.get("duration"),
+            "script": run.get("script"),
+            "exit_code": run.get("exit_code"),
+        }
+        for prefix, values in (
+            ("tag_", run.get("tags") or {}),
+            ("flag_", run.get("flags") or {}),
+            ("metric_", run.get("metrics") or {}),
+            ("eval_", run.get("evaluation") or {}),
+        ):
+            for key, value in values.items():
+                row[prefix + _identifier(key)] = value
+        rows.append(row)
+    return rows

@@ -1,0 +1,75 @@
+"""Serving the dashboard: bind a socket first (so port 0 works and the real URL is
+printed), then hand it to uvicorn."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import webbrowser
+from pathlib import Path
+
+DEFAULT_PORT = 8700
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            f"Could not listen on {host}:{port} ({exc.strerror}). "
+            "Pick another port with --port N (0 picks a free one)."
+        ) from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    runs_dir: str | os.PathLike[str] = "runs",
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    open_browser: bool = False,
+) -> None:
+    """Serve the dashboard over ``runs_dir`` until interrupted (Ctrl-C).
+
+    Binds loopback unless ``host`` says otherwise; ``port=0`` picks a free port.
+    The URL is printed once the socket listens.
+
+    >>> serve("runs", port=0)     # doctest: +SKIP
+    trainrun ui: serving runs at http://127.0.0.1:41234/ (Ctrl-C stops)
+    """
+    import uvicorn
+
+    from trainrun.web.app import LOOPBACK_NAMES, create_app
+
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"The port must be an integer from 0 to 65535. Received: port={port!r}")
+    runs_path = Path(runs_dir).resolve()
+    if runs_path.exists() and not runs_path.is_dir():
+        raise NotADirectoryError(
+            f"The runs folder {runs_path} is a file, not a folder. Pass the folder that holds "
+            f"your runs. Received: runs_dir={os.fspath(runs_dir)!r}"
+        )
+    # a non-loopback bind was asked for explicitly: accept any Host header there
+    allowed = LOOPBACK_NAMES if host in LOOPBACK else ["*"]
+    app = create_app(runs_path, allowed_hosts=allowed)
+    sock = _bind(host, port)
+    actual_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{actual_port}/"
+    note = "" if runs_path.is_dir() else " (no runs yet: the folder does not exist)"
+    print(f"trainrun ui: serving {runs_path}{note} at {url} (Ctrl-C stops)", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    if open_browser:
+        threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
