@@ -31,6 +31,14 @@ _EXPORTS: dict[str, str] = {
     # bundled data and MNIST-format loaders
     "load_churn": "trainrun.data",
     "load_mnist": "trainrun.data",
+    # reports and the dashboard
+    "RunReport": "trainrun.runs.report",
+    "compare_runs": "trainrun.runs.report",
+    "comparison_report": "trainrun.runs.report",
+    "run_report": "trainrun.runs.report",
+    "save_run_comparison": "trainrun.runs.report",
+    "save_run_view": "trainrun.runs.report",
+    "view_run": "trainrun.runs.report",
     # tuning
     "optuna_search": "trainrun.runs.tuning",
     "tuning_run": "trainrun.runs.tuning",
