@@ -1,0 +1,764 @@
+"""Flags: a training script's settings, declared once, changed from outside.
+
+A script declares its flags with defaults; the same script then runs plainly,
+with other values on its command line, from a ``flags.yml`` profile, or as a
+training run with overrides::
+
+    from trainrun import flags, flag_numeric
+
+    FLAGS = flags(flag_numeric("dropout", 0.2, "Dropout rate", choices=None),
+                  layer1=256, activation="relu")
+    FLAGS.dropout, FLAGS["layer1"]
+
+Precedence, lowest first:
+
+1. the declared defaults;
+2. a flags file: ``flags.yml`` beside the script, else in the working folder.
+   Either flat (``dropout: 0.1``) or named profiles (``default: {...}``,
+   ``big: {...}``); a profile is chosen by ``--flags-profile NAME`` or the
+   environment variable ``TRAINRUN_FLAGS_PROFILE`` and is laid over ``default``;
+3. the command line: ``--dropout 0.1``, ``--dropout=0.1``; ``--learning-rate``
+   means ``learning_rate``; a boolean flag alone means true, ``--no-NAME`` false;
+4. overrides from ``training_run`` (environment variable ``TRAINRUN_FLAGS``, JSON).
+
+Arguments that do not start with ``--`` (positional or single-dash) and
+everything after a bare ``--`` are left to the script: ``FLAGS.unparsed``.
+An undeclared ``--name`` is an error (a typo must not be silently ignored);
+put options meant for the script's own parser after ``--``.
+
+From the command line every problem prints one clear message and exits with
+code 2; ``--help`` prints the flag table and exits 0. When a training run is
+active, the resolved flags are written to the run's ``flags.json``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainrun.exceptions import FlagError
+
+__all__ = [
+    "FLAG_TYPES",
+    "FlagSpec",
+    "Flags",
+    "flag_boolean",
+    "flag_integer",
+    "flag_numeric",
+    "flag_string",
+    "flags",
+    "parse_flags",
+]
+
+FLAG_TYPES = ("numeric", "integer", "boolean", "string")
+FLAGS_ENV = "TRAINRUN_FLAGS"
+PROFILE_ENV = "TRAINRUN_FLAGS_PROFILE"
+FLAGS_FILES = ("flags.yml", "flags.yaml")
+
+_TRUE = ("true", "yes", "1", "on", "t", "y")
+_FALSE = ("false", "no", "0", "off", "f", "n")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Options flags() itself understands on the command line; they cannot be flag names.
+_OWN_OPTIONS = ("flags_profile", "flags_file")
+# Attribute names of Flags; a flag by one of these names could not be read as FLAGS.name.
+_RESERVED = (
+    "as_dict",
+    "declared",
+    "get",
+    "items",
+    "keys",
+    "record",
+    "sources",
+    "unparsed",
+    "values",
+)
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class FlagSpec:
+    """One declared flag: its name, type, default, description and allowed choices."""
+
+    name: str
+    type: str
+    default: Any = None
+    description: str = ""
+    choices: tuple[Any, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The declaration as written to flags.json."""
+        return {
+            "type": self.type,
+            "default": self.default,
+            "description": self.description,
+            "choices": list(self.choices) if self.choices is not None else None,
+        }
+
+
+def _normalize_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise FlagError(f"A flag name must be a non-empty string. Received: name={name!r}")
+    key = name.strip().lstrip("-").replace("-", "_")
+    if not _NAME.match(key):
+        raise FlagError(
+            f"The flag name {name!r} is not valid: use letters, digits, '_' or '-', "
+            f"not starting with a digit. Received: name={name!r}"
+        )
+    if key in _RESERVED or key in _OWN_OPTIONS:
+        raise FlagError(
+            f"The flag name {key!r} is reserved ({'an option of flags() itself' if key in _OWN_OPTIONS else 'a method of Flags'}); "
+            f"choose another name. Received: name={name!r}"
+        )
+    return key
+
+
+def _declare(
+    type_: str, name: str, default: Any, description: str | None, choices: Iterable[Any] | None
+) -> FlagSpec:
+    key = _normalize_name(name)
+    if description is not None and not isinstance(description, str):
+        raise FlagError(
+            f"The description of flag {key!r} must be a string. Received: description={description!r}"
+        )
+    conv_choices: tuple[Any, ...] | None = None
+    if choices is not None:
+        if isinstance(choices, (str, bytes)) or not isinstance(choices, Iterable):
+            raise FlagError(
+                f"The choices of flag {key!r} must be a list of values. Received: choices={choices!r}"
+            )
+        conv_choices = tuple(_convert_type(type_, key, c, "its choices") for c in choices)
+        if not conv_choices:
+            raise FlagError(f"The choices of flag {key!r} are empty. Received: choices=[]")
+    spec = FlagSpec(key, type_, None, description or "", conv_choices)
+    if default is not None:
+        default = _convert_type(type_, key, default, "its default")
+        _check_choices(spec, default, "its default", default)
+    return FlagSpec(key, type_, default, description or "", conv_choices)
+
+
+def flag_numeric(
+    name: str,
+    default: float | None,
+    description: str | None = None,
+    choices: Iterable[float] | None = None,
+) -> FlagSpec:
+    """Declare a floating-point flag.
+
+    >>> flag_numeric("dropout", 0.2, "Dropout rate").default
+    0.2
+    """
+    return _declare("numeric", name, default, description, choices)
+
+
+def flag_integer(
+    name: str,
+    default: int | None,
+    description: str | None = None,
+    choices: Iterable[int] | None = None,
+) -> FlagSpec:
+    """Declare an integer flag (``"256"`` and ``256.0`` convert; ``2.5`` does not).
+
+    >>> flag_integer("layer1", 256, "Units in the first layer").type
+    'integer'
+    """
+    return _declare("integer", name, default, description, choices)
+
+
+def flag_boolean(name: str, default: bool | None, description: str | None = None) -> FlagSpec:
+    """Declare a boolean flag (true/false, yes/no, 1/0, on/off; ``--name`` alone is true).
+
+    >>> flag_boolean("batch_norm", False).default
+    False
+    """
+    return _declare("boolean", name, default, description, None)
+
+
+def flag_string(
+    name: str,
+    default: str | None,
+    description: str | None = None,
+    choices: Iterable[str] | None = None,
+) -> FlagSpec:
+    """Declare a string flag, optionally limited to ``choices``.
+
+    >>> flag_string("activation", "relu", choices=["relu", "tanh"]).choices
+    ('relu', 'tanh')
+    """
+    return _declare("string", name, default, description, choices)
+
+
+def _infer(name: str, default: Any) -> FlagSpec:
+    if isinstance(default, FlagSpec):
+        if _normalize_name(name) != default.name:
+            raise FlagError(
+                f"The keyword {name!r} holds a declaration of flag {default.name!r}; "
+                f"pass declarations positionally. Received: {name}={default!r}"
+            )
+        return default
+    if isinstance(default, bool):
+        type_ = "boolean"
+    elif isinstance(default, int):
+        type_ = "integer"
+    elif isinstance(default, float):
+        type_ = "numeric"
+    elif isinstance(default, str) or default is None:
+        type_ = "string"
+    elif hasattr(default, "item") and not isinstance(default, (bytes, bytearray)):
+        return _infer(name, default.item())  # a numpy scalar
+    else:
+        raise FlagError(
+            f"The default of flag {name!r} must be a number, a boolean, a string or None, "
+            f"since flags travel through command lines and files. "
+            f"Received: {name}={default!r} ({type(default).__name__})"
+        )
+    return _declare(type_, name, default, None, None)
+
+
+def _collect(declarations: Iterable[Any]) -> dict[str, FlagSpec]:
+    specs: dict[str, FlagSpec] = {}
+    for item in declarations:
+        if isinstance(item, FlagSpec):
+            new = [item]
+        elif isinstance(item, Mapping):
+            new = [_infer(str(k), v) for k, v in item.items()]
+        else:
+            raise FlagError(
+                "flags() takes declarations (flag_numeric(...), flag_string(...), ...), "
+                "dicts of defaults, or keyword defaults. "
+                f"Received: {item!r} ({type(item).__name__})"
+            )
+        for spec in new:
+            if spec.name in specs:
+                raise FlagError(
+                    f"The flag {spec.name!r} is declared twice; declare each flag once "
+                    f"('learning-rate' and 'learning_rate' are the same flag). "
+                    f"Received: {spec.name}"
+                )
+            specs[spec.name] = spec
+    return specs
+
+
+# ---------------------------------------------------------------- conversion
+
+_TYPE_WORDS = {
+    "numeric": "a number",
+    "integer": "a whole number",
+    "boolean": "a boolean (true/false, yes/no, 1/0)",
+    "string": "a string",
+}
+
+
+def _convert_type(type_: str, name: str, value: Any, source: str) -> Any:
+    if value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalars from a tuning grid
+    bad = FlagError(
+        f"The flag {name!r} expects {_TYPE_WORDS[type_]}, but {source} gave {value!r}. "
+        f"Received: {name}={value!r}"
+    )
+    if type_ == "numeric":
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise bad from None
+        raise bad
+    if type_ == "integer":
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            text = value.strip().replace("_", "")
+            try:
+                return int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise bad from None
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise bad
+    if type_ == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+        raise bad
+    # string
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise bad
+
+
+def _check_choices(spec: FlagSpec, value: Any, source: str, raw: Any) -> None:
+    if spec.choices is None or value is None or value in spec.choices:
+        return
+    shown = ", ".join(repr(c) for c in spec.choices)
+    raise FlagError(
+        f"The flag {spec.name!r} must be one of {shown}, but {source} gave {raw!r}. "
+        f"Received: {spec.name}={raw!r}"
+    )
+
+
+def _convert(spec: FlagSpec, raw: Any, source: str) -> Any:
+    value = _convert_type(spec.type, spec.name, raw, source)
+    _check_choices(spec, value, source, raw)
+    return value
+
+
+def _undeclared(name: str, specs: Mapping[str, FlagSpec], source: str, shown: str) -> FlagError:
+    declared = ", ".join(specs) or "(none)"
+    close = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.6)
+    hint = f" Did you mean '--{close[0].replace('_', '-')}'?" if close else ""
+    return FlagError(
+        f"Unknown flag {name!r} from {source}.{hint} Declared flags: {declared}. "
+        f"Arguments meant for the script itself go after '--'. Received: {shown}"
+    )
+
+
+# ---------------------------------------------------------------- the result
+
+
+class Flags(Mapping[str, Any]):
+    """The resolved flags: read as ``FLAGS.dropout`` or ``FLAGS["dropout"]``.
+
+    Read-only. ``declared`` holds the declarations, ``sources`` where each value
+    came from ("default", "file", "command line", "run"), ``unparsed`` the
+    command-line arguments left to the script.
+
+    >>> FLAGS = parse_flags([{"dropout": 0.2}], argv=["--dropout", "0.1"])
+    >>> FLAGS.dropout, FLAGS.sources["dropout"]
+    (0.1, 'command line')
+    """
+
+    __slots__ = ("_values", "declared", "sources", "unparsed")
+
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        declared: Mapping[str, FlagSpec],
+        sources: Mapping[str, str] | None = None,
+        unparsed: Iterable[str] = (),
+    ) -> None:
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "declared", dict(declared))
+        object.__setattr__(self, "sources", dict(sources or {}))
+        object.__setattr__(self, "unparsed", list(unparsed))
+
+    def __getitem__(self, name: str) -> Any:
+        values = self._values
+        if name in values:
+            return values[name]
+        key = name.replace("-", "_") if isinstance(name, str) else name
+        if key in values:
+            return values[key]
+        raise KeyError(self._missing(name))
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached when normal lookup fails; guard against half-built objects (copy, pickle)
+        if name.startswith("__") or name == "_values":
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(self._missing(name)) from None
+
+    def _missing(self, name: Any) -> str:
+        close = difflib.get_close_matches(str(name), list(self._values), n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return (
+            f"No flag named {name!r}.{hint} Declared flags: {', '.join(self._values) or '(none)'}."
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"Flags are read-only: set {name!r} by declaring its default, in flags.yml, "
+            f"on the command line (--{name.replace('_', '-')} VALUE) or through training_run(flags=...)."
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self._values})
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
+        return f"Flags({inner})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Flags, (self._values, self.declared, self.sources, self.unparsed))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The values as a plain dict."""
+        return dict(self._values)
+
+    def record(self) -> dict[str, Any]:
+        """What flags.json holds: ``{"values", "declared", "sources"}``."""
+        return {
+            "values": dict(self._values),
+            "declared": {k: s.to_dict() for k, s in self.declared.items()},
+            "sources": dict(self.sources),
+        }
+
+
+# ---------------------------------------------------------------- sources of values
+
+
+def _script_dir() -> Path | None:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv else "")
+    if not path or path in ("-c", "-m"):
+        return None
+    folder = Path(path).resolve().parent
+    return folder if folder.is_dir() else None
+
+
+def _find_flags_file() -> Path | None:
+    folders = [d for d in (_script_dir(), Path.cwd()) if d is not None]
+    for folder in dict.fromkeys(folders):
+        for name in FLAGS_FILES:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _read_flags_file(path: Path, profile: str | None) -> dict[str, Any]:
+    import yaml  # only when a flags file exists: keeps plain scripts fast
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FlagError(f"Could not read the flags file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise FlagError(
+            f"The flags file {path} is not valid YAML{at}; fix the file. "
+            f"Received: {getattr(exc, 'problem', exc)}"
+        ) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FlagError(
+            f"The flags file {path} must hold a mapping of flag names to values "
+            f"(or of profile names to such mappings). Received: {type(data).__name__}"
+        )
+    nested = [isinstance(v, dict) for v in data.values()]
+    if data and all(nested):
+        chosen = profile or "default"
+        if chosen != "default" and chosen not in data:
+            raise FlagError(
+                f"The flags file {path} has no profile {chosen!r}. "
+                f"Profiles: {', '.join(map(str, data))}. Received: profile={chosen!r}"
+            )
+        merged = dict(data.get("default") or {})
+        if chosen != "default":
+            merged.update(data[chosen] or {})
+        return merged
+    if any(nested):
+        raise FlagError(
+            f"The flags file {path} mixes flat flags and profiles; either list flags at the "
+            f"top level, or put every flag under a profile such as 'default:'."
+        )
+    if profile:
+        raise FlagError(
+            f"The profile {profile!r} was requested, but the flags file {path} has no profiles "
+            f"(its flags are at the top level). Unset {PROFILE_ENV} or add profiles to the file. "
+            f"Received: profile={profile!r}"
+        )
+    return data
+
+
+def _read_overrides(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FlagError(
+            f"The environment variable {FLAGS_ENV} must hold a JSON object of flag values. "
+            f"Received: {text[:200]!r}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise FlagError(
+            f"The environment variable {FLAGS_ENV} must hold a JSON object of flag values. "
+            f"Received: {text[:200]!r}"
+        )
+    return data
+
+
+def _bool_literal(token: str) -> bool:
+    return token.strip().lower() in _TRUE + _FALSE
+
+
+def _parse_argv(
+    argv: list[str], specs: Mapping[str, FlagSpec], allow_unknown: bool
+) -> tuple[dict[str, tuple[Any, str]], list[str], dict[str, str], bool]:
+    """Split argv into flag values, own options, the script's arguments and a help request."""
+    found: dict[str, tuple[Any, str]] = {}
+    own: dict[str, str] = {}
+    unparsed: list[str] = []
+    wants_help = False
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            unparsed.extend(argv[i:])
+            break
+        if tok in ("-h", "--help"):
+            wants_help = True
+        elif tok.startswith("--") and len(tok) > 2:
+            body, eq, value = tok[2:].partition("=")
+            key = body.replace("-", "_")
+            if key in _OWN_OPTIONS:
+                if not eq:
+                    if i + 1 >= len(argv):
+                        raise FlagError(f"The option {tok} needs a value. Received: {tok}")
+                    i += 1
+                    value = argv[i]
+                own[key] = value
+                i += 1
+                continue
+            spec = specs.get(key)
+            if spec is None and not eq and key.startswith("no_"):
+                negated = specs.get(key[3:])
+                if negated is not None and negated.type == "boolean":
+                    found[negated.name] = (False, tok)
+                    i += 1
+                    continue
+            if spec is None:
+                if allow_unknown:
+                    unparsed.append(tok)
+                    i += 1
+                    continue
+                raise _undeclared(key, specs, "the command line", tok)
+            if not eq:
+                if spec.type == "boolean":
+                    if i + 1 < len(argv) and _bool_literal(argv[i + 1]):
+                        i += 1
+                        value = argv[i]
+                    else:
+                        value = "true"
+                else:
+                    if i + 1 >= len(argv):
+                        raise FlagError(
+                            f"The flag {tok} needs a value: '{tok} VALUE' or '{tok}=VALUE'. "
+                            f"Received: {tok}"
+                        )
+                    i += 1
+                    value = argv[i]  # taken verbatim, even '-1' or '--x'
+                shown = f"{tok} {value}"
+            else:
+                shown = tok
+            found[key] = (value, shown)
+        else:
+            unparsed.append(tok)  # positional or single-dash: the script's own
+        i += 1
+    return found, unparsed, own, wants_help
+
+
+# ---------------------------------------------------------------- help
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def format_flag_table(flags_: Flags, prog: str = "script.py") -> str:
+    """The ``--help`` text: usage, then one row per flag."""
+    head = ("flag", "type", "default", "value", "choices", "description")
+    rows = []
+    for name, spec in flags_.declared.items():
+        value = flags_.get(name, spec.default)
+        source = flags_.sources.get(name, "default")
+        rows.append(
+            (
+                "--" + name.replace("_", "-"),
+                spec.type,
+                _fmt(spec.default),
+                _fmt(value) + ("" if source == "default" else f" ({source})"),
+                ", ".join(_fmt(c) for c in spec.choices) if spec.choices else "",
+                spec.description,
+            )
+        )
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [
+        f"usage: python {prog} [--FLAG VALUE ...] [--flags-profile NAME] [-- SCRIPT ARGS]",
+        "",
+        "flags (defaults < flags.yml < command line < training_run overrides):",
+    ]
+    for row in [head, *rows]:
+        lines.append(
+            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        )
+    if not rows:
+        lines.append("  (no flags declared)")
+    lines += [
+        "",
+        "--name=value and --name value both work; --learning-rate means learning_rate;",
+        "booleans take true/false, yes/no, 1/0, or --name / --no-name alone.",
+        f"A profile of flags.yml is chosen by --flags-profile NAME or {PROFILE_ENV}.",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def parse_flags(
+    declarations: Iterable[Any] = (),
+    *,
+    argv: list[str] | None = None,
+    file: str | os.PathLike[str] | bool | None = None,
+    profile: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    allow_unknown: bool = False,
+    record: bool = True,
+) -> Flags:
+    """Resolve flags, raising FlagError on any problem (the library form of :func:`flags`).
+
+    ``declarations``: FlagSpec objects and/or dicts of defaults. ``argv``: the
+    command line (default ``sys.argv[1:]``). ``file``: a flags file; None looks for
+    flags.yml beside the script then in the working folder; False reads none.
+    ``profile``: the flags.yml profile (default: ``--flags-profile`` or
+    ``$TRAINRUN_FLAGS_PROFILE``). ``overrides``: the highest-precedence values
+    (default: ``$TRAINRUN_FLAGS``). ``allow_unknown``: keep undeclared
+    ``--options`` in ``unparsed`` instead of failing. ``record``: write flags.json
+    into the active run. ``--help`` raises SystemExit(0) after printing the table.
+
+    >>> parse_flags([{"lr": 0.1, "epochs": 3}], argv=["--epochs=5"], file=False).epochs
+    5
+    """
+    specs = _collect(declarations)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    found, unparsed, own, wants_help = _parse_argv(argv, specs, allow_unknown)
+
+    values: dict[str, Any] = {name: spec.default for name, spec in specs.items()}
+    sources: dict[str, str] = {name: "default" for name in specs}
+
+    def apply(items: Mapping[str, Any], source: str) -> None:
+        for raw_name, raw in items.items():
+            key = str(raw_name).replace("-", "_")
+            spec = specs.get(key)
+            if spec is None:
+                raise _undeclared(key, specs, source, f"{raw_name}={raw!r}")
+            values[key] = _convert(spec, raw, source)
+            sources[key] = source
+
+    try:
+        if file is not False:
+            path: Path | None
+            if file is None or file is True:
+                path = Path(own["flags_file"]) if "flags_file" in own else _find_flags_file()
+            else:
+                path = Path(file)
+            if path is not None:
+                if not path.is_file():
+                    raise FlagError(
+                        f"The flags file {path} does not exist; check the path. Received: file={str(path)!r}"
+                    )
+                chosen = profile or own.get("flags_profile") or os.environ.get(PROFILE_ENV) or None
+                apply(_read_flags_file(path, chosen), f"the flags file {path.name}")
+        elif profile or own.get("flags_profile"):
+            raise FlagError(
+                "A flags profile was requested but no flags file is read (file=False). "
+                f"Received: profile={profile or own.get('flags_profile')!r}"
+            )
+        for key, (raw, shown) in found.items():
+            spec = specs[key]
+            values[key] = _convert(spec, raw, f"the command line ({shown})")
+            sources[key] = "command line"
+        if overrides is None:
+            text = os.environ.get(FLAGS_ENV)
+            overrides = _read_overrides(text) if text else {}
+        apply(overrides, "the training run")
+    except FlagError:
+        if wants_help:
+            _print_help(Flags(values, specs, sources, unparsed))
+        raise
+    # friendlier source names in the record than in error messages
+    sources = {
+        k: ("file" if s.startswith("the flags file") else "run" if s == "the training run" else s)
+        for k, s in sources.items()
+    }
+    result = Flags(values, specs, sources, unparsed)
+    if wants_help:
+        _print_help(result)
+    if record:
+        from trainrun.runs import active
+
+        active.write_run_metadata("flags", result.record())
+    return result
+
+
+def _prog() -> str:
+    arg0 = sys.argv[0] if sys.argv else ""
+    return os.path.basename(arg0) if arg0 and arg0 not in ("-c", "-m") else "script.py"
+
+
+def _print_help(result: Flags) -> None:
+    print(format_flag_table(result, _prog()))
+    raise SystemExit(0)
+
+
+def _interactive() -> bool:
+    arg0 = sys.argv[0] if sys.argv else ""
+    return bool(
+        hasattr(sys, "ps1") or sys.flags.interactive or not arg0 or "ipykernel" in sys.modules
+    )
+
+
+def flags(*declarations: Any, **defaults: Any) -> Flags:
+    """Declare a script's flags and resolve their values (see the module docstring).
+
+    ``declarations`` are ``flag_numeric(...)``-style declarations or dicts of
+    defaults; keyword arguments are defaults whose type is inferred. Run from a
+    command line, any problem prints one message and exits with code 2, and
+    ``--help`` prints the flag table and exits 0; interactively (a notebook, the
+    REPL) problems raise FlagError. Tests and libraries should call
+    :func:`parse_flags` with an explicit ``argv``.
+
+    >>> FLAGS = flags(dropout=0.2, layer1=256, activation="relu")  # doctest: +SKIP
+    >>> FLAGS.dropout  # doctest: +SKIP
+    0.2
+    """
+    try:
+        return parse_flags([*declarations, defaults])
+    except FlagError as exc:
+        if _interactive():
+            raise
+        sys.stderr.write(f"{_prog()}: error: {exc}\n")
+        sys.stderr.flush()
+        raise SystemExit(2) from None

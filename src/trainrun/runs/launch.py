@@ -1,0 +1,398 @@
+"""training_run(): run a script as a recorded training run.
+
+The launcher creates the run folder, writes run.json (status "running", with
+its own pid), starts the script in a child process with the same Python, and
+copies the child's output live to the terminal and to output.log. While the
+script runs, a thread snapshots the source and looks up package versions and
+the git state. When the child exits, run.json gets the final status, exit
+code, error and traceback tail.
+
+How the child is started:
+
+- ``[sys.executable, script, --name=value ..., *args]`` as a list: no shell, so
+  no flag value can run anything. Flag overrides travel twice: as
+  ``--name=value`` arguments (visible in ``command``, and read by scripts that
+  parse their own arguments) and as JSON in ``TRAINRUN_FLAGS`` (typed, read by
+  :func:`trainrun.flags`, highest precedence).
+- ``TRAINRUN_RUN_DIR`` names the run folder; ``PYTHONUNBUFFERED=1`` makes
+  output arrive as it is printed.
+- The working folder is the script's folder, so that relative paths in the
+  script (and its flags.yml) behave as with ``cd folder && python script.py``.
+  A relative ``runs_dir`` is taken relative to the caller's working folder.
+
+Statuses: completed (exit code 0); failed (any other exit code, or the child
+killed by a signal other than SIGINT/SIGTERM); interrupted (Ctrl-C in the
+launcher, or the child stopped by SIGINT/SIGTERM). A launcher that is itself
+killed leaves "running" with a dead pid, which readers report as killed.
+``exit_code`` is the child's return code (negative: the signal number).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainrun.exceptions import FlagError
+from trainrun.runs import record
+from trainrun.runs._launch_record import update_run
+
+__all__ = ["training_run", "stop_all_runs"]
+
+#: Seconds the child gets after SIGINT, then after SIGTERM, before SIGKILL.
+INTERRUPT_GRACE = 5.0
+TERMINATE_GRACE = 2.0
+
+_children: dict[int, subprocess.Popen[bytes]] = {}
+_children_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------- checking arguments
+
+
+def _check_flags(flags: Mapping[str, Any] | None) -> dict[str, Any]:
+    if flags is None:
+        return {}
+    if not isinstance(flags, Mapping):
+        raise FlagError(
+            "training_run() takes flags as a dict of flag names to values. "
+            f"Received: flags={flags!r}"
+        )
+    out: dict[str, Any] = {}
+    for name, value in flags.items():
+        if not isinstance(name, str) or not name.strip("-"):
+            raise FlagError(f"Flag names must be non-empty strings. Received: {name!r}")
+        key = name.lstrip("-").replace("-", "_")
+        if not key.isidentifier():
+            raise FlagError(
+                f"The flag name {name!r} is not valid: use letters, digits and '_' or '-'. "
+                f"Received: {name!r}"
+            )
+        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+            value = value.item()  # numpy scalars from a grid
+        if value is not None and not isinstance(value, (str, bool, int, float)):
+            raise FlagError(
+                f"The value of flag {key!r} must be a number, a string, a boolean or None. "
+                f"Received: {key}={value!r}"
+            )
+        if isinstance(value, str) and "\x00" in value:
+            raise FlagError(
+                f"The value of flag {key!r} contains a NUL character, which no command line "
+                f"can carry. Received: {key}={value!r}"
+            )
+        if key in out:
+            raise FlagError(f"The flag {key!r} is given twice. Received: flags={dict(flags)!r}")
+        out[key] = value
+    return out
+
+
+def _flag_arg(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = repr(value)
+    else:
+        text = str(value)
+    return f"--{name}={text}"
+
+
+def _check_strings(value: Any, what: str) -> list[str]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"training_run() {what} must be a list of strings, one per argument. "
+            f"Received: {what}={value!r}"
+        )
+    out = []
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(
+                f"training_run() {what} must hold strings only. Received: {item!r} in {what}"
+            )
+        out.append(item)
+    return out
+
+
+# ---------------------------------------------------------------- the child
+
+
+def _child_env(
+    run_dir: Path, overrides: Mapping[str, Any], env: Mapping[str, str | None] | None
+) -> dict[str, str]:
+    child = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            child.pop(key, None)
+        else:
+            child[str(key)] = str(value)
+    child["TRAINRUN_RUN_DIR"] = str(run_dir)
+    # always set: a run started from inside another run must not inherit its overrides
+    child["TRAINRUN_FLAGS"] = json.dumps(overrides)
+    child["PYTHONUNBUFFERED"] = "1"
+    child.setdefault("PYTHONIOENCODING", "utf-8")
+    return child
+
+
+def _stop_child(proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL, each after a grace period; a second Ctrl-C kills."""
+    try:
+        try:
+            proc.wait(0.2)  # a terminal's Ctrl-C reached the child too: let it react first
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        for sig, grace in ((signal.SIGINT, INTERRUPT_GRACE), (signal.SIGTERM, TERMINATE_GRACE)):
+            if proc.poll() is not None:
+                return
+            proc.send_signal(sig)
+            try:
+                proc.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+    except KeyboardInterrupt:
+        pass  # impatient: fall through to the kill
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def stop_all_runs() -> int:
+    """Ask every run this process is running (in any thread) to stop, as Ctrl-C would.
+
+    Sends SIGINT to each child; their ``training_run`` calls then record them
+    as interrupted and return. Returns how many were signalled. For tuning
+    loops whose runs live in worker threads.
+
+    >>> stop_all_runs()
+    0
+    """
+    with _children_lock:
+        procs = list(_children.values())
+    count = 0
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGINT)
+                count += 1
+            except OSError:
+                pass
+    return count
+
+
+# ---------------------------------------------------------------- while it runs
+
+
+def _background(run_dir: Path, script: Path, runs_root: Path) -> None:
+    """Source snapshot, package versions and git state, recorded while the script runs."""
+    from trainrun.runs._launch_meta import git_state, package_versions
+    from trainrun.runs._source import snapshot_source
+
+    fields: dict[str, Any] = {}
+    try:
+        fields["source"] = snapshot_source(
+            script, run_dir / record.SOURCE_DIR, exclude=[runs_root]
+        ).summary()
+    except Exception as exc:  # noqa: BLE001 - the run goes on without a snapshot
+        fields["source"] = {"files": 0, "bytes": 0, "skipped": [f"snapshot failed: {exc}"]}
+    try:
+        fields["packages"] = package_versions()
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        fields["git"] = git_state(script.parent)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        update_run(run_dir, fields)
+    except Exception as exc:  # noqa: BLE001
+        sys.stderr.write(f"trainrun: warning: could not record run details: {exc}\n")
+
+
+def _outcome(returncode: int, interrupted: bool, output: str) -> dict[str, Any]:
+    from trainrun.runs._launch_output import error_from_output
+
+    if returncode == 0:
+        return {"status": "completed", "error": None, "traceback": None}
+    error, tb = error_from_output(output)
+    if interrupted or returncode in (-signal.SIGINT, -signal.SIGTERM):
+        how = "KeyboardInterrupt" if interrupted or returncode == -signal.SIGINT else "SIGTERM"
+        return {"status": "interrupted", "error": f"Interrupted ({how})", "traceback": tb}
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = " (out of memory?)" if returncode == -signal.SIGKILL else ""
+        return {"status": "failed", "error": f"Killed by {name}{hint}", "traceback": tb}
+    return {"status": "failed", "error": error or f"Exited with code {returncode}", "traceback": tb}
+
+
+def _view(run_dir: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("trainrun.runs.report") is None:
+        sys.stderr.write("trainrun: note: run reports are not available in this install.\n")
+        return
+    try:
+        from trainrun.runs import report
+
+        report.view_run(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the run is recorded; the view is a courtesy
+        sys.stderr.write(f"trainrun: warning: could not open the run's report: {exc}\n")
+
+
+# ---------------------------------------------------------------- the entry point
+
+
+def training_run(
+    script: str | os.PathLike[str],
+    flags: Mapping[str, Any] | None = None,
+    runs_dir: str | os.PathLike[str] = "runs",
+    *,
+    args: Sequence[str] = (),
+    tags: Mapping[str, Any] | None = None,
+    echo: bool = True,
+    env: Mapping[str, str | None] | None = None,
+    view: bool | None = None,
+) -> dict[str, Any]:
+    """Run ``script`` as a training run and return its record (as ``read_run`` gives it).
+
+    ``flags``: overrides of the script's flags. ``args``: more command-line
+    arguments for the script. ``tags``: ``{str: str}`` stored in run.json (e.g.
+    a tuning id). ``echo``: copy the script's output to this process's stdout.
+    ``env``: extra environment variables for the child (None removes one).
+    ``view``: True opens the run's report afterwards; None/False do not.
+
+    A failing script is not an error here: the record says "failed" with the
+    error and traceback tail. Ctrl-C stops the script, records "interrupted" and
+    raises KeyboardInterrupt.
+
+    >>> run = training_run("train.py", flags={"dropout": 0.3})  # doctest: +SKIP
+    >>> run["status"], run["flags"]["dropout"]  # doctest: +SKIP
+    ('completed', 0.3)
+    """
+    script_path = Path(script).expanduser()
+    if not script_path.is_file():
+        raise FileNotFoundError(
+            f"The training script {os.fspath(script)!r} does not exist "
+            f"(looked in {Path.cwd()}); pass the path of a Python file. "
+            f"Received: script={os.fspath(script)!r}"
+        )
+    script_path = script_path.resolve()
+    overrides = _check_flags(flags)
+    extra_args = _check_strings(args, "args")
+    tag_map = {str(k): str(v) for k, v in (tags or {}).items()}
+    runs_root = Path(runs_dir).expanduser().resolve()
+
+    run_dir = record.new_run_dir(runs_root)
+    command = [
+        sys.executable,
+        str(script_path),
+        *(_flag_arg(k, v) for k, v in overrides.items() if v is not None),
+        *extra_args,
+    ]
+    pid = os.getpid()
+    start = time.time()
+    info: dict[str, Any] = {
+        "id": run_dir.name,
+        "script": os.fspath(script),
+        "command": command,
+        "cwd": str(script_path.parent),
+        "status": "running",
+        "start": record.utc_now(),
+        "end": None,
+        "duration": None,
+        "exit_code": None,
+        "error": None,
+        "traceback": None,
+        "host": record.HOST,
+        "pid": pid,
+        "pid_start": record.process_start_time(pid),
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "packages": {},
+        "git": None,
+        "tags": tag_map,
+    }
+    record.write_json(run_dir / record.RUN_FILE, info)
+    if overrides:
+        # the script's flags() replaces this with its declarations; a script that
+        # parses its own arguments still gets its overrides listed
+        record.write_json(
+            run_dir / record.FLAGS_FILE,
+            {"values": overrides, "declared": {}, "sources": dict.fromkeys(overrides, "run")},
+        )
+
+    from trainrun.runs._launch_output import OutputPump
+
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            command,
+            cwd=script_path.parent,
+            env=_child_env(run_dir, overrides, env),
+            stdout=write_fd,
+            stderr=write_fd,
+            close_fds=True,
+        )
+    except OSError as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        update_run(
+            run_dir,
+            {
+                "status": "failed",
+                "end": record.utc_now(),
+                "duration": round(time.time() - start, 6),
+                "error": f"Could not start the script: {exc}",
+            },
+        )
+        return record.read_run(run_dir)
+    os.close(write_fd)  # the child holds the only writer: EOF when it (and its children) exit
+    with _children_lock:
+        _children[proc.pid] = proc
+    update_run(run_dir, {"child_pid": proc.pid})
+    pump = OutputPump(read_fd, run_dir / record.OUTPUT_FILE, echo)
+    pump.start()
+    side = threading.Thread(target=_background, args=(run_dir, script_path, runs_root), daemon=True)
+    side.start()
+
+    interrupted = False
+    try:
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            interrupted = True
+            _stop_child(proc)
+    finally:
+        if proc.poll() is None:  # any other exception on the way out: do not orphan the script
+            interrupted = True
+            _stop_child(proc)
+        with _children_lock:
+            _children.pop(proc.pid, None)
+        # a grandchild that outlives the script may hold the pipe open: do not wait forever
+        pump.join(timeout=2.0)
+        side.join(timeout=10.0)
+        final = {
+            "end": record.utc_now(),
+            "duration": round(time.time() - start, 6),
+            "exit_code": proc.returncode,
+            **_outcome(proc.returncode, interrupted, pump.text()),
+        }
+        if interrupted and proc.returncode == 0:
+            final["status"] = "completed"  # it finished before the interrupt reached it
+        if pump.error:
+            final["output_error"] = pump.error
+        update_run(run_dir, final)
+    if interrupted:
+        raise KeyboardInterrupt
+    if view:
+        _view(run_dir)
+    return record.read_run(run_dir)
