@@ -1,0 +1,120 @@
+"""``trainrun board [runs_dir]``: TensorBoard over a runs folder, each run a named run.
+
+Before starting TensorBoard it writes (or refreshes, idempotently) every run's
+HParams data, so the HParams dashboard lists each run with its flags, status
+and metrics. Binds 127.0.0.1 unless ``--host`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+
+HELP = "serve TensorBoard over a runs folder, with each run's flags in HParams"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "board",
+        help=HELP,
+        description=HELP[0].upper() + HELP[1:] + ".",
+        epilog="exit codes: 0 TensorBoard stopped; 1 TensorBoard failed; "
+        "2 bad usage or no such runs folder; 130 interrupted (Ctrl-C)",
+    )
+    p.add_argument("runs_dir", nargs="?", default="runs", help="runs folder (default: runs)")
+    p.add_argument("--port", type=int, default=6006, help="port (default: 6006)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 exposes it)",
+    )
+    p.add_argument(
+        "--reload-interval",
+        type=float,
+        default=5.0,
+        help="seconds between TensorBoard's rereads of the event files (default: 5)",
+    )
+    p.set_defaults(func=_board)
+
+
+def _board(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from trainrun.exceptions import RunNotFoundError
+    from trainrun.runs.tb import link_runs, tensorboard_command, write_hparams
+
+    if not 0 <= args.port <= 65535:
+        print(f"trainrun board: --port must be 0 to 65535. Received: {args.port}", file=sys.stderr)
+        return 2
+    if args.reload_interval <= 0:
+        print(
+            "trainrun board: --reload-interval must be a positive number of seconds. "
+            f"Received: {args.reload_interval}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        run_dirs = write_hparams(args.runs_dir)
+    except RunNotFoundError as exc:
+        print(f"trainrun board: {exc}", file=sys.stderr)
+        return 2
+    # TensorBoard reads a folder of links named by run id, so each run is named by its id;
+    # the folder lives outside the runs folder so that nothing there looks like a run.
+    with tempfile.TemporaryDirectory(prefix="trainrun-board-") as logdir:
+        try:
+            link_runs(run_dirs, logdir)
+        except OSError:  # no symlinks here: name the runs with --logdir_spec instead
+            logdir = None
+        cmd = tensorboard_command(
+            args.runs_dir,
+            port=args.port,
+            host=args.host,
+            run_dirs=run_dirs,
+            logdir=logdir,
+            reload_interval=args.reload_interval,
+        )
+        print(
+            f"trainrun board: {len(run_dirs)} run(s) from {args.runs_dir}; "
+            f"TensorBoard at http://{args.host}:{args.port}/ (Ctrl-C to stop)",
+            flush=True,
+        )
+        proc = subprocess.Popen(cmd)
+        try:
+            code = _serve(proc, args, run_dirs, logdir)
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            return 130
+    return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else 1
+
+
+def _serve(
+    proc: subprocess.Popen, args: argparse.Namespace, known: list, logdir: str | None
+) -> int:
+    """Wait for TensorBoard; meanwhile give runs that appear their HParams data and a link."""
+    from trainrun.runs.tb import link_runs, write_hparams
+
+    known = list(known)
+    while True:
+        try:
+            return proc.wait(timeout=args.reload_interval)
+        except subprocess.TimeoutExpired:
+            pass
+        if logdir is None:
+            continue  # a --logdir_spec list is fixed when TensorBoard starts
+        try:
+            # runs already served are not rewritten: TensorBoard keeps reading their files
+            current = write_hparams(args.runs_dir, skip=known)
+        except (OSError, ValueError) as exc:
+            print(f"trainrun board: could not refresh runs: {exc}", file=sys.stderr)
+            continue
+        new = [d for d in current if d not in known]
+        if new:
+            link_runs(new, logdir)
+            known += new
