@@ -57,6 +57,22 @@ _EXPORTS: dict[str, str] = {
     # tuning
     "optuna_search": "trainrun.runs.tuning",
     "tuning_run": "trainrun.runs.tuning",
+    # feature columns and input functions
+    "DenseFeatures": "trainrun.feature_columns",
+    "FeatureTransform": "trainrun.feature_columns",
+    "LinearFeatures": "trainrun.feature_columns",
+    "bucketized_column": "trainrun.feature_columns",
+    "categorical_column_with_hash_bucket": "trainrun.feature_columns",
+    "categorical_column_with_identity": "trainrun.feature_columns",
+    "categorical_column_with_vocabulary_file": "trainrun.feature_columns",
+    "categorical_column_with_vocabulary_list": "trainrun.feature_columns",
+    "columns_from_frame": "trainrun.feature_columns",
+    "crossed_column": "trainrun.feature_columns",
+    "embedding_column": "trainrun.feature_columns",
+    "indicator_column": "trainrun.feature_columns",
+    "input_fn": "trainrun.inputs",
+    "numeric_column": "trainrun.feature_columns",
+    "weighted_categorical_column": "trainrun.feature_columns",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

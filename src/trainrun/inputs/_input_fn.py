@@ -1,0 +1,412 @@
+"""input_fn(): data of any supported kind -> batches of encoded tensors.
+
+In memory, the data is encoded once per :class:`FeatureTransform` and cached; each
+epoch draws one permutation and batches are contiguous slices of the permuted tensors.
+Files are streamed: each chunk is encoded as it is read and shuffled within a buffer.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from trainrun.exceptions import InputError
+from trainrun.feature_columns._transform import FeatureTransform, _to_float
+from trainrun.inputs._sources import FileSource, as_columns, is_file_input
+
+__all__ = ["Batch", "InputFn", "input_fn"]
+
+
+class Batch(NamedTuple):
+    """One batch: encoded features, labels (None without a response) and example weights."""
+
+    features: dict[str, torch.Tensor]
+    labels: torch.Tensor | None
+    weights: torch.Tensor | None
+
+
+LabelFn = Callable[[np.ndarray], torch.Tensor]
+
+
+def _default_labels(values: np.ndarray, response: str | list[str]) -> torch.Tensor:
+    from trainrun.exceptions import FeatureColumnError
+
+    try:
+        arr = _to_float(np.asarray(values), str(response))
+    except FeatureColumnError:
+        raise InputError(
+            f"The response {response!r} is not numeric; an estimator maps text labels with "
+            f"label_vocabulary. Received: e.g. {np.asarray(values).ravel()[0]!r}"
+        ) from None
+    if np.isnan(arr).any():
+        row = int(np.flatnonzero(np.isnan(arr).reshape(arr.shape[0], -1).any(axis=1))[0])
+        raise InputError(
+            f"The response {response!r} has missing values (first at row {row}); drop or fill "
+            f"those rows. Received: {response}[{row}]=nan"
+        )
+    return torch.from_numpy(arr.astype(np.float32))
+
+
+def _check_positive(value: Any, arg: str, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        extra = " or None (repeat forever)" if allow_none else ""
+        raise InputError(f"{arg} must be a positive integer{extra}. Received: {arg}={value!r}")
+    return int(value)
+
+
+def _missing_key(key: str, available: Sequence[str], role: str) -> InputError:
+    near = difflib.get_close_matches(key, list(available), n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    return InputError(
+        f"The {role} {key!r} is not a column of the data.{hint} "
+        f"Available: {list(available)[:30]}. Received: {role}={key!r}"
+    )
+
+
+def _concat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Row-wise concatenation; multi-valent id matrices of different widths are padded."""
+    if len(parts) == 1:
+        return parts[0]
+    out: dict[str, torch.Tensor] = {}
+    for key in parts[0]:
+        ts = [p[key] for p in parts]
+        if ts[0].dim() == 2 and len({t.shape[1] for t in ts}) > 1:
+            width = max(t.shape[1] for t in ts)
+            fill = -1 if ts[0].dtype == torch.int64 else 0
+            ts = [
+                torch.nn.functional.pad(t, (0, width - t.shape[1]), value=fill)
+                if t.shape[1] < width
+                else t
+                for t in ts
+            ]
+        out[key] = torch.cat(ts, dim=0)
+    return out
+
+
+_LABELS = "\x00labels"
+_WEIGHTS = "\x00weights"
+
+
+class InputFn:
+    """What :func:`input_fn` returns: call :meth:`batches` with the model's transform.
+
+    Attributes: ``response``, ``features`` (raw keys given to the transform),
+    ``batch_size``, ``epochs``, ``shuffle``, ``seed``, ``num_rows`` (None when unknown,
+    e.g. streamed CSV), ``in_memory``.
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        features: Sequence[str] | None,
+        response: str | Sequence[str] | None,
+        batch_size: int,
+        epochs: int | None,
+        shuffle: bool,
+        seed: int | None,
+        chunk_size: int,
+        shuffle_buffer: int | None,
+        csv_options: Mapping[str, Any] | None,
+    ) -> None:
+        self.batch_size = _check_positive(batch_size, "batch_size")
+        self.epochs = _check_positive(epochs, "epochs", allow_none=True)
+        self.chunk_size = _check_positive(chunk_size, "chunk_size")
+        self.shuffle_buffer = _check_positive(shuffle_buffer, "shuffle_buffer", allow_none=True)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise InputError(f"seed must be an integer or None. Received: seed={seed!r}")
+        self.seed = None if seed is None else int(seed)
+        self.shuffle = bool(shuffle)
+        self._cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._file: FileSource | None = None
+        self._columns: dict[str, np.ndarray] | None = None
+        if is_file_input(data):
+            self._file = FileSource(data, self.chunk_size, csv_options)
+            available = self._file.columns
+            self.num_rows = self._file.num_rows
+        else:
+            self._columns = as_columns(data)
+            available = list(self._columns)
+            self.num_rows = next(iter(self._columns.values())).shape[0]
+            if self.num_rows == 0:
+                raise InputError(
+                    "input_fn() data has no rows; pass at least one row. Received: 0 rows"
+                )
+        self.in_memory = self._file is None
+        self.available = list(available)
+        if response is None:
+            self.response: str | list[str] | None = None
+        elif isinstance(response, str):
+            self.response = response
+        else:
+            self.response = [str(r) for r in response]
+        for r in [self.response] if isinstance(self.response, str) else self.response or []:
+            if r not in self.available:
+                raise _missing_key(r, self.available, "response")
+        resp = {self.response} if isinstance(self.response, str) else set(self.response or [])
+        if features is None:
+            self.features = [c for c in self.available if c not in resp]
+        else:
+            if isinstance(features, str):
+                features = [features]
+            self.features = [str(f) for f in features]
+            for f in self.features:
+                if f not in self.available:
+                    raise _missing_key(f, self.available, "feature")
+        if not self.features:
+            raise InputError(
+                f"input_fn() has no feature columns left besides the response. "
+                f"Received: columns={self.available}, response={self.response!r}"
+            )
+
+    def __repr__(self) -> str:
+        rows = "?" if self.num_rows is None else f"{self.num_rows:,}"
+        return (
+            f"InputFn({rows} rows, {len(self.features)} features, response={self.response!r}, "
+            f"batch_size={self.batch_size}, epochs={self.epochs}, shuffle={self.shuffle}, "
+            f"{'in memory' if self.in_memory else 'streamed'})"
+        )
+
+    @property
+    def steps_per_epoch(self) -> int | None:
+        """Batches per epoch, when the row count is known."""
+        if self.num_rows is None:
+            return None
+        return -(-self.num_rows // self.batch_size)
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_transform(self, transform: FeatureTransform) -> None:
+        if not isinstance(transform, FeatureTransform):
+            raise InputError(
+                f"batches() needs a FeatureTransform. Received: {type(transform).__name__}"
+            )
+        from trainrun.exceptions import FeatureColumnError
+
+        for key in transform.required_keys:
+            if key not in self.features:
+                near = difflib.get_close_matches(key, self.features, n=1)
+                hint = f" Did you mean {near[0]!r}?" if near else ""
+                where = (
+                    "it is in the data but not in input_fn(features=...)"
+                    if key in self.available
+                    else "it is not in the data"
+                )
+                raise FeatureColumnError(
+                    f"A feature column needs the key {key!r}, but {where}.{hint} "
+                    f"Available features: {self.features[:30]}. Received: key={key!r}"
+                )
+
+    def _check_weight_key(self, weight_key: str | None) -> None:
+        if weight_key is not None and weight_key not in self.available:
+            raise _missing_key(weight_key, self.available, "weight column")
+
+    # ------------------------------------------------------------------ converting
+
+    def _labels(self, cols: Mapping[str, np.ndarray], label_fn: LabelFn | None):
+        if self.response is None:
+            return None
+        if isinstance(self.response, str):
+            values = cols[self.response]
+        else:
+            values = np.stack([np.asarray(cols[r]) for r in self.response], axis=1)
+        labels = (
+            label_fn(values) if label_fn is not None else _default_labels(values, self.response)
+        )
+        if not isinstance(labels, torch.Tensor):
+            labels = torch.as_tensor(np.asarray(labels))
+        return labels
+
+    def _weights(self, cols: Mapping[str, np.ndarray], weight_key: str | None):
+        if weight_key is None:
+            return None
+        w = _to_float(np.asarray(cols[weight_key]), weight_key).reshape(-1)
+        if np.isnan(w).any():
+            row = int(np.flatnonzero(np.isnan(w))[0])
+            raise InputError(
+                f"The weight column {weight_key!r} has missing values (first at row {row}); "
+                f"fill them. Received: {weight_key}[{row}]=nan"
+            )
+        return torch.from_numpy(w.astype(np.float32))
+
+    def _convert(self, cols, transform, label_fn, weight_key) -> dict[str, torch.Tensor]:
+        feats = {k: cols[k] for k in self.features if k in cols}
+        out = dict(transform.encode(feats))
+        labels = self._labels(cols, label_fn)
+        if labels is not None:
+            out[_LABELS] = labels
+        weights = self._weights(cols, weight_key)
+        if weights is not None:
+            out[_WEIGHTS] = weights
+        return out
+
+    def _encoded(self, transform, label_fn, weight_key) -> dict[str, torch.Tensor]:
+        """In-memory data encoded once per transform; labels once per label_fn."""
+        assert self._columns is not None
+        entry = self._cache.get(transform)
+        if entry is None:
+            entry = {"features": transform.encode({k: self._columns[k] for k in self.features})}
+            self._cache[transform] = entry
+        out = dict(entry["features"])
+        if self.response is not None:
+            if entry.get("label_fn", _LABELS) != label_fn:
+                entry["labels"] = self._labels(self._columns, label_fn)
+                entry["label_fn"] = label_fn
+            out[_LABELS] = entry["labels"]
+        if weight_key is not None:
+            if entry.get("weight_key") != weight_key:
+                entry["weights"] = self._weights(self._columns, weight_key)
+                entry["weight_key"] = weight_key
+            out[_WEIGHTS] = entry["weights"]
+        return out
+
+    # ------------------------------------------------------------------ batching
+
+    def _epochs(self) -> Iterator[int]:
+        epoch = 0
+        while self.epochs is None or epoch < self.epochs:
+            yield epoch
+            epoch += 1
+
+    def _generator(self, base: int, epoch: int) -> torch.Generator:
+        g = torch.Generator()
+        g.manual_seed((base + epoch) % (2**63))
+        return g
+
+    def _base_seed(self) -> int:
+        if self.seed is not None:
+            return self.seed
+        return int(np.random.SeedSequence().entropy % (2**62))
+
+    @staticmethod
+    def _emit(tensors: dict[str, torch.Tensor], start: int, stop: int) -> Batch:
+        feats = {k: v[start:stop] for k, v in tensors.items() if not k.startswith("\x00")}
+        labels = tensors.get(_LABELS)
+        weights = tensors.get(_WEIGHTS)
+        return Batch(
+            feats,
+            None if labels is None else labels[start:stop],
+            None if weights is None else weights[start:stop],
+        )
+
+    def batches(
+        self,
+        transform: FeatureTransform,
+        label_fn: LabelFn | None = None,
+        weight_key: str | None = None,
+    ) -> Iterator[Batch]:
+        """Yields :class:`Batch` es over ``epochs`` passes (forever when epochs is None).
+
+        ``label_fn`` maps the raw response (a numpy array) to a label tensor; by default
+        the response must be numeric and becomes float32. ``weight_key`` names a raw
+        column of per-example weights.
+        """
+        self._check_transform(transform)
+        self._check_weight_key(weight_key)
+        if self._file is None:
+            return self._memory_batches(transform, label_fn, weight_key)
+        return self._stream_batches(transform, label_fn, weight_key)
+
+    def _memory_batches(self, transform, label_fn, weight_key) -> Iterator[Batch]:
+        data = self._encoded(transform, label_fn, weight_key)
+        n, bs, base = self.num_rows, self.batch_size, self._base_seed()
+        for epoch in self._epochs():
+            if self.shuffle:
+                perm = torch.randperm(n, generator=self._generator(base, epoch))
+                tensors = {k: v.index_select(0, perm) for k, v in data.items()}
+            else:
+                tensors = data
+            for start in range(0, n, bs):
+                yield self._emit(tensors, start, min(start + bs, n))
+
+    def _stream_batches(self, transform, label_fn, weight_key) -> Iterator[Batch]:
+        assert self._file is not None
+        needed = list(transform.required_keys)
+        needed += [
+            r for r in ([self.response] if isinstance(self.response, str) else self.response or [])
+        ]
+        if weight_key is not None:
+            needed.append(weight_key)
+        bs, base = self.batch_size, self._base_seed()
+        buffer_rows = self.shuffle_buffer or max(4 * self.chunk_size, 16 * bs)
+        for epoch in self._epochs():
+            g = self._generator(base, epoch)
+            order = list(range(len(self._file.paths)))
+            if self.shuffle and len(order) > 1:
+                order = torch.randperm(len(order), generator=g).tolist()
+            pending: list[dict[str, torch.Tensor]] = []
+            rows = 0
+            seen = 0
+            for cols in self._file.chunks(order, needed, transform.string_keys):
+                if not cols or next(iter(cols.values())).shape[0] == 0:
+                    continue
+                part = self._convert(cols, transform, label_fn, weight_key)
+                pending.append(part)
+                k = next(iter(part.values())).shape[0]
+                rows += k
+                seen += k
+                limit = buffer_rows if self.shuffle else bs
+                if rows >= limit:
+                    data = _concat(pending)
+                    if self.shuffle:
+                        perm = torch.randperm(rows, generator=g)
+                        data = {key: v.index_select(0, perm) for key, v in data.items()}
+                    full = rows - rows % bs
+                    for start in range(0, full, bs):
+                        yield self._emit(data, start, start + bs)
+                    rest = {key: v[full:] for key, v in data.items()}
+                    pending, rows = ([rest], rows - full) if rows > full else ([], 0)
+            if seen == 0:
+                raise InputError(
+                    f"The input files hold no rows; pass at least one row. "
+                    f"Received: {[str(p) for p in self._file.paths]}"
+                )
+            if rows:
+                data = _concat(pending)
+                if self.shuffle:
+                    perm = torch.randperm(rows, generator=g)
+                    data = {key: v.index_select(0, perm) for key, v in data.items()}
+                for start in range(0, rows, bs):
+                    yield self._emit(data, start, min(start + bs, rows))
+
+
+def input_fn(
+    data: Any,
+    features: Sequence[str] | None = None,
+    response: str | Sequence[str] | None = None,
+    batch_size: int = 128,
+    epochs: int | None = 1,
+    shuffle: bool = True,
+    seed: int | None = None,
+    *,
+    chunk_size: int = 65_536,
+    shuffle_buffer: int | None = None,
+    csv_options: Mapping[str, Any] | None = None,
+) -> InputFn:
+    """Describes the data an estimator trains on, evaluates or predicts from.
+
+    ``data`` is a pandas DataFrame, a dict of numpy arrays, a pyarrow Table (all kept in
+    memory and encoded once), or a path / list of paths / folder / glob of CSV or Parquet
+    files (streamed ``chunk_size`` rows at a time and shuffled within ``shuffle_buffer``
+    rows). ``features=None`` uses every column except ``response``. ``epochs=None``
+    repeats forever (bound it with the estimator's ``steps``). With ``seed``, the order of
+    every epoch is reproducible.
+
+    >>> import pandas as pd
+    >>> from trainrun.feature_columns import FeatureTransform, numeric_column
+    >>> fn = input_fn(pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 1]}), response="y",
+    ...               batch_size=2, shuffle=False)
+    >>> [len(b.labels) for b in fn.batches(FeatureTransform([numeric_column("x")]))]
+    [2, 1]
+    """
+    return InputFn(
+        data, features, response, batch_size, epochs, shuffle, seed, chunk_size,
+        shuffle_buffer, csv_options,
+    )  # fmt: skip
