@@ -29,6 +29,7 @@ import math
 import os
 import secrets
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -275,7 +276,14 @@ class Dashboard:
         params = inspect.signature(func).parameters
         if "confirm" in params:
             kwargs["confirm"] = False  # the dashboard's form was the confirmation
-        func([run_id], **kwargs)
+        # the store warns about (and skips) a run that is still running: tell the user instead
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # an exact folder, never an id: the store also accepts id prefixes
+            done = func([str(self.runs_dir / run_id)], **kwargs)
+        if not done:
+            reason = "; ".join(str(w.message) for w in caught) or "the runs store did nothing"
+            raise TrainrunError(f"Could not {action} run {run_id}: {reason}")
 
     def not_found(self, request: Request) -> Response:
         return self.error_page(request, "No such page or run in this runs folder.", 404)
