@@ -18,7 +18,7 @@ from trainrun.runs.flags import flags
 from trainrun.runs.active import log_metrics, write_evaluation
 
 FLAGS = flags(x=1.0, fail=False, sleep=0.0, label="a")
-print("started", FLAGS.x, flush=True)
+print("started", FLAGS.x, "pid", os.getpid(), flush=True)
 time.sleep(FLAGS.sleep)
 if FLAGS.fail or (FLAGS.x == 3 and os.path.exists("broken")):
     raise RuntimeError(f"boom at x={FLAGS.x}")
@@ -61,3 +61,9 @@ def script(tmp_path: Path) -> Path:
 @pytest.fixture
 def runs_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs"
+
+
+@pytest.fixture
+def boot() -> str:
+    """Python source that a child process runs first to get the same launcher as the tests."""
+    return BOOT

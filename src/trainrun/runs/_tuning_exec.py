@@ -8,8 +8,9 @@ that hands out the next trial as soon as a worker is free.
 Local: each worker is a thread that calls ``training_run``, which runs the
 script in a child process; threads are enough because the work happens in
 the children. On Ctrl-C no new trial starts, the running children are asked
-to stop (SIGINT, then SIGTERM, then SIGKILL after a grace period), and
-every trial that was running is recorded as interrupted.
+to stop (SIGINT through the launcher's ``stop_all_runs``, then SIGTERM, then
+SIGKILL after grace periods), and every trial that was running is recorded
+as interrupted.
 
 Ray: each trial is a Ray task that calls ``training_run`` on whichever node
 Ray picks; Ctrl-C cancels the tasks (Ray raises KeyboardInterrupt inside them,
@@ -264,9 +265,16 @@ def find_open_runs(runs_dir: str | os.PathLike[str], tuning_id: str) -> list[Pat
 class LocalExecutor:
     """``workers`` threads, each running one trial at a time through ``launch(trial)``."""
 
-    def __init__(self, launch: Callable[[Trial], dict[str, Any]], workers: int) -> None:
+    def __init__(
+        self,
+        launch: Callable[[Trial], dict[str, Any]],
+        workers: int,
+        stop_runs: Callable[[], int] | None = None,
+    ) -> None:
         self.launch = launch
         self.workers = workers
+        # the launcher's own "stop the runs of every thread" (SIGINT to its children)
+        self.stop_runs = stop_runs
 
     def _work(self, trial: Trial, results: queue.Queue) -> None:
         began = time.monotonic()
@@ -326,7 +334,10 @@ class LocalExecutor:
             try:
                 if time.monotonic() >= deadline and step < len(signals) - 1:
                     step += 1
-                    _signal_all(_children(os.getpid()) - before, signals[step])
+                    if signals[step] == signal.SIGINT and self.stop_runs is not None:
+                        self.stop_runs()
+                    else:
+                        _signal_all(_children(os.getpid()) - before, signals[step])
                     deadline = time.monotonic() + STOP_GRACE[step]
                 elif time.monotonic() >= deadline:
                     break  # SIGKILLed and still no answer: give up on those threads

@@ -356,7 +356,9 @@ def _execute(
             f"{workers} trial(s) at once. Received: resources_per_trial={dict(resources_per_trial)!r}",
             stacklevel=3,
         )
-    executor = LocalExecutor(_launcher(script, runs_dir, tuning_id, echo), workers)
+    from trainrun.runs.launch import stop_all_runs
+
+    executor = LocalExecutor(_launcher(script, runs_dir, tuning_id, echo), workers, stop_all_runs)
     try:
         outcomes = executor.run(source, progress)
     except TuningInterrupted as stop:

@@ -1,0 +1,67 @@
+"""Ctrl-C: SIGINT to a process running a tuning stops it; unfinished trials read interrupted."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from trainrun.runs import record
+
+
+def _run_folders(runs_dir: Path) -> list[Path]:
+    if not runs_dir.is_dir():
+        return []
+    return sorted(f for f in runs_dir.iterdir() if (f / record.RUN_FILE).is_file())
+
+
+def _started_pids(runs_dir: Path) -> list[int]:
+    pids = []
+    for folder in _run_folders(runs_dir):
+        log = folder / record.OUTPUT_FILE
+        if log.exists():
+            found = re.search(r"started \S+ pid (\d+)", log.read_text(errors="replace"))
+            if found:
+                pids.append(int(found.group(1)))
+    return pids
+
+
+def test_sigint_stops_the_tuning_and_marks_running_trials_interrupted(script, runs_dir, boot):
+    code = boot + textwrap.dedent(
+        f"""
+        from trainrun.runs.tuning import tuning_run
+        tuning_run({str(script)!r}, flags={{"x": [1, 2, 3, 4], "sleep": [120]}},
+                   runs_dir={str(runs_dir)!r}, workers=2, confirm=False)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_started_pids(runs_dir)) < 2:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the trials never started"
+            time.sleep(0.1)
+        children = _started_pids(runs_dir)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # the tuning ends as Ctrl-C ends a Python program, after its summary
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in out
+    assert "2 running trial(s) marked interrupted" in out
+    runs = [record.read_run(folder) for folder in _run_folders(runs_dir)]
+    assert len(runs) == 2  # no trial started after Ctrl-C
+    assert [r["status"] for r in runs] == ["interrupted", "interrupted"]
+    assert sorted(r["tags"]["trial"] for r in runs) == ["1", "2"]
+    for r in runs:
+        assert "started" in (Path(r["run_dir"]) / record.OUTPUT_FILE).read_text()
+    for pid in children:
+        assert not record.process_alive(pid), f"trial process {pid} was left running"
