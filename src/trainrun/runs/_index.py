@@ -1,0 +1,639 @@
+"""The SQLite index of a runs folder: a cache of the run folders, never the truth.
+
+``runs/.index.sqlite`` holds one row per run folder: the flattened record
+(status, times, script, exit code, and one column per tag, flag, last metric
+and evaluation value) plus what is needed to tell whether the folder changed.
+Deleting the file loses nothing; a corrupt file is deleted and rebuilt; if the
+index cannot be used at all (a read-only folder, a disk error), the listing is
+built from the folders directly.
+
+Freshness rule (what a listing re-reads):
+
+* folders are listed every time, so runs added or removed by hand appear or
+  disappear at once;
+* a run is re-read when its folder's modification time changed. Every record
+  file is written through ``record.write_json``, which replaces the file by a
+  rename, and a rename changes the folder's time; so does any file added or
+  removed by hand;
+* a run the index holds as *running* is also checked by the size and time of
+  its files (``record.file_signature``), because ``metrics.jsonl`` grows by
+  appends that leave the folder's time alone, and its status is resolved again
+  (its process may have died: it then reads as *killed*);
+* a time within 2 s of the listing is not trusted (file system clocks tick
+  coarsely, and a second change in the same tick would go unseen): such a run
+  is read again at the next listing;
+* an edit made in place, inside an existing file of a finished run (an editor
+  that rewrites the file where it is), keeps the folder's time and is not
+  seen: ``ls_runs(refresh=True)`` (``trainrun ls --refresh``) re-reads every run.
+
+Concurrency: the database runs in WAL mode with a busy timeout, so readers do
+not block writers; every update of a row is idempotent, and a row written from
+an older read is corrected at the next listing because its folder time no
+longer matches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import sqlite3
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from trainrun.exceptions import RunRecordError
+from trainrun.runs import record
+
+__all__ = [
+    "ARCHIVE_DIR",
+    "BASE_COLUMNS",
+    "INDEX_FILE",
+    "RunRecordWarning",
+    "Table",
+    "load_table",
+    "run_folders",
+    "sanitize",
+]
+
+log = logging.getLogger("trainrun.runs")
+
+INDEX_FILE = ".index.sqlite"
+ARCHIVE_DIR = "archive"
+SCHEMA_VERSION = "1"
+#: times this close to "now" are not trusted (see the module docstring)
+RACY_NS = 2_000_000_000
+#: a folder without run.json this young is a run being set up, not a killed one
+STARTING_S = 30.0
+BASE_COLUMNS = ("run_dir", "id", "status", "start", "end", "duration", "script", "exit_code")
+GROUPS = ("tag_", "flag_", "metric_", "eval_")
+_BASE_SQL = ("status", "start", "end", "duration", "script", "exit_code")
+_NAT = -(2**63)  # numpy's NaT as int64: start/end missing
+_NOT_NAME = re.compile(r"[^0-9A-Za-z_]+")
+
+
+class RunRecordWarning(UserWarning):
+    """A run folder that could not be read fully; the listing skipped it or part of it."""
+
+
+def sanitize(name: str) -> str:
+    """A metric or flag name as a column identifier: ``"label/mean"`` -> ``"label_mean"``."""
+    return _NOT_NAME.sub("_", str(name)).strip("_") or "value"
+
+
+def run_folders(runs_dir: str) -> list[str]:
+    """Names of the run folders in ``runs_dir``: subfolders, hidden ones and the archive excepted."""
+    try:
+        with os.scandir(runs_dir) as it:
+            names = [
+                e.name
+                for e in it
+                if e.name[0] != "." and e.name != ARCHIVE_DIR and e.is_dir(follow_symlinks=False)
+            ]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    names.sort()
+    return names
+
+
+# ---------------------------------------------------------------- reading one run
+
+
+def _load_json(path: str, problems: list[str] | None) -> Any:
+    """record.read_json's rules with plain strings (a bulk rebuild reads 40,000 files)."""
+    try:
+        with open(path, "rb", buffering=0) as f:  # unbuffered bytes: the cheapest whole-file read
+            text = f.readall()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if problems is None:
+            raise RunRecordError(f"Could not read {path}: {exc}") from exc
+        problems.append(f"could not read {os.path.basename(path)}: {exc}")
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes not UTF-8
+        why = (
+            f"{exc.msg} at line {exc.lineno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else "not UTF-8"
+        )
+        if problems is None:
+            raise RunRecordError(
+                f"The run record file {path} is not valid JSON ({why}); it may have been edited "
+                "by hand or written by a crashed process: fix or delete the file."
+            ) from exc
+        problems.append(f"{os.path.basename(path)} is not valid JSON ({why})")
+        return None
+    if not isinstance(value, dict):
+        if problems is None:
+            raise RunRecordError(f"{path} does not hold a JSON object; fix or delete the file.")
+        problems.append(f"{os.path.basename(path)} does not hold a JSON object")
+        return None
+    return value
+
+
+def _epoch_us(value: Any) -> int | None:
+    """An ISO-8601 time as integer microseconds since the epoch (None if absent or unreadable)."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        from datetime import timezone
+
+        dt = dt.replace(tzinfo=timezone.utc)
+    return round(dt.timestamp() * 1_000_000)
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return record.dumps(value)  # lists and mappings are shown as their JSON text
+
+
+def _last_metrics(path: str) -> dict[str, Any]:
+    """record.last_metrics(record.read_metrics(...)), parsing the whole file in one call."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            text = f.readall().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        history = json.loads("[" + ",".join(lines) + "]")
+    except json.JSONDecodeError:
+        # a truncated last line (a killed run): parse line by line, skipping what does not parse
+        history = []
+        for line in lines:
+            try:
+                history.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return record.last_metrics(h for h in history if isinstance(h, dict))
+
+
+def read_row(run_dir: str, name: str, now: float | None = None) -> dict[str, Any]:
+    """One run folder as a flat row (the index's and the listing's unit).
+
+    Keys: ``id``, ``status`` (resolved), ``start``/``end`` (µs since the epoch),
+    ``duration``, ``script``, ``exit_code``, ``host``, ``pid``, ``pid_start``,
+    ``problem`` (text or None) and ``tag_*``, ``flag_*``, ``metric_*``, ``eval_*``.
+    Raises RunRecordError when run.json is corrupt (the run cannot be listed).
+    """
+    path = os.path.join(run_dir, name)
+    run = _load_json(os.path.join(path, record.RUN_FILE), None)
+    problems: list[str] = []
+    if run is None:
+        try:
+            age = (now or time.time()) - os.stat(path).st_mtime
+        except FileNotFoundError:
+            age = math.inf
+        # the launcher makes the folder, then writes run.json: a young empty folder is starting
+        run = {"status": "running" if age < STARTING_S else "killed"}
+        if age >= STARTING_S:
+            problems.append(f"{record.RUN_FILE} is missing")
+        status = run["status"]
+    else:
+        status = record.resolve_status(run)
+    row: dict[str, Any] = {
+        "id": name,
+        "status": status,
+        "start": _epoch_us(run.get("start")),
+        "end": _epoch_us(run.get("end")),
+        "duration": _scalar(run.get("duration")),
+        "script": _scalar(run.get("script")),
+        "exit_code": _scalar(run.get("exit_code")),
+        "host": _scalar(run.get("host")),
+        "pid": run.get("pid") if isinstance(run.get("pid"), int) else None,
+        "pid_start": run.get("pid_start") if isinstance(run.get("pid_start"), int) else None,
+    }
+    tags = run.get("tags")
+    if isinstance(tags, Mapping):
+        for key, value in tags.items():
+            row["tag_" + sanitize(key)] = _scalar(value)
+    flags = _load_json(os.path.join(path, record.FLAGS_FILE), problems) or {}
+    values = flags.get("values")
+    if isinstance(values, Mapping):
+        for key, value in values.items():
+            row["flag_" + sanitize(key)] = _scalar(value)
+    for key, value in _last_metrics(os.path.join(path, record.METRICS_FILE)).items():
+        row["metric_" + sanitize(key)] = _scalar(value)
+    evaluation = _load_json(os.path.join(path, record.EVALUATION_FILE), problems) or {}
+    for key, value in evaluation.items():
+        row["eval_" + sanitize(key)] = _scalar(value)
+    row["problem"] = "; ".join(problems) or None
+    return row
+
+
+# ---------------------------------------------------------------- the table a listing returns
+
+
+class Table:
+    """Rows as column lists: base columns first, then the tag/flag/metric/eval columns."""
+
+    def __init__(self, runs_dir: str) -> None:
+        self.runs_dir = runs_dir
+        self.ids: list[str] = []
+        self.base: dict[str, list[Any]] = {c: [] for c in _BASE_SQL}
+        self.extra: dict[str, list[Any]] = {}  # name -> values, in order of first sight
+        self.bools: set[str] = set()  # columns whose values were all booleans
+        self.skipped: list[tuple[str, str]] = []  # (id, why) runs that could not be listed
+        self.partial: list[tuple[str, str]] = []  # (id, what) runs listed without some file
+
+    @classmethod
+    def from_rows(cls, runs_dir: str, rows: Iterable[dict[str, Any]]) -> Table:
+        table = cls(runs_dir)
+        not_bool: set[str] = set()
+        n = 0
+        for row in rows:
+            table.ids.append(row["id"])
+            for c in _BASE_SQL:
+                table.base[c].append(row.get(c))
+            for c in ("start", "end"):
+                if table.base[c][-1] is None:
+                    table.base[c][-1] = _NAT
+            for key, value in row.items():
+                if not key.startswith(GROUPS):
+                    continue
+                col = table.extra.get(key)
+                if col is None:
+                    col = table.extra[key] = [None] * n
+                col.append(value)
+                if isinstance(value, bool):
+                    table.bools.add(key)
+                elif value is not None:
+                    not_bool.add(key)
+            n += 1
+            for col in table.extra.values():
+                if len(col) < n:
+                    col.append(None)
+            if row.get("problem"):
+                table.partial.append((row["id"], row["problem"]))
+        table.bools -= not_bool
+        return table
+
+    def warn(self) -> None:
+        """Report runs that were skipped or listed in part (one warning for all)."""
+        parts = []
+        if self.skipped:
+            shown = "; ".join(f"{i}: {why}" for i, why in self.skipped[:5])
+            more = f" (and {len(self.skipped) - 5} more)" if len(self.skipped) > 5 else ""
+            parts.append(
+                f"{len(self.skipped)} run(s) skipped, their run.json unreadable: {shown}{more}"
+            )
+        if self.partial:
+            shown = "; ".join(f"{i}: {why}" for i, why in self.partial[:5])
+            more = f" (and {len(self.partial) - 5} more)" if len(self.partial) > 5 else ""
+            parts.append(f"{len(self.partial)} run(s) listed in part: {shown}{more}")
+        if parts:
+            warnings.warn(
+                f"In {self.runs_dir}: " + ". ".join(parts) + ". Fix or remove those files.",
+                RunRecordWarning,
+                stacklevel=4,
+            )
+
+    def frame(self) -> Any:
+        """The pandas DataFrame (built from whole columns, not row by row)."""
+        import numpy as np
+        import pandas as pd
+
+        n = len(self.ids)
+        prefix = os.path.join(self.runs_dir, "")
+        data: dict[str, Any] = {
+            "run_dir": [prefix + i for i in self.ids],
+            "id": self.ids,
+            "status": self.base["status"],
+        }
+        for c in ("start", "end"):
+            # integer µs -> datetime64[ns, UTC] exactly, missing values as NaT
+            us = np.array(self.base[c], dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+            ns = np.where(us == _NAT, _NAT, us * 1000)
+            data[c] = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+        data["duration"] = pd.array(
+            [
+                float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+                for v in self.base["duration"]
+            ],
+            dtype="float64",
+        )
+        data["script"] = self.base["script"]
+        data["exit_code"] = pd.array(
+            [
+                v if isinstance(v, int) and not isinstance(v, bool) else None
+                for v in self.base["exit_code"]
+            ],
+            dtype="Int64",
+        )
+        names = [k for k, v in self.extra.items() if any(x is not None for x in v)]
+        names.sort(
+            key=lambda k: GROUPS.index(k[: k.index("_") + 1])
+        )  # stable: keeps first-seen order
+        for name in names:
+            values = self.extra[name]
+            if name in self.bools:
+                data[name] = pd.array(
+                    [None if v is None else bool(v) for v in values], dtype="boolean"
+                )
+                if not data[name].isna().any():
+                    data[name] = data[name].astype(bool)
+            else:
+                data[name] = values
+        df = pd.DataFrame(data, copy=False)
+        for name in names:
+            if df[name].dtype == object:
+                # a column of numbers with gaps arrives as objects: make it numeric
+                converted = pd.Series(df[name].tolist()).infer_objects()
+                if converted.dtype != object:
+                    df[name] = converted.to_numpy()
+        return df
+
+
+# ---------------------------------------------------------------- the index
+
+
+def _signature(path: str) -> str:
+    return ",".join(f"{x:.0f}" for x in record.file_signature(path))
+
+
+class _Index:
+    def __init__(self, runs_dir: str) -> None:
+        self.runs_dir = runs_dir
+        self.path = os.path.join(runs_dir, INDEX_FILE)
+        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        try:
+            self.db.execute("PRAGMA busy_timeout = 10000")
+            mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.debug("index %s runs in journal mode %s", self.path, mode)
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self._ensure_schema()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _ensure_schema(self) -> None:
+        db = self.db
+        have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if {"meta", "runs", "columns"} <= have:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row and row[0] == SCHEMA_VERSION:
+                return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            row = (
+                db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                if "meta" in have
+                else None
+            )
+            if not (row and row[0] == SCHEMA_VERSION and {"runs", "columns"} <= have):
+                for t in ("meta", "runs", "columns"):
+                    db.execute(f"DROP TABLE IF EXISTS {t}")
+                db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+                db.execute("CREATE TABLE columns (name TEXT PRIMARY KEY, sqlcol TEXT, kind TEXT)")
+                # mtime: the folder's time when read (-1: read again); sig: file signature
+                # of a running run; problem: why the run is (partly) unreadable
+                db.execute(
+                    "CREATE TABLE runs (id TEXT PRIMARY KEY, mtime INTEGER, sig TEXT, "
+                    "host TEXT, pid INTEGER, pid_start INTEGER, problem TEXT, corrupt INTEGER, "
+                    'status TEXT, start INTEGER, "end" INTEGER, duration, script, exit_code)'
+                )
+                db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- one query gives both what refresh compares and what the listing shows
+    _META = ("id", "mtime", "sig", "host", "pid", "pid_start", "problem", "corrupt")
+
+    def _snapshot(self) -> tuple[list[tuple[str, str, str]], list[tuple[Any, ...]]]:
+        cols = self.db.execute("SELECT name, sqlcol, kind FROM columns").fetchall()
+        cols.sort(key=lambda c: int(c[1][1:]))  # in the order they were first seen
+        select = ", ".join(
+            [
+                *self._META,
+                "status",
+                f"ifnull(start, {_NAT})",
+                f'ifnull("end", {_NAT})',
+                *(f'"{c}"' for c in _BASE_SQL[3:]),
+                *(c[1] for c in cols),
+            ]
+        )
+        return cols, self.db.execute(f"SELECT {select} FROM runs ORDER BY id").fetchall()
+
+    def listing(self, full: bool = False) -> Table:
+        """Bring the index up to date with the folders and return the table."""
+        cols, rows = self._snapshot()
+        to_read, status_updates, gone = self._changes(rows, full)
+        if to_read or gone:
+            self._write(self._read(to_read), status_updates, gone)
+            cols, rows = self._snapshot()
+        elif status_updates:
+            self._write([], status_updates, [])
+            new = {name: status for status, name in status_updates}
+            rows = [r if r[0] not in new else (*r[:8], new[r[0]], *r[9:]) for r in rows]
+        return self._table(cols, rows)
+
+    def _changes(
+        self, rows: list[tuple[Any, ...]], full: bool
+    ) -> tuple[list[tuple[str, int]], list[tuple[str, str]], list[str]]:
+        known = {r[0]: r for r in rows}
+        names = run_folders(self.runs_dir)
+        stat = os.stat
+        base = os.path.join(self.runs_dir, "")
+        to_read: list[tuple[str, int]] = []
+        status_updates: list[tuple[str, str]] = []
+        for name in names:
+            try:
+                mtime = stat(base + name).st_mtime_ns
+            except FileNotFoundError:
+                continue  # removed while we looked
+            old = known.get(name)
+            if full or old is None or old[1] != mtime:
+                to_read.append((name, mtime))
+            elif old[8] == "running":
+                if _signature(base + name) != old[2]:
+                    to_read.append((name, mtime))
+                    continue
+                status = record.resolve_status(
+                    {"status": "running", "host": old[3], "pid": old[4], "pid_start": old[5]}
+                )
+                if status != "running":
+                    status_updates.append((status, name))
+        gone = list(known.keys() - set(names))
+        return to_read, status_updates, gone
+
+    def _read(self, to_read: list[tuple[str, int]]) -> list[dict[str, Any]]:
+        now_ns = time.time_ns()
+        base = os.path.join(self.runs_dir, "")
+        rows = []
+        for name, mtime in to_read:
+            try:
+                row = read_row(self.runs_dir, name, now_ns / 1e9)
+                sig = None
+                if row["status"] == "running":
+                    # a running run is compared by its file signature next time: take the
+                    # signature first, then read again, so that a write in between makes
+                    # the stored signature old (read again later), never the content
+                    sig = _signature(base + name)
+                    row = read_row(self.runs_dir, name, now_ns / 1e9)
+            except RunRecordError as exc:
+                row = {"id": name, "status": "corrupt", "problem": str(exc), "corrupt": 1}
+            starting = row["status"] == "running" and row.get("pid") is None
+            if mtime > now_ns - RACY_NS or starting:
+                row["mtime"], row["sig"] = -1, None
+            else:
+                row["mtime"], row["sig"] = mtime, sig
+            rows.append(row)
+        return rows
+
+    def _write(
+        self, rows: list[dict[str, Any]], status_updates: list[tuple[str, str]], gone: list[str]
+    ) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # read the column map inside the write lock: another process may have added some
+            cols = {
+                name: (sqlcol, kind)
+                for name, sqlcol, kind in db.execute("SELECT name, sqlcol, kind FROM columns")
+            }
+            existing = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+            for row in rows:
+                for key, value in row.items():
+                    if not key.startswith(GROUPS):
+                        continue
+                    entry = cols.get(key)
+                    if entry is None:
+                        n = len(cols) + 1
+                        while f"c{n}" in existing:
+                            n += 1
+                        sqlcol = f"c{n}"
+                        kind = "bool" if isinstance(value, bool) or value is None else "other"
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {sqlcol}")
+                        db.execute("INSERT INTO columns VALUES (?, ?, ?)", (key, sqlcol, kind))
+                        existing.add(sqlcol)
+                        cols[key] = (sqlcol, kind)
+                    elif entry[1] == "bool" and value is not None and not isinstance(value, bool):
+                        db.execute("UPDATE columns SET kind = 'other' WHERE name = ?", (key,))
+                        cols[key] = (entry[0], "other")
+            fixed = [*self._META, *_BASE_SQL]
+            # rows with the same columns go in one executemany
+            groups: dict[tuple[str, ...], list[list[Any]]] = {}
+            for row in rows:
+                keys = tuple(k for k in row if k.startswith(GROUPS))
+                values = [row.get(c) for c in fixed]
+                values[7] = row.get("corrupt", 0)
+                values.extend(row[k] for k in keys)
+                groups.setdefault(keys, []).append(values)
+            for keys, batch in groups.items():
+                names = ", ".join([*(f'"{c}"' for c in fixed), *(cols[k][0] for k in keys)])
+                marks = ", ".join("?" * (len(fixed) + len(keys)))
+                db.executemany(f"INSERT OR REPLACE INTO runs ({names}) VALUES ({marks})", batch)
+            db.executemany("UPDATE runs SET status = ? WHERE id = ?", status_updates)
+            db.executemany("DELETE FROM runs WHERE id = ?", [(g,) for g in gone])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _table(self, cols: list[tuple[str, str, str]], rows: list[tuple[Any, ...]]) -> Table:
+        table = Table(self.runs_dir)
+        good = [r for r in rows if not r[7]]
+        table.skipped = [(r[0], r[6]) for r in rows if r[7]]
+        table.partial = [(r[0], r[6]) for r in good if r[6]]
+        n_meta = len(self._META)
+        columns = (
+            list(zip(*good, strict=True)) if good else [()] * (n_meta + len(_BASE_SQL) + len(cols))
+        )
+        table.ids = list(columns[0])
+        for i, c in enumerate(_BASE_SQL):
+            table.base[c] = columns[n_meta + i]
+        first = n_meta + len(_BASE_SQL)
+        for j, (name, _, kind) in enumerate(cols):
+            table.extra[name] = columns[first + j]
+            if kind == "bool":
+                table.bools.add(name)
+        return table
+
+
+def _remove_index(runs_dir: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(os.path.join(runs_dir, INDEX_FILE + suffix))
+        except FileNotFoundError:
+            pass
+
+
+def _scan(runs_dir: str) -> Table:
+    """The listing without the index: read every folder."""
+    rows = []
+    skipped = []
+    now = time.time()
+    for name in run_folders(runs_dir):
+        try:
+            rows.append(read_row(runs_dir, name, now))
+        except RunRecordError as exc:
+            skipped.append((name, str(exc)))
+    table = Table.from_rows(runs_dir, rows)
+    table.skipped = skipped
+    return table
+
+
+def load_table(
+    runs_dir: str | os.PathLike[str], *, refresh: bool = False, use_index: bool = True
+) -> Table:
+    """Every run of ``runs_dir`` as a Table, through the index when it can be used."""
+    runs_dir = os.path.abspath(os.fspath(runs_dir))
+    if not os.path.isdir(runs_dir):
+        return Table(runs_dir)
+    if not use_index:
+        return _scan(runs_dir)
+    for attempt in (1, 2):
+        index = None
+        try:
+            index = _Index(runs_dir)
+            return index.listing(full=refresh)
+        except sqlite3.DatabaseError as exc:
+            # sqlite3.OperationalError (locked too long, read-only folder, disk full) is a
+            # DatabaseError too: only a damaged file is worth deleting and rebuilding
+            damaged = not isinstance(exc, sqlite3.OperationalError) or "malformed" in str(exc)
+            if index is not None:
+                index.close()
+                index = None
+            if damaged and attempt == 1:
+                log.warning(
+                    "The run index %s is damaged (%s); rebuilding it.",
+                    os.path.join(runs_dir, INDEX_FILE),
+                    exc,
+                )
+                _remove_index(runs_dir)
+                continue
+            log.warning(
+                "The run index in %s cannot be used (%s); reading the run folders.", runs_dir, exc
+            )
+            break
+        except OSError as exc:
+            log.warning(
+                "The run index in %s cannot be used (%s); reading the run folders.", runs_dir, exc
+            )
+            break
+        finally:
+            if index is not None:
+                index.close()
+    return _scan(runs_dir)
