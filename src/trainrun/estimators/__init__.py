@@ -1,0 +1,27 @@
+"""Layer 4: the six canned estimators over one base class.
+
+==============================  ==========================================  ==================
+estimator                       network                                     default optimizer
+==============================  ==========================================  ==================
+LinearClassifier / Regressor    linear over feature columns                 FTRL 0.2
+DNNClassifier / Regressor       dense features -> hidden layers              Adam 0.001
+DNNLinearCombined...            linear + DNN, logits summed                 FTRL 0.2 + Adam 0.001
+==============================  ==========================================  ==================
+"""
+
+from trainrun.estimators.base import Estimator
+from trainrun.estimators.combined import DNNLinearCombinedClassifier, DNNLinearCombinedRegressor
+from trainrun.estimators.dnn import DNNClassifier, DNNRegressor
+from trainrun.estimators.linear import LinearClassifier, LinearRegressor
+from trainrun.estimators.run_config import RunConfig
+
+__all__ = [
+    "DNNClassifier",
+    "DNNLinearCombinedClassifier",
+    "DNNLinearCombinedRegressor",
+    "DNNRegressor",
+    "Estimator",
+    "LinearClassifier",
+    "LinearRegressor",
+    "RunConfig",
+]

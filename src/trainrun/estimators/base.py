@@ -1,0 +1,886 @@
+"""The estimator base: settings in, train / evaluate / predict / export out.
+
+Subclasses only declare their settings (a keyword-only ``__init__`` that stores
+them), the checks on those settings, and how to build their head and network.
+Everything else — model directory, checkpoints, the training loop, evaluation,
+prediction, export and recording into an active training run — lives here.
+
+Learned state carries a trailing underscore (``network_``, ``head_``,
+``transform_``, ``model_dir_``, ``global_step_``), as in scikit-learn.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import numbers
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainrun.estimators.run_config import RunConfig
+from trainrun.exceptions import InputError, ModelDirError, NotTrainedError
+
+__all__ = ["Estimator"]
+
+log = logging.getLogger("trainrun")
+
+CHECKPOINT_FORMAT = "trainrun.checkpoint/1"
+MAX_STEPS_ENV = "TRAINRUN_MAX_STEPS"
+
+
+# --------------------------------------------------------------------- parameter checks
+# Each check is (predicate, what the value must be); the sentence is built in one place.
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _columns_ok(v: Any) -> bool:
+    from trainrun.feature_columns import FeatureColumn
+
+    if isinstance(v, FeatureColumn):
+        return True
+    return (
+        isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(c, FeatureColumn) for c in v)
+    )
+
+
+def _optional_columns_ok(v: Any) -> bool:
+    return v is None or (isinstance(v, (list, tuple)) and len(v) == 0) or _columns_ok(v)
+
+
+def _hidden_units_ok(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) > 0 and all(_is_int(u) and u > 0 for u in v)
+
+
+def _optimizer_ok(v: Any) -> bool:
+    import torch
+
+    if isinstance(v, str):
+        return True
+    if isinstance(v, torch.optim.Optimizer):
+        return False  # its parameters are not ours; a class or factory is needed
+    return callable(v)
+
+
+def _activation_ok(v: Any) -> bool:
+    from trainrun.modules._activations import activation_name
+
+    return activation_name(v) is not None or (callable(v) and not isinstance(v, str))
+
+
+def _dropout_ok(v: Any) -> bool:
+    return v is None or (
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= float(v) < 1
+    )
+
+
+def _loss_reduction_ok(v: Any) -> bool:
+    from trainrun.modules.heads import LOSS_REDUCTIONS
+
+    name = getattr(v, "name", v)
+    return isinstance(name, str) and name.lower() in LOSS_REDUCTIONS
+
+
+def _weight_column_ok(v: Any) -> bool:
+    return v is None or isinstance(v, str) or isinstance(getattr(v, "key", None), str)
+
+
+def _path_ok(v: Any) -> bool:
+    return v is None or isinstance(v, (str, os.PathLike))
+
+
+CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "feature_columns": (_columns_ok, "a non-empty list of feature columns"),
+    "linear_feature_columns": (_optional_columns_ok, "a list of feature columns or None"),
+    "dnn_feature_columns": (_optional_columns_ok, "a list of feature columns or None"),
+    "hidden_units": (_hidden_units_ok, "a non-empty list of positive ints"),
+    "dnn_hidden_units": (
+        lambda v: v is None or _hidden_units_ok(v),
+        "a non-empty list of positive ints",
+    ),
+    "n_classes": (lambda v: _is_int(v) and v >= 2, "an int >= 2"),
+    "label_dimension": (lambda v: _is_int(v) and v >= 1, "a positive int"),
+    "label_vocabulary": (
+        lambda v: (
+            v is None
+            or (
+                isinstance(v, (list, tuple))
+                and all(isinstance(s, str) for s in v)
+                and len(set(v)) == len(v)
+            )
+        ),
+        "a list of distinct strings or None",
+    ),
+    "weight_column": (_weight_column_ok, "a column name, a numeric_column or None"),
+    "optimizer": (
+        _optimizer_ok,
+        "an optimizer name, a torch optimizer class or a factory of params",
+    ),
+    "linear_optimizer": (
+        _optimizer_ok,
+        "an optimizer name, a torch optimizer class or a factory of params",
+    ),
+    "dnn_optimizer": (
+        _optimizer_ok,
+        "an optimizer name, a torch optimizer class or a factory of params",
+    ),
+    "activation_fn": (_activation_ok, "an activation name such as 'relu' or a function"),
+    "dnn_activation_fn": (_activation_ok, "an activation name such as 'relu' or a function"),
+    "dropout": (_dropout_ok, "a float in [0, 1) or None"),
+    "dnn_dropout": (_dropout_ok, "a float in [0, 1) or None"),
+    "batch_norm": (lambda v: isinstance(v, bool), "a bool"),
+    "loss_reduction": (_loss_reduction_ok, "'sum_over_batch_size' or 'sum'"),
+    # LinearFeatures sums a row's category weights; tf's "mean" / "sqrtn" are not implemented.
+    "sparse_combiner": (lambda v: v == "sum", "'sum' (the only combiner implemented)"),
+    "linear_sparse_combiner": (lambda v: v == "sum", "'sum' (the only combiner implemented)"),
+    "model_dir": (_path_ok, "a path or None"),
+    "warm_start_from": (_path_ok, "a path to a model directory, checkpoint or export, or None"),
+    "config": (lambda v: v is None or isinstance(v, RunConfig), "a RunConfig or None"),
+}
+
+
+def _jsonable(value: Any) -> Any:
+    """Settings as JSON for checkpoints: columns as configs, anything else by its repr."""
+    from trainrun.feature_columns import FeatureColumn
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, FeatureColumn):
+        return value.to_config()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, RunConfig):
+        return value.to_dict()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    from trainrun.modules._activations import activation_name
+
+    name = activation_name(value) if callable(value) else None
+    return name if name is not None else repr(value)
+
+
+def _strip(config: Any, keys: Sequence[str]) -> Any:
+    """A copy of a nested config without ``keys`` (settings that do not shape the weights)."""
+    if isinstance(config, Mapping):
+        return {k: _strip(v, keys) for k, v in config.items() if k not in keys}
+    if isinstance(config, list):
+        return [_strip(v, keys) for v in config]
+    return config
+
+
+# --------------------------------------------------------------------- the base
+
+
+class Estimator:
+    """Base class of the six canned estimators (scikit-learn's conventions).
+
+    Subclasses define a keyword-only ``__init__`` that stores each argument
+    unchanged, and ``_build_head``, ``_columns``, ``_network_config`` and
+    ``_optimizer_settings``.
+    """
+
+    _problem: str = ""  # "classifier" or "regressor"
+
+    # ------------------------------------------------------------ settings
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
+        ]
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """The constructor's settings, as given (scikit-learn's ``get_params``)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Estimator:
+        """Change settings before training; unknown names raise ValueError."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"{type(self).__name__} has no parameter {name!r}. Valid parameters: {valid}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        parts = []
+        for p in sig.parameters.values():
+            if p.name == "self" or p.kind == p.VAR_KEYWORD:
+                continue
+            value = getattr(self, p.name)
+            if p.default is p.empty or not _same(value, p.default):
+                parts.append(f"{p.name}={_short_repr(value)}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _validate_params(self) -> None:
+        cls = type(self).__name__
+        for name in self._param_names():
+            check = CHECKS.get(name)
+            if check is None:
+                continue
+            ok, what = check
+            value = getattr(self, name)
+            if not ok(value):
+                raise ValueError(
+                    f"The {name!r} parameter of {cls} must be {what}. Got {value!r} instead."
+                )
+        vocab = getattr(self, "label_vocabulary", None)
+        n = getattr(self, "n_classes", None)
+        if vocab is not None and n is not None and len(vocab) != n:
+            raise ValueError(
+                f"The 'label_vocabulary' parameter of {cls} must be a list of n_classes={n} "
+                f"distinct strings. Got {vocab!r} instead."
+            )
+        self._validate_more()
+
+    def _validate_more(self) -> None:
+        """Checks that involve several settings (overridden by the combined estimators)."""
+
+    # ------------------------------------------------------------ subclass hooks
+    def _build_head(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _columns(self) -> dict[str, list[Any]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _network_config(self, units: int) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _optimizer_settings(self) -> list[tuple[str, Any]]:  # pragma: no cover - abstract
+        """(part, identifier) pairs: part "linear", "dnn" or "all"."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ state
+    @property
+    def config_(self) -> RunConfig:
+        return self.config if self.config is not None else RunConfig()
+
+    @property
+    def global_step_(self) -> int:
+        return getattr(self, "_global_step", 0)
+
+    def _is_built(self) -> bool:
+        return getattr(self, "network_", None) is not None
+
+    def _build(self) -> None:
+        """Validate, resolve model_dir, build the network, restore or warm-start it."""
+        if self._is_built():
+            self._reload_if_newer()
+            return
+        import torch
+
+        from trainrun.feature_columns import FeatureTransform
+        from trainrun.modules._build import build_network, union_columns
+
+        self._validate_params()
+        config = self.config_
+        self.device_ = config.resolved_device()
+        self.model_dir_ = self._resolve_model_dir()
+        head = self._build_head()
+        columns = self._columns()
+        for part, cols in columns.items():
+            _check_feature_columns(
+                cols, f"{part}_feature_columns" if part != "all" else "feature_columns"
+            )
+        net_config = self._network_config(head.logits_dimension)
+        with torch.random.fork_rng(devices=[]):
+            if config.seed is not None:
+                torch.manual_seed(config.seed)
+            network = build_network(net_config, columns)
+        self.head_ = head
+        self.columns_ = columns
+        self.transform_ = FeatureTransform(union_columns(columns))
+        self.network_ = network.to(self.device_)
+        self.optimizers_ = self._make_optimizers()
+        self._global_step = 0
+
+        from trainrun.model_dir.checkpoints import latest_checkpoint
+
+        found = latest_checkpoint(self.model_dir_)
+        if found is not None:
+            self._restore(found)
+        elif self.warm_start_from is not None:
+            self._warm_start(self.warm_start_from)
+
+    def _resolve_model_dir(self) -> Path:
+        if self.model_dir is not None:
+            path = Path(self.model_dir).expanduser()
+            if path.exists() and not path.is_dir():
+                raise ModelDirError(
+                    f"model_dir must be a directory, but {path} is a file. "
+                    f"Received: model_dir={os.fspath(self.model_dir)!r}"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        from trainrun.training.run_recorder import active_model_dir
+
+        run_model = active_model_dir()
+        if run_model is not None:
+            run_model.mkdir(parents=True, exist_ok=True)
+            return run_model
+        path = Path(tempfile.mkdtemp(prefix="trainrun-model-"))
+        log.warning("Using temporary folder as model directory: %s", path)
+        return path
+
+    def _make_optimizers(self) -> list[Any]:
+        from trainrun.training.optimizers import get_optimizer
+
+        opts = []
+        for part, identifier in self._optimizer_settings():
+            module = self.network_ if part == "all" else getattr(self.network_, part)
+            if module is None:
+                continue
+            params = [p for p in module.parameters() if p.requires_grad]
+            if not params:
+                continue
+            opts.append(get_optimizer(identifier, params))
+        return opts
+
+    # ------------------------------------------------------------ checkpoints
+    def _architecture(self) -> dict[str, Any]:
+        """What must match for a checkpoint to fit: settings that shape or give meaning to weights."""
+        from trainrun.feature_columns import columns_to_config
+
+        return {
+            "estimator": type(self).__name__,
+            "head": _strip(self.head_.to_config(), ["loss_reduction"]),
+            "network": _strip(self.network_.to_config(), ["dropout"]),
+            "columns": {part: columns_to_config(cols) for part, cols in self.columns_.items()},
+        }
+
+    def _meta(self) -> dict[str, Any]:
+        from trainrun.feature_columns import columns_to_config
+
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "estimator": type(self).__name__,
+            "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+            "architecture": self._architecture(),
+            "head": self.head_.to_config(),
+            "network": self.network_.to_config(),
+            "columns": {part: columns_to_config(cols) for part, cols in self.columns_.items()},
+            "transform": self.transform_.to_config(),
+            "optimizer_classes": [type(o).__name__ for o in self.optimizers_],
+        }
+
+    def _save_checkpoint(self, step: int) -> Path:
+        from trainrun.model_dir.checkpoints import save_checkpoint
+
+        return save_checkpoint(
+            self.model_dir_,
+            step,
+            self.network_.state_dict(),
+            [o.state_dict() for o in self.optimizers_],
+            self._meta(),
+            keep=self.config_.keep_checkpoint_max,
+        )
+
+    def _check_compatible(self, meta: Mapping[str, Any], where: Path) -> None:
+        import json
+
+        stored = meta.get("architecture") or {}
+        mine = json.loads(json.dumps(self._architecture(), default=str))
+        diffs = [k for k in mine if stored.get(k) != mine[k]]
+        if not diffs:
+            return
+        details = []
+        for key in diffs:
+            if key == "estimator":
+                details.append(f"it holds a {stored.get('estimator')}, not a {mine['estimator']}")
+            elif key == "columns":
+                details.append("its feature columns differ")
+            else:
+                details.append(f"its {key} differs ({stored.get(key)} vs {mine[key]})")
+        raise ModelDirError(
+            f"model_dir {where} holds an incompatible model: {'; '.join(details)}. Use a new "
+            "model_dir, delete the old one, or construct the estimator with the stored settings."
+        )
+
+    def _restore(self, path: Path) -> None:
+        from trainrun.model_dir.checkpoints import load_checkpoint, read_checkpoint_meta
+
+        self._check_compatible(read_checkpoint_meta(path), self.model_dir_)
+        ckpt = load_checkpoint(path)
+        self._load_weights(ckpt.model_state, strict=True, source=path)
+        stored_classes = ckpt.meta.get("optimizer_classes", [])
+        mine = [type(o).__name__ for o in self.optimizers_]
+        if stored_classes == mine and len(ckpt.optimizer_states) == len(self.optimizers_):
+            for opt, state in zip(self.optimizers_, ckpt.optimizer_states, strict=True):
+                opt.load_state_dict(state)
+                _move_optimizer_state(opt, self.device_)
+        else:
+            warnings.warn(
+                f"The checkpoint in {self.model_dir_} was trained with optimizers {stored_classes}, "
+                f"this estimator uses {mine}: weights restored, optimizer state starts fresh.",
+                stacklevel=3,
+            )
+        self._global_step = ckpt.global_step
+        self._checkpoint_path = path
+
+    def _reload_if_newer(self) -> None:
+        """Another estimator may have trained in the same model_dir since: follow it (as tf does)."""
+        from trainrun.model_dir.checkpoints import latest_checkpoint
+
+        found = latest_checkpoint(self.model_dir_)
+        if found is not None and found != getattr(self, "_checkpoint_path", None):
+            self._restore(found)
+
+    def _load_weights(self, state: Mapping[str, Any], strict: bool, source: Path) -> list[str]:
+        own = self.network_.state_dict()
+        if strict:
+            missing = sorted(set(own) - set(state))
+            if missing:
+                raise ModelDirError(
+                    f"Checkpoint {source} lacks weights {missing[:5]} that this model needs. "
+                    "Use a new model_dir."
+                )
+        loaded = {
+            k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)
+        }
+        if strict and len(loaded) != len(own):
+            bad = sorted(k for k in own if k not in loaded)
+            raise ModelDirError(
+                f"Checkpoint {source} has weights of other shapes: {bad[:5]}. Use a new model_dir."
+            )
+        self.network_.load_state_dict(loaded, strict=False)
+        return sorted(loaded)
+
+    def _warm_start(self, source: Any) -> None:
+        """Copy every weight whose name and shape match from a model_dir, checkpoint or export."""
+        from safetensors.torch import load_file
+
+        from trainrun.model_dir.checkpoints import load_checkpoint
+
+        path = Path(source)
+        if (path / "spec.json").exists() and (path / "model.safetensors").exists():
+            state = load_file(str(path / "model.safetensors"))
+        elif path.exists():
+            try:
+                state = load_checkpoint(path).model_state
+            except ModelDirError as exc:
+                raise ModelDirError(f"warm_start_from={os.fspath(source)!r}: {exc}") from exc
+        else:
+            raise ModelDirError(
+                "warm_start_from must name a model directory, a checkpoint (ckpt-N.json) or an "
+                f"export folder. Nothing exists at {path}. Received: warm_start_from={os.fspath(source)!r}"
+            )
+        loaded = self._load_weights(state, strict=False, source=path)
+        if not loaded:
+            raise ModelDirError(
+                f"warm_start_from={os.fspath(source)!r} shares no weight (same name and shape) "
+                "with this model; check its feature columns and layer sizes."
+            )
+        log.info(
+            "Warm-started %d of %d weights from %s",
+            len(loaded),
+            len(self.network_.state_dict()),
+            path,
+        )
+
+    # ------------------------------------------------------------ inputs
+    def _weight_key(self) -> str | None:
+        w = getattr(self, "weight_column", None)
+        if w is None or isinstance(w, str):
+            return w
+        return w.key
+
+    def _batches(self, input_fn: Any, labels: bool) -> Iterator[Any]:
+        fn = _resolve_input_fn(input_fn)
+        # Without labels, a response column that is present is skipped, not decoded.
+        label_fn = self.head_.label_fn if labels else _ignore_labels
+        weight_key = self._weight_key() if labels else None
+        return iter(fn.batches(self.transform_, label_fn=label_fn, weight_key=weight_key))
+
+    def _to_device(self, batch: Any) -> Any:
+        if self.device_.type == "cpu":
+            return batch
+        dev = self.device_
+        feats = {k: v.to(dev, non_blocking=True) for k, v in batch.features.items()}
+        labels = None if batch.labels is None else batch.labels.to(dev, non_blocking=True)
+        weights = None if batch.weights is None else batch.weights.to(dev, non_blocking=True)
+        return type(batch)(feats, labels, weights)
+
+    def _tensorboard_dir(
+        self, eval_name: str | None = None, evaluating: bool = False
+    ) -> Path | None:
+        if not self.config_.tensorboard:
+            return None
+        from trainrun.training.run_recorder import active_tensorboard_dir
+
+        run_tb = active_tensorboard_dir()
+        if run_tb is not None:
+            return run_tb
+        if evaluating:
+            return self.model_dir_ / ("eval" if eval_name is None else f"eval_{eval_name}")
+        return self.model_dir_
+
+    # ------------------------------------------------------------ train
+    def train(
+        self,
+        input_fn: Any,
+        steps: int | None = None,
+        max_steps: int | None = None,
+        callbacks: Sequence[Any] | None = None,
+    ) -> Any:
+        """Train on ``input_fn``'s batches; returns a :class:`~trainrun.training.callbacks.History`.
+
+        ``steps`` trains that many more steps; ``max_steps`` stops at that global
+        step (and does nothing when already there). With neither, training runs
+        until the input is exhausted. The environment variable
+        ``TRAINRUN_MAX_STEPS`` caps the steps of every call (for smoke tests).
+
+        >>> history = est.train(input_fn(train_df, response="churn"), steps=200)  # doctest: +SKIP
+        >>> history                                                               # doctest: +SKIP
+        Trained for 200 steps (global step 200) in 1.3 s, 19,210 examples/s; final loss 0.4411
+        """
+        import torch
+
+        from trainrun.training.callbacks import (
+            CheckpointSaver,
+            History,
+            ProgressLogger,
+            TensorBoardLogger,
+        )
+        from trainrun.training.loop import TrainState, train_loop
+        from trainrun.training.run_recorder import RunRecorder
+
+        _check_steps(steps, max_steps)
+        self._build()
+        config = self.config_
+        start = self.global_step_
+        limit = (
+            max_steps if max_steps is not None else (start + steps if steps is not None else None)
+        )
+        cap = _env_max_steps()
+        if cap is not None:
+            limit = start + cap if limit is None else min(limit, start + cap)
+        history = History()
+        own: list[Any] = []
+        tb_dir = self._tensorboard_dir()
+        if tb_dir is not None:
+            own.append(TensorBoardLogger(tb_dir, every=config.save_summary_steps))
+        own.append(history)
+        if config.progress:
+            own.append(ProgressLogger(every=config.log_step_count_steps))
+        own.append(RunRecorder(every=config.log_step_count_steps))
+        own.append(CheckpointSaver(self._save_from_loop, every=config.save_checkpoints_steps))
+        all_callbacks = [*own, *(callbacks or ())]
+        state = TrainState(global_step=start, start_step=start, max_steps=limit, estimator=self)
+        if limit is not None and start >= limit:
+            log.info(
+                "Skipping training: global step %d already reached max_steps=%d.", start, limit
+            )
+            train_loop(lambda b: b, iter(()), all_callbacks, state, batch_size=len)
+            return history
+
+        if config.seed is not None:
+            # Dropout masks and shuffles that use torch's global generator repeat per step.
+            torch.manual_seed(config.seed + start)
+        network, head, opts = self.network_, self.head_, self.optimizers_
+        to_device = self._to_device
+
+        def step(batch: Any) -> torch.Tensor:
+            batch = to_device(batch)
+            loss = head.loss(network(batch.features), batch.labels, batch.weights)
+            for opt in opts:
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for opt in opts:
+                opt.step()
+            return loss.detach()
+
+        batches = _checked_batches(self._batches(input_fn, labels=True), "train")
+        network.train()
+        try:
+            train_loop(step, batches, all_callbacks, state, batch_size=_batch_size)
+        finally:
+            self._global_step = state.global_step
+            network.eval()
+        if state.steps_done == 0 and (limit is None or start < limit):
+            raise InputError(
+                "input_fn produced no batches to train on. Check that the data is not empty."
+            )
+        return history
+
+    def _save_from_loop(self, step: int) -> None:
+        self._global_step = step
+        self._checkpoint_path = self._save_checkpoint(step)
+
+    # ------------------------------------------------------------ evaluate
+    def _require_trained(self, verb: str) -> None:
+        self._build()
+        if self.global_step_ == 0 and getattr(self, "_checkpoint_path", None) is None:
+            if self.warm_start_from is None:
+                raise NotTrainedError(
+                    f"{type(self).__name__} cannot {verb} before it is trained: no checkpoint in "
+                    f"model_dir {self.model_dir_}. Call train() first, or pass the model_dir of a "
+                    "trained model."
+                )
+
+    def evaluate(
+        self,
+        input_fn: Any,
+        steps: int | None = None,
+        name: str | None = None,
+        callbacks: Sequence[Any] | None = None,
+    ) -> dict[str, float]:
+        """Metrics over ``input_fn`` (tf.estimator's keys, ``global_step`` included).
+
+        Binary classifiers: accuracy, accuracy_baseline, auc (exact), auc_precision_recall,
+        average_loss, label/mean, loss, precision, prediction/mean, recall. Multi-class:
+        accuracy, average_loss, loss. Regressors: average_loss, label/mean, loss,
+        prediction/mean. ``loss`` is the mean of per-batch losses, ``average_loss`` the
+        weighted mean per-example loss. Inside a training run the result is also
+        written to the run's evaluation.json.
+
+        >>> est.evaluate(input_fn(test_df, response="churn", shuffle=False))  # doctest: +SKIP
+        {'accuracy': 0.80, 'auc': 0.84, ..., 'global_step': 200}
+        """
+        import torch
+
+        from trainrun.training.callbacks import TensorBoardLogger
+        from trainrun.training.run_recorder import RunRecorder
+
+        if steps is not None and not (_is_int(steps) and steps > 0):
+            raise ValueError(
+                f"evaluate() needs steps to be a positive int or None. Received: steps={steps!r}"
+            )
+        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+            raise ValueError(
+                f"evaluate() needs name to be a non-empty string without '/'. Received: name={name!r}"
+            )
+        self._require_trained("evaluate")
+        fn = _resolve_input_fn(input_fn)
+        if steps is None and getattr(fn, "epochs", 1) is None:
+            raise InputError(
+                "evaluate() over an input_fn with epochs=None would never end. "
+                "Pass steps=N, or build the input_fn with epochs=1."
+            )
+        logits, labels, weights, losses = [], [], [], []
+        self.network_.eval()
+        with torch.no_grad():
+            for i, batch in enumerate(_checked_batches(self._batches(fn, labels=True), "evaluate")):
+                if steps is not None and i >= steps:
+                    break
+                batch = self._to_device(batch)
+                out = self.network_(batch.features)
+                losses.append(self.head_.loss(out, batch.labels, batch.weights))
+                logits.append(out)
+                labels.append(batch.labels)
+                if batch.weights is not None:
+                    weights.append(batch.weights)
+        if not logits:
+            raise InputError(
+                "input_fn produced no batches to evaluate. Check that the data is not empty."
+            )
+        loss = float(torch.stack(losses).mean())
+        all_w = torch.cat(weights).cpu() if weights else None
+        results = self.head_.metrics(torch.cat(logits).cpu(), torch.cat(labels).cpu(), all_w, loss)
+        results = {
+            k: (float(v) if isinstance(v, (int, float)) or hasattr(v, "item") else v)
+            for k, v in results.items()
+        }
+        results["global_step"] = self.global_step_
+        hooks: list[Any] = [RunRecorder()]
+        tb_dir = self._tensorboard_dir(name, evaluating=True)
+        if tb_dir is not None:
+            hooks.append(TensorBoardLogger(tb_dir))
+        for cb in [*hooks, *(callbacks or ())]:
+            cb.on_evaluate_end(results, name)
+        return results
+
+    # ------------------------------------------------------------ predict
+    def _prediction_batches(
+        self, input_fn: Any, predict_keys: Sequence[str] | None
+    ) -> Iterator[dict[str, Any]]:
+        import torch
+
+        self._require_trained("predict")
+        keys = self.head_.check_predict_keys(predict_keys)
+        self.network_.eval()
+        for batch in self._batches(input_fn, labels=False):
+            batch = self._to_device(batch)
+            with torch.no_grad():
+                out = self.head_.predictions(self.network_(batch.features))
+            yield {k: out[k] for k in keys} if keys else out
+
+    def predict(
+        self, input_fn: Any, predict_keys: Sequence[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield one dict per example with tf.estimator's keys (numpy arrays, one row each).
+
+        Classifiers: logits, logistic (binary only), probabilities, class_ids, classes,
+        all_class_ids, all_classes. Regressors: predictions. Build the input_fn with
+        ``shuffle=False`` to keep the data's order.
+
+        >>> next(est.predict(input_fn(test_df, shuffle=False)))["probabilities"]  # doctest: +SKIP
+        array([0.73, 0.27], dtype=float32)
+        """
+        for out in self._prediction_batches(input_fn, predict_keys):
+            n = len(next(iter(out.values())))
+            for i in range(n):
+                yield {k: v[i] for k, v in out.items()}
+
+    def predict_frame(self, input_fn: Any, predict_keys: Sequence[str] | None = None) -> Any:
+        """Predictions as a pandas DataFrame, one row per example.
+
+        A key of width one is one column (``class_ids``); a wider one becomes
+        ``key_0 .. key_k`` (``probabilities_0``, ``probabilities_1``).
+        """
+        from trainrun.model_dir.export import predictions_to_frame
+
+        return predictions_to_frame(
+            list(self._prediction_batches(input_fn, predict_keys)), predict_keys
+        )
+
+    # ------------------------------------------------------------ export
+    def export(self, path: str | os.PathLike[str]) -> Path:
+        """Write a self-contained artifact (safetensors weights + JSON spec with the feature columns).
+
+        Load it with :func:`trainrun.load_exported`, which needs neither this
+        class nor the training code.
+
+        >>> est.export("churn_model")                                   # doctest: +SKIP
+        >>> trainrun.load_exported("churn_model").predict(test_df)      # doctest: +SKIP
+        """
+        from trainrun.model_dir.export import export_model
+
+        self._require_trained("export")
+        return export_model(
+            path,
+            network=self.network_,
+            head=self.head_,
+            columns=self.columns_,
+            extra={"estimator": type(self).__name__, "global_step": self.global_step_},
+        )
+
+    @property
+    def model_dir_path(self) -> Path | None:
+        """The resolved model directory (None until the estimator first works)."""
+        return getattr(self, "model_dir_", None)
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest checkpoint's JSON path in the model directory, or None."""
+        from trainrun.model_dir.checkpoints import latest_checkpoint
+
+        path = self.model_dir_path
+        return None if path is None else latest_checkpoint(path)
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return a is b
+
+
+def _short_repr(value: Any) -> str:
+    from trainrun.feature_columns import FeatureColumn
+
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(c, FeatureColumn) for c in value)
+    ):
+        names = [c.name for c in value]
+        shown = ", ".join(names[:4]) + (f", ... ({len(names)} columns)" if len(names) > 4 else "")
+        return f"[{shown}]"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_feature_columns(columns: Sequence[Any], arg: str) -> None:
+    from trainrun.feature_columns._columns import check_columns
+
+    check_columns(columns, arg)
+
+
+def _check_steps(steps: Any, max_steps: Any) -> None:
+    if steps is not None and max_steps is not None:
+        raise ValueError(
+            "train() takes steps (more steps) or max_steps (a total), not both. "
+            f"Received: steps={steps!r}, max_steps={max_steps!r}"
+        )
+    if steps is not None and not (_is_int(steps) and steps > 0):
+        raise ValueError(f"train() needs steps to be a positive int. Received: steps={steps!r}")
+    if max_steps is not None and not (_is_int(max_steps) and max_steps > 0):
+        raise ValueError(
+            f"train() needs max_steps to be a positive int. Received: max_steps={max_steps!r}"
+        )
+
+
+def _env_max_steps() -> int | None:
+    raw = os.environ.get(MAX_STEPS_ENV)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(
+            f"{MAX_STEPS_ENV} must be a positive integer. Received: {MAX_STEPS_ENV}={raw!r}"
+        )
+    return value
+
+
+def _resolve_input_fn(input_fn: Any) -> Any:
+    """An InputFn, or a zero-argument callable returning one (tf.estimator's style)."""
+    if hasattr(input_fn, "batches"):
+        return input_fn
+    if callable(input_fn):
+        made = input_fn()
+        if hasattr(made, "batches"):
+            return made
+        raise InputError(
+            "input_fn must be an InputFn (from trainrun.input_fn(...)) or a function returning "
+            f"one. The function returned {type(made).__name__}."
+        )
+    raise InputError(
+        "input_fn must be an InputFn (from trainrun.input_fn(...)) or a function returning one. "
+        f"Received: input_fn={_short_repr(input_fn)}"
+    )
+
+
+def _checked_batches(batches: Iterator[Any], verb: str) -> Iterator[Any]:
+    for batch in batches:
+        if batch.labels is None:
+            raise InputError(
+                f"{verb}() needs labels, but the input_fn has no response column. "
+                "Pass response='<label column>' to input_fn."
+            )
+        yield batch
+
+
+def _ignore_labels(values: Any) -> Any:
+    import torch
+
+    return torch.zeros(len(values), dtype=torch.uint8)
+
+
+def _batch_size(batch: Any) -> int:
+    return batch.labels.shape[0]
+
+
+def _move_optimizer_state(opt: Any, device: Any) -> None:
+    import torch
+
+    if device.type == "cpu":
+        return
+    for state in opt.state.values():
+        for k, v in state.items():
+            # Adam's 'step' counter stays on the CPU unless the optimizer is capturable.
+            if isinstance(v, torch.Tensor) and v.dim() > 0:
+                state[k] = v.to(device)

@@ -1,0 +1,100 @@
+"""RunConfig: how an estimator trains (seed, checkpoints, logging, device), not what it is."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["RunConfig"]
+
+
+@dataclass(frozen=True, repr=False)
+class RunConfig:
+    """Settings shared by every estimator, as tf.estimator.RunConfig.
+
+    ==========================  =========  ===============================================
+    setting                     default    meaning
+    ==========================  =========  ===============================================
+    ``seed``                    None       seeds weight initialisation and dropout
+    ``save_checkpoints_steps``  None       also checkpoint every N steps (always at the end)
+    ``save_summary_steps``      100        TensorBoard scalars every N steps
+    ``log_step_count_steps``    100        progress lines and run metrics every N steps
+    ``keep_checkpoint_max``     5          checkpoints kept (None or 0: all)
+    ``device``                  "cpu"      "cpu", "cuda", "cuda:1", "mps" or "auto"
+    ``tensorboard``             True       write TensorBoard event files
+    ``progress``                True       print progress while training
+    ==========================  =========  ===============================================
+
+    >>> RunConfig(seed=42, save_checkpoints_steps=500)
+    RunConfig(seed=42, save_checkpoints_steps=500)
+    """
+
+    seed: int | None = None
+    save_checkpoints_steps: int | None = None
+    save_summary_steps: int = 100
+    log_step_count_steps: int = 100
+    keep_checkpoint_max: int | None = 5
+    device: str = "cpu"
+    tensorboard: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        def check(name: str, ok: bool, what: str) -> None:
+            if not ok:
+                raise ValueError(
+                    f"The '{name}' parameter of RunConfig must be {what}. "
+                    f"Got {getattr(self, name)!r} instead."
+                )
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+        check("seed", self.seed is None or is_int(self.seed), "an int or None")
+        for name in ("save_checkpoints_steps",):
+            v = getattr(self, name)
+            check(name, v is None or (is_int(v) and v > 0), "a positive int or None")
+        for name in ("save_summary_steps", "log_step_count_steps"):
+            v = getattr(self, name)
+            check(name, is_int(v) and v > 0, "a positive int")
+        v = self.keep_checkpoint_max
+        check(
+            "keep_checkpoint_max", v is None or (is_int(v) and v >= 0), "a non-negative int or None"
+        )
+        check(
+            "device",
+            isinstance(self.device, str) and bool(self.device),
+            "a device name such as 'cpu', 'cuda' or 'auto'",
+        )
+        check("tensorboard", isinstance(self.tensorboard, bool), "a bool")
+        check("progress", isinstance(self.progress, bool), "a bool")
+
+    def resolved_device(self) -> Any:
+        """The torch.device to train on ("auto": CUDA if available, else MPS, else CPU)."""
+        import torch
+
+        if self.device == "auto":
+            if torch.cuda.is_available():
+                return torch.device("cuda")
+            if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+                return torch.device("mps")
+            return torch.device("cpu")
+        try:
+            return torch.device(self.device)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"The 'device' parameter of RunConfig must be a device name such as 'cpu', "
+                f"'cuda' or 'auto'. Got {self.device!r} instead."
+            ) from exc
+
+    def __repr__(self) -> str:
+        # Only what differs from the defaults, as estimators' reprs do.
+        changed = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if getattr(self, f.name) != f.default
+        ]
+        return f"RunConfig({', '.join(changed)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

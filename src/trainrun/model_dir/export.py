@@ -1,0 +1,197 @@
+"""Exports: a folder that serves predictions with no training code.
+
+``spec.json`` holds the head, the network's config and the feature columns
+(vocabularies inlined); ``model.safetensors`` holds the weights.
+:func:`load_exported` rebuilds the network from the spec alone.
+
+>>> model = load_exported("churn_model")          # doctest: +SKIP
+>>> model.predict_frame(new_customers).head()     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainrun.exceptions import ModelDirError
+from trainrun.model_dir._json import read_json, write_json
+
+__all__ = ["ExportedModel", "export_model", "load_exported", "predictions_to_frame"]
+
+EXPORT_FORMAT = "trainrun.export/1"
+SPEC_FILE = "spec.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def export_model(
+    path: str | os.PathLike[str],
+    *,
+    network: Any,
+    head: Any,
+    columns: Mapping[str, Sequence[Any]],
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``spec.json`` and ``model.safetensors`` into folder ``path`` (created if needed)."""
+    from safetensors.torch import save_file
+
+    from trainrun import __version__
+    from trainrun.feature_columns import columns_to_config
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ModelDirError(
+            f"Cannot export into {path}: it is a file. Received: path={os.fspath(path)!r}"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    save_file(weights, str(path / WEIGHTS_FILE), metadata={"format": EXPORT_FORMAT})
+    spec = {
+        "format": EXPORT_FORMAT,
+        "trainrun_version": __version__,
+        **(extra or {}),
+        "head": head.to_config(),
+        "network": network.to_config(),
+        "columns": {part: columns_to_config(cols) for part, cols in columns.items()},
+    }
+    write_json(path / SPEC_FILE, spec)
+    return path
+
+
+class ExportedModel:
+    """A loaded export: ``predict(data)`` on a DataFrame, dict of arrays or Arrow table."""
+
+    def __init__(
+        self, spec: Mapping[str, Any], network: Any, head: Any, transform: Any, path: Path
+    ) -> None:
+        self.spec = dict(spec)
+        self.network = network
+        self.head = head
+        self.transform = transform
+        self.path = path
+
+    @property
+    def required_keys(self) -> tuple[str, ...]:
+        """The raw data columns that predict() needs."""
+        return tuple(self.transform.required_keys)
+
+    def _outputs(
+        self, data: Any, predict_keys: Sequence[str] | None, batch_size: int
+    ) -> list[dict[str, np.ndarray]]:
+        import torch
+
+        data = _as_columns(data)
+        n = _num_rows(data)
+        outs = []
+        for start in range(0, max(n, 1), batch_size):
+            chunk = {k: v[start : start + batch_size] for k, v in data.items()}
+            encoded = self.transform.encode(chunk)
+            with torch.no_grad():
+                out = self.head.predictions(self.network(encoded))
+            outs.append({k: out[k] for k in predict_keys} if predict_keys else out)
+            if n == 0:
+                break
+        return outs
+
+    def predict(
+        self, data: Any, predict_keys: Sequence[str] | None = None, batch_size: int = 8192
+    ) -> dict[str, np.ndarray]:
+        """tf.estimator's prediction keys, each an array with one row per example."""
+        keys = self.head.check_predict_keys(predict_keys)
+        outs = self._outputs(data, keys, batch_size)
+        return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+
+    def predict_frame(
+        self, data: Any, predict_keys: Sequence[str] | None = None, batch_size: int = 8192
+    ) -> Any:
+        """The predictions as a DataFrame (``probabilities_0``, ``probabilities_1``, ...)."""
+        keys = self.head.check_predict_keys(predict_keys)
+        return predictions_to_frame(self._outputs(data, keys, batch_size), keys)
+
+    def __repr__(self) -> str:
+        return f"ExportedModel({self.spec.get('estimator', '?')}, path={str(self.path)!r})"
+
+
+def load_exported(
+    path: str | os.PathLike[str], normalizers: Mapping[str, Callable] | None = None
+) -> ExportedModel:
+    """Load an export written by ``estimator.export(path)``.
+
+    ``normalizers`` supplies numeric columns' ``normalizer_fn`` functions that
+    could not be stored in JSON, by the name the error message gives.
+    """
+    from safetensors.torch import load_file
+
+    from trainrun.feature_columns import FeatureTransform, columns_from_config
+    from trainrun.modules._build import build_network, union_columns
+    from trainrun.modules.heads import head_from_config
+
+    path = Path(path)
+    spec_path = path / SPEC_FILE
+    if not spec_path.exists() or not (path / WEIGHTS_FILE).exists():
+        raise ModelDirError(
+            f"{path} is not a trainrun export: it needs {SPEC_FILE} and {WEIGHTS_FILE}. "
+            "Create one with estimator.export(path)."
+        )
+    spec = read_json(spec_path)
+    if spec.get("format") != EXPORT_FORMAT:
+        raise ModelDirError(
+            f"{spec_path} has format {spec.get('format')!r}; this trainrun reads {EXPORT_FORMAT!r}."
+        )
+    columns = {
+        part: columns_from_config(cfg, dict(normalizers) if normalizers else None)
+        for part, cfg in spec["columns"].items()
+    }
+    network = build_network(spec["network"], columns)
+    state = load_file(str(path / WEIGHTS_FILE))
+    network.load_state_dict(state)
+    network.eval()
+    head = head_from_config(spec["head"])
+    return ExportedModel(spec, network, head, FeatureTransform(union_columns(columns)), path)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _as_columns(data: Any) -> dict[str, Any]:
+    if hasattr(data, "to_pydict") and hasattr(data, "column_names"):  # pyarrow.Table
+        return {
+            name: data.column(name).to_numpy(zero_copy_only=False) for name in data.column_names
+        }
+    if hasattr(data, "columns") and hasattr(data, "iloc"):  # pandas.DataFrame
+        return {str(c): data[c].to_numpy() for c in data.columns}
+    if isinstance(data, Mapping):
+        return {str(k): np.asarray(v) for k, v in data.items()}
+    from trainrun.exceptions import InputError
+
+    raise InputError(
+        "predict() takes a pandas DataFrame, a dict of arrays or a pyarrow Table. "
+        f"Received: {type(data).__name__}"
+    )
+
+
+def _num_rows(data: Mapping[str, Any]) -> int:
+    return len(next(iter(data.values()))) if data else 0
+
+
+def predictions_to_frame(
+    outputs: list[dict[str, np.ndarray]], predict_keys: Sequence[str] | None = None
+) -> Any:
+    """Batches of prediction dicts -> one DataFrame (wide keys become ``key_0 .. key_k``)."""
+    import pandas as pd
+
+    if not outputs:
+        return pd.DataFrame()
+    columns: dict[str, Any] = {}
+    for key in outputs[0]:
+        values = np.concatenate([o[key] for o in outputs])
+        values = values.reshape(len(values), -1)
+        if values.shape[1] == 1:
+            columns[key] = values[:, 0]
+        else:
+            for i in range(values.shape[1]):
+                columns[f"{key}_{i}"] = values[:, i]
+    return pd.DataFrame(columns)

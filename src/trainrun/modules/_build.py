@@ -1,0 +1,53 @@
+"""Networks from their configs: the one code path shared by estimators and exports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import nn
+
+from trainrun.modules.dnn import DNNModel
+from trainrun.modules.linear import LinearModel
+from trainrun.modules.wide_deep import WideDeepModel
+
+__all__ = ["build_network", "union_columns"]
+
+
+def build_network(config: Mapping[str, Any], columns: Mapping[str, Sequence[Any]]) -> nn.Module:
+    """Build the network a ``to_config()`` describes over ``columns`` ({"linear": [...], "dnn": [...]})."""
+    kind = config.get("type")
+    if kind == "linear":
+        return LinearModel(columns["linear"], config["units"], config.get("sparse_combiner", "sum"))
+    if kind == "dnn":
+        return DNNModel(
+            columns["dnn"],
+            config["hidden_units"],
+            config["units"],
+            config.get("activation_fn") or "relu",
+            config.get("dropout"),
+            config.get("batch_norm", False),
+        )
+    if kind == "wide_deep":
+        lin = config.get("linear") or {}
+        dnn = config.get("dnn") or {}
+        return WideDeepModel(
+            columns.get("linear") if config.get("linear") else None,
+            columns.get("dnn") if config.get("dnn") else None,
+            dnn.get("hidden_units"),
+            config["units"],
+            dnn.get("activation_fn") or "relu",
+            dnn.get("dropout"),
+            dnn.get("batch_norm", False),
+            lin.get("sparse_combiner", "sum"),
+        )
+    raise ValueError(f"Unknown network type in a saved config. Received: type={kind!r}")
+
+
+def union_columns(columns: Mapping[str, Sequence[Any]]) -> list[Any]:
+    """All columns of all parts, each once (by name), in first-seen order."""
+    seen: dict[str, Any] = {}
+    for part in columns.values():
+        for col in part or ():
+            seen.setdefault(col.name, col)
+    return list(seen.values())

@@ -1,0 +1,83 @@
+"""The deep network: dense features, then hidden layers, then a logits layer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainrun.modules._activations import activation_name, get_activation
+
+__all__ = ["DNNModel"]
+
+
+class _Activation(nn.Module):
+    """A plain function as a module, so the hidden stack is one nn.Sequential."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+class DNNModel(nn.Module):
+    """``DenseFeatures(columns)`` -> hidden layers -> logits ``[N, units]``.
+
+    Each hidden layer is, as in tf.estimator: dense with ``activation_fn``, then
+    dropout (training only), then batch normalisation when ``batch_norm``.
+
+    >>> from trainrun.feature_columns import numeric_column
+    >>> model = DNNModel([numeric_column("x", shape=(3,))], hidden_units=[8, 4], units=1)
+    >>> model({"x": torch.ones(5, 3)}).shape
+    torch.Size([5, 1])
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[Any],
+        hidden_units: Sequence[int],
+        units: int,
+        activation_fn: Any = "relu",
+        dropout: float | None = None,
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        from trainrun.feature_columns import DenseFeatures
+        from trainrun.modules.dropout import FastDropout
+
+        self.hidden_units = [int(u) for u in hidden_units]
+        self.units = units
+        self.activation = activation_name(activation_fn)
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.features = DenseFeatures(list(columns))
+        layers: list[nn.Module] = []
+        width = self.features.output_dim
+        for size in self.hidden_units:
+            layers.append(nn.Linear(width, size))
+            layers.append(_Activation(get_activation(activation_fn)))
+            if dropout:
+                layers.append(FastDropout(dropout))
+            if batch_norm:
+                # tf.keras' BatchNormalization defaults: momentum 0.99, epsilon 1e-3.
+                layers.append(nn.BatchNorm1d(size, eps=1e-3, momentum=0.01))
+            width = size
+        layers.append(nn.Linear(width, units))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.layers(self.features(encoded))
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "type": "dnn",
+            "hidden_units": self.hidden_units,
+            "units": self.units,
+            "activation_fn": self.activation,
+            "dropout": self.dropout,
+            "batch_norm": self.batch_norm,
+        }

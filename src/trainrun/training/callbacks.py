@@ -1,0 +1,335 @@
+"""Callbacks: every side effect of training, each behind timeline-named hooks.
+
+Hooks, in the order the loop calls them::
+
+    on_train_begin(state)
+      on_losses(state)      every few steps: state.step_losses holds (step, loss) floats
+      on_step_end(state)    after every step (keep it cheap: it is on the hot path)
+    on_train_end(state)
+    on_evaluate_end(results, name)   after evaluate(), called by the estimator
+
+Write your own by subclassing :class:`Callback` and passing it to
+``estimator.train(..., callbacks=[...])``.
+
+>>> class Stop(Callback):
+...     def on_step_end(self, state):
+...         state.stop_training = state.global_step >= 10
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from trainrun.training.loop import TrainState
+
+__all__ = [
+    "Callback",
+    "CheckpointSaver",
+    "History",
+    "ProgressLogger",
+    "TensorBoardLogger",
+]
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    def on_train_begin(self, state: TrainState) -> None:
+        pass
+
+    def on_losses(self, state: TrainState) -> None:
+        pass
+
+    def on_step_end(self, state: TrainState) -> None:
+        pass
+
+    def on_train_end(self, state: TrainState) -> None:
+        pass
+
+    def on_evaluate_end(self, results: Mapping[str, Any], name: str | None) -> None:
+        pass
+
+
+class _IntervalMean:
+    """Mean loss and examples/s over each interval of ``every`` steps."""
+
+    def __init__(self, every: int) -> None:
+        self.every = max(1, int(every))
+        self.reset(0, 0)
+
+    def reset(self, step: int, examples: int) -> None:
+        self.total = 0.0
+        self.count = 0
+        self.last_step = step
+        self.last_examples = examples
+        self.last_time = time.perf_counter()
+
+    def add(self, state: TrainState) -> list[tuple[int, float, float]]:
+        """Feed the new losses; return (step, mean loss, examples/s) for each interval closed."""
+        closed = []
+        for step, loss in state.step_losses:
+            self.total += loss
+            self.count += 1
+            if step % self.every == 0 or step == state.max_steps:
+                closed.append((step, self.total / self.count))
+                self.total, self.count = 0.0, 0
+        if not closed:
+            return []
+        now = time.perf_counter()
+        rate = (state.examples - self.last_examples) / max(now - self.last_time, 1e-9)
+        self.last_examples, self.last_time = state.examples, now
+        return [(step, loss, rate) for step, loss in closed]
+
+    def flush(self, state: TrainState) -> tuple[int, float, float] | None:
+        """The partial interval at the end of training, if any."""
+        if not self.count:
+            return None
+        now = time.perf_counter()
+        rate = (state.examples - self.last_examples) / max(now - self.last_time, 1e-9)
+        out = (state.global_step, self.total / self.count, rate)
+        self.total, self.count = 0.0, 0
+        return out
+
+
+class ProgressLogger(Callback):
+    """Loss, step and examples/s: a live line on a terminal, plain lines otherwise.
+
+    On a terminal the line is redrawn at most ten times a second; elsewhere
+    (a log file, a training run's output.log, CI) a line is printed every
+    ``every`` steps and once at the end.
+    """
+
+    def __init__(
+        self, every: int = 100, stream: IO[str] | None = None, live: bool | None = None
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        if live is None:
+            isatty = getattr(self.stream, "isatty", None)
+            live = bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+        self.live = live
+        self.every = every
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self._interval = _IntervalMean(1 if self.live else self.every)
+        self._interval.reset(state.global_step, state.examples)
+        self._t0 = time.perf_counter()
+        self._examples0 = state.examples
+        self._last_draw = 0.0
+        self._last_loss = math.nan
+        self._drawn = False
+
+    def _line(self, step: int, loss: float, rate: float) -> str:
+        total = f"/{state_max:,}" if (state_max := self._max) is not None else ""
+        return f"step {step:,}{total}  loss {loss:.4f}  {rate:,.0f} examples/s"
+
+    def on_losses(self, state: TrainState) -> None:
+        self._max = state.max_steps
+        if self.live:
+            if state.step_losses:
+                self._last_loss = state.step_losses[-1][1]
+            now = time.perf_counter()
+            if now - self._last_draw >= 0.1:
+                rate = (state.examples - self._examples0) / max(now - self._t0, 1e-9)
+                self.stream.write(
+                    "\r" + self._line(state.global_step, self._last_loss, rate) + "\x1b[K"
+                )
+                self.stream.flush()
+                self._last_draw = now
+                self._drawn = True
+            return
+        for step, loss, rate in self._interval.add(state):
+            self.stream.write(self._line(step, loss, rate) + "\n")
+        self.stream.flush()
+
+    def on_train_end(self, state: TrainState) -> None:
+        self._max = state.max_steps
+        elapsed = time.perf_counter() - self._t0
+        rate = (state.examples - self._examples0) / max(elapsed, 1e-9)
+        if self.live:
+            if state.step_losses:
+                self._last_loss = state.step_losses[-1][1]
+            if self._drawn or state.steps_done:
+                self.stream.write(
+                    "\r" + self._line(state.global_step, self._last_loss, rate) + "\x1b[K\n"
+                )
+        else:
+            tail = self._interval.flush(state)
+            if tail is not None:
+                self.stream.write(self._line(*tail) + "\n")
+        self.stream.flush()
+
+
+class History(Callback):
+    """The loss of every step of one ``train()`` call; ``estimator.train`` returns it.
+
+    ``repr`` summarises; :meth:`to_frame` gives a DataFrame (step, loss);
+    :meth:`plot` draws loss against step and returns the matplotlib Figure.
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.examples = 0
+        self.seconds = 0.0
+        self.start_step = 0
+        self.end_step = 0
+        self.metrics: dict[str, Any] = {}
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.start_step = self.end_step = state.global_step
+        self._t0 = time.perf_counter()
+        self._examples0 = state.examples
+
+    def on_losses(self, state: TrainState) -> None:
+        for step, loss in state.step_losses:
+            self.steps.append(step)
+            self.losses.append(loss)
+
+    def on_train_end(self, state: TrainState) -> None:
+        self.end_step = state.global_step
+        self.seconds = time.perf_counter() - self._t0
+        self.examples = state.examples - self._examples0
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Keras' shape: ``{"loss": [...]}``, one value per step."""
+        return {"loss": list(self.losses)}
+
+    @property
+    def steps_trained(self) -> int:
+        return self.end_step - self.start_step
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame with columns ``step`` and ``loss``."""
+        import pandas as pd
+
+        return pd.DataFrame({"step": self.steps, "loss": self.losses})
+
+    def plot(self, smooth: int | None = None) -> Any:
+        """Loss against step as a matplotlib Figure (raw, and a moving mean when long).
+
+        >>> fig = history.plot()             # doctest: +SKIP
+        >>> trainrun.save_plot(fig)          # doctest: +SKIP
+        """
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6, 3.5), layout="constrained")
+        ax = fig.add_subplot()
+        ax.plot(
+            self.steps,
+            self.losses,
+            lw=0.8,
+            alpha=0.45 if len(self.losses) > 50 else 1.0,
+            label="loss",
+        )
+        window = smooth if smooth is not None else max(1, len(self.losses) // 50)
+        if window > 1 and len(self.losses) > window:
+            import numpy as np
+
+            kernel = np.ones(window) / window
+            ax.plot(
+                self.steps[window - 1 :],
+                np.convolve(self.losses, kernel, mode="valid"),
+                lw=1.6,
+                label=f"mean of {window}",
+            )
+            ax.legend()
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(f"Training loss ({self.steps_trained:,} steps)")
+        return fig
+
+    def __repr__(self) -> str:
+        if not self.steps_trained:
+            return f"History(no steps trained; global step {self.end_step:,})"
+        rate = self.examples / self.seconds if self.seconds > 0 else math.nan
+        final = self.losses[-1] if self.losses else math.nan
+        return (
+            f"Trained for {self.steps_trained:,} steps (global step {self.end_step:,}) in "
+            f"{self.seconds:.1f} s, {rate:,.0f} examples/s; final loss {final:.4f}"
+        )
+
+
+class CheckpointSaver(Callback):
+    """Calls ``save()`` every ``every`` steps (if set) and once at the end of training."""
+
+    def __init__(self, save: Callable[[int], Any], every: int | None = None) -> None:
+        self.save = save
+        self.every = every
+        self.last_saved: int | None = None
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.last_saved = state.global_step
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self.every and state.global_step % self.every == 0:
+            self.save(state.global_step)
+            self.last_saved = state.global_step
+
+    def on_train_end(self, state: TrainState) -> None:
+        if self.last_saved != state.global_step:
+            self.save(state.global_step)
+            self.last_saved = state.global_step
+
+
+class TensorBoardLogger(Callback):
+    """Training scalars ``loss`` and ``examples_per_sec`` every ``every`` steps; ``eval/*`` after evaluate.
+
+    Uses torch's SummaryWriter (TensorBoard's event format); the writer is opened
+    lazily because importing it costs about two seconds.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike[str], every: int = 100) -> None:
+        self.log_dir = Path(log_dir)
+        self.every = every
+        self._writer: Any = None
+
+    def writer(self) -> Any:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._writer = SummaryWriter(str(self.log_dir))
+        return self._writer
+
+    def on_train_begin(self, state: TrainState) -> None:
+        # Open the writer now: its first import takes seconds, which must not count as training.
+        self.writer()
+        self._interval = _IntervalMean(self.every)
+        self._interval.reset(state.global_step, state.examples)
+
+    def _write(self, step: int, loss: float, rate: float) -> None:
+        w = self.writer()
+        w.add_scalar("loss", loss, step)
+        w.add_scalar("examples_per_sec", rate, step)
+
+    def on_losses(self, state: TrainState) -> None:
+        for item in self._interval.add(state):
+            self._write(*item)
+
+    def on_train_end(self, state: TrainState) -> None:
+        tail = self._interval.flush(state)
+        if tail is not None:
+            self._write(*tail)
+        self.close()
+
+    def on_evaluate_end(self, results: Mapping[str, Any], name: str | None) -> None:
+        step = int(results.get("global_step", 0))
+        prefix = "eval" if name is None else f"eval_{name}"
+        w = self.writer()
+        for key, value in results.items():
+            if key != "global_step" and isinstance(value, (int, float)):
+                w.add_scalar(f"{prefix}/{key}", float(value), step)
+        self.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
+            self._writer = None
