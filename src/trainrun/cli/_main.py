@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 from trainrun import __version__
+from trainrun.exceptions import TrainrunError
 
 # one module per family of verbs, in the order shown by --help
 VERB_MODULES = ("runs", "tune", "view", "ui", "board")
@@ -53,3 +55,7 @@ def run(argv: list[str]) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except TrainrunError as exc:
+        # bad input from the user: the message says what to fix; a traceback would bury it
+        print(f"trainrun: error: {exc}", file=sys.stderr)
+        return 2
