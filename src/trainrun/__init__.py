@@ -73,6 +73,17 @@ _EXPORTS: dict[str, str] = {
     "input_fn": "trainrun.inputs",
     "numeric_column": "trainrun.feature_columns",
     "weighted_categorical_column": "trainrun.feature_columns",
+    # estimators, their training loop and exports
+    "Callback": "trainrun.training.callbacks",
+    "DNNClassifier": "trainrun.estimators",
+    "DNNLinearCombinedClassifier": "trainrun.estimators",
+    "DNNLinearCombinedRegressor": "trainrun.estimators",
+    "DNNRegressor": "trainrun.estimators",
+    "History": "trainrun.training.callbacks",
+    "LinearClassifier": "trainrun.estimators",
+    "LinearRegressor": "trainrun.estimators",
+    "RunConfig": "trainrun.estimators",
+    "load_exported": "trainrun.model_dir.export",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
