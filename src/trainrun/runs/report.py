@@ -67,6 +67,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _cell(value: Any, column: str = "") -> str:
+    """A runs-table cell: the script's file name, long values cut (the dashboard's script
+    shows the whole value in a tooltip once it re-renders the table)."""
+    text = _fmt(value)
+    if column == "script" and isinstance(value, str):
+        text = value.replace("\\", "/").rsplit("/", 1)[-1]
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
 def _filesize(n: Any) -> str:
     if not isinstance(n, (int, float)):
         return "—"
@@ -124,7 +133,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(fmt=_fmt, filesize=_filesize, duration=_duration, when=_when)
+    env.filters.update(cell=_cell, fmt=_fmt, filesize=_filesize, duration=_duration, when=_when)
     return env
 
 

@@ -15,6 +15,7 @@
   var selected = new Set();
   var params = new URLSearchParams(location.search);
   var filter = params.get("filter") || "";
+  var LONG = 60;  // longer cell values are cut, the whole value in the tooltip
 
   function fmtNumber(v) {
     if (Number.isInteger(v)) return String(v);
@@ -68,7 +69,11 @@
     } else if (col === "duration") {
       td.textContent = fmtDuration(v);
     } else {
-      td.textContent = fmt(v);
+      var text = fmt(v);
+      if (col === "script" && typeof v === "string") text = v.split(/[\\/]/).pop();
+      if (text.length > LONG) text = text.slice(0, LONG - 1) + "\u2026";
+      td.textContent = text;
+      if (text !== fmt(v)) td.title = fmt(v);
     }
     return td;
   }

@@ -1,0 +1,305 @@
+"""Reports and the dashboard in a real browser: headless Chromium.
+
+Static pages are checked with ``--dump-dom`` (the DOM after scripts ran); the
+dashboard is driven over the DevTools protocol: clicks, live updates while a
+real training run starts and finishes, and no script from a hostile flag.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from trainrun.runs import report
+
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (make browser installs it)"
+)
+
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--window-size=1280,1000",
+]
+
+# the payloads set a marker if they ever run
+EVIL = (
+    "<script>window.__pwned = 1; document.documentElement.setAttribute('data-pwned', '1')</script>"
+)
+EVIL_IMG = "<img src=x onerror=\"window.__pwned = 2; document.documentElement.setAttribute('data-pwned', '2')\">"
+
+
+def dump_dom(target: str, profile: Path) -> str:
+    out = subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            target,
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr.decode(errors="replace")[-2000:]
+    return out.stdout.decode("utf-8", errors="replace")
+
+
+def series_paths(dom: str) -> list[str]:
+    return re.findall(r'<path class="series[^"]*" stroke="[^"]+" d="([^"]*)"', dom)
+
+
+def test_report_renders_and_runs_no_hostile_script(make_run, tmp_path):
+    run_dir = make_run(
+        flags={"note": EVIL, "img": EVIL_IMG}, evaluation={"accuracy": 0.9}, output=EVIL + "\n"
+    )
+    page = report.save_run_view(run_dir, tmp_path / "view.html")
+    dom = dump_dom(page.as_uri(), tmp_path / "profile")
+    paths = series_paths(dom)
+    assert len(paths) == 3 and all(len(p) > 20 for p in paths)
+    assert "data-pwned" not in dom.split("<head>", 1)[0]  # the <html> tag got no marker
+    assert 'data-pwned="1"' not in dom and 'data-pwned="2"' not in dom
+    assert "window.__pwned = 1" in dom  # shown, as text
+
+
+def test_comparison_renders(make_run, tmp_path):
+    a = make_run(flags={"dropout": 0.1})
+    b = make_run(flags={"dropout": 0.5}, loss_scale=3.0, sources={"train.py": "changed\n"})
+    page = report.save_run_comparison([a, b], tmp_path / "cmp.html")
+    dom = dump_dom(page.as_uri(), tmp_path / "profile")
+    assert len(series_paths(dom)) == 6  # loss, val_loss, accuracy for each run
+    assert 'class="differs"' in dom and '<span class="add">+changed</span>' in dom
+
+
+# ---------------------------------------------------------------- the dashboard
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Page:
+    """A minimal DevTools-protocol client for one headless Chromium tab."""
+
+    def __init__(self, profile: Path) -> None:
+        import websocket  # websocket-client, a dev dependency
+
+        self.proc = subprocess.Popen(
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert time.monotonic() < deadline and self.proc.poll() is None, (
+                "chromium did not start"
+            )
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        targets = []
+        while not targets:
+            targets = [
+                t
+                for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json()
+                if t["type"] == "page"
+            ]
+            time.sleep(0.1)
+        self.ws = websocket.create_connection(
+            targets[0]["webSocketDebuggerUrl"], timeout=60, suppress_origin=True
+        )
+        self.next_id = 0
+
+    def send(self, method: str, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == self.next_id:
+                assert "error" not in msg, msg["error"]
+                return msg["result"]
+
+    def js(self, expression: str):
+        result = self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.js(expression)
+            if value:
+                return value
+            assert time.monotonic() < deadline, f"timed out waiting for: {expression}"
+            time.sleep(0.2)
+
+    def goto(self, url: str) -> None:
+        self.send("Page.navigate", url=url)
+        self.wait_for(f"location.href === {json.dumps(url)} && document.readyState === 'complete'")
+
+    def screenshot(self, path: Path) -> Path:
+        path.write_bytes(
+            base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"])
+        )
+        return path
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        finally:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+LIVE_SCRIPT = """\
+import time
+from pathlib import Path
+from trainrun.runs.active import log_metrics
+from trainrun.runs.flags import flags
+
+FLAGS = flags(go_file="go", dropout=0.25)
+step = 0
+while not Path(FLAGS.go_file).exists():
+    log_metrics(step=step, loss=1.0 / (step + 1))
+    step += 1
+    time.sleep(0.1)
+print("done after", step, "steps")
+"""
+
+
+def column(page: Page, col: str) -> list:
+    return page.js(
+        f"Array.from(document.querySelectorAll('#runs tbody td.{col}')).map(td => td.textContent)"
+    )
+
+
+@pytest.fixture
+def dashboard(runs_dir, tmp_path):
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "trainrun", "ui", str(runs_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "api/runs").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None, server.stdout.read().decode()
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.2)
+    page = Page(tmp_path / "profile")
+    yield url, page
+    page.close()
+    server.terminate()
+    server.wait(timeout=30)
+    server.stdout.close()
+
+
+def test_dashboard_sorts_updates_live_and_compares(dashboard, make_run, runs_dir, tmp_path):
+    url, page = dashboard
+    low = make_run(flags={"dropout": 0.1, "note": "plain"}, evaluation={"accuracy": 0.7})
+    high = make_run(flags={"dropout": 0.5, "note": EVIL + EVIL_IMG}, evaluation={"accuracy": 0.9})
+    page.goto(url)
+    page.wait_for("document.querySelectorAll('#runs tbody tr').length === 2")
+
+    # sorting: click a header, then again to reverse
+    page.js("document.querySelector('th[data-col=eval_accuracy]').click()")
+    assert column(page, "eval_accuracy") == ["0.7", "0.9"]
+    page.js("document.querySelector('th[data-col=eval_accuracy]').click()")
+    assert column(page, "eval_accuracy") == ["0.9", "0.7"]
+    page.js("document.querySelector('th[data-col=id]').click()")
+    assert column(page, "id") == [low.name, high.name]
+
+    # a real training run started now appears, running, then completed
+    script = tmp_path / "live.py"
+    script.write_text(LIVE_SCRIPT)
+    go = tmp_path / "go"
+    code = (
+        "import sys; from trainrun.runs.launch import training_run; "
+        "training_run(sys.argv[1], flags={'go_file': sys.argv[2]}, runs_dir=sys.argv[3], echo=False)"
+    )
+    launcher = subprocess.Popen([sys.executable, "-c", code, str(script), str(go), str(runs_dir)])
+    try:
+        page.wait_for("document.querySelectorAll('#runs tbody tr').length === 3")
+        page.wait_for("!!document.querySelector('#runs tbody .badge.running')")
+        go.write_text("go")
+        assert launcher.wait(timeout=60) == 0
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    page.wait_for(
+        "Array.from(document.querySelectorAll('#runs tbody .badge')).map(b => b.textContent).join() "
+        "=== 'completed,completed,completed'"
+    )
+    assert page.js("typeof window.__pwned") == "undefined"
+    assert page.js("document.documentElement.hasAttribute('data-pwned')") is False
+    # shown as text: cut in the cell, whole in its tooltip
+    notes = page.js(
+        "Array.from(document.querySelectorAll('#runs td.flag_note')).map(td => [td.textContent, td.title])"
+    )
+    assert [EVIL[:59] + "\u2026", EVIL + EVIL_IMG] in notes
+    page.screenshot(tmp_path / "dashboard.png")
+    if os.environ.get("TRAINRUN_SCREENSHOTS"):
+        shutil.copy(
+            tmp_path / "dashboard.png", Path(os.environ["TRAINRUN_SCREENSHOTS"]) / "dashboard.png"
+        )
+
+    # select two runs and compare them
+    assert page.js("document.getElementById('compare').disabled") is True
+    for run_id in (low.name, high.name):
+        page.js(
+            f"document.querySelector('#runs tbody tr[data-id=\"{run_id}\"] input.select').click()"
+        )
+    assert page.js("document.getElementById('compare').disabled") is False
+    page.js("document.getElementById('compare').click()")
+    page.wait_for("location.pathname === '/compare' && document.readyState === 'complete'")
+    assert page.js("document.querySelectorAll('svg.chart path.series').length") >= 4
+    assert page.js(
+        "Array.from(document.querySelectorAll('svg.chart path.series')).every(p => p.getAttribute('d').length > 20)"
+    )
+    assert page.js("document.querySelectorAll('tr.differs').length") > 0
+    assert page.js("typeof window.__pwned") == "undefined"
+
+    # the hostile run's own page
+    page.goto(f"{url}runs/{high.name}")
+    assert page.js("document.querySelectorAll('svg.chart path.series').length") == 3
+    assert page.js("typeof window.__pwned") == "undefined"
+    assert EVIL + EVIL_IMG in page.js("document.querySelector('table.flags').textContent")
