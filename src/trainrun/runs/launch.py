@@ -42,7 +42,7 @@ from typing import Any
 
 from trainrun.exceptions import FlagError
 from trainrun.runs import record
-from trainrun.runs._launch_record import update_run
+from trainrun.runs._launch_record import update_json, update_run
 
 __all__ = ["training_run", "stop_all_runs"]
 
@@ -321,17 +321,11 @@ def training_run(
         "git": None,
         "tags": tag_map,
     }
-    record.write_json(run_dir / record.RUN_FILE, info)
-    if overrides:
-        # the script's flags() replaces this with its declarations; a script that
-        # parses its own arguments still gets its overrides listed
-        record.write_json(
-            run_dir / record.FLAGS_FILE,
-            {"values": overrides, "declared": {}, "sources": dict.fromkeys(overrides, "run")},
-        )
-
     from trainrun.runs._launch_output import OutputPump
 
+    # The child starts first and run.json is written while its interpreter boots:
+    # the two fsyncs of the record then cost the launch nothing. A launcher killed
+    # in between leaves a folder without run.json, which readers report as killed.
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
@@ -345,22 +339,26 @@ def training_run(
     except OSError as exc:
         os.close(read_fd)
         os.close(write_fd)
-        update_run(
-            run_dir,
-            {
-                "status": "failed",
-                "end": record.utc_now(),
-                "duration": round(time.time() - start, 6),
-                "error": f"Could not start the script: {exc}",
-            },
+        info.update(
+            status="failed",
+            end=record.utc_now(),
+            duration=round(time.time() - start, 6),
+            error=f"Could not start the script: {exc}",
         )
+        record.write_json(run_dir / record.RUN_FILE, info)
         return record.read_run(run_dir)
     os.close(write_fd)  # the child holds the only writer: EOF when it (and its children) exit
     with _children_lock:
         _children[proc.pid] = proc
-    update_run(run_dir, {"child_pid": proc.pid})
     pump = OutputPump(read_fd, run_dir / record.OUTPUT_FILE, echo)
     pump.start()
+    info["child_pid"] = proc.pid
+    update_run(run_dir, info)  # merged: the script may already have added properties
+    if overrides:
+        # the script's flags() replaces this with its declarations; a script that
+        # parses its own arguments still gets its overrides listed
+        preset = {"values": overrides, "declared": {}, "sources": dict.fromkeys(overrides, "run")}
+        update_json(run_dir / record.FLAGS_FILE, lambda cur: None if cur else cur.update(preset))
     side = threading.Thread(target=_background, args=(run_dir, script_path, runs_root), daemon=True)
     side.start()
 
