@@ -163,6 +163,10 @@ def test_script_without_flags_gets_overrides_listed(tmp_path):
     run = training_run(script, flags={"epochs": 3}, runs_dir=tmp_path / "runs", echo=False)
     assert run["status"] == "completed" and run["flags"] == {"epochs": 3}
     assert "['--epochs=3']" in (Path(run["run_dir"]) / "output.log").read_text()
+    # the caller's spelling reaches argv (for the script's own parser); the record is canonical
+    run = training_run(script, flags={"learning-rate": 0.5}, runs_dir=tmp_path / "runs")
+    assert run["command"][-1] == "--learning-rate=0.5"
+    assert run["flags"] == {"learning_rate": 0.5}
 
 
 def test_nested_run_does_not_inherit_overrides(tmp_path, monkeypatch):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 SOURCE_SUFFIXES = frozenset(
@@ -32,13 +31,14 @@ MAX_DEPTH = 4
 MAX_ENTRIES = 20_000  # entries looked at, so that a script in a huge folder does not stall
 
 
-@dataclass
 class Snapshot:
     """What was copied: ``files`` (relative paths), total ``bytes``, and ``skipped`` notes."""
 
-    files: list[str] = field(default_factory=list)
-    bytes: int = 0
-    skipped: list[str] = field(default_factory=list)
+    # a plain class: dataclasses would import inspect, a cost on every launch
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.bytes = 0
+        self.skipped: list[str] = []
 
     def summary(self) -> dict[str, object]:
         return {"files": len(self.files), "bytes": self.bytes, "skipped": self.skipped[:50]}

@@ -57,15 +57,17 @@ _children_lock = threading.Lock()
 # ---------------------------------------------------------------- checking arguments
 
 
-def _check_flags(flags: Mapping[str, Any] | None) -> dict[str, Any]:
+def _check_flags(flags: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The overrides by canonical name, and each name as the caller spelled it (for argv)."""
     if flags is None:
-        return {}
+        return {}, {}
     if not isinstance(flags, Mapping):
         raise FlagError(
             "training_run() takes flags as a dict of flag names to values. "
             f"Received: flags={flags!r}"
         )
     out: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
     for name, value in flags.items():
         if not isinstance(name, str) or not name.strip("-"):
             raise FlagError(f"Flag names must be non-empty strings. Received: {name!r}")
@@ -90,7 +92,8 @@ def _check_flags(flags: Mapping[str, Any] | None) -> dict[str, Any]:
         if key in out:
             raise FlagError(f"The flag {key!r} is given twice. Received: flags={dict(flags)!r}")
         out[key] = value
-    return out
+        spelled[key] = name.lstrip("-")
+    return out, spelled
 
 
 def _flag_arg(name: str, value: Any) -> str:
@@ -286,7 +289,7 @@ def training_run(
             f"Received: script={os.fspath(script)!r}"
         )
     script_path = script_path.resolve()
-    overrides = _check_flags(flags)
+    overrides, spelled = _check_flags(flags)
     extra_args = _check_strings(args, "args")
     tag_map = {str(k): str(v) for k, v in (tags or {}).items()}
     runs_root = Path(runs_dir).expanduser().resolve()
@@ -295,7 +298,8 @@ def training_run(
     command = [
         sys.executable,
         str(script_path),
-        *(_flag_arg(k, v) for k, v in overrides.items() if v is not None),
+        # as spelled: a script's own argparse may know --learning-rate but not --learning_rate
+        *(_flag_arg(spelled[k], v) for k, v in overrides.items() if v is not None),
         *extra_args,
     ]
     pid = os.getpid()
