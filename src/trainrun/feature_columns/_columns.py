@@ -404,7 +404,7 @@ def categorical_column_with_vocabulary_list(
     2
     """
     key = _check_key(key)
-    if isinstance(vocabulary_list, (str, bytes)) or not isinstance(vocabulary_list, Sequence):
+    if not isinstance(vocabulary_list, (str, bytes, Sequence)):
         try:
             vocabulary_list = list(vocabulary_list)  # numpy arrays, pandas Index
         except TypeError:
