@@ -67,6 +67,8 @@ ARCHIVE_DIR = "archive"
 SCHEMA_VERSION = "1"
 #: times this close to "now" are not trusted (see the module docstring)
 RACY_NS = 2_000_000_000
+#: how long a listing waits for another process's index write before reading the folders
+BUSY_TIMEOUT_S = 10.0
 #: a folder without run.json this young is a run being set up, not a killed one
 STARTING_S = 30.0
 BASE_COLUMNS = ("run_dir", "id", "status", "start", "end", "duration", "script", "exit_code")
@@ -370,9 +372,8 @@ class _Index:
     def __init__(self, runs_dir: str) -> None:
         self.runs_dir = runs_dir
         self.path = os.path.join(runs_dir, INDEX_FILE)
-        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            self.db.execute("PRAGMA busy_timeout = 10000")
             mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 log.debug("index %s runs in journal mode %s", self.path, mode)
