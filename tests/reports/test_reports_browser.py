@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from trainrun.runs import report
+from trainrun.runs import record, report
 
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
@@ -159,7 +159,9 @@ class Page:
     def wait_for(self, expression: str, timeout: float = 30.0):
         deadline = time.monotonic() + timeout
         while True:
-            value = self.js(expression)
+            # the page may be between two documents (a reload): an error means "not yet"
+            result = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+            value = None if "exceptionDetails" in result else result["result"].get("value")
             if value:
                 return value
             assert time.monotonic() < deadline, f"timed out waiting for: {expression}"
@@ -197,6 +199,14 @@ while not Path(FLAGS.go_file).exists():
     time.sleep(0.1)
 print("done after", step, "steps")
 """
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> None:
+    """A screenshot; kept in $TRAINRUN_SCREENSHOTS when set, to look at by eye."""
+    path = page.screenshot(tmp_path / name)
+    assert path.stat().st_size > 10_000  # a blank page is a few hundred bytes
+    if os.environ.get("TRAINRUN_SCREENSHOTS"):
+        shutil.copy(path, Path(os.environ["TRAINRUN_SCREENSHOTS"]) / name)
 
 
 def column(page: Page, col: str) -> list:
@@ -276,11 +286,7 @@ def test_dashboard_sorts_updates_live_and_compares(dashboard, make_run, runs_dir
         "Array.from(document.querySelectorAll('#runs td.flag_note')).map(td => [td.textContent, td.title])"
     )
     assert [EVIL[:59] + "\u2026", EVIL + EVIL_IMG] in notes
-    page.screenshot(tmp_path / "dashboard.png")
-    if os.environ.get("TRAINRUN_SCREENSHOTS"):
-        shutil.copy(
-            tmp_path / "dashboard.png", Path(os.environ["TRAINRUN_SCREENSHOTS"]) / "dashboard.png"
-        )
+    shot(page, tmp_path, "dashboard.png")
 
     # select two runs and compare them
     assert page.js("document.getElementById('compare').disabled") is True
@@ -297,9 +303,22 @@ def test_dashboard_sorts_updates_live_and_compares(dashboard, make_run, runs_dir
     )
     assert page.js("document.querySelectorAll('tr.differs').length") > 0
     assert page.js("typeof window.__pwned") == "undefined"
+    shot(page, tmp_path, "compare.png")
 
     # the hostile run's own page
     page.goto(f"{url}runs/{high.name}")
     assert page.js("document.querySelectorAll('svg.chart path.series').length") == 3
     assert page.js("typeof window.__pwned") == "undefined"
     assert EVIL + EVIL_IMG in page.js("document.querySelector('table.flags').textContent")
+
+
+def test_run_page_follows_a_running_run(dashboard, make_run, tmp_path):
+    url, page = dashboard
+    run_dir = make_run(status="running", pid=os.getpid())  # this process: alive
+    page.goto(f"{url}runs/{run_dir.name}")
+    assert page.js("document.querySelector('#run-status .badge').textContent") == "running"
+    run = json.loads((run_dir / "run.json").read_text())
+    run.update(status="completed", end=run["start"], duration=3.0, exit_code=0)
+    record.write_json(run_dir / "run.json", run)
+    page.wait_for("document.querySelector('#run-status .badge').textContent === 'completed'")
+    shot(page, tmp_path, "run.png")
