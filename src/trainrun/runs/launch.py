@@ -192,30 +192,56 @@ def stop_all_runs() -> int:
 # ---------------------------------------------------------------- while it runs
 
 
-def _background(run_dir: Path, script: Path, runs_root: Path) -> None:
-    """Source snapshot, package versions and git state, recorded while the script runs."""
-    from trainrun.runs._launch_meta import git_state, package_versions
-    from trainrun.runs._source import snapshot_source
+class _Details(threading.Thread):
+    """Source snapshot, package versions and git state, looked up while the script runs.
 
-    fields: dict[str, Any] = {}
-    try:
-        fields["source"] = snapshot_source(
-            script, run_dir / record.SOURCE_DIR, exclude=[runs_root]
-        ).summary()
-    except Exception as exc:  # noqa: BLE001 - the run goes on without a snapshot
-        fields["source"] = {"files": 0, "bytes": 0, "skipped": [f"snapshot failed: {exc}"]}
-    try:
-        fields["packages"] = package_versions()
-    except Exception:  # noqa: BLE001
-        pass
-    try:
-        fields["git"] = git_state(script.parent)
-    except Exception:  # noqa: BLE001
-        pass
-    try:
-        update_run(run_dir, fields)
-    except Exception as exc:  # noqa: BLE001
-        sys.stderr.write(f"trainrun: warning: could not record run details: {exc}\n")
+    Written into run.json as soon as they are known, so that a run whose launcher
+    is killed has them too, unless the script has already ended: then the
+    launcher's final write carries them (one fsync fewer for short scripts).
+    """
+
+    def __init__(self, run_dir: Path, script: Path, runs_root: Path) -> None:
+        super().__init__(name="trainrun-details", daemon=True)
+        self.run_dir, self.script, self.runs_root = run_dir, script, runs_root
+        self.fields: dict[str, Any] = {}
+        self.lock = threading.Lock()
+        self.finishing = False
+
+    def run(self) -> None:
+        from trainrun.runs._launch_meta import git_state, package_versions
+        from trainrun.runs._source import snapshot_source
+
+        fields: dict[str, Any] = {}
+        try:
+            fields["source"] = snapshot_source(
+                self.script, self.run_dir / record.SOURCE_DIR, exclude=[self.runs_root]
+            ).summary()
+        except Exception as exc:  # noqa: BLE001 - the run goes on without a snapshot
+            fields["source"] = {"files": 0, "bytes": 0, "skipped": [f"snapshot failed: {exc}"]}
+        try:
+            fields["packages"] = package_versions()
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            fields["git"] = git_state(self.script.parent)
+        except Exception:  # noqa: BLE001
+            pass
+        with self.lock:
+            self.fields = fields
+            write_now = not self.finishing
+        if write_now:
+            try:
+                update_run(self.run_dir, fields)
+            except Exception as exc:  # noqa: BLE001
+                sys.stderr.write(f"trainrun: warning: could not record run details: {exc}\n")
+
+    def collect(self, timeout: float) -> dict[str, Any]:
+        """Called once the script has ended: the details, for the final write."""
+        with self.lock:
+            self.finishing = True
+        self.join(timeout)
+        with self.lock:
+            return dict(self.fields)
 
 
 def _outcome(returncode: int, interrupted: bool, output: str) -> dict[str, Any]:
@@ -363,8 +389,8 @@ def training_run(
         # parses its own arguments still gets its overrides listed
         preset = {"values": overrides, "declared": {}, "sources": dict.fromkeys(overrides, "run")}
         update_json(run_dir / record.FLAGS_FILE, lambda cur: None if cur else cur.update(preset))
-    side = threading.Thread(target=_background, args=(run_dir, script_path, runs_root), daemon=True)
-    side.start()
+    details = _Details(run_dir, script_path, runs_root)
+    details.start()
 
     interrupted = False
     try:
@@ -377,14 +403,15 @@ def training_run(
         if proc.poll() is None:  # any other exception on the way out: do not orphan the script
             interrupted = True
             _stop_child(proc)
+        ended, duration = record.utc_now(), round(time.time() - start, 6)
         with _children_lock:
             _children.pop(proc.pid, None)
         # a grandchild that outlives the script may hold the pipe open: do not wait forever
         pump.join(timeout=2.0)
-        side.join(timeout=10.0)
         final = {
-            "end": record.utc_now(),
-            "duration": round(time.time() - start, 6),
+            **details.collect(timeout=10.0),
+            "end": ended,
+            "duration": duration,
             "exit_code": proc.returncode,
             **_outcome(proc.returncode, interrupted, pump.text()),
         }
