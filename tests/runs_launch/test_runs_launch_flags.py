@@ -317,3 +317,19 @@ def test_script_declared_twice_exits_2(tmp_path):
 def test_flags_class_is_a_mapping():
     f = Flags({"a": 1}, {})
     assert f.get("a") == 1 and list(f.keys()) == ["a"] and "a" in dir(f)
+
+
+def test_flags_under_pytest_ignores_pytests_argv(monkeypatch):
+    from trainrun import flags
+    from trainrun.runs import active
+
+    # flags() records into the active run, or keeps the record for a later one: not here
+    monkeypatch.setitem(active._pending, "flags", None)
+
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/pytest", "--durations=5", "-x", "tests"])
+    monkeypatch.delenv("TRAINRUN_FLAGS", raising=False)
+    f = flags(dropout=0.2)
+    assert f.dropout == 0.2 and f.unparsed == []
+    monkeypatch.setenv("TRAINRUN_FLAGS", '{"dropuot": 1}')
+    with pytest.raises(FlagError, match="Did you mean '--dropout'"):
+        flags(dropout=0.2)  # raised, not SystemExit: the host is pytest

@@ -740,6 +740,19 @@ def _interactive() -> bool:
     )
 
 
+def _host_argv() -> bool:
+    """True when sys.argv belongs to a host program (pytest, a Jupyter kernel), not a script.
+
+    A test that imports a training script must not have pytest's own options
+    (``--durations=5``) read as the script's flags.
+    """
+    arg0 = sys.argv[0] if sys.argv else ""
+    name = os.path.basename(arg0)
+    if name in ("pytest", "py.test", "ipykernel_launcher.py"):
+        return True
+    return name == "__main__.py" and os.path.basename(os.path.dirname(arg0)) == "pytest"
+
+
 def flags(*declarations: Any, **defaults: Any) -> Flags:
     """Declare a script's flags and resolve their values (see the module docstring).
 
@@ -747,17 +760,19 @@ def flags(*declarations: Any, **defaults: Any) -> Flags:
     defaults; keyword arguments are defaults whose type is inferred. Run from a
     command line, any problem prints one message and exits with code 2, and
     ``--help`` prints the flag table and exits 0; interactively (a notebook, the
-    REPL) problems raise FlagError. Tests and libraries should call
-    :func:`parse_flags` with an explicit ``argv``.
+    REPL) problems raise FlagError. Under pytest or a Jupyter kernel the command
+    line belongs to the host program and is not read. Tests and libraries may
+    call :func:`parse_flags` with an explicit ``argv``.
 
     >>> FLAGS = flags(dropout=0.2, layer1=256, activation="relu")  # doctest: +SKIP
     >>> FLAGS.dropout  # doctest: +SKIP
     0.2
     """
+    host = _host_argv()
     try:
-        return parse_flags([*declarations, defaults])
+        return parse_flags([*declarations, defaults], argv=[] if host else None)
     except FlagError as exc:
-        if _interactive():
+        if _interactive() or host:
             raise
         sys.stderr.write(f"{_prog()}: error: {exc}\n")
         sys.stderr.flush()
