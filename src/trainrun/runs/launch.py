@@ -1,8 +1,9 @@
 """training_run(): run a script as a recorded training run.
 
-The launcher creates the run folder, writes run.json (status "running", with
-its own pid), starts the script in a child process with the same Python, and
-copies the child's output live to the terminal and to output.log. While the
+The launcher creates the run folder, starts the script in a child process
+with the same Python, writes run.json (status "running", with its own pid)
+while the child's interpreter boots, and copies the child's output live to the
+terminal and to output.log. While the
 script runs, a thread snapshots the source and looks up package versions and
 the git state. When the child exits, run.json gets the final status, exit
 code, error and traceback tail.
@@ -353,9 +354,9 @@ def training_run(
     }
     from trainrun.runs._launch_output import OutputPump
 
-    # The child starts first and run.json is written while its interpreter boots:
-    # the two fsyncs of the record then cost the launch nothing. A launcher killed
-    # in between leaves a folder without run.json, which readers report as killed.
+    # The child starts first and run.json is written while its interpreter boots,
+    # so the record's fsync adds nothing to the launch. A launcher killed in between
+    # leaves a folder without run.json, which readers report as killed.
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
