@@ -175,3 +175,37 @@ def test_records_into_an_active_run(tmp_path, frame, monkeypatch):
     assert any(p.name.startswith("events.out.tfevents") for p in (run / "tensorboard").iterdir())
     monkeypatch.delenv("TRAINRUN_RUN_DIR")
     assert not active.is_active()
+
+
+def test_ctrl_c_keeps_the_steps_done(tmp_path, frame):
+    class CtrlC(Callback):
+        def on_step_end(self, state):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    cfg = trainrun.RunConfig(seed=0, progress=False, num_threads=1)
+    est = trainrun.LinearRegressor(feature_columns=[X], model_dir=tmp_path, config=cfg)
+    inp = trainrun.input_fn(frame, features=["x"], response="target", batch_size=10)
+    threads = torch.get_num_threads()
+    with pytest.raises(KeyboardInterrupt):
+        est.train(inp, steps=20, callbacks=[CtrlC()])
+    assert torch.get_num_threads() == threads
+    assert est.global_step_ == 3
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-3.json"]
+
+
+def test_weights_change_loss_and_metrics(tmp_path, frame):
+    cfg = trainrun.RunConfig(seed=0, progress=False)
+
+    def fit(weight_column, where):
+        est = trainrun.LinearClassifier(
+            feature_columns=[X, K], label_vocabulary=["No", "Yes"], weight_column=weight_column,
+            model_dir=tmp_path / where, config=cfg,
+        )  # fmt: skip
+        est.train(trainrun.input_fn(frame, response="churn", seed=0, batch_size=40), steps=5)
+        return est.evaluate(trainrun.input_fn(frame, response="churn", shuffle=False))
+
+    plain, weighted = fit(None, "plain"), fit("w", "weighted")
+    assert weighted["label/mean"] != pytest.approx(plain["label/mean"])
+    expected = np.average((frame["churn"] == "Yes").to_numpy(), weights=frame["w"].to_numpy())
+    assert weighted["label/mean"] == pytest.approx(expected, rel=1e-5)

@@ -601,7 +601,13 @@ class Estimator:
         batches = _checked_batches(self._batches(input_fn, labels=True), "train")
         network.train()
         try:
-            train_loop(step, batches, all_callbacks, state, batch_size=_batch_size)
+            with config.threads():
+                train_loop(step, batches, all_callbacks, state, batch_size=_batch_size)
+        except KeyboardInterrupt:
+            # Ctrl-C keeps the steps done so far: checkpoint them, then stop as asked.
+            if state.global_step > start:
+                self._save_from_loop(state.global_step)
+            raise
         finally:
             self._global_step = state.global_step
             network.eval()
@@ -667,7 +673,7 @@ class Estimator:
             )
         logits, labels, weights, losses = [], [], [], []
         self.network_.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.config_.threads():
             for i, batch in enumerate(_checked_batches(self._batches(fn, labels=True), "evaluate")):
                 if steps is not None and i >= steps:
                     break
@@ -709,7 +715,7 @@ class Estimator:
         self.network_.eval()
         for batch in self._batches(input_fn, labels=False):
             batch = self._to_device(batch)
-            with torch.no_grad():
+            with torch.no_grad(), self.config_.threads():
                 out = self.head_.predictions(self.network_(batch.features))
             yield {k: out[k] for k in keys} if keys else out
 
