@@ -40,10 +40,6 @@ WIDTH, HEIGHT = 640, 280
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 14, 36
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def base_name(metric: str) -> tuple[str, str]:
     """Split a metric name into (chart name, role): 'val_loss' -> ('loss', 'validation')."""
     for prefix in VALIDATION_PREFIXES:
@@ -60,10 +56,10 @@ def downsample(x: Sequence[float], y: Sequence[float], max_points: int = MAX_POI
     True
     """
     n = len(x)
-    if n <= max_points:
-        return [float(v) for v in x], [float(v) for v in y]
     xa = np.asarray(x, dtype=float)
     ya = np.asarray(y, dtype=float)
+    if n <= max_points:
+        return xa.tolist(), ya.tolist()
     buckets = max(1, max_points // 2)
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
     starts, ends = edges[:-1], edges[1:]
@@ -87,23 +83,37 @@ def downsample(x: Sequence[float], y: Sequence[float], max_points: int = MAX_POI
     return xa[chosen].tolist(), ya[chosen].tolist()
 
 
-def metric_series(history: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """Every numeric metric of a history as {name: {"x": steps, "y": values}}.
+def metric_series(history: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every numeric metric of a history as {name: {"x": steps, "y": values}} (numpy arrays).
 
     The x axis is the logged ``step``; a line without one takes its position in
     the history, so a script that never passes ``step`` still gets a chart.
+    Non-finite values (NaN written by hand) are left out.
     """
-    series: dict[str, dict[str, list[float]]] = {}
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    skip = set(NON_METRIC_KEYS)
     for position, rec in enumerate(history):
         step = rec.get("step")
-        x = float(step) if _is_number(step) else float(position)
+        # exact type checks (bool is no number here): this loop runs once per logged value
+        x = step if type(step) in (int, float) else position
         for key, value in rec.items():
-            if key in NON_METRIC_KEYS or not _is_number(value):
-                continue
-            s = series.setdefault(str(key), {"x": [], "y": []})
-            s["x"].append(x)
-            s["y"].append(float(value))
-    return series
+            kind = type(value)
+            if (kind is float or kind is int) and key not in skip:
+                pair = series.get(key)
+                if pair is None:
+                    pair = series[key] = ([], [])
+                pair[0].append(x)
+                pair[1].append(value)
+    out = {}
+    for key, (xs, ys) in series.items():
+        xa = np.asarray(xs, dtype=float)
+        ya = np.asarray(ys, dtype=float)
+        ok = np.isfinite(xa) & np.isfinite(ya)
+        if not ok.all():
+            xa, ya = xa[ok], ya[ok]
+        if len(xa):
+            out[str(key)] = {"x": xa, "y": ya}
+    return out
 
 
 def build_charts(

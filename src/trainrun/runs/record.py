@@ -263,7 +263,9 @@ def last_metrics(history: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return last
 
 
-def read_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def read_run(
+    run_dir: str | os.PathLike[str], history: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Everything a run folder records, as one dict (the status resolved).
 
     Keys: every field of run.json, plus ``run_dir`` (absolute path), ``flags``,
@@ -301,7 +303,8 @@ def read_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     record["flags"] = dict(flags.get("values", {}))
     record["declared_flags"] = dict(flags.get("declared", {}))
     record["evaluation"] = soft(EVALUATION_FILE)
-    record["metrics"] = last_metrics(read_metrics(run_dir))
+    # a caller that already read the history (the report pages) passes it: read once
+    record["metrics"] = last_metrics(read_metrics(run_dir) if history is None else history)
     record["problems"] = problems
     return record
 
