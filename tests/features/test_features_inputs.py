@@ -16,6 +16,9 @@ from trainrun.feature_columns import (
     indicator_column,
     numeric_column,
 )
+from trainrun.feature_columns import (
+    encoded_column as value_of,
+)
 from trainrun.inputs import Batch, input_fn
 
 N = 23
@@ -42,7 +45,7 @@ def transform():
 
 def collect(fn, transform, **kw):
     batches = list(fn.batches(transform, **kw))
-    xs = torch.cat([b.features["x"].ravel() for b in batches])
+    xs = torch.cat([value_of(b.features, "x").ravel() for b in batches])
     return batches, xs
 
 
@@ -75,7 +78,7 @@ def test_every_data_kind_yields_the_same_rows(kind, frame, transform, tmp_path):
     assert labels.dtype == torch.float32 and labels.tolist() == frame["y"].tolist()
     weights = torch.cat([b.weights for b in batches])
     assert torch.allclose(weights, torch.tensor(frame["w"].to_numpy(), dtype=torch.float32))
-    codes = torch.cat([b.features["code"] for b in batches])
+    codes = torch.cat([value_of(b.features, "code") for b in batches])
     # '007' stays text even from CSV, where pandas would otherwise read the number 7
     expected = frame["code"].map({"007": 0, "010": 1, "123": 2}).tolist()
     assert codes.tolist() == expected
@@ -155,7 +158,11 @@ def test_features_none_means_all_but_response(frame):
 
 def test_no_response_gives_no_labels(frame, transform):
     batch = next(input_fn(frame, batch_size=3).batches(transform))
-    assert batch.labels is None and batch.weights is None and batch.features["x"].shape == (3, 1)
+    assert (
+        batch.labels is None
+        and batch.weights is None
+        and value_of(batch.features, "x").shape == (3, 1)
+    )
 
 
 def test_multi_output_response(frame, transform):

@@ -197,3 +197,28 @@ def test_column_order_does_not_change_the_layout():
     cols = [numeric_column("b"), numeric_column("a"), indicator_column(VOCAB)]
     one, two = DenseFeatures(cols), DenseFeatures(list(reversed(cols)))
     assert one.layout == two.layout
+
+
+def test_packed_and_per_column_inputs_give_the_same_output():
+    # a wide-and-deep model encodes the union of its parts' columns; each part's layer
+    # then reads its own columns out of the packed blocks (the slower, general path)
+    torch.manual_seed(0)
+    emb = embedding_column(categorical_column_with_hash_bucket("h", 11), 3)
+    dnn_cols = [numeric_column("x"), indicator_column(VOCAB), emb]
+    lin_cols = [
+        numeric_column("z"),
+        categorical_column_with_identity("i", 5),
+        crossed_column(["c", "h"], 20),
+        bucketized_column(numeric_column("x"), [0.0]),
+    ]
+    data = {"x": [1.0, -1.0], "z": [3.0, 4.0], "c": ["a", "q"], "h": ["u", "v"], "i": [4, 0]}
+    union = FeatureTransform(dnn_cols + lin_cols).encode(data)
+    dense, linear = DenseFeatures(dnn_cols), LinearFeatures(lin_cols, units=2)
+    with torch.no_grad():
+        linear.weight.normal_()
+        linear.categorical.weight.normal_()
+    assert torch.allclose(dense(union), dense(FeatureTransform(dnn_cols).encode(data)))
+    assert torch.allclose(linear(union), linear(FeatureTransform(lin_cols).encode(data)))
+    # and plain per-column dicts work too
+    per_column = {"x": torch.tensor([[1.0], [-1.0]]), "c": torch.tensor([0, -1]), "h": union["h"]}
+    assert torch.allclose(dense(per_column), dense(union))

@@ -46,6 +46,7 @@ _LAZY = {
     "DenseFeatures": "trainrun.feature_columns._layers",
     "LinearFeatures": "trainrun.feature_columns._layers",
     "FeatureTransform": "trainrun.feature_columns._transform",
+    "encoded_column": "trainrun.feature_columns._blocks",
 }
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "columns_to_config",
     "crossed_column",
     "embedding_column",
+    "encoded_column",
     "indicator_column",
     "numeric_column",
     "weighted_categorical_column",

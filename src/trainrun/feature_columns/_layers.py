@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from trainrun.exceptions import FeatureColumnError
+from trainrun.feature_columns._blocks import IDS, NUMERIC, block_key, ids_of, numeric_of
 from trainrun.feature_columns._columns import (
     BucketizedColumn,
     CategoricalColumn,
@@ -32,43 +33,43 @@ from trainrun.feature_columns._transform import WEIGHTS_SUFFIX, _dedupe
 __all__ = ["DenseFeatures", "LinearFeatures"]
 
 
-def _fetch(encoded: dict[str, torch.Tensor], name: str) -> torch.Tensor:
-    try:
-        return encoded[name]
-    except KeyError:
-        raise FeatureColumnError(
-            f"The encoded batch has no entry for feature column '{name}'. Encode the data with "
-            f"a FeatureTransform built from the same columns as this layer. "
-            f"Received keys: {sorted(encoded)[:20]}"
-        ) from None
-
-
 class _OffsetIds:
-    """Concatenates several categorical columns' ids into one id space.
+    """Several categorical columns' ids in one id space, for one scatter or EmbeddingBag call.
 
-    Column i's ids are shifted by its offset; -1 ("no value") goes to a shared padding id
-    (``total``), so a single scatter or EmbeddingBag call serves all of them.
+    Column i's ids are shifted by the summed num_buckets of the columns before it (sorted
+    by name, as FeatureTransform packs them); -1 ("no value") goes to a shared padding id
+    (``total``). When the batch holds exactly that packed block, it is used as is.
     """
 
     def __init__(self, columns: Sequence[CategoricalColumn]) -> None:
+        columns = sorted(columns, key=lambda c: c.name)
         self.names = [c.name for c in columns]
         self.weighted = [isinstance(c, WeightedCategoricalColumn) for c in columns]
         self.sizes = [c.num_buckets for c in columns]
         self.offsets = [sum(self.sizes[:i]) for i in range(len(columns))]
         self.total = sum(self.sizes)
         self.any_weighted = any(self.weighted)
+        self.block = (
+            None
+            if self.any_weighted
+            else block_key(IDS, list(zip(self.names, self.sizes, strict=True)))
+        )
 
     def __call__(
         self, encoded: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.block is not None:
+            packed = encoded.get(self.block)
+            if packed is not None:
+                return packed, None
         ids, weights = [], []
         for name, off, w in zip(self.names, self.offsets, self.weighted, strict=True):
-            x = _fetch(encoded, name)
+            x = ids_of(encoded, name)
             x = x.reshape(x.shape[0], -1)
             ids.append(torch.where(x >= 0, x + off, self.total))
             if self.any_weighted:
                 weights.append(
-                    _fetch(encoded, name + WEIGHTS_SUFFIX).reshape(x.shape)
+                    encoded[name + WEIGHTS_SUFFIX].reshape(x.shape)
                     if w
                     else (x >= 0).to(torch.float32)
                 )
@@ -77,6 +78,22 @@ class _OffsetIds:
         if self.any_weighted:
             all_w = weights[0] if len(weights) == 1 else torch.cat(weights, dim=1)
         return all_ids, all_w
+
+
+class _Numeric:
+    """Numeric columns as one ``[B, D]`` tensor: the packed block when it matches."""
+
+    def __init__(self, columns: Sequence[NumericColumn]) -> None:
+        columns = sorted(columns, key=lambda c: c.name)
+        self.names = [c.name for c in columns]
+        self.block = block_key(NUMERIC, [(c.name, c.dimension) for c in columns])
+
+    def __call__(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
+        packed = encoded.get(self.block)
+        if packed is not None:
+            return packed
+        parts = [numeric_of(encoded, n) for n in self.names]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 class _Embedding(nn.Module):
@@ -103,12 +120,12 @@ class _Embedding(nn.Module):
         self.bag.weight.requires_grad_(column.trainable)
 
     def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = _fetch(encoded, self.name)
+        x = ids_of(encoded, self.name)
         x = x.reshape(x.shape[0], -1)
         present = x >= 0
         idx = torch.where(present, x, self.pad)
         if self.weighted:
-            w = _fetch(encoded, self.name + WEIGHTS_SUFFIX).reshape(x.shape)
+            w = encoded[self.name + WEIGHTS_SUFFIX].reshape(x.shape)
         elif x.shape[1] == 1:
             # one id per row: mean, sum and sqrtn all equal the row itself
             return self.bag(idx)
@@ -166,31 +183,31 @@ class DenseFeatures(nn.Module):
                     f"Received: {type(col).__name__}"
                 )
         self.columns = cols
-        self._numeric = [c.name for c in numeric]
+        self._numeric = _Numeric(numeric) if numeric else None
         self._onehot = _OffsetIds(onehot) if onehot else None
         self.embeddings = nn.ModuleList(_Embedding(c) for c in embed)
         self.layout: list[tuple[str, int, int]] = []
         pos = 0
-        for c in numeric:
+        for c in sorted(numeric, key=lambda c: c.name):
             self.layout.append((c.name, pos, pos + c.dimension))
             pos += c.dimension
-        for c, size in zip(onehot, self._onehot.sizes if self._onehot else [], strict=True):
-            self.layout.append((c.name, pos, pos + size))
-            pos += size
+        if self._onehot is not None:
+            for name, size in zip(self._onehot.names, self._onehot.sizes, strict=True):
+                self.layout.append((name, pos, pos + size))
+                pos += size
         for c in embed:
             self.layout.append((c.name, pos, pos + c.dimension))
             pos += c.dimension
         self.output_dim: int = pos
 
     def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
-        parts = [_fetch(encoded, n) for n in self._numeric]
+        parts = [] if self._numeric is None else [self._numeric(encoded)]
         if self._onehot is not None:
             ids, w = self._onehot(encoded)
-            n = ids.shape[0]
             total = self._onehot.total
-            hot = torch.zeros(n, total + 1, dtype=torch.float32, device=ids.device)
+            hot = torch.zeros(ids.shape[0], total + 1, dtype=torch.float32, device=ids.device)
             if w is None:
-                w = torch.ones(ids.shape, dtype=torch.float32, device=ids.device)
+                w = torch.ones((), dtype=torch.float32, device=ids.device).expand(ids.shape)
             hot.scatter_add_(1, ids, w)
             parts.append(hot[:, :total])
         parts.extend(e(encoded) for e in self.embeddings)
@@ -235,7 +252,7 @@ class LinearFeatures(nn.Module):
                 )
         self.columns = cols
         self.units = units
-        self._numeric = [c.name for c in numeric]
+        self._numeric = _Numeric(numeric) if numeric else None
         self.embeddings = nn.ModuleList(_Embedding(c) for c in embed)
         dense_dim = sum(c.dimension for c in numeric) + sum(c.dimension for c in embed)
         self.dense_dim = dense_dim
@@ -254,7 +271,7 @@ class LinearFeatures(nn.Module):
     def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
         out = None
         if self.weight is not None:
-            parts = [_fetch(encoded, n) for n in self._numeric]
+            parts = [] if self._numeric is None else [self._numeric(encoded)]
             parts.extend(e(encoded) for e in self.embeddings)
             x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
             out = x @ self.weight

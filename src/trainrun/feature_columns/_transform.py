@@ -3,11 +3,15 @@
 :class:`FeatureTransform` encodes every column a model needs, once per in-memory dataset
 or once per streamed chunk:
 
-* numeric and bucketized sources -> float32 ``[N, dimension]``;
+* numeric columns -> float32 ``[N, dimension]``;
 * categorical columns -> int64 ids ``[N]`` (``[N, k]`` for multi-valent data), ``-1``
   meaning "no value"; vocabulary misses go to OOV buckets or ``default_value``;
 * weighted columns -> ids under the column's name plus float32 weights under
   ``"<name>/weights"``.
+
+The keys of the result are internal: numeric and single-valued categorical columns are
+packed into blocks (see ``_blocks.py``); read one column with
+``trainrun.feature_columns._blocks.numeric_of`` / ``ids_of``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pandas as pd
 import torch
 
 from trainrun.exceptions import FeatureColumnError
+from trainrun.feature_columns._blocks import IDS, NUMERIC, block_key
 from trainrun.feature_columns._columns import (
     BucketizedColumn,
     CategoricalColumn,
@@ -453,6 +458,20 @@ class FeatureTransform:
         for col in self.columns:
             keys.extend(col.raw_keys)
         self.required_keys: tuple[str, ...] = tuple(dict.fromkeys(keys))
+        # what encode() packs into blocks (see _blocks.py)
+        self._numeric = sorted(
+            (c for c in self.columns if isinstance(c, NumericColumn)), key=lambda c: c.name
+        )
+        tops = [c.categorical_column if isinstance(c, IndicatorColumn) else c for c in self.columns]
+        self._packable = {
+            c.name
+            for c in tops
+            if isinstance(c, CategoricalColumn) and not isinstance(c, WeightedCategoricalColumn)
+        }
+        # a packed column that an embedding also reads keeps its own entry too
+        self._also_single = {
+            c.categorical_column.name for c in self.columns if isinstance(c, EmbeddingColumn)
+        }
 
     def __repr__(self) -> str:
         return f"FeatureTransform({[c.name for c in self.columns]!r})"
@@ -484,14 +503,33 @@ class FeatureTransform:
         """Encodes whole columns at once; see the module docstring for the output."""
         enc = _Encoder(_Raw(data))
         out: dict[str, torch.Tensor] = {}
+        if self._numeric:
+            parts = [enc.numeric(c) for c in self._numeric]
+            key = block_key(NUMERIC, [(c.name, c.dimension) for c in self._numeric])
+            out[key] = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        packed: list[tuple[CategoricalColumn, np.ndarray]] = []
         for col in self._encoded:
             if isinstance(col, NumericColumn):
-                out[col.name] = enc.numeric(col)
-            else:
-                ids, weights = enc.categorical(col)  # type: ignore[arg-type]
-                out[col.name] = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
-                if weights is not None:
-                    out[col.name + WEIGHTS_SUFFIX] = torch.from_numpy(weights)
+                continue
+            ids, weights = enc.categorical(col)  # type: ignore[arg-type]
+            if col.name in self._packable and ids.ndim == 1:
+                packed.append((col, ids))  # type: ignore[arg-type]
+                if col.name not in self._also_single:
+                    continue
+            out[col.name] = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+            if weights is not None:
+                out[col.name + WEIGHTS_SUFFIX] = torch.from_numpy(weights)
+        if packed:
+            packed.sort(key=lambda item: item[0].name)
+            total = sum(c.num_buckets for c, _ in packed)
+            block = np.empty((len(packed[0][1]), len(packed)), dtype=np.int64)
+            offset = 0
+            for j, (col, ids) in enumerate(packed):
+                block[:, j] = np.where(ids >= 0, ids + offset, total)
+                offset += col.num_buckets
+            out[block_key(IDS, [(c.name, c.num_buckets) for c, _ in packed])] = torch.from_numpy(
+                block
+            )
         return out
 
     def to_config(self) -> dict[str, Any]:
