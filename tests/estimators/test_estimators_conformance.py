@@ -120,3 +120,28 @@ def test_learns_a_separable_problem(kind, tmp_path):
     results = est.evaluate(trainrun.input_fn(df, response="y", shuffle=False))
     assert results["auc"] > 0.95
     assert results["accuracy"] > 0.85
+
+
+def test_streamed_csv_input(tmp_path, frame):
+    """Files are read in chunks; train, evaluate and predict work on them as on frames."""
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    cols = [trainrun.numeric_column("x"), trainrun.indicator_column(
+        trainrun.categorical_column_with_vocabulary_list("k", ["a", "b", "c"]))]  # fmt: skip
+    est = trainrun.DNNClassifier(
+        hidden_units=[4], feature_columns=cols, label_vocabulary=["No", "Yes"],
+        model_dir=tmp_path / "m", config=trainrun.RunConfig(seed=0, progress=False),
+    )  # fmt: skip
+    est.train(
+        trainrun.input_fn(path, features=["x", "k"], response="churn", chunk_size=64, epochs=None),
+        steps=6,
+    )
+    results = est.evaluate(
+        trainrun.input_fn(path, features=["x", "k"], response="churn", shuffle=False)
+    )
+    assert results["global_step"] == 6 and 0 <= results["auc"] <= 1
+    from_file = est.predict_frame(
+        trainrun.input_fn(path, features=["x", "k"], shuffle=False, chunk_size=64)
+    )
+    from_frame = est.predict_frame(trainrun.input_fn(frame, features=["x", "k"], shuffle=False))
+    np.testing.assert_allclose(from_file["logits"], from_frame["logits"], rtol=1e-6, atol=1e-6)

@@ -540,7 +540,7 @@ class Estimator:
 
         >>> history = est.train(input_fn(train_df, response="churn"), steps=200)  # doctest: +SKIP
         >>> history                                                               # doctest: +SKIP
-        Trained for 200 steps (global step 200) in 1.3 s, 19,210 examples/s; final loss 0.4411
+        Trained for 200 steps (global step 200) in 1.3 s, 19,210 examples/s; loss 0.4411 (mean of the last 20 steps)
         """
         import torch
 

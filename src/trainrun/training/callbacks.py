@@ -249,10 +249,14 @@ class History(Callback):
         if not self.steps_trained:
             return f"History(no steps trained; global step {self.end_step:,})"
         rate = self.examples / self.seconds if self.seconds > 0 else math.nan
-        final = self.losses[-1] if self.losses else math.nan
+        # One step's loss is noisy (an epoch's last batch may hold a single example):
+        # summarise the end of training by the mean of its last steps.
+        tail = self.losses[-20:]
+        final = sum(tail) / len(tail) if tail else math.nan
         return (
             f"Trained for {self.steps_trained:,} steps (global step {self.end_step:,}) in "
-            f"{self.seconds:.1f} s, {rate:,.0f} examples/s; final loss {final:.4f}"
+            f"{self.seconds:.1f} s, {rate:,.0f} examples/s; loss {final:.4f} "
+            f"(mean of the last {len(tail)} steps)"
         )
 
 
