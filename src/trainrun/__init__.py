@@ -84,6 +84,15 @@ _EXPORTS: dict[str, str] = {
     "LinearRegressor": "trainrun.estimators",
     "RunConfig": "trainrun.estimators",
     "load_exported": "trainrun.model_dir.export",
+    # metrics, optimizers, dropout (metrics-optim)
+    "FastDropout": "trainrun.modules.dropout",
+    "Ftrl": "trainrun.training.optimizers",
+    "MetricAccumulator": "trainrun.modules.metrics",
+    "binary_metrics": "trainrun.modules.metrics",
+    "get_optimizer": "trainrun.training.optimizers",
+    "multiclass_metrics": "trainrun.modules.metrics",
+    "optimizer_names": "trainrun.training.optimizers",
+    "regression_metrics": "trainrun.modules.metrics",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

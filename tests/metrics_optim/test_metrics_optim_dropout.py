@@ -1,0 +1,120 @@
+"""FastDropout: the statistics and semantics of nn.Dropout, repeatable under manual_seed."""
+
+import copy
+import pickle
+import threading
+
+import pytest
+import torch
+
+from trainrun.modules.dropout import FastDropout, fast_dropout
+
+N = 400_000
+
+
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.5, 0.9])
+def test_keep_rate_and_scale(p):
+    torch.manual_seed(1)
+    y = FastDropout(p)(torch.ones(N))
+    kept = y != 0
+    # binomial standard error is at most 0.0008 at this N: 5 sigma
+    assert float(kept.float().mean()) == pytest.approx(1 - p, abs=0.004)
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / (1 - p)), rtol=1e-4)
+
+
+def test_unbiased_output_and_every_lane_uniform():
+    torch.manual_seed(2)
+    drop = FastDropout(0.3)
+    x = torch.rand(N) + 0.5
+    y = drop(x)
+    assert float(y.sum() / x.sum()) == pytest.approx(1.0, abs=0.005)
+    assert drop.keep_probability * float(1 / (1 - 0.3)) == pytest.approx(1.0, abs=2e-5)
+    # each 16-bit lane of a 64-bit random word feeds every 4th value: no lane may be biased
+    kept = (y != 0).float().reshape(-1, 4).mean(dim=0)
+    assert torch.allclose(kept, torch.full((4,), 0.7), atol=0.006)
+    # neighbours are independent: P(both kept) = 0.49
+    pair = ((y[:-1] != 0) & (y[1:] != 0)).float().mean()
+    assert float(pair) == pytest.approx(0.49, abs=0.006)
+
+
+def test_masks_differ_between_calls_and_repeat_under_seed():
+    drop = FastDropout(0.5)
+    x = torch.ones(64, 32)
+    torch.manual_seed(3)
+    a, b = drop(x), drop(x)
+    assert not torch.equal(a, b)  # the reused scratch gets fresh bits each call
+    torch.manual_seed(3)
+    assert torch.equal(drop(x), a) and torch.equal(drop(x), b)
+    torch.manual_seed(3)
+    assert torch.equal(fast_dropout(x, 0.5), a)  # functional form: the same stream
+
+
+def test_gradient_is_the_mask():
+    torch.manual_seed(4)
+    x = torch.randn(50, 20, requires_grad=True)
+    y = FastDropout(0.25)(x)
+    y.sum().backward()
+    expected = torch.where(y != 0, torch.tensor(1 / 0.75), torch.tensor(0.0))
+    assert torch.allclose(x.grad, expected, rtol=1e-4)
+
+
+def test_eval_and_edge_probabilities():
+    x = torch.randn(10, 10)
+    drop = FastDropout(0.5).eval()
+    assert drop(x) is x
+    assert FastDropout(0.0)(x) is x
+    assert torch.equal(FastDropout(1.0)(x), torch.zeros_like(x))
+    assert fast_dropout(x, 0.5, training=False) is x
+    ints = torch.arange(10)
+    # non-float input follows F.dropout, which refuses integers just as nn.Dropout does
+    with pytest.raises(RuntimeError):
+        FastDropout(0.5)(ints)
+
+
+def test_inplace_and_dtypes():
+    torch.manual_seed(5)
+    x = torch.ones(1000)
+    out = FastDropout(0.5, inplace=True)(x)
+    assert out.data_ptr() == x.data_ptr() and float((x == 0).float().mean()) > 0.3
+    for dtype in (torch.float64, torch.bfloat16):
+        y = FastDropout(0.5)(torch.ones(1000, dtype=dtype))
+        assert y.dtype == dtype
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, "0.2", None, True])
+def test_bad_probability(p):
+    with pytest.raises(ValueError, match="between 0 and 1. Received: p="):
+        FastDropout(p)
+
+
+def test_copy_pickle_threads_and_repr():
+    drop = FastDropout(0.2)
+    drop(torch.ones(100))
+    clone = pickle.loads(pickle.dumps(drop))
+    assert clone._scratch is None and clone.p == 0.2
+    assert copy.deepcopy(drop).p == 0.2
+    assert "p=0.2" in repr(drop)
+    # another thread gets its own words, never the owner's scratch
+    results = []
+    thread = threading.Thread(target=lambda: results.append(drop(torch.ones(100_000))))
+    thread.start()
+    thread.join()
+    assert float((results[0] != 0).float().mean()) == pytest.approx(0.8, abs=0.01)
+
+
+def test_trains_like_nn_dropout_in_a_model():
+    torch.manual_seed(6)
+    x = torch.randn(512, 8)
+    y = (x[:, 0] + x[:, 1] > 0).float()
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 32), torch.nn.ReLU(), FastDropout(0.2), torch.nn.Linear(32, 1)
+    )
+    opt = torch.optim.Adam(model.parameters(), 0.01)
+    for _ in range(100):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    acc = ((model(x)[:, 0] > 0).float() == y).float().mean()
+    assert float(acc) > 0.9
