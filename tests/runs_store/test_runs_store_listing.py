@@ -177,12 +177,13 @@ def test_corrupt_index_file_is_rebuilt(runs_dir: Path, make_run) -> None:
 
 def test_unusable_index_falls_back_to_the_folders(runs_dir: Path, make_run) -> None:
     make_three(make_run)
-    (runs_dir / INDEX_FILE).mkdir()  # sqlite cannot open a folder
+    (runs_dir / INDEX_FILE).mkdir(parents=True)  # sqlite cannot open a folder
     assert ls_runs(runs_dir)["id"].tolist() == ["r3", "r2", "r1"]
 
 
 def test_index_with_a_foreign_schema_is_replaced(runs_dir: Path, make_run) -> None:
     make_three(make_run)
+    (runs_dir / INDEX_FILE).parent.mkdir()
     with sqlite3.connect(runs_dir / INDEX_FILE) as db:
         db.execute("CREATE TABLE runs (x)")
     assert len(ls_runs(runs_dir)) == 3
@@ -359,3 +360,31 @@ def test_listing_survives_a_concurrent_writer_of_the_index(runs_dir: Path, make_
         db.close()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['r4', 'r3', 'r2', 'r1']"
+
+
+def test_unchanged_runs_folder_is_not_rescanned_but_changes_are_seen(
+    runs_dir: Path, make_run, write_run, tmp_path: Path
+) -> None:
+    make_three(make_run)
+    age_folders(runs_dir)
+    old = time.time() - 60
+    os.utime(runs_dir, (old, old))
+    ls_runs(runs_dir)
+    with sqlite3.connect(runs_dir / INDEX_FILE) as db:
+        stored = db.execute("SELECT value FROM meta WHERE key = 'dir_mtime'").fetchone()
+    assert stored is None  # the index's folder was just made: the time is too fresh to trust
+    os.utime(runs_dir, (old, old))
+    ls_runs(runs_dir)
+    with sqlite3.connect(runs_dir / INDEX_FILE) as db:
+        stored = db.execute("SELECT value FROM meta WHERE key = 'dir_mtime'").fetchone()
+    assert stored == (str(runs_dir.stat().st_mtime_ns),)
+    assert ls_runs(runs_dir)["id"].tolist() == ["r3", "r2", "r1"]
+    assert stored == (str(runs_dir.stat().st_mtime_ns),)  # the index's own files live elsewhere
+    write_run(tmp_path, "r5", start=t(5))
+    os.rename(tmp_path / "r5", runs_dir / "r5")  # moved in by hand
+    assert ls_runs(runs_dir)["id"].tolist() == ["r5", "r3", "r2", "r1"]
+    age_folders(runs_dir)
+    os.utime(runs_dir, (old, old))
+    ls_runs(runs_dir)
+    shutil.rmtree(runs_dir / "r2")
+    assert ls_runs(runs_dir)["id"].tolist() == ["r5", "r3", "r1"]

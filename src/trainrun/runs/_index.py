@@ -1,6 +1,6 @@
 """The SQLite index of a runs folder: a cache of the run folders, never the truth.
 
-``runs/.index.sqlite`` holds one row per run folder: the flattened record
+``runs/.trainrun/index.sqlite`` holds one row per run folder: the flattened record
 (status, times, script, exit code, and one column per tag, flag, last metric
 and evaluation value) plus what is needed to tell whether the folder changed.
 Deleting the file loses nothing; a corrupt file is deleted and rebuilt; if the
@@ -52,6 +52,7 @@ from trainrun.runs import record
 __all__ = [
     "ARCHIVE_DIR",
     "BASE_COLUMNS",
+    "INDEX_DIR",
     "INDEX_FILE",
     "RunRecordWarning",
     "Table",
@@ -62,7 +63,11 @@ __all__ = [
 
 log = logging.getLogger("trainrun.runs")
 
-INDEX_FILE = ".index.sqlite"
+# In a hidden folder of its own: SQLite creates and deletes its -wal and -shm files
+# beside the database, and doing that in the runs folder itself would change the
+# runs folder's time, which tells a listing whether runs were added or removed.
+INDEX_DIR = ".trainrun"
+INDEX_FILE = f"{INDEX_DIR}/index.sqlite"
 ARCHIVE_DIR = "archive"
 SCHEMA_VERSION = "1"
 #: times this close to "now" are not trusted (see the module docstring)
@@ -164,6 +169,16 @@ def _scalar(value: Any) -> Any:
     return record.dumps(value)  # lists and mappings are shown as their JSON text
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
 def _last_metrics(path: str) -> dict[str, Any]:
     """record.last_metrics(record.read_metrics(...)), parsing the whole file in one call."""
     try:
@@ -213,9 +228,9 @@ def read_row(run_dir: str, name: str, now: float | None = None) -> dict[str, Any
         "status": status,
         "start": _epoch_us(run.get("start")),
         "end": _epoch_us(run.get("end")),
-        "duration": _scalar(run.get("duration")),
+        "duration": _number(run.get("duration")),
         "script": _scalar(run.get("script")),
-        "exit_code": _scalar(run.get("exit_code")),
+        "exit_code": run.get("exit_code") if _is_int(run.get("exit_code")) else None,
         "host": _scalar(run.get("host")),
         "pid": run.get("pid") if isinstance(run.get("pid"), int) else None,
         "pid_start": run.get("pid_start") if isinstance(run.get("pid_start"), int) else None,
@@ -252,6 +267,7 @@ class Table:
         self.bools: set[str] = set()  # columns whose values were all booleans
         self.skipped: list[tuple[str, str]] = []  # (id, why) runs that could not be listed
         self.partial: list[tuple[str, str]] = []  # (id, what) runs listed without some file
+        self.presorted = False  # rows already newest first
 
     @classmethod
     def from_rows(cls, runs_dir: str, rows: Iterable[dict[str, Any]]) -> Table:
@@ -322,21 +338,10 @@ class Table:
             us = np.array(self.base[c], dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
             ns = np.where(us == _NAT, _NAT, us * 1000)
             data[c] = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
-        data["duration"] = pd.array(
-            [
-                float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-                for v in self.base["duration"]
-            ],
-            dtype="float64",
-        )
+        # read_row stores numbers or None here: None becomes NaN / <NA>
+        data["duration"] = np.array(self.base["duration"], dtype=float) if n else np.zeros(0)
         data["script"] = self.base["script"]
-        data["exit_code"] = pd.array(
-            [
-                v if isinstance(v, int) and not isinstance(v, bool) else None
-                for v in self.base["exit_code"]
-            ],
-            dtype="Int64",
-        )
+        data["exit_code"] = pd.array(self.base["exit_code"], dtype="Int64")
         names = [k for k, v in self.extra.items() if any(x is not None for x in v)]
         names.sort(
             key=lambda k: GROUPS.index(k[: k.index("_") + 1])
@@ -372,6 +377,7 @@ class _Index:
     def __init__(self, runs_dir: str) -> None:
         self.runs_dir = runs_dir
         self.path = os.path.join(runs_dir, INDEX_FILE)
+        os.makedirs(os.path.join(runs_dir, INDEX_DIR), exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -435,35 +441,62 @@ class _Index:
                 *(c[1] for c in cols),
             ]
         )
-        return cols, self.db.execute(f"SELECT {select} FROM runs ORDER BY id").fetchall()
+        # newest first, as ls_runs shows them by default (NaT, the smallest integer, sorts last)
+        order = f"ifnull(start, {_NAT}) DESC, id DESC"
+        return cols, self.db.execute(f"SELECT {select} FROM runs ORDER BY {order}").fetchall()
 
     def listing(self, full: bool = False) -> Table:
         """Bring the index up to date with the folders and return the table."""
         cols, rows = self._snapshot()
-        to_read, status_updates, gone = self._changes(rows, full)
-        if to_read or gone:
-            self._write(self._read(to_read), status_updates, gone)
-            cols, rows = self._snapshot()
+        to_read, status_updates, gone, dir_mtime = self._changes(rows, full)
+        if to_read or gone or dir_mtime is not None:
+            self._write(self._read(to_read), status_updates, gone, dir_mtime)
+            if to_read or gone:
+                cols, rows = self._snapshot()
         elif status_updates:
-            self._write([], status_updates, [])
+            self._write([], status_updates, [], None)
+        if status_updates and not (to_read or gone):
             new = {name: status for status, name in status_updates}
             rows = [r if r[0] not in new else (*r[:8], new[r[0]], *r[9:]) for r in rows]
-        return self._table(cols, rows)
+        table = self._table(cols, rows)
+        table.presorted = True
+        return table
 
     def _changes(
         self, rows: list[tuple[Any, ...]], full: bool
-    ) -> tuple[list[tuple[str, int]], list[tuple[str, str]], list[str]]:
-        known = {r[0]: r for r in rows}
-        names = run_folders(self.runs_dir)
-        stat = os.stat
+    ) -> tuple[list[tuple[str, int]], list[tuple[str, str]], list[str], int | None]:
+        """What to read again, statuses to update, rows to drop, and the folder time to store."""
         base = os.path.join(self.runs_dir, "")
+        stat = os.stat
+        # The runs folder's own time changes when a run folder is added, removed or renamed:
+        # while it matches the time stored at the last scan, the index's ids are the folders.
+        dir_mtime = stat(self.runs_dir).st_mtime_ns
+        stored = self.db.execute("SELECT value FROM meta WHERE key = 'dir_mtime'").fetchone()
+        if not full and stored is not None and stored[0] == str(dir_mtime):
+            names = [r[0] for r in rows]
+            new_dir_mtime = None
+        else:
+            names = run_folders(self.runs_dir)
+            # a time within the racy window may hide a second change: scan again next time
+            racy = dir_mtime > time.time_ns() - RACY_NS
+            new_dir_mtime = None if racy else dir_mtime
+        try:
+            mtimes = [stat(base + name).st_mtime_ns for name in names]
+        except FileNotFoundError:  # a folder removed while we looked: the slow way
+            mtimes = []
+            for name in names:
+                try:
+                    mtimes.append(stat(base + name).st_mtime_ns)
+                except FileNotFoundError:
+                    mtimes.append(None)
+        known = {r[0]: r for r in rows}
         to_read: list[tuple[str, int]] = []
         status_updates: list[tuple[str, str]] = []
-        for name in names:
-            try:
-                mtime = stat(base + name).st_mtime_ns
-            except FileNotFoundError:
-                continue  # removed while we looked
+        present = set()
+        for name, mtime in zip(names, mtimes, strict=True):
+            if mtime is None:
+                continue  # gone
+            present.add(name)
             old = known.get(name)
             if full or old is None or old[1] != mtime:
                 to_read.append((name, mtime))
@@ -476,8 +509,10 @@ class _Index:
                 )
                 if status != "running":
                     status_updates.append((status, name))
-        gone = list(known.keys() - set(names))
-        return to_read, status_updates, gone
+        gone = list(known.keys() - present)
+        if new_dir_mtime is not None and stored is not None and stored[0] == str(new_dir_mtime):
+            new_dir_mtime = None  # already stored
+        return to_read, status_updates, gone, new_dir_mtime
 
     def _read(self, to_read: list[tuple[str, int]]) -> list[dict[str, Any]]:
         now_ns = time.time_ns()
@@ -504,7 +539,11 @@ class _Index:
         return rows
 
     def _write(
-        self, rows: list[dict[str, Any]], status_updates: list[tuple[str, str]], gone: list[str]
+        self,
+        rows: list[dict[str, Any]],
+        status_updates: list[tuple[str, str]],
+        gone: list[str],
+        dir_mtime: int | None,
     ) -> None:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
@@ -548,6 +587,8 @@ class _Index:
                 db.executemany(f"INSERT OR REPLACE INTO runs ({names}) VALUES ({marks})", batch)
             db.executemany("UPDATE runs SET status = ? WHERE id = ?", status_updates)
             db.executemany("DELETE FROM runs WHERE id = ?", [(g,) for g in gone])
+            if dir_mtime is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('dir_mtime', ?)", (str(dir_mtime),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -6,7 +6,7 @@
 >>> latest_run("runs")["status"]                                                 # doctest: +SKIP
 'completed'
 
-Listing goes through the SQLite index kept in ``runs/.index.sqlite``, a cache
+Listing goes through the SQLite index kept in ``runs/.trainrun/index.sqlite``, a cache
 of the run folders (see ``trainrun.runs._index`` for the freshness rule).
 ``clean_runs`` moves runs into ``runs/archive`` (reversible with
 ``restore_runs``), ``purge_runs`` deletes archived runs for good, and
@@ -98,15 +98,17 @@ def ls_runs(
     table = load_table(runs_dir, refresh=refresh)
     table.warn()
     df = table.frame()
+    if not table.presorted:  # the index returns rows newest first; a folder scan does not
+        df = _newest_first(df)
     if query is not None and len(df):
         df = df[query.apply(df).to_numpy()]
     if latest_n is not None:
-        df = _newest_first(df).head(latest_n)
+        df = df.head(latest_n)
     if order is None:
-        df = df if latest_n is not None else _newest_first(df)
         if not decreasing:
             df = df.iloc[::-1]
     else:
+        # a stable sort of newest-first rows: ties stay newest first
         df = _sort(df, [order] if isinstance(order, str) else list(order), decreasing)
     if columns is not None:
         df = df[_pick_columns(df, columns)]
@@ -122,7 +124,6 @@ def _sort(df: pd.DataFrame, keys: list[str], decreasing: bool) -> pd.DataFrame:
     for key in keys:
         if key not in df.columns:
             raise FilterError(f"Cannot order by {key!r}: no such column.{_near(key, df.columns)}")
-    df = _newest_first(df)
     try:
         return df.sort_values(keys, ascending=not decreasing, na_position="last", kind="mergesort")
     except TypeError:

@@ -1,0 +1,278 @@
+"""Benchmark of the runs half: launch overhead and listing speed, against baselines run here.
+
+Prints figures, asserts nothing (machines are shared and noisy: compare the
+ratios, which are measured in the same run). Usage::
+
+    .venv/bin/python bench/runs.py            # about 1-3 minutes
+    .venv/bin/python bench/runs.py --quick    # 1,000 runs only, fewer launches
+
+What it measures:
+
+1. added wall time of ``trainrun run script.py`` over ``python script.py`` for
+   a trivial script (median of 10 each, interleaved), and of ``training_run()``
+   called in-process (the launcher without the CLI's own start-up);
+2. ``ls_runs`` over 1,000 and 10,000 synthetic runs (written with record.py
+   into a temporary folder): cold (index deleted), warm (index up to date),
+   warm with a filter and a sort, and after one run changed;
+3. baselines in the same run: scanning one JSON file per run (json.load of
+   every run.json, then a DataFrame from the records), reading all four record
+   files per run without the index, and one SQL query over the index table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from trainrun.runs import record
+from trainrun.runs._index import INDEX_FILE, load_table
+from trainrun.runs.store import ls_runs
+
+FILTER = "eval_accuracy > 0.5 and flag_dropout < 0.3"
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def fmt(seconds: float) -> str:
+    return f"{seconds * 1000:8.1f} ms" if seconds < 1 else f"{seconds:8.2f} s "
+
+
+# ---------------------------------------------------------------- 1. launch overhead
+
+
+def bench_launch(tmp: Path, n: int) -> None:
+    script = tmp / "trivial.py"
+    script.write_text("print('hello')\n")
+    runs_dir = tmp / "launch_runs"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = (
+        str(Path(__file__).resolve().parents[1] / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    )
+    plain_cmd = [sys.executable, str(script)]
+    cli_cmd = [
+        sys.executable,
+        "-m",
+        "trainrun",
+        "run",
+        str(script),
+        "--no-echo",
+        "--runs-dir",
+        str(runs_dir),
+    ]
+    plain, cli = [], []
+    for _ in range(n):  # interleaved, so that a burst of load hits both alike
+        for cmd, sink in ((plain_cmd, plain), (cli_cmd, cli)):
+            t0 = time.perf_counter()
+            subprocess.run(
+                cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            sink.append(time.perf_counter() - t0)
+    from trainrun.runs.launch import training_run
+
+    inproc = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        info = training_run(script, runs_dir=runs_dir, echo=False)
+        inproc.append(time.perf_counter() - t0)
+        assert info["status"] == "completed", info
+    p, c, i = (statistics.median(x) for x in (plain, cli, inproc))
+    print(f"\n1. launch overhead (trivial script, median of {n})")
+    print(f"   python script.py                  {fmt(p)}")
+    print(
+        f"   trainrun run script.py            {fmt(c)}   added {fmt(c - p).strip()}   (target <= 100 ms)"
+    )
+    print(f"   training_run() in-process         {fmt(i)}   added {fmt(i - p).strip()}")
+    print(f"   ratio trainrun run / python       {c / p:8.2f}x")
+
+
+# ---------------------------------------------------------------- 2. listing
+
+
+def write_synthetic(runs_dir: Path, n: int, seed: int = 0) -> None:
+    """n finished runs as the launcher leaves them: run.json, flags.json, metrics.jsonl, evaluation.json.
+
+    Files go through record.dumps and record.append_jsonl; the JSON files are
+    written plainly instead of with record.write_json, whose fsync per file
+    would make generating 10,000 runs take minutes and measures nothing here.
+    """
+    rng = random.Random(seed)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    base = 1_764_000_000
+    for i in range(n):
+        stamp = time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime(base + i))
+        path = runs_dir / stamp
+        path.mkdir()
+        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(base + i)) + f".{i % 1000:06d}Z"
+        run = {
+            "id": stamp,
+            "script": "train.py",
+            "command": [sys.executable, "train.py", f"--dropout={i}"],
+            "status": "completed" if i % 10 else "failed",
+            "start": start,
+            "end": start,
+            "duration": rng.uniform(1, 100),
+            "exit_code": 0 if i % 10 else 1,
+            "error": None if i % 10 else "RuntimeError: boom",
+            "host": record.HOST,
+            "pid": 1,
+            "pid_start": 1,
+            "python": "3.11.7",
+            "packages": {"numpy": "2.0", "torch": "2.13.0"},
+            "git": {"commit": "0" * 40, "dirty": False},
+            "tags": {"tuning_id": f"t{i // 100}"},
+        }
+        flags = {
+            "values": {
+                "dropout": rng.choice([0.1, 0.2, 0.3, 0.4]),
+                "layer1": rng.choice([64, 128, 256]),
+                "activation": "relu",
+            },
+            "declared": {},
+        }
+        evaluation = {
+            "accuracy": rng.random(),
+            "auc": rng.random(),
+            "loss": rng.random(),
+            "label/mean": 0.27,
+        }
+        (path / record.RUN_FILE).write_text(record.dumps(run))
+        (path / record.FLAGS_FILE).write_text(record.dumps(flags))
+        (path / record.EVALUATION_FILE).write_text(record.dumps(evaluation))
+        record.append_jsonl(
+            path / record.METRICS_FILE,
+            [{"step": s, "time": 0.0, "loss": 1 / (s + 1)} for s in range(20)],
+        )
+        # the single-file baseline reads this: everything a listing shows, in one JSON file
+        (path / "all.json").write_text(
+            record.dumps(
+                {
+                    **run,
+                    "flags": flags["values"],
+                    "evaluation": evaluation,
+                    "metrics": {"loss": 0.05},
+                }
+            )
+        )
+    old = time.time() - 3600  # as runs finished an hour ago (outside the index's 2 s racy window)
+    for p in runs_dir.iterdir():
+        os.utime(p, (old, old))
+
+
+def scan_one_json_per_run(runs_dir: Path) -> pd.DataFrame:
+    """The baseline: json.load one file per run, flatten, DataFrame from the records."""
+    rows = []
+    for name in sorted(os.listdir(runs_dir)):
+        if name.startswith(".") or name == "archive":
+            continue
+        with open(runs_dir / name / "all.json", encoding="utf-8") as f:
+            rec = json.load(f)
+        row = {
+            k: rec.get(k)
+            for k in ("id", "status", "start", "end", "duration", "script", "exit_code")
+        }
+        row["run_dir"] = str(runs_dir / name)
+        row.update({f"flag_{k}": v for k, v in rec["flags"].items()})
+        row.update({f"metric_{k}": v for k, v in rec["metrics"].items()})
+        row.update({f"eval_{k.replace('/', '_')}": v for k, v in rec["evaluation"].items()})
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df["start"] = pd.to_datetime(df["start"], utc=True, format="ISO8601")
+    df["end"] = pd.to_datetime(df["end"], utc=True, format="ISO8601")
+    return df.sort_values("start", ascending=False)
+
+
+def sql_query(runs_dir: Path) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(runs_dir / INDEX_FILE) as db:
+        cols = dict(db.execute("SELECT name, sqlcol FROM columns").fetchall())
+        return db.execute(
+            f"SELECT * FROM runs WHERE {cols['eval_accuracy']} > 0.5 AND {cols['flag_dropout']} < 0.3 "
+            f"ORDER BY {cols['eval_accuracy']} DESC"
+        ).fetchall()
+
+
+def drop_index(runs_dir: Path) -> None:
+    for f in runs_dir.glob(INDEX_FILE + "*"):
+        f.unlink()
+
+
+def bench_listing(tmp: Path, n: int, repeat: int) -> None:
+    runs_dir = tmp / f"runs_{n}"
+    t0 = time.perf_counter()
+    write_synthetic(runs_dir, n)
+    print(f"\n2. ls_runs over {n:,} runs (written in {time.perf_counter() - t0:.1f} s)")
+    cold = []
+    for _ in range(2 if n <= 1000 else 1):
+        drop_index(runs_dir)
+        cold += timed(lambda: ls_runs(runs_dir), 1)
+    df = ls_runs(runs_dir)
+    assert len(df) == n, len(df)
+    warm = timed(lambda: ls_runs(runs_dir), repeat)
+    query = timed(lambda: ls_runs(runs_dir, filter=FILTER, order="eval_accuracy"), repeat)
+    # one run gets a new evaluation (an atomic rename): the next listing re-reads just that run
+    target = runs_dir / df["id"].iloc[n // 2]
+
+    def one_changed() -> None:
+        record.write_json(target / record.EVALUATION_FILE, {"accuracy": random.random()})
+        ls_runs(runs_dir)
+
+    changed = timed(one_changed, repeat)
+    base_one = timed(lambda: scan_one_json_per_run(runs_dir), max(2, repeat // 2))
+    base_all = timed(lambda: load_table(runs_dir, use_index=False).frame(), 1 if n > 1000 else 2)
+    sql = timed(lambda: sql_query(runs_dir), repeat)
+    b = min(base_one)
+    rows = [
+        ("cold (index deleted, rebuilt)", min(cold), "target <= 5 s" if n >= 10_000 else ""),
+        ("warm (index up to date)", min(warm), "target <= 100 ms" if n >= 10_000 else ""),
+        ("warm + filter + order", min(query), ""),
+        ("warm after one run changed", min(changed), ""),
+        ("baseline: one JSON file per run, scanned", b, ""),
+        ("reference: 4 record files per run, no index", min(base_all), ""),
+        ("reference: one SQL query on the index", min(sql), ""),
+    ]
+    for label, value, note in rows:
+        print(f"   {label:<45} {fmt(value)}   {b / value:7.2f}x baseline speed   {note}")
+    print(f"   (best of {repeat}; warm median {fmt(statistics.median(warm)).strip()})")
+    shutil.rmtree(runs_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 runs only and 3 launches")
+    args = parser.parse_args()
+    print(
+        f"bench/runs.py  python {sys.version.split()[0]}  pandas {pd.__version__}  cores {os.cpu_count()}"
+    )
+    print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="trainrun-bench-") as tmp:
+        bench_launch(Path(tmp), 3 if args.quick else 10)
+        for n in (1000,) if args.quick else (1000, 10_000):
+            bench_listing(Path(tmp), n, repeat=5)
+    print(
+        f"\nload average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; total {time.perf_counter() - t0:.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
