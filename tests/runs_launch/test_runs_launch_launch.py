@@ -339,3 +339,68 @@ def test_eight_runs_at_once(tmp_path):
         assert run["status"] == "completed" and run["id"] == folder.name
         assert run["evaluation"] == {"accuracy": 0.875}
         assert len(record.read_metrics(folder)) == 3
+
+
+def test_launch_path_imports_neither_pandas_nor_torch(tmp_path):
+    script = write(
+        tmp_path,
+        "light.py",
+        """\
+        import sys
+        from trainrun import flags, log_metrics
+        flags(lr=0.1)
+        log_metrics(loss=1.0)
+        print("child heavy:", "pandas" in sys.modules, "torch" in sys.modules)
+        """,
+    )
+    code = (
+        "import sys\n"
+        "from trainrun.runs.launch import training_run\n"
+        "run = training_run(sys.argv[1], runs_dir=sys.argv[2], echo=False)\n"
+        "print(run['status'], 'pandas' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(script), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "completed False False", out.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert "child heavy: False False" in (folder / "output.log").read_text()
+
+
+def test_interrupt_without_a_signal_reaches_the_wait(tmp_path):
+    """Ray cancels a task with interrupt_main(), which cannot break a blocking waitpid()."""
+    import _thread
+
+    script = write(tmp_path, "loop.py", LOOP)
+    runs = tmp_path / "runs"
+
+    def interrupt_when_running():
+        wait_for_metrics(runs, 2)
+        _thread.interrupt_main()
+
+    helper = threading.Thread(target=interrupt_when_running)
+    helper.start()
+    with pytest.raises(KeyboardInterrupt):
+        training_run(script, runs_dir=runs, echo=False)
+    helper.join()
+    (folder,) = runs.iterdir()
+    run = record.read_run(folder)
+    assert run["status"] == "interrupted" and run["exit_code"] == -signal.SIGINT
+
+
+def test_child_does_not_inherit_a_blocked_sigint(tmp_path):
+    """Hosts such as Ray block SIGINT in their threads; the script must still stop on it."""
+    script = write(tmp_path, "loop.py", LOOP)
+    runs = tmp_path / "runs"
+    helper = threading.Thread(target=lambda: (wait_for_metrics(runs, 2), stop_all_runs()))
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        helper.start()
+        run = training_run(script, runs_dir=runs, echo=False)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        helper.join()
+    assert run["status"] == "interrupted" and run["exit_code"] == -signal.SIGINT

@@ -37,7 +37,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,30 @@ def _child_env(
     child["PYTHONUNBUFFERED"] = "1"
     child.setdefault("PYTHONIOENCODING", "utf-8")
     return child
+
+
+@contextmanager
+def _signals_unblocked() -> Iterator[None]:
+    """Unblock SIGINT/SIGTERM in this thread while the child is forked from it.
+
+    A child inherits the forking thread's signal mask, and some hosts block
+    SIGINT in their threads (Ray's workers do, and cancel tasks another way);
+    a script started from there would ignore the SIGINT that stops it.
+    """
+    try:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    wanted = blocked & {signal.SIGINT, signal.SIGTERM}
+    if not wanted:
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, wanted)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
 
 
 def _stop_child(proc: subprocess.Popen[bytes]) -> None:
@@ -359,14 +384,15 @@ def training_run(
     # leaves a folder without run.json, which readers report as killed.
     read_fd, write_fd = os.pipe()
     try:
-        proc = subprocess.Popen(
-            command,
-            cwd=script_path.parent,
-            env=_child_env(run_dir, overrides, env),
-            stdout=write_fd,
-            stderr=write_fd,
-            close_fds=True,
-        )
+        with _signals_unblocked():
+            proc = subprocess.Popen(
+                command,
+                cwd=script_path.parent,
+                env=_child_env(run_dir, overrides, env),
+                stdout=write_fd,
+                stderr=write_fd,
+                close_fds=True,
+            )
     except OSError as exc:
         os.close(read_fd)
         os.close(write_fd)
@@ -396,7 +422,14 @@ def training_run(
     interrupted = False
     try:
         try:
-            proc.wait()
+            # wait in short slices: an interrupt raised by another thread without a
+            # real signal (Ray's task cancel, _thread.interrupt_main) only surfaces
+            # between bytecodes, never inside one long blocking waitpid()
+            while proc.poll() is None:
+                try:
+                    proc.wait(0.5)
+                except subprocess.TimeoutExpired:
+                    continue
         except KeyboardInterrupt:
             interrupted = True
             _stop_child(proc)
