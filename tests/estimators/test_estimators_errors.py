@@ -242,3 +242,47 @@ def test_temporary_model_dir(frame, caplog):
     assert est.model_dir_path is not None and est.model_dir_path.is_dir()
     assert "temporary folder" in caplog.text
     assert os.path.basename(est.latest_checkpoint()) == "ckpt-1.json"
+
+
+def test_custom_activation_trains_but_does_not_export(tmp_path, frame):
+    est = trainrun.DNNRegressor(
+        hidden_units=[4], feature_columns=[X], activation_fn=lambda t: t.clamp(min=0),
+        model_dir=tmp_path / "m", config=QUIET,
+    )  # fmt: skip
+    est.train(trainrun.input_fn(frame, features=["x"], response="target"), steps=2)
+    with pytest.raises(ValueError, match="custom function"):
+        est.export(tmp_path / "export")
+    # a torch function by name round-trips
+    named = trainrun.DNNRegressor(
+        hidden_units=[4], feature_columns=[X], activation_fn=torch.tanh,
+        model_dir=tmp_path / "n", config=QUIET,
+    )  # fmt: skip
+    named.train(trainrun.input_fn(frame, features=["x"], response="target"), steps=2)
+    spec = trainrun.load_exported(named.export(tmp_path / "e2")).spec
+    assert spec["network"]["activation_fn"] == "tanh"
+
+
+def test_batch_norm_with_a_last_batch_of_one(tmp_path, frame):
+    est = trainrun.DNNRegressor(
+        hidden_units=[4], feature_columns=[X], batch_norm=True, model_dir=tmp_path, config=QUIET
+    )
+    # 401 rows in batches of 50: the last batch holds one example.
+    data = pd.concat([frame, frame.iloc[:1]])
+    est.train(trainrun.input_fn(data, features=["x"], response="target", batch_size=50))
+    assert est.global_step_ == 9
+
+
+def test_set_params_rebuilds(tmp_path, frame):
+    inp = trainrun.input_fn(frame, features=["x"], response="target")
+    est = trainrun.DNNRegressor(
+        hidden_units=[4], feature_columns=[X], model_dir=tmp_path, config=QUIET
+    )
+    est.train(inp, steps=1)
+    est.set_params(dropout=0.5)  # does not change the weights' shapes: restores and goes on
+    est.train(inp, steps=1)
+    assert est.global_step_ == 2 and est.network_.to_config()["dropout"] == 0.5
+    est.set_params(hidden_units=[3])
+    with pytest.raises(ModelDirError, match="network differs"):
+        est.train(inp, steps=1)
+    with pytest.raises(ValueError, match="has no parameter 'units'"):
+        est.set_params(units=3)

@@ -208,6 +208,8 @@ class Estimator:
                     f"{type(self).__name__} has no parameter {name!r}. Valid parameters: {valid}."
                 )
             setattr(self, name, value)
+        # New settings mean a new network: rebuild (and restore from model_dir) on next use.
+        self.network_ = None
         return self
 
     def __repr__(self) -> str:

@@ -41,6 +41,13 @@ def export_model(
     from trainrun import __version__
     from trainrun.feature_columns import columns_to_config
 
+    net_config = network.to_config()
+    for part in (net_config, net_config.get("dnn") or {}):
+        if part.get("type") == "dnn" and part.get("activation_fn") is None:
+            raise ValueError(
+                "Cannot export a network whose activation_fn is a custom function: an export "
+                "holds no code. Train with a named activation (e.g. activation_fn='relu')."
+            )
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ModelDirError(
@@ -54,7 +61,7 @@ def export_model(
         "trainrun_version": __version__,
         **(extra or {}),
         "head": head.to_config(),
-        "network": network.to_config(),
+        "network": net_config,
         "columns": {part: columns_to_config(cols) for part, cols in columns.items()},
     }
     write_json(path / SPEC_FILE, spec)

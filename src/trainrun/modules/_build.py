@@ -17,6 +17,12 @@ __all__ = ["build_network", "union_columns"]
 def build_network(config: Mapping[str, Any], columns: Mapping[str, Sequence[Any]]) -> nn.Module:
     """Build the network a ``to_config()`` describes over ``columns`` ({"linear": [...], "dnn": [...]})."""
     kind = config.get("type")
+    for part in (config, config.get("dnn") or {}):
+        if part.get("type") == "dnn" and part.get("activation_fn") is None:
+            raise ValueError(
+                "This network's activation_fn is a custom function, which a saved config cannot "
+                "hold; use a named activation (e.g. 'relu') to save or export the model."
+            )
     if kind == "linear":
         return LinearModel(columns["linear"], config["units"], config.get("sparse_combiner", "sum"))
     if kind == "dnn":
@@ -24,7 +30,7 @@ def build_network(config: Mapping[str, Any], columns: Mapping[str, Sequence[Any]
             columns["dnn"],
             config["hidden_units"],
             config["units"],
-            config.get("activation_fn") or "relu",
+            config["activation_fn"],
             config.get("dropout"),
             config.get("batch_norm", False),
         )
@@ -36,7 +42,7 @@ def build_network(config: Mapping[str, Any], columns: Mapping[str, Sequence[Any]
             columns.get("dnn") if config.get("dnn") else None,
             dnn.get("hidden_units"),
             config["units"],
-            dnn.get("activation_fn") or "relu",
+            dnn.get("activation_fn", "relu"),
             dnn.get("dropout"),
             dnn.get("batch_norm", False),
             lin.get("sparse_combiner", "sum"),

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trainrun.modules._activations import activation_name, get_activation
@@ -22,6 +23,22 @@ class _Activation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
+
+
+class _BatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d that accepts a training batch of one example.
+
+    An epoch's last batch can hold a single example; torch refuses batch
+    statistics over one value, so that batch is normalised with the running
+    statistics instead (and leaves them unchanged).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        return super().forward(x)
 
 
 class DNNModel(nn.Module):
@@ -60,11 +77,12 @@ class DNNModel(nn.Module):
         for size in self.hidden_units:
             layers.append(nn.Linear(width, size))
             layers.append(_Activation(get_activation(activation_fn)))
-            if dropout:
-                layers.append(FastDropout(dropout))
+            # A placeholder without dropout keeps the weights' names the same either way,
+            # so a checkpoint restores whatever dropout the next session uses.
+            layers.append(FastDropout(dropout) if dropout else nn.Identity())
             if batch_norm:
                 # tf.keras' BatchNormalization defaults: momentum 0.99, epsilon 1e-3.
-                layers.append(nn.BatchNorm1d(size, eps=1e-3, momentum=0.01))
+                layers.append(_BatchNorm(size, eps=1e-3, momentum=0.01))
             width = size
         layers.append(nn.Linear(width, units))
         self.layers = nn.Sequential(*layers)
