@@ -54,6 +54,16 @@ _EXPORTS: dict[str, str] = {
     "training_run": "trainrun.runs.launch",
     "write_evaluation": "trainrun.runs.active",
     "write_run_metadata": "trainrun.runs.active",
+    # listing and looking after runs (runs-store)
+    "RunRecordWarning": "trainrun.runs.store",
+    "clean_runs": "trainrun.runs.store",
+    "copy_run": "trainrun.runs.store",
+    "get_run_dir": "trainrun.runs.store",
+    "latest_run": "trainrun.runs.store",
+    "ls_runs": "trainrun.runs.store",
+    "purge_runs": "trainrun.runs.store",
+    "restore_runs": "trainrun.runs.store",
+    "run_info": "trainrun.runs.store",
     # tuning
     "optuna_search": "trainrun.runs.tuning",
     "tuning_run": "trainrun.runs.tuning",

@@ -426,7 +426,10 @@ class _Index:
             raise
 
     # -- one query gives both what refresh compares and what the listing shows
-    _META = ("id", "mtime", "sig", "host", "pid", "pid_start", "problem", "corrupt")
+    # the columns a listing fetches for every run (a running run's signature and process
+    # are fetched for it alone: strings and numbers for 10,000 rows cost real time)
+    _META = ("id", "mtime", "problem", "corrupt")
+    _STORED = ("id", "mtime", "sig", "host", "pid", "pid_start", "problem", "corrupt")
 
     def _snapshot(self) -> tuple[list[tuple[str, str, str]], list[tuple[Any, ...]]]:
         cols = self.db.execute("SELECT name, sqlcol, kind FROM columns").fetchall()
@@ -457,7 +460,7 @@ class _Index:
             self._write([], status_updates, [], None)
         if status_updates and not (to_read or gone):
             new = {name: status for status, name in status_updates}
-            rows = [r if r[0] not in new else (*r[:8], new[r[0]], *r[9:]) for r in rows]
+            rows = [r if r[0] not in new else (*r[:4], new[r[0]], *r[5:]) for r in rows]
         table = self._table(cols, rows)
         table.presorted = True
         return table
@@ -500,12 +503,15 @@ class _Index:
             old = known.get(name)
             if full or old is None or old[1] != mtime:
                 to_read.append((name, mtime))
-            elif old[8] == "running":
-                if _signature(base + name) != old[2]:
+            elif old[4] == "running":
+                sig, host, pid, pid_start = self.db.execute(
+                    "SELECT sig, host, pid, pid_start FROM runs WHERE id = ?", (name,)
+                ).fetchone()
+                if _signature(base + name) != sig:
                     to_read.append((name, mtime))
                     continue
                 status = record.resolve_status(
-                    {"status": "running", "host": old[3], "pid": old[4], "pid_start": old[5]}
+                    {"status": "running", "host": host, "pid": pid, "pid_start": pid_start}
                 )
                 if status != "running":
                     status_updates.append((status, name))
@@ -572,7 +578,7 @@ class _Index:
                     elif entry[1] == "bool" and value is not None and not isinstance(value, bool):
                         db.execute("UPDATE columns SET kind = 'other' WHERE name = ?", (key,))
                         cols[key] = (entry[0], "other")
-            fixed = [*self._META, *_BASE_SQL]
+            fixed = [*self._STORED, *_BASE_SQL]
             # rows with the same columns go in one executemany
             groups: dict[tuple[str, ...], list[list[Any]]] = {}
             for row in rows:
@@ -596,9 +602,9 @@ class _Index:
 
     def _table(self, cols: list[tuple[str, str, str]], rows: list[tuple[Any, ...]]) -> Table:
         table = Table(self.runs_dir)
-        good = [r for r in rows if not r[7]]
-        table.skipped = [(r[0], r[6]) for r in rows if r[7]]
-        table.partial = [(r[0], r[6]) for r in good if r[6]]
+        good = [r for r in rows if not r[3]]
+        table.skipped = [(r[0], r[2]) for r in rows if r[3]]
+        table.partial = [(r[0], r[2]) for r in good if r[2]]
         n_meta = len(self._META)
         columns = (
             list(zip(*good, strict=True)) if good else [()] * (n_meta + len(_BASE_SQL) + len(cols))
