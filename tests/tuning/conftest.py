@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import textwrap
 from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).parent
 
 # A trial script: sleeps, fails on request (or while a 'broken' file sits beside it
 # and x == 3), and records an evaluation whose accuracy peaks at x == 2.
@@ -27,28 +23,6 @@ write_evaluation(accuracy=1 - abs(FLAGS.x - 2) / 10)
 print("finished", flush=True)
 """
 
-# Lets a child Python process use the same stand-ins as the tests (see standin.py).
-BOOT = textwrap.dedent(
-    f"""
-    import importlib.util
-    _spec = importlib.util.spec_from_file_location("tuning_standin", {str(HERE / "standin.py")!r})
-    _m = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(_m); _m.install()
-    """
-)
-
-
-def _load_standin():
-    spec = importlib.util.spec_from_file_location("tuning_standin", HERE / "standin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(autouse=True)
-def launcher():
-    """training_run and ls_runs: the real ones when they exist, else the stand-ins."""
-    _load_standin().install()
-
 
 @pytest.fixture
 def script(tmp_path: Path) -> Path:
@@ -61,9 +35,3 @@ def script(tmp_path: Path) -> Path:
 @pytest.fixture
 def runs_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs"
-
-
-@pytest.fixture
-def boot() -> str:
-    """Python source that a child process runs first to get the same launcher as the tests."""
-    return BOOT

@@ -30,8 +30,8 @@ def _started_pids(runs_dir: Path) -> list[int]:
     return pids
 
 
-def test_sigint_stops_the_tuning_and_marks_running_trials_interrupted(script, runs_dir, boot):
-    code = boot + textwrap.dedent(
+def test_sigint_stops_the_tuning_and_marks_running_trials_interrupted(script, runs_dir):
+    code = textwrap.dedent(
         f"""
         from trainrun.runs.tuning import tuning_run
         tuning_run({str(script)!r}, flags={{"x": [1, 2, 3, 4], "sleep": [120]}},

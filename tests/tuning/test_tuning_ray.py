@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
 import pytest
 
 from trainrun.runs import record
@@ -34,7 +41,7 @@ def test_trials_run_as_ray_tasks_into_the_shared_runs_folder(local_ray, script, 
     recs = [record.read_run(d) for d in df["run_dir"]]
     assert {r["tags"]["trial"] for r in recs} == {"1", "2", "3"}
     # each run was launched inside a Ray worker process, not by this one
-    assert all(r["pid"] != __import__("os").getpid() for r in recs)
+    assert all(r["pid"] != os.getpid() for r in recs)
     assert ray.is_initialized()  # a Ray the caller started is left running
 
 
@@ -57,3 +64,42 @@ def test_a_failing_ray_trial_and_resume(local_ray, script, runs_dir):
 def test_bad_resources_are_named(script):
     with pytest.raises(ValueError, match="gpu=-1"):
         tuning_run(script, flags={"x": [1]}, backend="ray", resources_per_trial={"gpu": -1})
+
+
+def test_sigint_cancels_ray_trials_and_marks_them_interrupted(local_ray, script, runs_dir):
+    address = ray.get_runtime_context().gcs_address
+    code = textwrap.dedent(
+        f"""
+        from trainrun.runs.tuning import tuning_run
+        tuning_run({str(script)!r}, flags={{"x": [1, 2, 3], "sleep": [120]}},
+                   runs_dir={str(runs_dir)!r}, backend="ray", address={address!r},
+                   workers=2, confirm=False)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while len(_started(runs_dir)) < 2:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the trials never started"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, out
+    assert "2 running trial(s) marked interrupted" in out
+    runs = [record.read_run(f) for f in _started(runs_dir)]
+    assert len(list(runs_dir.glob("*/run.json"))) == 2  # trial 3 never started
+    assert [r["status"] for r in runs] == ["interrupted", "interrupted"], out
+
+
+def _started(runs_dir):
+    return sorted(
+        f.parent
+        for f in runs_dir.glob("*/output.log")
+        if "started" in f.read_text(errors="replace")
+    )

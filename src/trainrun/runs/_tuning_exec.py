@@ -241,8 +241,10 @@ def mark_interrupted(run_dir: str | os.PathLike[str], note: str) -> None:
     record.write_json(path, run)
 
 
-def find_open_runs(runs_dir: str | os.PathLike[str], tuning_id: str) -> list[Path]:
-    """Runs of this tuning that this process launched and that still read 'running'."""
+def find_open_runs(
+    runs_dir: str | os.PathLike[str], tuning_id: str, pid: int | None = None
+) -> list[Path]:
+    """Runs of this tuning whose run.json still reads 'running' (launched by ``pid``, if given)."""
     found = []
     base = Path(runs_dir)
     if not base.is_dir():
@@ -255,7 +257,7 @@ def find_open_runs(runs_dir: str | os.PathLike[str], tuning_id: str) -> list[Pat
         if (
             isinstance(run, dict)
             and run.get("status") == "running"
-            and run.get("pid") == os.getpid()
+            and (pid is None or run.get("pid") == pid)
             and (run.get("tags") or {}).get("tuning_id") == tuning_id
         ):
             found.append(folder)
@@ -398,6 +400,7 @@ class RayExecutor:
         ray: Any,
         script: str,
         runs_dir: str,
+        tuning_id: str,
         tags_for: Callable[[Trial], dict[str, str]],
         echo: bool,
         workers: int,
@@ -406,6 +409,7 @@ class RayExecutor:
         self.ray = ray
         self.script = script
         self.runs_dir = runs_dir
+        self.tuning_id = tuning_id
         self.tags_for = tags_for
         self.echo = echo
         self.workers = workers
@@ -446,17 +450,30 @@ class RayExecutor:
                     progress.finished(outcome)
                     source.trial_done(outcome)
         except KeyboardInterrupt:
-            stopped = [t for t, _ in inflight.values()]
-            for ref in inflight:
-                self.ray.cancel(ref, force=False)  # KeyboardInterrupt inside the task
-            refs = list(inflight)
-            try:
-                _, left = self.ray.wait(refs, num_returns=len(refs), timeout=sum(STOP_GRACE))
-            except KeyboardInterrupt:
-                left = refs
-            for ref in left:
+            self._stop(list(inflight))
+            raise TuningInterrupted(outcomes, [t for t, _ in inflight.values()]) from None
+
+    def _stop(self, refs: list[Any]) -> None:
+        """Cancel the tasks in flight and wait until their runs have recorded the end.
+
+        Ray reports a cancelled task at once, while its worker is still stopping the
+        script, so the wait is on the run records, not on the tasks.
+        """
+        for ref in refs:
+            self.ray.cancel(ref, force=False)  # KeyboardInterrupt inside the task
+        deadline = time.monotonic() + sum(STOP_GRACE)
+        try:
+            time.sleep(STOP_GRACE[0])
+            while find_open_runs(self.runs_dir, self.tuning_id) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: no more patience
+        left = find_open_runs(self.runs_dir, self.tuning_id)
+        if left:
+            for ref in refs:
                 self.ray.cancel(ref, force=True)
-            for ref, (trial, began) in inflight.items():
-                if ref not in left:
-                    outcomes.append(self._outcome(ref, trial, began))
-            raise TuningInterrupted(outcomes, stopped) from None
+            for folder in left:
+                mark_interrupted(
+                    folder,
+                    "Interrupted: the tuning was stopped (Ctrl-C) and its Ray task cancelled.",
+                )

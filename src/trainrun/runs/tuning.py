@@ -337,6 +337,7 @@ def _execute(
                 ray,
                 str(script),
                 str(runs_dir),
+                tuning_id,
                 lambda t: _tags(tuning_id, t),
                 echo,
                 workers,
@@ -370,7 +371,7 @@ def _execute(
                 mark_interrupted(outcome.run_dir, INTERRUPTED_NOTE)
                 outcome.record = record.read_run(outcome.run_dir)
         # trials whose launcher never returned (it was still waiting when we gave up)
-        for folder in find_open_runs(runs_dir, tuning_id):
+        for folder in find_open_runs(runs_dir, tuning_id, pid=os.getpid()):
             mark_interrupted(folder, INTERRUPTED_NOTE)
     return outcomes, interrupted
 
