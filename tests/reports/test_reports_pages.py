@@ -240,3 +240,19 @@ def test_half_written_run_still_renders(runs_dir):
     assert data["problems"] and "flags.json" in data["problems"][0]
     assert data["charts"][0]["series"][0]["points"] == 1
     assert isinstance(Path(data["run_dir"]), Path)
+
+
+def test_ui_binds_loopback_by_default_and_reports_a_busy_port(tmp_path, capsys):
+    import socket
+
+    from trainrun.cli._main import build_parser
+
+    args = build_parser().parse_args(["ui"])
+    assert (args.host, args.runs_dir) == ("127.0.0.1", "runs")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert cli(["ui", str(tmp_path), "--port", str(port)]) == 2
+    assert f"127.0.0.1:{port}" in capsys.readouterr().err
+    assert cli(["ui", str(tmp_path), "--port", "70000"]) == 2
