@@ -145,8 +145,8 @@ def activate(path: str | os.PathLike[str]) -> _Activation:
     >>> folder = record.new_run_dir(tempfile.mkdtemp())
     >>> with activate(folder):
     ...     log_metrics(step=0, loss=1.0)
-    >>> len(record.read_metrics(folder))
-    1
+    >>> record.read_metrics(folder)[-1]["loss"]
+    1.0
     """
     global _explicit
     folder = Path(path).resolve()
