@@ -256,3 +256,25 @@ def test_ui_binds_loopback_by_default_and_reports_a_busy_port(tmp_path, capsys):
         assert cli(["ui", str(tmp_path), "--port", str(port)]) == 2
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
     assert cli(["ui", str(tmp_path), "--port", "70000"]) == 2
+
+
+def test_view_run_in_a_notebook_displays_inline(make_run, runs_dir, monkeypatch):
+    import sys
+    import types
+
+    make_run()
+    shown = []
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: object()
+    display_mod = types.ModuleType("IPython.display")
+    display_mod.display = shown.append
+    ipython.display = display_mod
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", display_mod)
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setattr(
+        report.webbrowser, "open", lambda url: pytest.fail("no browser in a notebook")
+    )
+    report.view_run(runs_dir=runs_dir)
+    assert len(shown) == 1 and isinstance(shown[0], report.RunReport)
+    assert shown[0]._repr_html_().startswith("<iframe")

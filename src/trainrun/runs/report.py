@@ -315,12 +315,13 @@ def _show(report: RunReport, path: Path, viewer: Viewer | bool | None, label: st
     if callable(viewer):
         viewer(str(path))
         return
-    if _in_notebook():
-        from IPython.display import display  # an optional dependency, present in any notebook
+    if viewer is True:
+        webbrowser.open(path.as_uri())
+    elif _in_notebook():
+        from IPython.display import display  # present wherever a notebook kernel runs
 
         display(report)
-        return
-    if viewer is True or is_interactive():
+    elif is_interactive():
         webbrowser.open(path.as_uri())
 
 
