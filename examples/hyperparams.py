@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import trainrun
-from trainrun.runs.store import ls_runs
 
 FLAGS = trainrun.flags(
     trainrun.flag_string("runs_dir", "runs", "where the runs are recorded"),
@@ -82,7 +81,7 @@ def main() -> int:
             failed.append(run)
             print(f"      error: {run.get('error')}", file=sys.stderr)
 
-    runs = ls_runs(FLAGS.runs_dir, order="eval_accuracy")
+    runs = trainrun.ls_runs(FLAGS.runs_dir, order="eval_accuracy")
     runs = runs[runs["id"].isin(ids)]
     columns = [c for c in TABLE_COLUMNS if c in runs.columns]
     print()
