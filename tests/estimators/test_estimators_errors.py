@@ -286,3 +286,29 @@ def test_set_params_rebuilds(tmp_path, frame):
         est.train(inp, steps=1)
     with pytest.raises(ValueError, match="has no parameter 'units'"):
         est.set_params(units=3)
+
+
+def test_failed_restore_leaves_nothing_half_built(tmp_path, frame):
+    inp = trainrun.input_fn(frame, features=["x"], response="target")
+    trainrun.DNNRegressor(
+        hidden_units=[4], feature_columns=[X], model_dir=tmp_path, config=QUIET
+    ).train(inp, steps=1)
+    est = trainrun.DNNRegressor(
+        hidden_units=[3], feature_columns=[X], model_dir=tmp_path, config=QUIET
+    )
+    for _ in range(2):  # the second attempt fails the same way: nothing was half-built
+        with pytest.raises(ModelDirError):
+            est.train(inp, steps=1)
+    from trainrun.model_dir.checkpoints import list_checkpoints
+
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-1.json"]
+
+
+def test_set_params_keeps_a_temporary_model_dir(frame):
+    inp = trainrun.input_fn(frame, features=["x"], response="target")
+    est = trainrun.DNNRegressor(hidden_units=[4], feature_columns=[X], config=QUIET)
+    est.train(inp, steps=2)
+    first = est.model_dir_path
+    est.set_params(dropout=0.1)
+    est.train(inp, steps=1)
+    assert est.model_dir_path == first and est.global_step_ == 3

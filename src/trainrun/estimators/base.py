@@ -304,16 +304,25 @@ class Estimator:
         self.network_ = network.to(self.device_)
         self.optimizers_ = self._make_optimizers()
         self._global_step = 0
+        self._checkpoint_path = None
 
         from trainrun.model_dir.checkpoints import latest_checkpoint
 
-        found = latest_checkpoint(self.model_dir_)
-        if found is not None:
-            self._restore(found)
-        elif self.warm_start_from is not None:
-            self._warm_start(self.warm_start_from)
+        try:
+            found = latest_checkpoint(self.model_dir_)
+            if found is not None:
+                self._restore(found)
+            elif self.warm_start_from is not None:
+                self._warm_start(self.warm_start_from)
+        except BaseException:
+            # Never keep a half-built network: it would train over an incompatible model_dir.
+            self.network_ = None
+            raise
 
     def _resolve_model_dir(self) -> Path:
+        earlier = getattr(self, "model_dir_", None)
+        if self.model_dir is None and earlier is not None:
+            return earlier  # a rebuild (after set_params) keeps its temporary or run folder
         if self.model_dir is not None:
             path = Path(self.model_dir).expanduser()
             if path.exists() and not path.is_dir():
