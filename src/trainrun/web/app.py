@@ -50,9 +50,9 @@ from trainrun.runs.report import _static, render, render_data, script_json
 #: how often the pages ask for fresh statuses, in milliseconds
 POLL_MS = 2000
 
-#: columns always shown first in the runs table, then tag_*, flag_*, metric_*, eval_*
+#: columns always shown first in the runs table, then eval_*, metric_*, flag_*, tag_* (as tfruns)
 LEAD_COLUMNS = ("id", "status", "start", "duration", "script")
-GROUP_PREFIXES = ("tag_", "flag_", "metric_", "eval_")
+GROUP_PREFIXES = ("eval_", "metric_", "flag_", "tag_")
 
 ACTIONS = {
     "archive": ("Archive", "moves the run folder into the runs folder's archive (reversible)"),
