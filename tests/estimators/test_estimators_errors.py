@@ -312,3 +312,10 @@ def test_set_params_keeps_a_temporary_model_dir(frame):
     est.set_params(dropout=0.1)
     est.train(inp, steps=1)
     assert est.model_dir_path == first and est.global_step_ == 3
+
+
+def test_predict_warns_about_a_shuffled_input(tmp_path, frame):
+    est = trainrun.LinearRegressor(feature_columns=[X], model_dir=tmp_path, config=QUIET)
+    est.train(trainrun.input_fn(frame, features=["x"], response="target"), steps=1)
+    with pytest.warns(UserWarning, match="shuffle=False"):
+        est.predict_frame(trainrun.input_fn(frame, features=["x"]))

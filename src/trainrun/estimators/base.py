@@ -723,8 +723,15 @@ class Estimator:
 
         self._require_trained("predict")
         keys = self.head_.check_predict_keys(predict_keys)
+        fn = _resolve_input_fn(input_fn)
+        if getattr(fn, "shuffle", False):
+            warnings.warn(
+                "predict() over a shuffled input_fn returns the examples in shuffled order. "
+                "Build it with input_fn(..., shuffle=False) to keep the data's order.",
+                stacklevel=3,
+            )
         self.network_.eval()
-        for batch in self._batches(input_fn, labels=False):
+        for batch in self._batches(fn, labels=False):
             batch = self._to_device(batch)
             with torch.no_grad(), self.config_.threads():
                 out = self.head_.predictions(self.network_(batch.features))

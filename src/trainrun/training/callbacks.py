@@ -123,9 +123,10 @@ class ProgressLogger(Callback):
         self._last_draw = 0.0
         self._last_loss = math.nan
         self._drawn = False
+        self._max = state.max_steps
 
     def _line(self, step: int, loss: float, rate: float) -> str:
-        total = f"/{state_max:,}" if (state_max := self._max) is not None else ""
+        total = f"/{self._max:,}" if self._max is not None else ""
         return f"step {step:,}{total}  loss {loss:.4f}  {rate:,.0f} examples/s"
 
     def on_losses(self, state: TrainState) -> None:
