@@ -97,9 +97,7 @@ def run_folders(runs_dir: str) -> list[str]:
     try:
         with os.scandir(runs_dir) as it:
             names = [
-                e.name
-                for e in it
-                if e.name[0] != "." and e.name != ARCHIVE_DIR and e.is_dir(follow_symlinks=False)
+                e.name for e in it if e.name[0] != "." and e.name != ARCHIVE_DIR and e.is_dir()
             ]
     except (FileNotFoundError, NotADirectoryError):
         return []
@@ -318,7 +316,7 @@ class Table:
             warnings.warn(
                 f"In {self.runs_dir}: " + ". ".join(parts) + ". Fix or remove those files.",
                 RunRecordWarning,
-                stacklevel=4,
+                stacklevel=3,  # the caller of ls_runs
             )
 
     def frame(self) -> Any:
