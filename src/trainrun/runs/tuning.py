@@ -210,11 +210,16 @@ def _recorded_error(run_dir: str) -> str:
     return err.splitlines()[-1] if err else ""
 
 
-def _summary(df: pandas.DataFrame, metric: str | None, mode: str, tuning_id: str) -> str:
-    """The closing report: a table of trials, the failures with their errors, the best."""
+def _summary(
+    df: pandas.DataFrame, metric: str | None, mode: str, tuning_id: str, varied: Sequence[str]
+) -> str:
+    """The closing report: a table of trials, the failures with their errors, the best.
+
+    The table shows the flags the tuning sets (``varied``), not every flag of the script.
+    """
     if df.empty:
         return f"Tuning {tuning_id}: no trials ran."
-    flag_cols = [c for c in df.columns if c.startswith("flag_")]
+    flag_cols = [c for c in (f"flag_{n.replace('-', '_')}" for n in varied) if c in df.columns]
     cols = ["trial", "status", *flag_cols]
     if "duration" in df.columns:
         cols.insert(2, "duration")
@@ -396,7 +401,8 @@ def _finish(
     df.attrs["tuning_id"] = tuning_id
     df.attrs["metric"] = metric
     df.attrs["best"] = _best(df, metric, mode)
-    progress.say(_summary(df, metric, mode, tuning_id))
+    varied = list(dict.fromkeys(name for t in trials for name in t.flags))
+    progress.say(_summary(df, metric, mode, tuning_id, varied))
     if interrupted is not None:
         progress.say(
             f"Tuning {tuning_id} interrupted: {len(interrupted.stopped)} running trial(s) "
