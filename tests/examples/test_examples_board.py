@@ -73,7 +73,7 @@ def test_hparams_file_in_the_runs_own_folder_and_idempotent(tmp_path):
     tags = [v.tag for e in events if e.HasField("summary") for v in e.summary.value]
     assert "_hparams_/experiment" in tags and "_hparams_/session_start_info" in tags
     assert "_hparams_/session_end_info" in tags
-    assert "evaluation/auc" in tags and tags.count("metrics/loss") == 4
+    assert "eval/auc" in tags and tags.count("metrics/loss") == 4
 
     from tensorboard.plugins.hparams import metadata
 
@@ -84,8 +84,8 @@ def test_hparams_file_in_the_runs_own_folder_and_idempotent(tmp_path):
     assert [h.name for h in experiment.hparam_infos] == ["activation", "dropout", "layers"]
     assert list(experiment.hparam_infos[0].domain_discrete) == ["relu", "tanh"]
     assert {m.name.tag for m in experiment.metric_infos} == {
-        "evaluation/accuracy",
-        "evaluation/auc",
+        "eval/accuracy",
+        "eval/auc",
         "metrics/loss",
     }
     start = metadata.parse_session_start_info_plugin_data(
@@ -104,6 +104,33 @@ def test_hparams_file_in_the_runs_own_folder_and_idempotent(tmp_path):
         write_run_hparams(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         write_hparams(tmp_path / "nope")
+
+
+def test_values_the_script_wrote_are_not_copied(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    runs = tmp_path / "runs"
+    a = make_run(runs, "a", {"x": 1}, "completed", {"auc": 0.8, "accuracy": 0.75})
+    writer = SummaryWriter(str(a / "tensorboard"))  # as an estimator does inside a run
+    writer.add_scalar("eval/auc", 0.8, 3)
+    writer.add_scalar("loss", 0.5, 3)
+    writer.close()
+    write_hparams(runs)
+    (ours,) = (a / "tensorboard").glob(f"*{HPARAMS_FILE_SUFFIX}")
+    events = read_events(ours)
+    tags = [v.tag for e in events if e.HasField("summary") for v in e.summary.value]
+    assert "eval/auc" not in tags and "metrics/loss" not in tags
+    assert "eval/accuracy" in tags  # not written by the script: ours
+    from tensorboard.plugins.hparams import metadata
+
+    (content,) = [
+        v.metadata.plugin_data.content
+        for e in events
+        for v in e.summary.value
+        if v.tag == "_hparams_/experiment"
+    ]
+    metrics = {m.name.tag for m in metadata.parse_experiment_plugin_data(content).metric_infos}
+    assert metrics == {"eval/auc", "eval/accuracy", "loss"}
 
 
 def test_tensorboard_command_binds_loopback_and_names_runs(tmp_path):
@@ -169,11 +196,14 @@ def test_board_serves_scalars_and_hparams_over_http(tmp_path):
         names = _wait_for(lambda: set(_get(f"{base}/data/runs")) >= {"run-a", "run-b"} and 1)
         assert names
         tags = _wait_for(lambda: _get(f"{base}/data/plugin/scalars/tags").get("run-a"))
-        assert {"loss", "evaluation/auc", "metrics/loss"} <= set(tags)
+        # the script's own "loss" is not copied again as metrics/loss
+        assert {"loss", "eval/auc"} <= set(tags) and "metrics/loss" not in tags
 
         experiment = _get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
         assert {h["name"] for h in experiment["hparamInfos"]} == {"activation", "dropout"}
-        assert "evaluation/auc" in {m["name"]["tag"] for m in experiment["metricInfos"]}
+        assert {"eval/auc", "loss", "metrics/loss"} <= {
+            m["name"]["tag"] for m in experiment["metricInfos"]
+        }
 
         request = {
             "experimentName": "",
@@ -188,7 +218,7 @@ def test_board_serves_scalars_and_hparams_over_http(tmp_path):
         assert by_name["run-a"]["sessions"][0]["status"] == "STATUS_SUCCESS"
         assert by_name["run-b"]["sessions"][0]["status"] == "STATUS_FAILURE"
         auc = {m["name"]["tag"]: m["value"] for m in by_name["run-b"]["metricValues"]}
-        assert auc["evaluation/auc"] == pytest.approx(0.7)
+        assert auc["eval/auc"] == pytest.approx(0.7)
 
         # a run that appears while the board is up is picked up
         make_run(runs, "run-c", {"dropout": 0.3, "activation": "relu"}, "completed", {"auc": 0.9})

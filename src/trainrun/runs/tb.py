@@ -9,8 +9,9 @@ not a sub-run as torch's ``add_hparams`` makes)::
                                        (type, choices, description) and every metric
         _hparams_/session_start_info   this run's flag values, trial id = run id
         _hparams_/session_end_info     completed / failed / interrupted (absent while running)
-        evaluation/<name>              evaluation.json values as scalars
+        eval/<name>                    evaluation.json values as scalars
         metrics/<name>                 metrics.jsonl history as scalars
+    (a value the script already wrote as a scalar, as the estimators do, is not copied)
 
 The content depends only on the run records, so writing it again is a no-op
 (the file is replaced only when its bytes change, atomically). TensorBoard
@@ -47,8 +48,10 @@ __all__ = [
 ]
 
 HPARAMS_FILE_SUFFIX = ".trainrun-hparams"
-EVALUATION_TAG = "evaluation/"
+EVALUATION_TAG = "eval/"  # the estimators' name for evaluation scalars
 METRICS_TAG = "metrics/"
+#: event files larger than this in all are not scanned for the script's own scalar tags
+MAX_SCAN_BYTES = 64 * 1024 * 1024
 #: at most this many points per metric history are copied (evenly spaced, last kept)
 MAX_POINTS_PER_METRIC = 5_000
 # A single argv string is limited to 128 KiB on Linux; beyond that we fall back
@@ -164,7 +167,7 @@ def _experiment_summary(runs: Sequence[Mapping[str, Any]]) -> Any:
         declared.update(run.get("declared_flags") or {})
         for name, value in (run.get("flags") or {}).items():
             values.setdefault(name, []).append(_hparam_value(value))
-        metric_tags.update(_metric_series(run))
+        metric_tags.update(_metric_tags(run))
     hparam_infos = [_declared_info(n, declared, values[n]) for n in sorted(values)]
     metric_infos = [
         api_pb2.MetricInfo(
@@ -227,27 +230,35 @@ def _session_summaries(run: Mapping[str, Any]) -> list[Any]:
 
 
 def _metric_series(run: Mapping[str, Any]) -> dict[str, list[tuple[int, float, float]]]:
-    """tag -> [(step, wall_time, value)] for the evaluation and the metric history."""
+    """tag -> [(step, wall_time, value)] to write: the evaluation and the metric history.
+
+    A value the script already wrote as a scalar is not written again: evaluation
+    ``accuracy`` when ``eval/accuracy`` exists (the estimators write it), history
+    ``loss`` when ``loss`` exists.
+    """
+    existing = run.get("_scalar_tags") or set()
     start = _epoch(run.get("start"))
     series: dict[str, list[tuple[int, float, float]]] = {}
     history = run.get("_history") or []
+    last_step = 0
     for i, rec in enumerate(history):
         step = rec.get("step")
         step = int(step) if _is_number(step) else i
+        last_step = max(last_step, step)
         wall = float(rec["time"]) if _is_number(rec.get("time")) else start
         for key, value in rec.items():
-            if key in ("step", "time") or not _is_number(value):
+            if key in ("step", "time") or key in existing or not _is_number(value):
                 continue
             series.setdefault(METRICS_TAG + key, []).append((step, wall, float(value)))
     evaluation = run.get("evaluation") or {}
     eval_step = evaluation.get("global_step")
-    if not _is_number(eval_step):
-        eval_step = max((s for pts in series.values() for s, _, _ in pts), default=0)
+    eval_step = int(eval_step) if _is_number(eval_step) else last_step
     end = _epoch(run.get("end")) or start
     for key, value in sorted(evaluation.items()):
-        if key == "global_step" or not _is_number(value):
+        tag = EVALUATION_TAG + key
+        if key == "global_step" or tag in existing or not _is_number(value):
             continue
-        series[EVALUATION_TAG + key] = [(int(eval_step), end, float(value))]
+        series[tag] = [(eval_step, end, float(value))]
     for tag, points in series.items():
         if len(points) > MAX_POINTS_PER_METRIC:
             stride = math.ceil(len(points) / MAX_POINTS_PER_METRIC)
@@ -256,6 +267,41 @@ def _metric_series(run: Mapping[str, Any]) -> dict[str, list[tuple[int, float, f
                 kept.append(points[-1])  # the last value is what HParams shows
             series[tag] = kept
     return series
+
+
+def _metric_tags(run: Mapping[str, Any]) -> set[str]:
+    """The scalar tags that hold this run's metrics, whoever wrote them."""
+    existing = run.get("_scalar_tags") or set()
+    tags = set(_metric_series(run))
+    for key, value in (run.get("evaluation") or {}).items():
+        if key != "global_step" and _is_number(value) and EVALUATION_TAG + key in existing:
+            tags.add(EVALUATION_TAG + key)
+    for rec in run.get("_history") or []:
+        tags.update(k for k in rec if k in existing and k not in ("step", "time"))
+    return tags
+
+
+def _scalar_tags(tb_dir: Path) -> set[str]:
+    """Scalar tags in the run's own event files (not ours), read with TensorBoard's loader."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto import event_pb2
+
+    files = [
+        p
+        for p in tb_dir.glob("*tfevents*")
+        if p.is_file() and not p.name.endswith(HPARAMS_FILE_SUFFIX)
+    ]
+    if sum(p.stat().st_size for p in files) > MAX_SCAN_BYTES:
+        return set()  # too big to scan at every start: write our copies, duplicates and all
+    tags: set[str] = set()
+    for path in sorted(files):
+        for raw in RawEventFileLoader(str(path)).Load():
+            event = event_pb2.Event.FromString(raw)
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                if value.HasField("simple_value") or plugin == "scalars":
+                    tags.add(value.tag)
+    return tags
 
 
 def _event_bytes(run: Mapping[str, Any], experiment: Any) -> bytes:
@@ -289,6 +335,11 @@ def _event_bytes(run: Mapping[str, Any], experiment: Any) -> bytes:
 def _load(run_dir: Path) -> dict[str, Any]:
     run = record.read_run(run_dir)
     run["_history"] = record.read_metrics(run_dir)
+    try:
+        run["_scalar_tags"] = _scalar_tags(run_dir / record.TENSORBOARD_DIR)
+    except Exception as exc:  # a damaged event file must not stop the board
+        print(f"trainrun: could not read the events of {run_dir.name}: {exc}", file=sys.stderr)
+        run["_scalar_tags"] = set()
     return run
 
 
