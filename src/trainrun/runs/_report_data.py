@@ -384,8 +384,7 @@ def _value_table(keys: list[str], columns: list[Mapping[str, Any]]) -> list[dict
     rows = []
     for key in keys:
         values = [col.get(key) for col in columns]
-        present = [v for v in values]
-        differs = any(v != present[0] for v in present[1:])
+        differs = any(v != values[0] for v in values[1:])
         rows.append({"name": key, "values": values, "differs": differs})
     return rows
 

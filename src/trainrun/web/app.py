@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 from markupsafe import Markup
 from starlette.applications import Starlette
@@ -340,7 +340,3 @@ def _not_found_handler(dash: Dashboard):
         return dash.not_found(request)
 
     return handler
-
-
-def run_url(base: str, run_id: str) -> str:
-    return f"{base.rstrip('/')}/runs/{quote(run_id)}"
