@@ -622,6 +622,9 @@ class Estimator:
         finally:
             self._global_step = state.global_step
             network.eval()
+            for cb in own:
+                if isinstance(cb, TensorBoardLogger):
+                    cb.close()  # flush what was logged, even when training failed
         if state.steps_done == 0 and (limit is None or start < limit):
             raise InputError(
                 "input_fn produced no batches to train on. Check that the data is not empty."

@@ -300,7 +300,8 @@ class TensorBoardLogger(Callback):
             from torch.utils.tensorboard import SummaryWriter
 
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._writer = SummaryWriter(str(self.log_dir))
+            # A short flush interval: events of a run that crashes or is killed mostly survive.
+            self._writer = SummaryWriter(str(self.log_dir), flush_secs=10)
         return self._writer
 
     def on_train_begin(self, state: TrainState) -> None:
