@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 
 import torch
@@ -87,8 +88,11 @@ def batch_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
 
 def main() -> dict[str, float]:
     torch.manual_seed(FLAGS.seed)
-    xtrain, ytrain = to_tensors(*load_mnist(FLAGS.data_dir, "train"))
-    xtest, ytest = to_tensors(*load_mnist(FLAGS.data_dir, "t10k"))
+    try:
+        xtrain, ytrain = to_tensors(*load_mnist(FLAGS.data_dir, "train"))
+        xtest, ytest = to_tensors(*load_mnist(FLAGS.data_dir, "t10k"))
+    except FileNotFoundError as exc:
+        sys.exit(f"mnist_cnn.py: {exc}")  # exit code 1 with the message, no traceback
     print(f"train: {tuple(xtrain.shape)}, test: {tuple(xtest.shape)} from {FLAGS.data_dir}")
 
     cap = int(os.environ.get("TRAINRUN_MAX_STEPS") or 0)

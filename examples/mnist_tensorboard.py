@@ -20,6 +20,7 @@ TRAINRUN_MAX_STEPS (or --max-steps) caps the training batches.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -106,13 +107,16 @@ def folder_size(path: Path) -> int:
 
 def main() -> dict[str, float]:
     torch.manual_seed(FLAGS.seed)
-    images, labels = load_mnist(FLAGS.data_dir, "train")
+    try:
+        images, labels = load_mnist(FLAGS.data_dir, "train")
+        test_images, test_labels = load_mnist(FLAGS.data_dir, "t10k")
+    except FileNotFoundError as exc:
+        sys.exit(f"mnist_tensorboard.py: {exc}")  # exit code 1 with the message, no traceback
     x = torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
     y = torch.from_numpy(labels).long()
     # Keras' validation_split takes the last fraction of the data, before shuffling
     n_val = int(len(x) * FLAGS.validation_split)
     xtrain, ytrain, xval, yval = x[: len(x) - n_val], y[: len(y) - n_val], x[-n_val:], y[-n_val:]
-    test_images, test_labels = load_mnist(FLAGS.data_dir, "t10k")
     xtest = torch.from_numpy(test_images).float().div_(255.0).unsqueeze(1)
     ytest = torch.from_numpy(test_labels).long()
     print(f"train {len(xtrain)}, validation {n_val}, test {len(xtest)} from {FLAGS.data_dir}")

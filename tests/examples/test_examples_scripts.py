@@ -146,6 +146,7 @@ def test_mnist_cnn_names_the_missing_files(tmp_path):
     assert proc.returncode == 1
     assert "train-images-idx3-ubyte[.gz]" in proc.stderr
     assert "train-labels-idx1-ubyte[.gz]" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_mnist_tensorboard_plain_and_as_a_run(tmp_path, tiny_mnist):
