@@ -407,21 +407,28 @@ def training_run(
     os.close(write_fd)  # the child holds the only writer: EOF when it (and its children) exit
     with _children_lock:
         _children[proc.pid] = proc
-    pump = OutputPump(read_fd, run_dir / record.OUTPUT_FILE, echo)
-    pump.start()
     info["child_pid"] = proc.pid
-    update_run(run_dir, info)  # merged: the script may already have added properties
-    if overrides:
-        # the script's flags() replaces this with its declarations; a script that
-        # parses its own arguments still gets its overrides listed
-        preset = {"values": overrides, "declared": {}, "sources": dict.fromkeys(overrides, "run")}
-        update_json(run_dir / record.FLAGS_FILE, lambda cur: None if cur else cur.update(preset))
-    details = _Details(run_dir, script_path, runs_root)
-    details.start()
-
+    pump: OutputPump | None = None
+    details: _Details | None = None
     interrupted = False
     try:
         try:
+            pump = OutputPump(read_fd, run_dir / record.OUTPUT_FILE, echo)
+            pump.start()
+            update_run(run_dir, info)  # merged: the script may already have added properties
+            if overrides:
+                # the script's flags() replaces this with its declarations; a script
+                # that parses its own arguments still gets its overrides listed
+                preset = {
+                    "values": overrides,
+                    "declared": {},
+                    "sources": dict.fromkeys(overrides, "run"),
+                }
+                update_json(
+                    run_dir / record.FLAGS_FILE, lambda cur: None if cur else cur.update(preset)
+                )
+            details = _Details(run_dir, script_path, runs_root)
+            details.start()
             # wait in short slices: an interrupt raised by another thread without a
             # real signal (Ray's task cancel, _thread.interrupt_main) only surfaces
             # between bytecodes, never inside one long blocking waitpid()
@@ -440,18 +447,25 @@ def training_run(
         ended, duration = record.utc_now(), round(time.time() - start, 6)
         with _children_lock:
             _children.pop(proc.pid, None)
-        # a grandchild that outlives the script may hold the pipe open: do not wait forever
-        pump.join(timeout=2.0)
+        if pump is None or pump.ident is None:  # interrupted before the pump started
+            os.close(read_fd)
+            pump = None
+        else:
+            # a grandchild that outlives the script may hold the pipe open: do not wait forever
+            pump.join(timeout=2.0)
+        output = pump.text() if pump is not None else ""
+        # self-contained: correct even if the first write of run.json was interrupted
         final = {
-            **details.collect(timeout=10.0),
+            **info,
+            **(details.collect(timeout=10.0) if details is not None else {}),
             "end": ended,
             "duration": duration,
             "exit_code": proc.returncode,
-            **_outcome(proc.returncode, interrupted, pump.text()),
+            **_outcome(proc.returncode, interrupted, output),
         }
         if interrupted and proc.returncode == 0:
             final["status"] = "completed"  # it finished before the interrupt reached it
-        if pump.error:
+        if pump is not None and pump.error:
             final["output_error"] = pump.error
         update_run(run_dir, final)
     if interrupted:
