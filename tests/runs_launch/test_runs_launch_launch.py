@@ -404,3 +404,26 @@ def test_child_does_not_inherit_a_blocked_sigint(tmp_path):
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
         helper.join()
     assert run["status"] == "interrupted" and run["exit_code"] == -signal.SIGINT
+
+
+def test_terminal_ctrl_c_reaches_launcher_and_script_together(tmp_path):
+    """A terminal's Ctrl-C signals the whole foreground process group at once."""
+    script = write(tmp_path, "loop.py", LOOP)
+    code = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from trainrun.runs.launch import training_run\n"
+        "training_run(sys.argv[1], runs_dir=sys.argv[2], echo=False)\n"
+    )
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", code, str(script), str(tmp_path / "runs")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    folder = wait_for_metrics(tmp_path / "runs", 3)
+    os.killpg(launcher.pid, signal.SIGINT)
+    launcher.communicate(timeout=30)
+    run = record.read_run(folder)
+    # -SIGINT, not -SIGTERM or -SIGKILL: the script stopped on the Ctrl-C itself
+    assert run["status"] == "interrupted" and run["exit_code"] == -signal.SIGINT
