@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -83,13 +84,17 @@ def bench_launch(tmp: Path, n: int) -> None:
         str(runs_dir),
     ]
     plain, cli = [], []
+    plain_cpu, cli_cpu = [], []  # CPU time of the child processes (user + system), less load-bound
     for _ in range(n):  # interleaved, so that a burst of load hits both alike
-        for cmd, sink in ((plain_cmd, plain), (cli_cmd, cli)):
+        for cmd, sink, cpu_sink in ((plain_cmd, plain, plain_cpu), (cli_cmd, cli, cli_cpu)):
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run(
                 cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             sink.append(time.perf_counter() - t0)
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_sink.append((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime))
     from trainrun.runs.launch import training_run
 
     inproc = []
@@ -106,6 +111,10 @@ def bench_launch(tmp: Path, n: int) -> None:
     )
     print(f"   training_run() in-process         {fmt(i)}   added {fmt(i - p).strip()}")
     print(f"   ratio trainrun run / python       {c / p:8.2f}x")
+    pc, cc = statistics.median(plain_cpu), statistics.median(cli_cpu)
+    print(
+        f"   CPU time (user+sys, both processes): python {fmt(pc).strip()}, trainrun run {fmt(cc).strip()}, added {fmt(cc - pc).strip()}"
+    )
 
 
 # ---------------------------------------------------------------- 2. listing

@@ -476,7 +476,9 @@ class _Index:
         if not full and stored is not None and stored[0] == str(dir_mtime):
             names = [r[0] for r in rows]
             new_dir_mtime = None
+            aligned = True
         else:
+            aligned = False
             names = run_folders(self.runs_dir)
             # a time within the racy window may hide a second change: scan again next time
             racy = dir_mtime > time.time_ns() - RACY_NS
@@ -490,16 +492,23 @@ class _Index:
                     mtimes.append(stat(base + name).st_mtime_ns)
                 except FileNotFoundError:
                     mtimes.append(None)
-        known = {r[0]: r for r in rows}
+        if aligned:
+            # names are the rows' ids, in order: pick out the few rows worth a look in one pass
+            pairs = [
+                (r, m) for r, m in zip(rows, mtimes, strict=True) if m != r[1] or r[4] == "running"
+            ]
+        else:
+            known = {r[0]: r for r in rows}
+            pairs = [(known.get(n) or (n,), m) for n, m in zip(names, mtimes, strict=True)]
+            pairs += [(known[n], None) for n in known.keys() - set(names)]
         to_read: list[tuple[str, int]] = []
         status_updates: list[tuple[str, str]] = []
-        present = set()
-        for name, mtime in zip(names, mtimes, strict=True):
+        gone: list[str] = []
+        for old, mtime in pairs:
+            name = old[0]
             if mtime is None:
-                continue  # gone
-            present.add(name)
-            old = known.get(name)
-            if full or old is None or old[1] != mtime:
+                gone.append(name)
+            elif full or len(old) == 1 or old[1] != mtime:
                 to_read.append((name, mtime))
             elif old[4] == "running":
                 sig, host, pid, pid_start = self.db.execute(
@@ -513,7 +522,6 @@ class _Index:
                 )
                 if status != "running":
                     status_updates.append((status, name))
-        gone = list(known.keys() - present)
         if new_dir_mtime is not None and stored is not None and stored[0] == str(new_dir_mtime):
             new_dir_mtime = None  # already stored
         return to_read, status_updates, gone, new_dir_mtime
