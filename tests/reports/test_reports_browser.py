@@ -322,3 +322,15 @@ def test_run_page_follows_a_running_run(dashboard, make_run, tmp_path):
     record.write_json(run_dir / "run.json", run)
     page.wait_for("document.querySelector('#run-status .badge').textContent === 'completed'")
     shot(page, tmp_path, "run.png")
+    # hovering a chart shows the values at the nearest step
+    box = page.js(
+        "(() => { const svg = document.querySelector('svg.chart'); svg.scrollIntoView({block: 'center'});"
+        " const r = svg.getBoundingClientRect();"
+        " return [r.left + r.width / 2, r.top + r.height / 2]; })()"
+    )
+    page.send("Input.dispatchMouseEvent", type="mouseMoved", x=box[0], y=box[1])
+    tip = page.wait_for(
+        "(() => { const t = document.querySelector('figure.chart .tooltip');"
+        " return t.style.display === 'block' && t.textContent; })()"
+    )
+    assert tip.startswith("step ") and "loss:" in tip and "val_loss:" in tip
