@@ -209,3 +209,14 @@ def test_weights_change_loss_and_metrics(tmp_path, frame):
     assert weighted["label/mean"] != pytest.approx(plain["label/mean"])
     expected = np.average((frame["churn"] == "Yes").to_numpy(), weights=frame["w"].to_numpy())
     assert weighted["label/mean"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_max_steps_reached_skips_training(tmp_path, frame):
+    est = trainrun.LinearRegressor(
+        feature_columns=[X], model_dir=tmp_path, config=trainrun.RunConfig(progress=False)
+    )
+    inp = trainrun.input_fn(frame, features=["x"], response="target")
+    est.train(inp, max_steps=2)
+    history = est.train(inp, max_steps=2)
+    assert repr(history) == "History(no steps trained; global step 2)"
+    assert history.to_frame().empty

@@ -590,7 +590,7 @@ class Estimator:
             log.info(
                 "Skipping training: global step %d already reached max_steps=%d.", start, limit
             )
-            train_loop(lambda b: b, iter(()), all_callbacks, state, batch_size=len)
+            history.start_step = history.end_step = start
             return history
 
         if config.seed is not None:
