@@ -9,8 +9,9 @@ built from the folders directly.
 
 Freshness rule (what a listing re-reads):
 
-* folders are listed every time, so runs added or removed by hand appear or
-  disappear at once;
+* the runs folder is scanned again when its own modification time changed,
+  which adding, removing or renaming a run folder does (by trainrun or by hand),
+  so such runs appear or disappear at once; every run folder is then stat-ed;
 * a run is re-read when its folder's modification time changed. Every record
   file is written through ``record.write_json``, which replaces the file by a
   rename, and a rename changes the folder's time; so does any file added or
@@ -43,7 +44,7 @@ import sqlite3
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from trainrun.exceptions import RunRecordError
@@ -153,8 +154,6 @@ def _epoch_us(value: Any) -> int | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        from datetime import timezone
-
         dt = dt.replace(tzinfo=timezone.utc)
     return round(dt.timestamp() * 1_000_000)
 
@@ -177,12 +176,15 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def _last_metrics(path: str) -> dict[str, Any]:
+def _last_metrics(path: str, problems: list[str]) -> dict[str, Any]:
     """record.last_metrics(record.read_metrics(...)), parsing the whole file in one call."""
     try:
         with open(path, "rb", buffering=0) as f:
             text = f.readall().decode("utf-8", errors="replace")
     except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        problems.append(f"could not read {os.path.basename(path)}: {exc}")
         return {}
     lines = [line for line in text.splitlines() if line.strip()]
     try:
@@ -242,7 +244,7 @@ def read_row(run_dir: str, name: str, now: float | None = None) -> dict[str, Any
     if isinstance(values, Mapping):
         for key, value in values.items():
             row["flag_" + sanitize(key)] = _scalar(value)
-    for key, value in _last_metrics(os.path.join(path, record.METRICS_FILE)).items():
+    for key, value in _last_metrics(os.path.join(path, record.METRICS_FILE), problems).items():
         row["metric_" + sanitize(key)] = _scalar(value)
     evaluation = _load_json(os.path.join(path, record.EVALUATION_FILE), problems) or {}
     for key, value in evaluation.items():
