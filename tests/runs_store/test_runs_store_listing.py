@@ -148,7 +148,12 @@ def test_bad_queries_are_clear_errors(runs_dir: Path, make_run, kwargs, message)
 
 
 def test_absent_or_empty_runs_folder_lists_nothing(tmp_path: Path) -> None:
-    df = ls_runs(tmp_path / "nope", filter="eval_accuracy > 0.5", columns=["id", "eval_accuracy"])
+    df = ls_runs(
+        tmp_path / "nope",
+        filter="eval_accuracy > 0.5",
+        order="eval_accuracy",
+        columns=["id", "eval_accuracy"],
+    )
     assert len(df) == 0 and list(df.columns) == ["id", "eval_accuracy"]
     assert not (tmp_path / "nope").exists()  # listing creates nothing
     (tmp_path / "empty").mkdir()

@@ -121,6 +121,8 @@ def _newest_first(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sort(df: pd.DataFrame, keys: list[str], decreasing: bool) -> pd.DataFrame:
+    if len(df) == 0:
+        return df  # no runs yet: no column to check against
     for key in keys:
         if key not in df.columns:
             raise FilterError(f"Cannot order by {key!r}: no such column.{_near(key, df.columns)}")
