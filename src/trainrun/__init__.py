@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "flags": "trainrun.runs.flags",
     "is_active": "trainrun.runs.active",
     "log_metrics": "trainrun.runs.active",
+    "parse_flags": "trainrun.runs.flags",
     "plots_dir": "trainrun.runs.active",
     "run_dir": "trainrun.runs.active",
     "save_plot": "trainrun.runs.active",
