@@ -104,6 +104,12 @@ def test_bad_flag_override_fails_the_run_with_the_message(tmp_path):
     assert "Unknown flag 'dropuot'" in run["error"] and "--dropout" in run["error"]
 
 
+def test_exit_code_130_is_interrupted(tmp_path):
+    script = write(tmp_path, "quit.py", "import sys\nprint('caught Ctrl-C')\nsys.exit(130)\n")
+    run = training_run(script, runs_dir=tmp_path / "runs", echo=False)
+    assert run["status"] == "interrupted" and run["exit_code"] == 130
+
+
 def test_child_killed_by_signal_is_failed(tmp_path):
     script = write(tmp_path, "die.py", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
     run = training_run(script, runs_dir=tmp_path / "runs", echo=False)

@@ -23,7 +23,7 @@ How the child is started:
 
 Statuses: completed (exit code 0); failed (any other exit code, or the child
 killed by a signal other than SIGINT/SIGTERM); interrupted (Ctrl-C in the
-launcher, or the child stopped by SIGINT/SIGTERM). A launcher that is itself
+launcher, the child stopped by SIGINT/SIGTERM, or its exit code 130). A launcher that is itself
 killed leaves "running" with a dead pid, which readers report as killed.
 ``exit_code`` is the child's return code (negative: the signal number).
 """
@@ -276,8 +276,11 @@ def _outcome(returncode: int, interrupted: bool, output: str) -> dict[str, Any]:
     if returncode == 0:
         return {"status": "completed", "error": None, "traceback": None}
     error, tb = error_from_output(output)
-    if interrupted or returncode in (-signal.SIGINT, -signal.SIGTERM):
-        how = "KeyboardInterrupt" if interrupted or returncode == -signal.SIGINT else "SIGTERM"
+    # 130 = 128 + SIGINT: what shells and many scripts exit with after their own Ctrl-C handling
+    if interrupted or returncode in (-signal.SIGINT, -signal.SIGTERM, 130):
+        how = (
+            "SIGTERM" if returncode == -signal.SIGTERM and not interrupted else "KeyboardInterrupt"
+        )
         return {"status": "interrupted", "error": f"Interrupted ({how})", "traceback": tb}
     if returncode < 0:
         try:
