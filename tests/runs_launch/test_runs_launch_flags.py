@@ -185,6 +185,7 @@ def test_errors(tmp_path, argv, file_text, overrides, pattern):
         ([{"learning-rate": 0.1}, {"learning_rate": 0.2}], r"declared twice"),
         ([{"layers": [1, 2]}], r"must be a number, a boolean, a string or None"),
         ([{"items": 1}], r"'items' is reserved"),
+        ([{"help": True}], r"'help' is reserved"),
         ([{"2x": 1}], r"is not valid"),
         (["dropout"], r"takes declarations"),
     ],

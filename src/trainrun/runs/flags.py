@@ -67,7 +67,7 @@ _TRUE = ("true", "yes", "1", "on", "t", "y")
 _FALSE = ("false", "no", "0", "off", "f", "n")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Options flags() itself understands on the command line; they cannot be flag names.
-_OWN_OPTIONS = ("flags_profile", "flags_file")
+_OWN_OPTIONS = ("flags_profile", "flags_file", "help")
 # Attribute names of Flags; a flag by one of these names could not be read as FLAGS.name.
 _RESERVED = (
     "as_dict",
