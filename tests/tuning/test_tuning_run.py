@@ -117,16 +117,14 @@ def test_missing_extras_name_the_extra(script, monkeypatch):
 
 def test_optuna_search_records_each_trial_and_resumes(script, runs_dir):
     space = {"x": ("float", 0.0, 4.0), "label": ["a", "b"]}
-    df = optuna_search(
-        script, space, n_trials=3, metric="eval_accuracy", seed=0, runs_dir=runs_dir, progress=False
-    )
+    kw = dict(metric="eval_accuracy", seed=0, runs_dir=runs_dir, flags={"fail": False})
+    df = optuna_search(script, space, n_trials=3, progress=False, **kw)
     assert len(df) == 3 and set(df["status"]) == {"completed"}
     best = df.attrs["best"]
     assert best["value"] == pytest.approx(df["eval_accuracy"].max())
-    assert set(best["flags"]) == {"x", "label"}
-    more = optuna_search(
-        script, space, n_trials=4, metric="eval_accuracy", seed=0, runs_dir=runs_dir, progress=False
-    )
+    assert set(best["flags"]) == {"x", "label", "fail"}
+    assert df["flag_x"].between(0.0, 4.0).all() and set(df["flag_label"]) <= {"a", "b"}
+    more = optuna_search(script, space, n_trials=4, progress=False, **kw)
     assert more.attrs["tuning_id"] == df.attrs["tuning_id"]
     assert len(more) == 4
     # the three earlier runs were fed back, not run again
@@ -141,3 +139,11 @@ def test_optuna_space_errors(script):
         optuna_search(script, {"x": ("float", 2.0, 1.0)}, n_trials=1)
     with pytest.raises(ValueError, match="n_trials=0"):
         optuna_search(script, {"x": ["a"]}, n_trials=0)
+
+
+def test_optuna_fixed_flags_are_checked(script):
+    pytest.importorskip("optuna")
+    with pytest.raises(ValueError, match="both searched and fixed: x"):
+        optuna_search(script, {"x": ("float", 0.0, 1.0)}, flags={"x": 1.0})
+    with pytest.raises(ValueError, match="Flag values must be strings"):
+        optuna_search(script, {"x": ("float", 0.0, 1.0)}, flags={"sleep": [1]})

@@ -131,6 +131,17 @@ def table_trials(trials: Any) -> list[dict[str, Any]]:
     return out
 
 
+def fixed_flags(flags: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Flag values given to every trial of a search, checked: names strings, values scalars."""
+    if flags is None:
+        return {}
+    if not isinstance(flags, Mapping):
+        raise ValueError(
+            f"'flags' must be a dict of fixed flag values, e.g. {{'epochs': 5}}. Received: {flags!r}"
+        )
+    return {_check_name(k, "flags"): _plain(v, f"flag '{k}'") for k, v in flags.items()}
+
+
 def sample_count(sample: Any, total: int) -> int:
     """How many trials ``sample`` asks for out of ``total``: a fraction in (0, 1] or a count."""
     if isinstance(sample, bool) or not isinstance(sample, (int, float)):

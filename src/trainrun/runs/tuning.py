@@ -37,7 +37,13 @@ from trainrun.runs._tuning_exec import (
     ray_options,
     sanitize,
 )
-from trainrun.runs._tuning_trials import Trial, build_trials, flags_match, tuning_id_for
+from trainrun.runs._tuning_trials import (
+    Trial,
+    build_trials,
+    fixed_flags,
+    flags_match,
+    tuning_id_for,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -566,11 +572,13 @@ def optuna_search(
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"'n_trials' must be a positive integer. Received: n_trials={n_trials!r}")
     distributions = parse_space(optuna, space)
-    fixed = (
-        dict(build_trials({k: [v] for k, v in (flags or {}).items()}, None)[0].flags)
-        if flags
-        else {}
-    )
+    fixed = fixed_flags(flags)
+    overlap = sorted(set(fixed) & set(distributions))
+    if overlap:
+        raise ValueError(
+            f"A flag cannot be both searched and fixed: {', '.join(overlap)} is in 'space' and "
+            f"in 'flags'; remove it from one. Received: flags={dict(flags or {})!r}"
+        )
     if tuning_id is None:
         described = {k: repr(v) for k, v in distributions.items()}
         tuning_id = tuning_id_for(
