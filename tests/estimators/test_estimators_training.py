@@ -220,3 +220,16 @@ def test_max_steps_reached_skips_training(tmp_path, frame):
     history = est.train(inp, max_steps=2)
     assert repr(history) == "History(no steps trained; global step 2)"
     assert history.to_frame().empty
+
+
+def test_early_stopping():
+    from trainrun.training.callbacks import EarlyStopping
+
+    # losses fall for 20 steps, then stay flat: windows of 5 steps stop it 3 windows later
+    state = TrainState(global_step=0, start_step=0, max_steps=None)
+    losses = (torch.tensor(max(20.0 - i, 0.0)) for i in range(200))
+    stopper = EarlyStopping(every=5, patience=3)
+    train_loop(lambda b: b, losses, [stopper], state, batch_size=lambda b: 1, sync_every=5)
+    assert stopper.stopped_at == state.global_step == 40
+    with pytest.raises(ValueError, match="patience must be a positive integer"):
+        EarlyStopping(patience=0)

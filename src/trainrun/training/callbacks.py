@@ -31,6 +31,7 @@ from trainrun.training.loop import TrainState
 __all__ = [
     "Callback",
     "CheckpointSaver",
+    "EarlyStopping",
     "History",
     "ProgressLogger",
     "TensorBoardLogger",
@@ -339,3 +340,46 @@ class TensorBoardLogger(Callback):
             self._writer.flush()
             self._writer.close()
             self._writer = None
+
+
+class EarlyStopping(Callback):
+    """Stop training when the mean training loss stops falling.
+
+    The loss is averaged over windows of ``every`` steps; training stops after
+    ``patience`` windows in a row without a fall of more than ``min_delta``
+    below the best window so far.
+
+    >>> est.train(inp, steps=10_000, callbacks=[EarlyStopping(every=100, patience=3)])  # doctest: +SKIP
+    """
+
+    def __init__(self, every: int = 100, patience: int = 3, min_delta: float = 0.0) -> None:
+        for name, value, low in (("every", every, 1), ("patience", patience, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"EarlyStopping's {name} must be a positive integer. Received: {name}={value!r}"
+                )
+        if not isinstance(min_delta, (int, float)) or min_delta < 0:
+            raise ValueError(
+                f"EarlyStopping's min_delta must be a number >= 0. Received: min_delta={min_delta!r}"
+            )
+        self.every = every
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.stopped_at: int | None = None
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self._interval = _IntervalMean(self.every)
+        self._interval.reset(state.global_step, state.examples)
+        self.best = math.inf
+        self.wait = 0
+        self.stopped_at = None
+
+    def on_losses(self, state: TrainState) -> None:
+        for _, loss, _ in self._interval.add(state):
+            if loss < self.best - self.min_delta:
+                self.best, self.wait = loss, 0
+            else:
+                self.wait += 1
+        if self.wait >= self.patience and not state.stop_training:
+            state.stop_training = True
+            self.stopped_at = state.global_step
