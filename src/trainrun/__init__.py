@@ -90,6 +90,7 @@ _EXPORTS: dict[str, str] = {
     "DNNLinearCombinedClassifier": "trainrun.estimators",
     "DNNLinearCombinedRegressor": "trainrun.estimators",
     "DNNRegressor": "trainrun.estimators",
+    "EarlyStopping": "trainrun.training.callbacks",
     "History": "trainrun.training.callbacks",
     "LinearClassifier": "trainrun.estimators",
     "LinearRegressor": "trainrun.estimators",
