@@ -34,7 +34,6 @@ active, the resolved flags are written to the run's ``flags.json``.
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import os
 import re
@@ -45,6 +44,19 @@ from pathlib import Path
 from typing import Any
 
 from trainrun.exceptions import FlagError
+from trainrun.runs._launch_flag_sources import (
+    FALSE_WORDS,
+    FLAGS_ENV,
+    OWN_OPTIONS,
+    PROFILE_ENV,
+    TRUE_WORDS,
+    find_flags_file,
+    format_flag_table,
+    parse_argv,
+    read_flags_file,
+    read_overrides,
+    undeclared,
+)
 
 __all__ = [
     "FLAG_TYPES",
@@ -59,15 +71,7 @@ __all__ = [
 ]
 
 FLAG_TYPES = ("numeric", "integer", "boolean", "string")
-FLAGS_ENV = "TRAINRUN_FLAGS"
-PROFILE_ENV = "TRAINRUN_FLAGS_PROFILE"
-FLAGS_FILES = ("flags.yml", "flags.yaml")
-
-_TRUE = ("true", "yes", "1", "on", "t", "y")
-_FALSE = ("false", "no", "0", "off", "f", "n")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Options flags() itself understands on the command line; they cannot be flag names.
-_OWN_OPTIONS = ("flags_profile", "flags_file", "help")
 # Attribute names of Flags; a flag by one of these names could not be read as FLAGS.name.
 _RESERVED = (
     "as_dict",
@@ -114,9 +118,9 @@ def _normalize_name(name: Any) -> str:
             f"The flag name {name!r} is not valid: use letters, digits, '_' or '-', "
             f"not starting with a digit. Received: name={name!r}"
         )
-    if key in _RESERVED or key in _OWN_OPTIONS:
+    if key in _RESERVED or key in OWN_OPTIONS:
         raise FlagError(
-            f"The flag name {key!r} is reserved ({'an option of flags() itself' if key in _OWN_OPTIONS else 'a method of Flags'}); "
+            f"The flag name {key!r} is reserved ({'an option of flags() itself' if key in OWN_OPTIONS else 'a method of Flags'}); "
             f"choose another name. Received: name={name!r}"
         )
     return key
@@ -302,9 +306,9 @@ def _convert_type(type_: str, name: str, value: Any, source: str) -> Any:
             return bool(value)
         if isinstance(value, str):
             low = value.strip().lower()
-            if low in _TRUE:
+            if low in TRUE_WORDS:
                 return True
-            if low in _FALSE:
+            if low in FALSE_WORDS:
                 return False
         raise bad
     # string
@@ -329,16 +333,6 @@ def _convert(spec: FlagSpec, raw: Any, source: str) -> Any:
     value = _convert_type(spec.type, spec.name, raw, source)
     _check_choices(spec, value, source, raw)
     return value
-
-
-def _undeclared(name: str, specs: Mapping[str, FlagSpec], source: str, shown: str) -> FlagError:
-    declared = ", ".join(specs) or "(none)"
-    close = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.6)
-    hint = f" Did you mean '--{close[0].replace('_', '-')}'?" if close else ""
-    return FlagError(
-        f"Unknown flag {name!r} from {source}.{hint} Declared flags: {declared}. "
-        f"Arguments meant for the script itself go after '--'. Received: {shown}"
-    )
 
 
 # ---------------------------------------------------------------- the result
@@ -430,210 +424,6 @@ class Flags(Mapping[str, Any]):
         }
 
 
-# ---------------------------------------------------------------- sources of values
-
-
-def _script_dir() -> Path | None:
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv else "")
-    if not path or path in ("-c", "-m"):
-        return None
-    folder = Path(path).resolve().parent
-    return folder if folder.is_dir() else None
-
-
-def _find_flags_file() -> Path | None:
-    folders = [d for d in (_script_dir(), Path.cwd()) if d is not None]
-    for folder in dict.fromkeys(folders):
-        for name in FLAGS_FILES:
-            candidate = folder / name
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def _read_flags_file(path: Path, profile: str | None) -> dict[str, Any]:
-    import yaml  # only when a flags file exists: keeps plain scripts fast
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FlagError(f"Could not read the flags file {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        raise FlagError(
-            f"The flags file {path} is not valid YAML{at}; fix the file. "
-            f"Received: {getattr(exc, 'problem', exc)}"
-        ) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise FlagError(
-            f"The flags file {path} must hold a mapping of flag names to values "
-            f"(or of profile names to such mappings). Received: {type(data).__name__}"
-        )
-    nested = [isinstance(v, dict) for v in data.values()]
-    if data and all(nested):
-        chosen = profile or "default"
-        if chosen != "default" and chosen not in data:
-            raise FlagError(
-                f"The flags file {path} has no profile {chosen!r}. "
-                f"Profiles: {', '.join(map(str, data))}. Received: profile={chosen!r}"
-            )
-        merged = dict(data.get("default") or {})
-        if chosen != "default":
-            merged.update(data[chosen] or {})
-        return merged
-    if any(nested):
-        raise FlagError(
-            f"The flags file {path} mixes flat flags and profiles; either list flags at the "
-            f"top level, or put every flag under a profile such as 'default:'."
-        )
-    if profile:
-        raise FlagError(
-            f"The profile {profile!r} was requested, but the flags file {path} has no profiles "
-            f"(its flags are at the top level). Unset {PROFILE_ENV} or add profiles to the file. "
-            f"Received: profile={profile!r}"
-        )
-    return data
-
-
-def _read_overrides(text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FlagError(
-            f"The environment variable {FLAGS_ENV} must hold a JSON object of flag values. "
-            f"Received: {text[:200]!r}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise FlagError(
-            f"The environment variable {FLAGS_ENV} must hold a JSON object of flag values. "
-            f"Received: {text[:200]!r}"
-        )
-    return data
-
-
-def _bool_literal(token: str) -> bool:
-    return token.strip().lower() in _TRUE + _FALSE
-
-
-def _parse_argv(
-    argv: list[str], specs: Mapping[str, FlagSpec], allow_unknown: bool
-) -> tuple[dict[str, tuple[Any, str]], list[str], dict[str, str], bool]:
-    """Split argv into flag values, own options, the script's arguments and a help request."""
-    found: dict[str, tuple[Any, str]] = {}
-    own: dict[str, str] = {}
-    unparsed: list[str] = []
-    wants_help = False
-    i = 0
-    while i < len(argv):
-        tok = argv[i]
-        if tok == "--":
-            unparsed.extend(argv[i:])
-            break
-        if tok in ("-h", "--help"):
-            wants_help = True
-        elif tok.startswith("--") and len(tok) > 2:
-            body, eq, value = tok[2:].partition("=")
-            key = body.replace("-", "_")
-            if key in _OWN_OPTIONS:
-                if not eq:
-                    if i + 1 >= len(argv):
-                        raise FlagError(f"The option {tok} needs a value. Received: {tok}")
-                    i += 1
-                    value = argv[i]
-                own[key] = value
-                i += 1
-                continue
-            spec = specs.get(key)
-            if spec is None and not eq and key.startswith("no_"):
-                negated = specs.get(key[3:])
-                if negated is not None and negated.type == "boolean":
-                    found[negated.name] = (False, tok)
-                    i += 1
-                    continue
-            if spec is None:
-                if allow_unknown:
-                    unparsed.append(tok)
-                    i += 1
-                    continue
-                raise _undeclared(key, specs, "the command line", tok)
-            if not eq:
-                if spec.type == "boolean":
-                    if i + 1 < len(argv) and _bool_literal(argv[i + 1]):
-                        i += 1
-                        value = argv[i]
-                    else:
-                        value = "true"
-                else:
-                    if i + 1 >= len(argv):
-                        raise FlagError(
-                            f"The flag {tok} needs a value: '{tok} VALUE' or '{tok}=VALUE'. "
-                            f"Received: {tok}"
-                        )
-                    i += 1
-                    value = argv[i]  # taken verbatim, even '-1' or '--x'
-                shown = f"{tok} {value}"
-            else:
-                shown = tok
-            found[key] = (value, shown)
-        else:
-            unparsed.append(tok)  # positional or single-dash: the script's own
-        i += 1
-    return found, unparsed, own, wants_help
-
-
-# ---------------------------------------------------------------- help
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def format_flag_table(flags_: Flags, prog: str = "script.py") -> str:
-    """The ``--help`` text: usage, then one row per flag."""
-    head = ("flag", "type", "default", "value", "choices", "description")
-    rows = []
-    for name, spec in flags_.declared.items():
-        value = flags_.get(name, spec.default)
-        source = flags_.sources.get(name, "default")
-        rows.append(
-            (
-                "--" + name.replace("_", "-"),
-                spec.type,
-                _fmt(spec.default),
-                _fmt(value) + ("" if source == "default" else f" ({source})"),
-                ", ".join(_fmt(c) for c in spec.choices) if spec.choices else "",
-                spec.description,
-            )
-        )
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = [
-        f"usage: python {prog} [--FLAG VALUE ...] [--flags-profile NAME] [-- SCRIPT ARGS]",
-        "",
-        "flags (defaults < flags.yml < command line < training_run overrides):",
-    ]
-    for row in [head, *rows]:
-        lines.append(
-            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        )
-    if not rows:
-        lines.append("  (no flags declared)")
-    lines += [
-        "",
-        "--name=value and --name value both work; --learning-rate means learning_rate;",
-        "booleans take true/false, yes/no, 1/0, or --name / --no-name alone.",
-        f"A profile of flags.yml is chosen by --flags-profile NAME or {PROFILE_ENV}.",
-    ]
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------- entry points
 
 
@@ -663,7 +453,7 @@ def parse_flags(
     """
     specs = _collect(declarations)
     argv = list(sys.argv[1:] if argv is None else argv)
-    found, unparsed, own, wants_help = _parse_argv(argv, specs, allow_unknown)
+    found, unparsed, own, wants_help = parse_argv(argv, specs, allow_unknown)
 
     values: dict[str, Any] = {name: spec.default for name, spec in specs.items()}
     sources: dict[str, str] = {name: "default" for name in specs}
@@ -673,7 +463,7 @@ def parse_flags(
             key = str(raw_name).replace("-", "_")
             spec = specs.get(key)
             if spec is None:
-                raise _undeclared(key, specs, source, f"{raw_name}={raw!r}")
+                raise undeclared(key, specs, source, f"{raw_name}={raw!r}")
             values[key] = _convert(spec, raw, source)
             sources[key] = source
 
@@ -681,7 +471,7 @@ def parse_flags(
         if file is not False:
             path: Path | None
             if file is None or file is True:
-                path = Path(own["flags_file"]) if "flags_file" in own else _find_flags_file()
+                path = Path(own["flags_file"]) if "flags_file" in own else find_flags_file()
             else:
                 path = Path(file)
             if path is not None:
@@ -690,7 +480,7 @@ def parse_flags(
                         f"The flags file {path} does not exist; check the path. Received: file={str(path)!r}"
                     )
                 chosen = profile or own.get("flags_profile") or os.environ.get(PROFILE_ENV) or None
-                apply(_read_flags_file(path, chosen), f"the flags file {path.name}")
+                apply(read_flags_file(path, chosen), f"the flags file {path.name}")
         elif profile or own.get("flags_profile"):
             raise FlagError(
                 "A flags profile was requested but no flags file is read (file=False). "
@@ -702,7 +492,7 @@ def parse_flags(
             sources[key] = "command line"
         if overrides is None:
             text = os.environ.get(FLAGS_ENV)
-            overrides = _read_overrides(text) if text else {}
+            overrides = read_overrides(text) if text else {}
         apply(overrides, "the training run")
     except FlagError:
         if wants_help:
