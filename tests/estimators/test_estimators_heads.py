@@ -100,3 +100,9 @@ def test_configs_round_trip():
     )
     with pytest.raises(ValueError, match="loss_reduction must be one of"):
         BinaryHead(loss_reduction="mean")
+
+
+def test_missing_string_labels():
+    head = BinaryHead(label_vocabulary=["No", "Yes"])
+    with pytest.raises(InputError, match="missing values \\(first at row 1\\)"):
+        head.label_fn(np.array(["No", None, "Yes"], dtype=object))

@@ -188,6 +188,16 @@ class _ClassHead(Head):
             raise InputError(
                 f"Labels must be one value per example; got an array of shape {labels.shape}."
             )
+        if labels.dtype.kind == "O":
+            import pandas as pd
+
+            missing = pd.isna(labels)
+            if missing.any():
+                row = int(np.flatnonzero(missing)[0])
+                raise InputError(
+                    f"Labels contain missing values (first at row {row}). Drop those rows or "
+                    "fill the labels."
+                )
         if self.label_vocabulary is not None:
             vocab = np.asarray(self.label_vocabulary, dtype=object)
             values = labels.astype(object)
