@@ -43,7 +43,7 @@ from trainrun.feature_columns._columns import (
     columns_from_config,
     columns_to_config,
 )
-from trainrun.feature_columns._hashing import combine_hashes, hash_values, mix64
+from trainrun.feature_columns._hashing import combine_hashes, hash_text, mix64, to_text
 
 __all__ = ["FeatureTransform", "WEIGHTS_SUFFIX", "encoded_columns"]
 
@@ -103,7 +103,8 @@ class _Raw:
         self.keys = [str(k) for k in data.keys()]
         self.n: int | None = None
 
-    def get(self, key: str, column: str) -> np.ndarray:
+    def get(self, key: str, column: str, series: bool = False) -> Any:
+        """The column as a numpy array (or as given, if it is a 1-D Series and ``series``)."""
         if key not in self.data:
             near = difflib.get_close_matches(key, self.keys, n=1)
             hint = f" Did you mean {near[0]!r}?" if near else ""
@@ -115,7 +116,7 @@ class _Raw:
             )
         value = self.data[key]
         if isinstance(value, pd.Series):
-            arr = value.to_numpy()
+            arr = value if series else value.to_numpy()
         else:
             arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
         if arr.ndim == 0:
@@ -227,14 +228,18 @@ def _encode_numeric(col: NumericColumn, raw: np.ndarray) -> torch.Tensor:
 # --------------------------------------------------------------------------- categorical
 
 
-def _flatten(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Flat values plus where they go: (values, (row, pos) index or None for [N], k)."""
+def _flatten(raw: Any) -> tuple[Any, np.ndarray | None, int]:
+    """Flat values plus where they go: (values, (row, pos) index or None for [N], k).
+
+    A 1-D column comes back as it is (a pandas Series stays a Series, so that
+    factorizing Arrow-backed text needs no conversion to Python objects).
+    """
     n = raw.shape[0]
     if raw.ndim >= 2:
         k = int(np.prod(raw.shape[1:]))
-        return raw.reshape(-1), None, k
-    if raw.dtype.kind == "O" and _is_list_like(_first_valid(raw)):
-        exploded = pd.Series(raw, dtype=object).explode()
+        return np.asarray(raw).reshape(-1), None, k
+    if raw.dtype == object and _is_list_like(_first_valid(np.asarray(raw[:1000], dtype=object))):
+        exploded = pd.Series(np.asarray(raw, dtype=object), dtype=object).explode()
         rows = exploded.index.to_numpy()
         pos = exploded.groupby(level=0).cumcount().to_numpy()
         k = int(pos.max(initial=0)) + 1 if n else 1
@@ -250,97 +255,75 @@ def _unflatten(ids: np.ndarray, where: np.ndarray | None, n: int, k: int, fill: 
     return out
 
 
-def _missing(values: np.ndarray) -> np.ndarray:
-    return np.asarray(pd.isna(values), dtype=bool)
+def _factorize(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(codes with -1 for missing, unique values as objects): every per-value step below
+    then runs once per distinct value, and rows take their result by index."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
 
 
-def _vocab_ids(col: VocabularyColumn, values: np.ndarray) -> np.ndarray:
-    missing = _missing(values)
+def _take(per_unique: np.ndarray, codes: np.ndarray, fill: Any = -1) -> np.ndarray:
+    # code -1 (missing) picks the appended fill value: one gather, no mask
+    table = np.append(per_unique, np.asarray([fill], dtype=per_unique.dtype))
+    return table[codes]
+
+
+def _texts(uniques: np.ndarray) -> np.ndarray:
+    if pd.api.types.infer_dtype(uniques, skipna=False) in ("string", "empty"):
+        return uniques
+    return to_text(uniques).astype(object)
+
+
+def _vocab_ids(col: VocabularyColumn, uniques: np.ndarray) -> np.ndarray:
     if col.dtype == "string":
-        lookup = values
-        if values.dtype.kind != "U" and not (
-            values.dtype.kind == "O" and _all_str(values, missing)
-        ):
-            lookup = _text_or_missing(values, missing)
-        index = pd.Index(np.asarray(col.vocabulary, dtype=object))
-        ids = index.get_indexer(np.asarray(lookup, dtype=object))
+        ids = pd.Index(np.asarray(col.vocabulary, dtype=object)).get_indexer(_texts(uniques))
     else:
-        nums = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
-            dtype=np.float64
+        nums = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce")
+        ids = pd.Index(np.asarray(col.vocabulary, dtype=np.int64)).get_indexer(
+            nums.to_numpy(dtype=np.float64)
         )
-        ids = pd.Index(np.asarray(col.vocabulary, dtype=np.int64)).get_indexer(nums)
     ids = ids.astype(np.int64)
-    unseen = (ids < 0) & ~missing
+    unseen = ids < 0
     if unseen.any():
         if col.num_oov_buckets:
-            h = hash_values(values[unseen])
-            ids[unseen] = len(col.vocabulary) + (h % np.uint64(col.num_oov_buckets)).astype(
-                np.int64
-            )
+            h = hash_text(to_text(uniques[unseen]))
+            oov = (h % np.uint64(col.num_oov_buckets)).astype(np.int64)
+            ids[unseen] = len(col.vocabulary) + oov
         else:
             ids[unseen] = col.default_value
-    ids[missing] = -1
     return ids
 
 
-def _all_str(values: np.ndarray, missing: np.ndarray) -> bool:
-    present = values[~missing]
-    return pd.api.types.infer_dtype(present, skipna=True) in ("string", "empty")
-
-
-def _text_or_missing(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
-    from trainrun.feature_columns._hashing import to_text
-
-    out = np.empty(values.shape, dtype=object)
-    present = ~missing
-    if present.any():
-        codes, uniques = pd.factorize(values[present], use_na_sentinel=False)
-        out[present] = to_text(np.asarray(uniques, dtype=object))[codes]
-    return out
-
-
-def _identity_ids(col: IdentityColumn, values: np.ndarray) -> np.ndarray:
-    missing = _missing(values)
-    nums = _to_float(np.asarray(values), col.key) if values.dtype.kind not in "iu" else values
-    nums = np.asarray(nums)
-    ids = np.full(values.shape, -1, dtype=np.int64)
-    present = ~missing
-    vals = nums[present]
-    if vals.dtype.kind == "f" and (np.mod(vals, 1) != 0).any():
-        bad = vals[np.mod(vals, 1) != 0][0]
+def _integers(uniques: np.ndarray, key: str, what: str) -> np.ndarray:
+    nums = _to_float(uniques, key) if uniques.size else np.zeros(0)
+    fractional = np.mod(nums, 1) != 0
+    if fractional.any():
         raise FeatureColumnError(
-            f"Identity column '{col.key}' needs integer values. Received: {col.key}[..]={bad!r}"
+            f"{what} '{key}' needs integer values. Received: {key}[..]={uniques[fractional][0]!r}"
         )
-    vals = vals.astype(np.int64)
+    return nums.astype(np.int64)
+
+
+def _identity_ids(col: IdentityColumn, uniques: np.ndarray) -> np.ndarray:
+    vals = _integers(uniques, col.key, "Identity column")
     out_of_range = (vals < 0) | (vals >= col.num_buckets)
     if out_of_range.any():
         if col.default_value is None:
-            bad = vals[out_of_range][0]
             raise FeatureColumnError(
                 f"Identity column '{col.key}' has values outside [0, {col.num_buckets}) "
-                f"({int(out_of_range.sum())} of them). Raise num_buckets, or set default_value "
+                f"({int(out_of_range.sum())} distinct). Raise num_buckets, or set default_value "
                 f"to send them to one id, or use a vocabulary / hash bucket column. "
-                f"Received: {col.key}[..]={int(bad)}"
+                f"Received: {col.key}[..]={int(vals[out_of_range][0])}"
             )
         vals = np.where(out_of_range, col.default_value, vals)
-    ids[present] = vals
-    return ids
+    return vals
 
 
-def _hash_ids(values: np.ndarray, size: int, key: str, dtype: str = "string") -> np.ndarray:
-    missing = _missing(values)
-    ids = np.full(values.shape, -1, dtype=np.int64)
-    present = values[~missing]
-    if dtype != "string" and present.size:
-        nums = _to_float(np.asarray(present), key)
-        if (np.mod(nums, 1) != 0).any():
-            raise FeatureColumnError(
-                f"Hash bucket column '{key}' has dtype={dtype!r} but non-integer values; use "
-                f"dtype='string'. Received: {key}[..]={present[np.mod(nums, 1) != 0][0]!r}"
-            )
-        present = nums.astype(np.int64)
-    ids[~missing] = (hash_values(present) % np.uint64(size)).astype(np.int64)
-    return ids
+def _hash_ids(col: HashBucketColumn, uniques: np.ndarray) -> np.ndarray:
+    if col.dtype != "string":
+        uniques = _integers(uniques, col.key, f"Hash bucket column with dtype={col.dtype!r},")
+    h = hash_text(to_text(uniques)) if len(uniques) else np.zeros(0, dtype=np.uint64)
+    return (h % np.uint64(col.hash_bucket_size)).astype(np.int64)
 
 
 class _Encoder:
@@ -377,16 +360,18 @@ class _Encoder:
             ids, _ = self.categorical(col.categorical_column)
             result = (ids, self._weights(col, ids))
         else:
-            raw = self.raw.get(col.raw_keys[0], col.name)
+            raw = self.raw.get(col.raw_keys[0], col.name, series=True)
             values, where, k = _flatten(raw)
+            codes, uniques = _factorize(values)
             if isinstance(col, VocabularyColumn):
-                flat = _vocab_ids(col, values)
+                per_unique = _vocab_ids(col, uniques)
             elif isinstance(col, IdentityColumn):
-                flat = _identity_ids(col, values)
+                per_unique = _identity_ids(col, uniques)
             elif isinstance(col, HashBucketColumn):
-                flat = _hash_ids(values, col.hash_bucket_size, col.key, col.dtype)
+                per_unique = _hash_ids(col, uniques)
             else:
                 raise FeatureColumnError(f"Unsupported categorical column: {col!r}")
+            flat = _take(per_unique.astype(np.int64), codes)
             result = (_unflatten(flat, where, raw.shape[0], k), None)
         self.cache[key] = result
         return result
@@ -415,13 +400,12 @@ class _Encoder:
         parts: list[tuple[np.ndarray, np.ndarray]] = []  # (hash [N, k], present [N, k])
         for item in col.keys:
             if isinstance(item, str):
-                raw = self.raw.get(item, col.name)
+                raw = self.raw.get(item, col.name, series=True)
                 values, where, k = _flatten(raw)
-                missing = _missing(values)
-                h = np.zeros(values.shape, dtype=np.uint64)
-                h[~missing] = hash_values(values[~missing])
-                h2 = _unflatten(h, where, raw.shape[0], k, fill=0)
-                ok = _unflatten(~missing, where, raw.shape[0], k, fill=False)
+                codes, uniques = _factorize(values)
+                per_unique = hash_text(to_text(uniques)) if len(uniques) else np.zeros(0, np.uint64)
+                h2 = _unflatten(_take(per_unique, codes, 0), where, raw.shape[0], k, fill=0)
+                ok = _unflatten(codes >= 0, where, raw.shape[0], k, fill=False)
             else:
                 ids, _ = self.categorical(item)
                 ok = ids >= 0
@@ -506,7 +490,12 @@ class FeatureTransform:
         if self._numeric:
             parts = [enc.numeric(c) for c in self._numeric]
             key = block_key(NUMERIC, [(c.name, c.dimension) for c in self._numeric])
-            out[key] = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+            # numpy, not torch.cat: joining [N, 1] columns is ~10x faster this way on CPU
+            out[key] = (
+                parts[0]
+                if len(parts) == 1
+                else torch.from_numpy(np.concatenate([p.numpy() for p in parts], axis=1))
+            )
         packed: list[tuple[CategoricalColumn, np.ndarray]] = []
         for col in self._encoded:
             if isinstance(col, NumericColumn):

@@ -214,7 +214,7 @@ class InputFn:
         if self.response is None:
             return None
         if isinstance(self.response, str):
-            values = cols[self.response]
+            values = np.asarray(cols[self.response])
         else:
             values = np.stack([np.asarray(cols[r]) for r in self.response], axis=1)
         labels = (

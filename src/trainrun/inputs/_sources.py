@@ -47,17 +47,18 @@ def _column_array(value: Any, name: str) -> np.ndarray:
     return arr
 
 
-def as_columns(data: Any) -> dict[str, np.ndarray]:
-    """An in-memory dataset as ``{name: array}``, checking that row counts agree."""
+def as_columns(data: Any) -> dict[str, Any]:
+    """An in-memory dataset as ``{name: numpy array or pandas Series}``, rows checked."""
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
         if data.columns.duplicated().any():
             dup = data.columns[data.columns.duplicated()][0]
             raise InputError(f"The DataFrame has duplicate column names. Received: {dup!r} twice")
-        cols = {str(c): data[c].to_numpy() for c in data.columns}
+        # Series stay Series: Arrow-backed text is factorized without becoming Python objects
+        cols = {str(c): data[c].reset_index(drop=True) for c in data.columns}
     elif _is_arrow_table(data):
-        cols = {name: data.column(name).to_pandas().to_numpy() for name in data.column_names}
+        cols = {name: data.column(name).to_pandas() for name in data.column_names}
     elif isinstance(data, Mapping):
         cols = {str(k): _column_array(v, str(k)) for k, v in data.items()}
     else:
@@ -185,7 +186,7 @@ class FileSource:
                     batch_size=self.chunk_size, columns=wanted
                 ):
                     yield {
-                        name: batch.column(j).to_pandas().to_numpy()
+                        name: batch.column(j).to_pandas()
                         for j, name in enumerate(batch.schema.names)
                     }
             else:
@@ -197,4 +198,4 @@ class FileSource:
                     path, chunksize=self.chunk_size, usecols=wanted, dtype=dtypes, **opts
                 ) as reader:
                     for frame in reader:
-                        yield {str(c): frame[c].to_numpy() for c in frame.columns}
+                        yield {str(c): frame[c] for c in frame.columns}
