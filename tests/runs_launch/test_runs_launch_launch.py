@@ -433,3 +433,33 @@ def test_terminal_ctrl_c_reaches_launcher_and_script_together(tmp_path):
     run = record.read_run(folder)
     # -SIGINT, not -SIGTERM or -SIGKILL: the script stopped on the Ctrl-C itself
     assert run["status"] == "interrupted" and run["exit_code"] == -signal.SIGINT
+
+
+def test_error_from_output():
+    from trainrun.runs._launch_output import TRACEBACK_LINES, error_from_output
+
+    assert error_from_output("") == (None, None)
+    assert error_from_output("step 1\ntrain.py: error: Unknown flag\n\n") == (
+        "train.py: error: Unknown flag",
+        None,
+    )
+    chained = (
+        "epoch 1\n"
+        "Traceback (most recent call last):\n"
+        '  File "t.py", line 4, in <module>\n'
+        "KeyError: 'x'\n"
+        "\n"
+        "The above exception was the direct cause of the following exception:\n"
+        "\n"
+        "Traceback (most recent call last):\n"
+        '  File "t.py", line 6, in <module>\n'
+        '    raise RuntimeError("no data")\n'
+        "RuntimeError: no data\n"
+    )
+    error, tb = error_from_output(chained)
+    assert error == "RuntimeError: no data"
+    assert tb.startswith("Traceback") and "line 6" in tb and "KeyError" not in tb
+    deep = "Traceback (most recent call last):\n" + '  File "x.py", line 1, in f\n' * 500
+    error, tb = error_from_output(deep + "RecursionError: too deep\n")
+    assert error == "RecursionError: too deep"
+    assert len(tb.splitlines()) == TRACEBACK_LINES and tb.splitlines()[-1] == error
