@@ -199,19 +199,21 @@ class _ClassHead(Head):
                     "fill the labels."
                 )
         if self.label_vocabulary is not None:
-            vocab = np.asarray(self.label_vocabulary, dtype=object)
-            values = labels.astype(object)
-            # Match as strings so that a vocabulary ["0", "1"] works on int labels too.
-            index = {str(v): i for i, v in enumerate(vocab)}
-            uniques, inverse = np.unique(values.astype(str), return_inverse=True)
-            mapped = np.array([index.get(u, -1) for u in uniques], dtype=np.int64)
+            import pandas as pd
+
+            # Hash the distinct values once (fast on millions of rows), then map each as a
+            # string, so that a vocabulary ["0", "1"] works on integer labels too.
+            codes, uniques = pd.factorize(labels)
+            index = {str(v): i for i, v in enumerate(self.label_vocabulary)}
+            names = np.array([str(u) for u in uniques], dtype=object)
+            mapped = np.array([index.get(u, -1) for u in names], dtype=np.int64)
             if (mapped < 0).any():
-                bad = uniques[mapped < 0]
+                bad = np.sort(names[mapped < 0].astype(str))
                 raise InputError(
                     f"Labels {_show(bad)} are not in label_vocabulary {self.label_vocabulary}. "
                     "Fix the data or add the labels to label_vocabulary."
                 )
-            return mapped[inverse.reshape(-1)]
+            return mapped[codes]
         if labels.dtype.kind in "OUS":
             uniques = np.unique(labels.astype(str))
             raise InputError(
