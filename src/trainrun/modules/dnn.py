@@ -47,9 +47,11 @@ class DNNModel(nn.Module):
     Each hidden layer is, as in tf.estimator: dense with ``activation_fn``, then
     dropout (training only), then batch normalisation when ``batch_norm``.
 
-    >>> from trainrun.feature_columns import numeric_column
-    >>> model = DNNModel([numeric_column("x", shape=(3,))], hidden_units=[8, 4], units=1)
-    >>> model({"x": torch.ones(5, 3)}).shape
+    >>> import numpy as np
+    >>> from trainrun.feature_columns import FeatureTransform, numeric_column
+    >>> cols = [numeric_column("x", shape=(3,))]
+    >>> model = DNNModel(cols, hidden_units=[8, 4], units=1)
+    >>> model(FeatureTransform(cols).encode({"x": np.ones((5, 3))})).shape
     torch.Size([5, 1])
     """
 

@@ -14,9 +14,10 @@ __all__ = ["LinearModel"]
 class LinearModel(nn.Module):
     """``logits = LinearFeatures(columns)(encoded) + bias``, shape ``[N, units]``.
 
-    >>> from trainrun.feature_columns import numeric_column
-    >>> model = LinearModel([numeric_column("x")], units=1)
-    >>> model({"x": torch.ones(4, 1)}).shape
+    >>> from trainrun.feature_columns import FeatureTransform, numeric_column
+    >>> cols = [numeric_column("x")]
+    >>> model = LinearModel(cols, units=1)
+    >>> model(FeatureTransform(cols).encode({"x": [1.0, 2.0, 3.0, 4.0]})).shape
     torch.Size([4, 1])
     """
 

@@ -20,10 +20,10 @@ class WideDeepModel(nn.Module):
     The two parts keep separate parameters (``.linear``, ``.dnn``) so the
     estimator can give each its own optimizer, as tf.estimator does.
 
-    >>> from trainrun.feature_columns import numeric_column
+    >>> from trainrun.feature_columns import FeatureTransform, numeric_column
     >>> cols = [numeric_column("x")]
     >>> model = WideDeepModel(cols, cols, dnn_hidden_units=[4], units=1)
-    >>> model({"x": torch.ones(2, 1)}).shape
+    >>> model(FeatureTransform(cols).encode({"x": [0.5, 1.5]})).shape
     torch.Size([2, 1])
     """
 
