@@ -185,7 +185,8 @@ class Estimator:
     ``_optimizer_settings``.
     """
 
-    _problem: str = ""  # "classifier" or "regressor"
+    # scikit-learn reads this attribute (sklearn.base.is_classifier / is_regressor).
+    _estimator_type: str = ""
 
     # ------------------------------------------------------------ settings
     @classmethod

@@ -81,7 +81,7 @@ class DNNLinearCombinedClassifier(_Combined):
     ...     dnn_hidden_units=[32, 16], label_vocabulary=["No", "Yes"])
     """
 
-    _problem = "classifier"
+    _estimator_type = "classifier"
 
     def __init__(
         self,
@@ -135,7 +135,7 @@ class DNNLinearCombinedRegressor(_Combined):
     ...                                     dnn_hidden_units=[8])
     """
 
-    _problem = "regressor"
+    _estimator_type = "regressor"
 
     def __init__(
         self,

@@ -51,7 +51,7 @@ class DNNClassifier(_DNN):
     DNNClassifier(hidden_units=[64, 32], feature_columns=[tenure], label_vocabulary=['No', 'Yes'], dropout=0.2)
     """
 
-    _problem = "classifier"
+    _estimator_type = "classifier"
 
     def __init__(
         self,
@@ -97,7 +97,7 @@ class DNNRegressor(_DNN):
     >>> est = tr.DNNRegressor(hidden_units=[16], feature_columns=[tr.numeric_column("x")])
     """
 
-    _problem = "regressor"
+    _estimator_type = "regressor"
 
     def __init__(
         self,

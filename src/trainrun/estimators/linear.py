@@ -37,7 +37,7 @@ class LinearClassifier(_Linear):
     >>> est.train(tr.input_fn(df, response="churn"), steps=100)            # doctest: +SKIP
     """
 
-    _problem = "classifier"
+    _estimator_type = "classifier"
 
     def __init__(
         self,
@@ -77,7 +77,7 @@ class LinearRegressor(_Linear):
     >>> est = tr.LinearRegressor(feature_columns=[tr.numeric_column("x")])
     """
 
-    _problem = "regressor"
+    _estimator_type = "regressor"
 
     def __init__(
         self,
