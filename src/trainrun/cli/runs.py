@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
-import shutil
 import sys
 import warnings
 from collections.abc import Iterator
@@ -339,6 +337,9 @@ def format_table(df: Any, width: int | None = None, columns: list[str] | None = 
 
 
 def _ls(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+
     from trainrun.exceptions import TrainrunError
     from trainrun.runs.store import ls_runs
 
@@ -372,6 +373,8 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    import json
+
     from trainrun.exceptions import TrainrunError
     from trainrun.runs.store import run_info
 
