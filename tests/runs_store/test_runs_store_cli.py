@@ -197,3 +197,30 @@ def test_help_is_fast_and_never_imports_torch(tmp_path: Path, env: dict[str, str
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False"
     assert "ls" in proc.stdout and "clean" in proc.stdout and "purge" in proc.stdout
+
+
+def test_ctrl_c_exits_130_and_records_interrupted(tmp_path: Path, env: dict[str, str]) -> None:
+    import signal
+    import time
+
+    (tmp_path / "slow.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainrun", "run", "slow.py"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    shown = json.loads(trainrun("show", "--json", cwd=tmp_path, env=env).stdout)
+    assert shown["status"] == "interrupted"
