@@ -393,3 +393,19 @@ def test_unchanged_runs_folder_is_not_rescanned_but_changes_are_seen(
     ls_runs(runs_dir)
     shutil.rmtree(runs_dir / "r2")
     assert ls_runs(runs_dir)["id"].tolist() == ["r5", "r3", "r1"]
+
+
+def test_ids_newest_first_match_the_listing(runs_dir: Path, make_run) -> None:
+    from trainrun.runs._index import load_ids
+
+    make_three(make_run)
+    make_run("r0-no-start", start="")  # a run without a start time sorts last
+    expected = ["r3", "r2", "r1", "r0-no-start"]
+    assert load_ids(runs_dir) == expected  # builds the index
+    assert ls_runs(runs_dir)["id"].tolist() == expected
+    assert load_ids(runs_dir) == expected  # warm
+    for f in runs_dir.glob(INDEX_FILE + "*"):
+        f.unlink()
+    (runs_dir / INDEX_FILE).mkdir()  # unusable index: read from the folders
+    assert load_ids(runs_dir) == expected
+    assert ls_runs(runs_dir)["id"].tolist() == expected

@@ -57,6 +57,7 @@ __all__ = [
     "INDEX_FILE",
     "RunRecordWarning",
     "Table",
+    "load_ids",
     "load_table",
     "run_folders",
     "sanitize",
@@ -81,6 +82,8 @@ BASE_COLUMNS = ("run_dir", "id", "status", "start", "end", "duration", "script",
 GROUPS = ("tag_", "flag_", "metric_", "eval_")
 _BASE_SQL = ("status", "start", "end", "duration", "script", "exit_code")
 _NAT = -(2**63)  # numpy's NaT as int64: start/end missing
+# newest first, as ls_runs shows them by default (NaT, the smallest integer, sorts last)
+_NEWEST = f"ifnull(start, {_NAT}) DESC, id DESC"
 _NOT_NAME = re.compile(r"[^0-9A-Za-z_]+")
 
 
@@ -444,9 +447,18 @@ class _Index:
                 *(c[1] for c in cols),
             ]
         )
-        # newest first, as ls_runs shows them by default (NaT, the smallest integer, sorts last)
-        order = f"ifnull(start, {_NAT}) DESC, id DESC"
-        return cols, self.db.execute(f"SELECT {select} FROM runs ORDER BY {order}").fetchall()
+        return cols, self.db.execute(f"SELECT {select} FROM runs ORDER BY {_NEWEST}").fetchall()
+
+    def newest_ids(self) -> list[str]:
+        """Bring the index up to date and return the run ids, newest first (no full fetch)."""
+        query = f"SELECT id, mtime, problem, corrupt, status FROM runs ORDER BY {_NEWEST}"
+        rows = self.db.execute(query).fetchall()
+        to_read, status_updates, gone, dir_mtime = self._changes(rows, False)
+        if to_read or gone or dir_mtime is not None or status_updates:
+            self._write(self._read(to_read), status_updates, gone, dir_mtime)
+            if to_read or gone:
+                rows = self.db.execute(query).fetchall()
+        return [r[0] for r in rows if not r[3]]
 
     def listing(self, full: bool = False) -> Table:
         """Bring the index up to date with the folders and return the table."""
@@ -651,20 +663,13 @@ def _scan(runs_dir: str) -> Table:
     return table
 
 
-def load_table(
-    runs_dir: str | os.PathLike[str], *, refresh: bool = False, use_index: bool = True
-) -> Table:
-    """Every run of ``runs_dir`` as a Table, through the index when it can be used."""
-    runs_dir = os.path.abspath(os.fspath(runs_dir))
-    if not os.path.isdir(runs_dir):
-        return Table(runs_dir)
-    if not use_index:
-        return _scan(runs_dir)
+def _through_index(runs_dir: str, use: Any) -> Any:
+    """``use(index)`` on the runs folder's index; None when the index cannot be used."""
     for attempt in (1, 2):
         index = None
         try:
             index = _Index(runs_dir)
-            return index.listing(full=refresh)
+            return use(index)
         except sqlite3.DatabaseError as exc:
             # sqlite3.OperationalError (locked too long, read-only folder, disk full) is a
             # DatabaseError too: only a damaged file is worth deleting and rebuilding
@@ -683,13 +688,40 @@ def load_table(
             log.warning(
                 "The run index in %s cannot be used (%s); reading the run folders.", runs_dir, exc
             )
-            break
+            return None
         except OSError as exc:
             log.warning(
                 "The run index in %s cannot be used (%s); reading the run folders.", runs_dir, exc
             )
-            break
+            return None
         finally:
             if index is not None:
                 index.close()
-    return _scan(runs_dir)
+    return None  # pragma: no cover - the loop returns
+
+
+def load_table(
+    runs_dir: str | os.PathLike[str], *, refresh: bool = False, use_index: bool = True
+) -> Table:
+    """Every run of ``runs_dir`` as a Table, through the index when it can be used."""
+    runs_dir = os.path.abspath(os.fspath(runs_dir))
+    if not os.path.isdir(runs_dir):
+        return Table(runs_dir)
+    table = (
+        _through_index(runs_dir, lambda index: index.listing(full=refresh)) if use_index else None
+    )
+    return table if table is not None else _scan(runs_dir)
+
+
+def load_ids(runs_dir: str | os.PathLike[str]) -> list[str]:
+    """The ids of the listable runs of ``runs_dir``, newest first (cheaper than a table)."""
+    runs_dir = os.path.abspath(os.fspath(runs_dir))
+    if not os.path.isdir(runs_dir):
+        return []
+    ids = _through_index(runs_dir, lambda index: index.newest_ids())
+    if ids is not None:
+        return ids
+    table = _scan(runs_dir)
+    start = table.base["start"]
+    order = sorted(range(len(table.ids)), key=lambda i: (start[i], table.ids[i]), reverse=True)
+    return [table.ids[i] for i in order]

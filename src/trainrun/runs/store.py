@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any, Union
 from trainrun.exceptions import FilterError, RunNotFoundError, RunRecordError, TrainrunError
 from trainrun.runs import record
 from trainrun.runs._filter import Filter, parse_filter
-from trainrun.runs._index import ARCHIVE_DIR, RunRecordWarning, load_table, run_folders
+from trainrun.runs._index import (
+    ARCHIVE_DIR,
+    RunRecordWarning,
+    load_ids,
+    load_table,
+    run_folders,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -235,8 +241,7 @@ def get_run_dir(run: RunRef, runs_dir: PathLike = "runs") -> Path:
 
 
 def _ids_newest_first(runs_dir: Path) -> list[str]:
-    df = ls_runs(runs_dir, columns=["id"])
-    return df["id"].tolist()
+    return load_ids(runs_dir)
 
 
 def run_info(run: RunRef, runs_dir: PathLike = "runs") -> dict[str, Any]:
