@@ -131,6 +131,11 @@ def _declared_info(name: str, declared: Mapping[str, Any], values: list[Any]) ->
     if spec.get("description"):
         info.description = str(spec["description"])
     kinds = {type(v) for v in values if v is not None}
+    declared_type = {"numeric": float, "integer": float, "boolean": bool, "string": str}.get(
+        spec.get("type")
+    )
+    if declared_type is not None and kinds <= {declared_type}:
+        kinds = {declared_type}  # the declaration decides when no value contradicts it
     if kinds and kinds <= {bool}:
         info.type = api_pb2.DATA_TYPE_BOOL
     elif kinds and kinds <= {float}:
