@@ -65,6 +65,10 @@ def test_eval_and_edge_probabilities():
     assert FastDropout(0.0)(x) is x
     assert torch.equal(FastDropout(1.0)(x), torch.zeros_like(x))
     assert fast_dropout(x, 0.5, training=False) is x
+    # within 1/65536 of 0 or 1 the mask resolution rounds to "keep all" or "drop all"
+    assert FastDropout(1e-6)(x) is x
+    assert FastDropout(1 - 1e-6).keep_probability == 0.0
+    assert torch.equal(FastDropout(1 - 1e-6)(x), torch.zeros_like(x))
     ints = torch.arange(10)
     # non-float input follows F.dropout, which refuses integers just as nn.Dropout does
     with pytest.raises(RuntimeError):

@@ -98,6 +98,8 @@ def fast_dropout(
     keep = _keep_levels(p)
     if keep == 0:  # p within 1/65536 of 1: everything is dropped, as nn.Dropout(p=1)
         return input.mul_(0.0) if inplace else input * 0.0
+    if keep == _LEVELS:  # p within 1/65536 of 0: every value is kept, unscaled
+        return input
     mask = _mask(input, keep, scratch)
     # mul with a mask that needs no grad saves only the mask for backward
     return input.mul_(mask) if inplace else input * mask
