@@ -98,9 +98,9 @@ def _serve(
     proc: subprocess.Popen, args: argparse.Namespace, known: list, logdir: str | None
 ) -> int:
     """Wait for TensorBoard; meanwhile give runs that appear their HParams data and a link."""
-    from trainrun.runs.tb import link_runs, write_hparams
+    from trainrun.runs.tb import find_run_dirs, link_runs, write_hparams
 
-    known = list(known)
+    known_set = {p.resolve() for p in known}
     while True:
         try:
             return proc.wait(timeout=args.reload_interval)
@@ -109,12 +109,17 @@ def _serve(
         if logdir is None:
             continue  # a --logdir_spec list is fixed when TensorBoard starts
         try:
+            # listing the folder is cheap; the records are read only when a run appears
+            listed = {d.resolve() for d in find_run_dirs(args.runs_dir)}
+            if listed <= known_set:
+                continue
             # runs already served are not rewritten: TensorBoard keeps reading their files
-            current = write_hparams(args.runs_dir, skip=known)
+            current = write_hparams(args.runs_dir, skip=known_set)
         except (OSError, ValueError) as exc:
             print(f"trainrun board: could not refresh runs: {exc}", file=sys.stderr)
             continue
-        new = [d for d in current if d not in known]
+        new = [d for d in current if d.resolve() not in known_set]
         if new:
             link_runs(new, logdir)
-            known += new
+        # a corrupt record (reported once by write_hparams) is not retried every interval
+        known_set |= listed
