@@ -158,7 +158,7 @@ def _get(url: str, body: dict | None = None):
         return json.loads(resp.read())
 
 
-def _wait_for(fn, timeout: float = 60.0):
+def _wait_for(fn, timeout: float = 120.0):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
