@@ -103,6 +103,12 @@ def test_single_class_auc_is_nan_and_no_positive_predictions_give_zero_precision
     assert math.isnan(average_precision(np.array([np.nan, 1.0]), np.array([1.0, 0.0])))
 
 
+def test_auc_ranks_by_logit_where_probabilities_round_to_one():
+    # sigmoid(40) and sigmoid(50) are both exactly 1.0 in float64; the logits still differ
+    m = binary_metrics(torch.tensor([50.0, 40.0, 45.0]), torch.tensor([1, 0, 1]), None, 0.0)
+    assert m["auc"] == 1.0 and m["auc_precision_recall"] == 1.0
+
+
 def test_binary_accepts_column_logits_and_float_labels():
     m1 = binary_metrics(torch.tensor([[1.0], [-1.0]]), torch.tensor([1.0, 0.0]), None, 0.0)
     m2 = binary_metrics(torch.tensor([1.0, -1.0]), torch.tensor([1, 0]), None, 0.0)

@@ -242,8 +242,10 @@ def binary_metrics(
     return {
         "accuracy": _mean((predicted == y).to(torch.float64), w),
         "accuracy_baseline": max(label_mean, 1.0 - label_mean),
-        "auc": roc_auc(prob.numpy(), y.numpy(), np_w),
-        "auc_precision_recall": average_precision(prob.numpy(), y.numpy(), np_w),
+        # rank by logit, not probability: sigmoid is monotone but rounds large logits
+        # to exactly 1.0, which would tie examples the model ranks apart
+        "auc": roc_auc(z.numpy(), y.numpy(), np_w),
+        "auc_precision_recall": average_precision(z.numpy(), y.numpy(), np_w),
         "average_loss": _mean(per_example, w),
         "label/mean": label_mean,
         "loss": float(loss),
