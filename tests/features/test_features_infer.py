@@ -88,3 +88,19 @@ def test_streamed_list_columns_of_varying_width_are_padded(tmp_path):
     # the same from the Arrow table in memory
     mem = list(input_fn(table, batch_size=6, shuffle=False).batches(t))
     assert torch.equal(dense(mem[0].features)[:, 1:], expected)
+
+
+def test_ragged_python_lists_in_a_dict():
+    v = categorical_column_with_vocabulary_list("tags", ["a", "b"])
+    data = {"tags": [["a", "b"], ["b"], []]}
+    assert value_of(FeatureTransform([v]).encode(data), "tags").tolist() == [
+        [0, 1],
+        [1, -1],
+        [-1, -1],
+    ]
+    batch = next(input_fn(data, shuffle=False).batches(FeatureTransform([indicator_column(v)])))
+    assert DenseFeatures([indicator_column(v)])(batch.features).tolist() == [
+        [1.0, 1.0],
+        [0.0, 1.0],
+        [0.0, 0.0],
+    ]

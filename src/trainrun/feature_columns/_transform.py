@@ -90,6 +90,16 @@ def _first_valid(values: np.ndarray) -> Any:
     return None
 
 
+def as_array(value: Any) -> np.ndarray:
+    """np.asarray, except that a ragged list of lists becomes a 1-D object array."""
+    try:
+        return np.asarray(value)
+    except ValueError:
+        arr = np.empty(len(value), dtype=object)
+        arr[:] = list(value)
+        return arr
+
+
 class _Raw:
     """Raw data access with key checking and one row count."""
 
@@ -118,7 +128,7 @@ class _Raw:
         if isinstance(value, pd.Series):
             arr = value if series else value.to_numpy()
         else:
-            arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+            arr = value if isinstance(value, np.ndarray) else as_array(value)
         if arr.ndim == 0:
             raise FeatureColumnError(
                 f"Feature {key!r} must be an array with one entry per row, not a scalar. "

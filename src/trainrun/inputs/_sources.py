@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from trainrun.exceptions import InputError
+from trainrun.feature_columns._transform import as_array
 
 __all__ = ["FileSource", "as_columns", "is_file_input"]
 
@@ -38,7 +39,7 @@ def _column_array(value: Any, name: str) -> np.ndarray:
 
     if isinstance(value, pd.Series):
         return value.to_numpy()
-    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    arr = value if isinstance(value, np.ndarray) else as_array(value)
     if arr.ndim == 0:
         raise InputError(
             f"Input column {name!r} must be an array with one entry per row, not a scalar. "
