@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from trainrun.cli.tune import parse_grid, parse_resources, parse_value
+from trainrun.cli.tune import parse_grid, parse_resources, parse_space, parse_value
 
 
 def _tune(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -66,3 +66,32 @@ def test_tune_reports_bad_usage_with_exit_2(script, tmp_path):
     assert none.returncode == 2 and "--grid NAME=V1,V2" in none.stderr
     missing = _tune(str(tmp_path / "nope.py"), "--grid", "x=1")
     assert missing.returncode == 2 and "nope.py" in missing.stderr
+
+
+def test_space_items_become_an_optuna_space():
+    assert parse_space(["lr=float:0.0001:0.1:log", "layer1=int:16:256", "act=relu,tanh"]) == {
+        "lr": ("float", 0.0001, 0.1, "log"),
+        "layer1": ("int", 16, 256),
+        "act": ["relu", "tanh"],
+    }
+    for bad in (["lr"], ["lr=float:1"], ["n=int:1:2.5"], ["lr=float:0:1:ln"]):
+        with pytest.raises(ValueError, match="Received"):
+            parse_space(bad)
+
+
+def test_tune_with_space_runs_an_optuna_search(script, runs_dir):
+    pytest.importorskip("optuna")
+    result = _tune(
+        str(script),
+        "--space", "x=float:0:4",
+        "--grid", "label=b",
+        "--n-trials", "2",
+        "--seed", "1",
+        "--metric", "eval_accuracy",
+        "--runs-dir", str(runs_dir),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Optuna search" in result.stdout and "2 completed" in result.stdout
+    assert "Best eval_accuracy" in result.stdout
+    bad = _tune(str(script), "--space", "x=float:0:4", "--grid", "label=a,b")
+    assert bad.returncode == 2 and "one value per flag" in bad.stderr

@@ -18,6 +18,8 @@ EPILOG = """examples:
   trainrun tune train.py --grid lr=0.1,0.01,0.001 --sample 2 --seed 1 --workers 2
   trainrun tune train.py --trials trials.csv --metric eval_accuracy
   trainrun tune train.py --grid dropout=0.1,0.2 --backend ray --address auto --resources cpu=2
+  trainrun tune train.py --space dropout=float:0:0.5 --space lr=float:0.0001:0.1:log \
+      --space activation=relu,tanh --grid epochs=5 --n-trials 20 --metric eval_accuracy
 
 exit codes:
   0  every trial completed
@@ -59,6 +61,40 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
+def parse_space(items: list[str]) -> dict[str, Any]:
+    """``--space`` items as an optuna_search space.
+
+    ``lr=float:0.0001:0.1:log`` -> ``("float", 0.0001, 0.1, "log")``;
+    ``layer1=int:16:256`` -> ``("int", 16, 256)``; ``act=relu,tanh`` -> ``["relu", "tanh"]``.
+    """
+    space: dict[str, Any] = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not spec:
+            raise ValueError(
+                "--space takes NAME=float:LOW:HIGH[:log], NAME=int:LOW:HIGH[:log] or "
+                f"NAME=CHOICE1,CHOICE2. Received: --space {item!r}"
+            )
+        kind, _, rest = spec.partition(":")
+        if kind in ("float", "int"):
+            parts = rest.split(":")
+            convert = float if kind == "float" else int
+            try:
+                if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
+                    raise ValueError(parts)
+                bounds = [convert(parts[0]), convert(parts[1])]
+            except ValueError:
+                raise ValueError(
+                    f"--space {name}={kind}:LOW:HIGH[:log] needs two {kind} bounds. "
+                    f"Received: --space {item!r}"
+                ) from None
+            space[name] = (kind, *bounds, *parts[2:])
+        else:
+            space[name] = [parse_value(v) for v in spec.split(",")]
+    return space
+
+
 def parse_resources(text: str | None) -> dict[str, float] | None:
     """``"cpu=2,gpu=0.5"`` -> ``{"cpu": 2.0, "gpu": 0.5}``."""
     if not text:
@@ -97,6 +133,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--trials", metavar="CSV", help="a CSV table of trials instead of --grid")
     p.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="search NAME with Optuna instead of a grid: float:LOW:HIGH[:log], "
+        "int:LOW:HIGH[:log] or A,B,C (repeat; --grid then gives fixed values)",
+    )
+    p.add_argument(
+        "--n-trials", type=int, default=20, help="trials of an Optuna search (default 20)"
+    )
+    p.add_argument(
         "--sample", type=float, help="a fraction (0 < s < 1) or a count (>= 1) of trials"
     )
     p.add_argument("--seed", type=int, help="seed for --sample")
@@ -124,36 +171,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         grid = parse_grid(args.grid) if args.grid else None
-        trials = None
-        if args.trials:
-            import pandas as pd
-
-            trials = pd.read_csv(args.trials)
-        if grid is None and trials is None:
-            raise ValueError("Give the values to try with --grid NAME=V1,V2 or a --trials CSV.")
-        sample: float | int | None = args.sample
-        if sample is not None and sample >= 1 and float(sample).is_integer():
-            sample = int(sample)
-        from trainrun.runs.tuning import tuning_run
-
-        df = tuning_run(
-            args.script,
-            flags=grid,
-            trials=trials,
-            sample=sample,
-            seed=args.seed,
-            runs_dir=args.runs_dir,
-            workers=args.workers,
-            backend=args.backend,
-            address=args.address,
-            resources_per_trial=parse_resources(args.resources),
-            confirm=False if args.yes else None,
-            tuning_id=args.tuning_id,
-            resume=args.resume,
-            metric=args.metric,
-            mode=args.mode,
-            echo=args.echo,
-        )
+        if args.space:
+            df = _search(args, grid)
+        else:
+            df = _tune(args, grid)
     except TuningError as exc:
         print(f"trainrun tune: {exc}", file=sys.stderr)
         return 1
@@ -161,3 +182,69 @@ def run(args: argparse.Namespace) -> int:
         print(f"trainrun tune: error: {exc}", file=sys.stderr)
         return 2
     return 0 if (df["status"] == "completed").all() else 1
+
+
+def _common(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(
+        runs_dir=args.runs_dir,
+        workers=args.workers,
+        backend=args.backend,
+        address=args.address,
+        resources_per_trial=parse_resources(args.resources),
+        tuning_id=args.tuning_id,
+        resume=args.resume,
+        mode=args.mode,
+        echo=args.echo,
+    )
+
+
+def _tune(args: argparse.Namespace, grid: dict[str, list[Any]] | None) -> Any:
+    trials = None
+    if args.trials:
+        import pandas as pd
+
+        trials = pd.read_csv(args.trials)
+    if grid is None and trials is None:
+        raise ValueError(
+            "Give the values to try with --grid NAME=V1,V2, a --trials CSV, or an Optuna "
+            "search with --space NAME=SPEC."
+        )
+    sample: float | int | None = args.sample
+    if sample is not None and sample >= 1 and float(sample).is_integer():
+        sample = int(sample)
+    from trainrun.runs.tuning import tuning_run
+
+    return tuning_run(
+        args.script,
+        flags=grid,
+        trials=trials,
+        sample=sample,
+        seed=args.seed,
+        confirm=False if args.yes else None,
+        metric=args.metric,
+        **_common(args),
+    )
+
+
+def _search(args: argparse.Namespace, grid: dict[str, list[Any]] | None) -> Any:
+    if args.trials or args.sample is not None:
+        raise ValueError("--space (an Optuna search) cannot be combined with --trials or --sample.")
+    fixed = {}
+    for name, values in (grid or {}).items():
+        if len(values) != 1:
+            raise ValueError(
+                f"With --space, --grid gives fixed values: one value per flag. "
+                f"Received: --grid {name}={','.join(map(str, values))}"
+            )
+        fixed[name] = values[0]
+    from trainrun.runs.tuning import optuna_search
+
+    return optuna_search(
+        args.script,
+        parse_space(args.space),
+        n_trials=args.n_trials,
+        metric=args.metric or "eval_accuracy",
+        flags=fixed,
+        seed=args.seed,
+        **_common(args),
+    )
