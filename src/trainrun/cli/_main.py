@@ -17,6 +17,16 @@ from trainrun.exceptions import TrainrunError
 
 # one module per family of verbs, in the order shown by --help
 VERB_MODULES = ("runs", "tune", "view", "ui", "board")
+# the family of each known verb: `trainrun ls ...` imports cli/runs.py alone, which
+# keeps a command's start-up short; --help and any other word load every family
+VERB_FAMILY = {
+    **dict.fromkeys(("run", "ls", "show", "clean", "restore", "purge", "copy"), "runs"),
+    "tune": "tune",
+    "view": "view",
+    "compare": "view",
+    "ui": "ui",
+    "board": "board",
+}
 
 EXIT_CODES = """exit codes:
   0  success
@@ -25,7 +35,7 @@ EXIT_CODES = """exit codes:
   130  interrupted (Ctrl-C)"""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(families: tuple[str, ...] = VERB_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trainrun",
         description="Train models and keep every training run on record.",
@@ -34,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"trainrun {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
-    for name in VERB_MODULES:
+    for name in families:
         try:
             module = importlib.import_module(f"trainrun.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -46,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str]) -> int:
-    parser = build_parser()
+    family = VERB_FAMILY.get(argv[0]) if argv else None
+    parser = build_parser((family,) if family else VERB_MODULES)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
