@@ -175,6 +175,22 @@ def test_script_without_flags_gets_overrides_listed(tmp_path):
     assert run["flags"] == {"learning_rate": 0.5}
 
 
+def test_env_reaches_the_script(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINRUN_TEST_DROP", "present")
+    script = write(
+        tmp_path,
+        "env.py",
+        "import os\nprint(os.environ.get('MY_VAR'), os.environ.get('TRAINRUN_TEST_DROP'))\n",
+    )
+    run = training_run(
+        script,
+        runs_dir=tmp_path / "runs",
+        echo=False,
+        env={"MY_VAR": "x y $(z)", "TRAINRUN_TEST_DROP": None},
+    )
+    assert "x y $(z) None" in (Path(run["run_dir"]) / "output.log").read_text()
+
+
 def test_nested_run_does_not_inherit_overrides(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAINRUN_FLAGS", json.dumps({"bogus": 1}))
     script = write(tmp_path, "train.py", TRAIN)
@@ -240,6 +256,10 @@ def test_bad_arguments(tmp_path):
         training_run(script, flags={"a": "x\x00y"}, runs_dir=tmp_path / "runs")
     with pytest.raises(TypeError, match="list of strings"):
         training_run(script, runs_dir=tmp_path / "runs", args="--x 1")
+    with pytest.raises(ValueError, match="NUL"):
+        training_run(script, runs_dir=tmp_path / "runs", env={"X": "a\x00b"})
+    with pytest.raises(TypeError, match="env must be a dict"):
+        training_run(script, runs_dir=tmp_path / "runs", env=["X=1"])
     assert not (tmp_path / "runs").exists()  # nothing created for a bad call
 
 
@@ -463,3 +483,11 @@ def test_error_from_output():
     error, tb = error_from_output(deep + "RecursionError: too deep\n")
     assert error == "RecursionError: too deep"
     assert len(tb.splitlines()) == TRACEBACK_LINES and tb.splitlines()[-1] == error
+
+
+def test_script_that_cannot_start_is_recorded_as_failed(tmp_path, monkeypatch):
+    script = write(tmp_path, "train.py", TRAIN)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    run = training_run(script, runs_dir=tmp_path / "runs", echo=False)
+    assert run["status"] == "failed" and run["exit_code"] is None
+    assert run["error"].startswith("Could not start the script: FileNotFoundError")

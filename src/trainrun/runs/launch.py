@@ -124,6 +124,26 @@ def _check_strings(value: Any, what: str) -> list[str]:
     return out
 
 
+def _check_env(env: Mapping[str, Any] | None) -> dict[str, str | None]:
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping):
+        raise TypeError(
+            f"training_run() env must be a dict of variable names to strings. Received: env={env!r}"
+        )
+    out: dict[str, str | None] = {}
+    for key, value in env.items():
+        key = str(key)
+        text = None if value is None else str(value)
+        if not key or "=" in key or "\x00" in key or (text is not None and "\x00" in text):
+            raise ValueError(
+                "training_run() env names must be non-empty without '=' or NUL, and values "
+                f"without NUL. Received: {key!r}={value!r}"
+            )
+        out[key] = text
+    return out
+
+
 # ---------------------------------------------------------------- the child
 
 
@@ -346,6 +366,7 @@ def training_run(
     script_path = script_path.resolve()
     overrides, spelled = _check_flags(flags)
     extra_args = _check_strings(args, "args")
+    extra_env = _check_env(env)
     tag_map = {str(k): str(v) for k, v in (tags or {}).items()}
     runs_root = Path(runs_dir).expanduser().resolve()
 
@@ -391,21 +412,24 @@ def training_run(
             proc = subprocess.Popen(
                 command,
                 cwd=script_path.parent,
-                env=_child_env(run_dir, overrides, env),
+                env=_child_env(run_dir, overrides, extra_env),
                 stdout=write_fd,
                 stderr=write_fd,
                 close_fds=True,
             )
-    except OSError as exc:
+    except BaseException as exc:
         os.close(read_fd)
         os.close(write_fd)
+        stopped = isinstance(exc, KeyboardInterrupt)
         info.update(
-            status="failed",
+            status="interrupted" if stopped else "failed",
             end=record.utc_now(),
             duration=round(time.time() - start, 6),
-            error=f"Could not start the script: {exc}",
+            error=f"Could not start the script: {type(exc).__name__}: {exc}",
         )
         record.write_json(run_dir / record.RUN_FILE, info)
+        if not isinstance(exc, OSError):
+            raise  # recorded, but not ours to swallow
         return record.read_run(run_dir)
     os.close(write_fd)  # the child holds the only writer: EOF when it (and its children) exit
     with _children_lock:
