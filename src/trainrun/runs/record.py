@@ -25,6 +25,7 @@ import math
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +49,9 @@ SUBDIRS = (SOURCE_DIR, PLOTS_DIR, ARTIFACTS_DIR, TENSORBOARD_DIR, MODEL_DIR)
 #: "running" record becomes when the process that owns it is gone.
 STATUSES = ("running", "completed", "failed", "interrupted", "killed")
 FINISHED = ("completed", "failed", "interrupted", "killed")
+
+#: How long a run folder without run.json counts as a run still starting up.
+STARTING_GRACE_S = 30.0
 
 
 # ---------------------------------------------------------------- writing
@@ -272,21 +276,32 @@ def read_run(
     ``declared_flags``, ``evaluation``, ``metrics`` (last values) and ``problems``
     (a list of strings: files that could not be read). A missing run.json (a run
     folder created by hand, or a launcher killed between mkdir and its first
-    write) still gives a record, with status 'killed' and the problem noted.
+    write) still gives a record: 'running' while the folder is younger than
+    STARTING_GRACE_S seconds, then 'killed' with the problem noted.
     Raises RunRecordError only when run.json exists and is corrupt.
     """
     run_dir = Path(run_dir).resolve()
     problems: list[str] = []
     run = read_json(run_dir / RUN_FILE)
     if run is None:
-        run = {"status": "killed"}
-        problems.append(f"{RUN_FILE} is missing")
+        # The launcher starts the script before it writes run.json: a young folder
+        # without one is a run starting up, an old one a launcher that died.
+        try:
+            age = time.time() - run_dir.stat().st_mtime
+        except OSError:
+            age = STARTING_GRACE_S
+        run = {"status": "running" if age < STARTING_GRACE_S else "killed"}
+        if age >= STARTING_GRACE_S:
+            problems.append(f"{RUN_FILE} is missing")
+        status = run["status"]
     elif not isinstance(run, dict):
         raise RunRecordError(f"{run_dir / RUN_FILE} does not hold a JSON object.")
+    else:
+        status = resolve_status(run)
     record: dict[str, Any] = dict(run)
     record["id"] = run_dir.name
     record["run_dir"] = str(run_dir)
-    record["status"] = resolve_status(run)
+    record["status"] = status
 
     def soft(name: str) -> Any:
         try:
