@@ -30,6 +30,8 @@ log = logging.getLogger("trainrun")
 
 CHECKPOINT_FORMAT = "trainrun.checkpoint/1"
 MAX_STEPS_ENV = "TRAINRUN_MAX_STEPS"
+# As trainrun.modules.linear.SPARSE_COMBINERS (not imported here: that module imports torch).
+SPARSE_COMBINERS = ("sum", "mean", "sqrtn")
 
 
 # --------------------------------------------------------------------- parameter checks
@@ -136,9 +138,8 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dnn_dropout": (_dropout_ok, "a float in [0, 1) or None"),
     "batch_norm": (lambda v: isinstance(v, bool), "a bool"),
     "loss_reduction": (_loss_reduction_ok, "'sum_over_batch_size' or 'sum'"),
-    # LinearFeatures sums a row's category weights; tf's "mean" / "sqrtn" are not implemented.
-    "sparse_combiner": (lambda v: v == "sum", "'sum' (the only combiner implemented)"),
-    "linear_sparse_combiner": (lambda v: v == "sum", "'sum' (the only combiner implemented)"),
+    "sparse_combiner": (lambda v: v in SPARSE_COMBINERS, "'sum', 'mean' or 'sqrtn'"),
+    "linear_sparse_combiner": (lambda v: v in SPARSE_COMBINERS, "'sum', 'mean' or 'sqrtn'"),
     "model_dir": (_path_ok, "a path or None"),
     "warm_start_from": (_path_ok, "a path to a model directory, checkpoint or export, or None"),
     "config": (lambda v: v is None or isinstance(v, RunConfig), "a RunConfig or None"),
@@ -163,6 +164,10 @@ def _jsonable(value: Any) -> Any:
 
     name = activation_name(value) if callable(value) else None
     return name if name is not None else repr(value)
+
+
+# Network settings that do not shape the weights: a model_dir restores under other values.
+_FREE_NETWORK_KEYS = ("dropout", "sparse_combiner")
 
 
 def _strip(config: Any, keys: Sequence[str]) -> Any:
@@ -365,7 +370,7 @@ class Estimator:
         return {
             "estimator": type(self).__name__,
             "head": _strip(self.head_.to_config(), ["loss_reduction"]),
-            "network": _strip(self.network_.to_config(), ["dropout"]),
+            "network": _strip(self.network_.to_config(), _FREE_NETWORK_KEYS),
             "columns": {part: columns_to_config(cols) for part, cols in self.columns_.items()},
         }
 
@@ -399,7 +404,8 @@ class Estimator:
     def _check_compatible(self, meta: Mapping[str, Any], where: Path) -> None:
         import json
 
-        stored = meta.get("architecture") or {}
+        # Stripped here too: checkpoints written before a key became free still hold it.
+        stored = _strip(meta.get("architecture") or {}, _FREE_NETWORK_KEYS)
         mine = json.loads(json.dumps(self._architecture(), default=str))
         diffs = [k for k in mine if stored.get(k) != mine[k]]
         if not diffs:
@@ -508,7 +514,7 @@ class Estimator:
     def _batches(self, input_fn: Any, labels: bool) -> Iterator[Any]:
         fn = _resolve_input_fn(input_fn)
         # Without labels, a response column that is present is skipped, not decoded.
-        label_fn = self.head_.label_fn if labels else _ignore_labels
+        label_fn = _naming_response(self.head_.label_fn, fn) if labels else _ignore_labels
         weight_key = self._weight_key() if labels else None
         return iter(fn.batches(self.transform_, label_fn=label_fn, weight_key=weight_key))
 
@@ -890,6 +896,21 @@ def _checked_batches(batches: Iterator[Any], verb: str) -> Iterator[Any]:
                 "Pass response='<label column>' to input_fn."
             )
         yield batch
+
+
+def _naming_response(label_fn: Callable[[Any], Any], fn: Any) -> Callable[[Any], Any]:
+    """``label_fn`` whose errors name the response column the labels come from."""
+    response = getattr(fn, "response", None)
+    if response is None:
+        return label_fn
+
+    def named(values: Any) -> Any:
+        try:
+            return label_fn(values)
+        except InputError as exc:
+            raise InputError(f"Response column {response!r}: {exc}") from None
+
+    return named
 
 
 def _ignore_labels(values: Any) -> Any:

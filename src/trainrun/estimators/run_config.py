@@ -87,12 +87,14 @@ class RunConfig:
                 return torch.device("mps")
             return torch.device("cpu")
         try:
-            return torch.device(self.device)
+            device = torch.device(self.device)
         except RuntimeError as exc:
             raise ValueError(
                 f"The 'device' parameter of RunConfig must be a device name such as 'cpu', "
                 f"'cuda' or 'auto'. Got {self.device!r} instead."
             ) from exc
+        _check_available(device, self.device)
+        return device
 
     def __repr__(self) -> str:
         # Only what differs from the defaults, as estimators' reprs do.
@@ -124,3 +126,50 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check_available(device: Any, given: str) -> None:
+    """Fail before any work when the device cannot be used here (torch's own error is an
+    AssertionError about how torch was compiled, raised halfway through building the model)."""
+    import torch
+
+    fix = "Use device='cpu', or device='auto' (CUDA, else MPS, else CPU)."
+    if device.type == "cpu":
+        return
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = (
+                "this torch has no CUDA support"
+                if torch.version.cuda is None
+                else "no CUDA GPU is visible"
+            )
+            raise ValueError(
+                f"RunConfig(device={given!r}) needs a CUDA GPU, but {why} "
+                f"(torch {torch.__version__}). {fix} Received: device={given!r}"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"RunConfig(device={given!r}) names CUDA device {device.index}, but only "
+                f"{count} {'is' if count == 1 else 'are'} visible (cuda:0 to cuda:{count - 1}). "
+                f"Pick one of those or use device='cuda'. Received: device={given!r}"
+            )
+        return
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"RunConfig(device={given!r}) needs Apple's MPS backend, which is not available "
+                f"here. {fix} Received: device={given!r}"
+            )
+        return
+    backend = getattr(torch, device.type, None)
+    if device.type == "meta" or not callable(getattr(backend, "is_available", None)):
+        raise ValueError(
+            f"RunConfig(device={given!r}) is not a device an estimator can train on; use "
+            f"'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'. Received: device={given!r}"
+        )
+    if not backend.is_available():
+        raise ValueError(
+            f"RunConfig(device={given!r}) is not available here. {fix} Received: device={given!r}"
+        )

@@ -1,0 +1,303 @@
+"""Issue 3's promises checked as a user meets them: sparse combiners, devices, bad input
+through train / evaluate / predict, exact and weighted AUC, exports served elsewhere."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import trainrun
+import trainrun.feature_columns as fc
+from trainrun.exceptions import FeatureColumnError, InputError
+from trainrun.feature_columns import FeatureTransform
+from trainrun.modules.linear import LinearModel
+
+from .conftest import CFG, K, X
+
+TAGS = fc.categorical_column_with_vocabulary_list("tags", ["a", "b", "c"])
+WEIGHTED = fc.weighted_categorical_column(
+    fc.categorical_column_with_vocabulary_list("wk", ["p", "q"]), "wv"
+)
+MULTI = {
+    "tags": [["a", "b"], ["c"], [], ["a", "b", "c"]],
+    "x": [1.0, 2.0, 3.0, 4.0],
+    "wk": [["p", "q"], ["p"], ["q"], []],
+    "wv": [[1.0, 3.0], [2.0], [0.5], []],
+}
+
+
+def _linear_with_known_weights(combiner: str) -> LinearModel:
+    model = LinearModel([TAGS, X, WEIGHTED], 1, combiner)
+    with torch.no_grad():
+        rows = model.features.categorical.weight
+        # ids: tags a, b, c = 0..2, then wk p, q = 3, 4 (columns sorted by name); weights 1..5
+        rows[:, 0] = torch.arange(1, rows.shape[0] + 1, dtype=torch.float32)
+        model.features.weight.fill_(10.0)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("combiner", "expected"),
+    [
+        # row 0: x=1, tags a+b (1+2), wk 1*p + 3*q (4 + 15); row 3: x=4, tags a+b+c, no wk
+        ("sum", [10 + 3 + 19, 20 + 3 + 8, 30 + 2.5, 40 + 6]),
+        ("mean", [10 + 3 / 2 + 19 / 4, 20 + 3 + 4, 30 + 5, 40 + 2]),
+        ("sqrtn", [10 + 3 / math.sqrt(2) + 19 / math.sqrt(10), 20 + 3 + 4, 30 + 5, 40 + 6 / math.sqrt(3)]),
+    ],
+)  # fmt: skip
+def test_sparse_combiners_by_hand(combiner, expected):
+    model = _linear_with_known_weights(combiner)
+    encoded = FeatureTransform([TAGS, X, WEIGHTED]).encode(MULTI)
+    torch.testing.assert_close(model(encoded).squeeze(1), torch.tensor(expected))
+
+
+def test_sparse_combiner_leaves_single_valued_and_indicator_columns_summed():
+    cols = [K, X, fc.indicator_column(TAGS)]
+    data = {"k": ["a", "c", "b"], "x": [0.5, 1.0, 2.0], "tags": [["a", "b"], ["c"], []]}
+    encoded = FeatureTransform(cols).encode(data)
+    outs = []
+    for combiner in ("sum", "mean", "sqrtn"):
+        torch.manual_seed(0)
+        model = LinearModel(cols, 2, combiner)
+        with torch.no_grad():
+            torch.nn.init.normal_(model.features.categorical.weight)
+            torch.nn.init.normal_(model.features.weight)
+        outs.append(model(encoded))
+    torch.testing.assert_close(outs[0], outs[1])
+    torch.testing.assert_close(outs[0], outs[2])
+
+
+def test_bad_sparse_combiner():
+    with pytest.raises(ValueError, match=r"'sum', 'mean' or 'sqrtn'.*sparse_combiner='max'"):
+        LinearModel([X], 1, "max")
+    est = trainrun.LinearRegressor(feature_columns=[X], sparse_combiner="avg", config=CFG)
+    with pytest.raises(ValueError, match="'sparse_combiner' parameter of LinearRegressor"):
+        est.train(trainrun.input_fn({"x": [1.0], "y": [1.0]}, response="y"), steps=1)
+
+
+def _tag_frame(n: int = 120) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    tags = [
+        list(rng.choice(["a", "b", "c"], size=rng.integers(0, 4), replace=False)) for _ in range(n)
+    ]
+    x = rng.normal(size=n)
+    y = np.array([("a" in t) + 0.5 * v > 0.5 for t, v in zip(tags, x, strict=True)])
+    return pd.DataFrame({"tags": tags, "x": x, "y": y.astype(np.int64)})
+
+
+@pytest.mark.parametrize("combiner", ["mean", "sqrtn"])
+def test_estimator_with_a_combiner_trains_restores_and_exports(combiner, tmp_path):
+    df = _tag_frame()
+    make = lambda c: trainrun.DNNLinearCombinedClassifier(  # noqa: E731
+        linear_feature_columns=[TAGS, X],
+        dnn_feature_columns=[X],
+        dnn_hidden_units=[4],
+        linear_sparse_combiner=c,
+        model_dir=tmp_path / "m",
+        config=CFG,
+    )
+    est = make(combiner)
+    est.train(trainrun.input_fn(df, response="y", batch_size=30, seed=0), steps=8)
+    assert (
+        json.loads((tmp_path / "m" / "ckpt-4.json").read_text())["network"]["linear"][
+            "sparse_combiner"
+        ]
+        == combiner
+    )
+    test = trainrun.input_fn(df, features=["tags", "x"], batch_size=40, shuffle=False)
+    mine = est.predict_frame(test)
+    served = trainrun.load_exported(est.export(tmp_path / "export"))
+    theirs = served.predict_frame(df[["tags", "x"]], batch_size=40)
+    np.testing.assert_allclose(mine["logits"], theirs["logits"], rtol=0, atol=1e-6)
+    # The combiner does not shape the weights: the same model_dir restores under "sum",
+    # and multivalent rows then score differently.
+    summed = make("sum").predict_frame(test)
+    multi = df["tags"].map(len) > 1
+    assert not np.allclose(summed["logits"][multi], mine["logits"][multi])
+    np.testing.assert_allclose(summed["logits"][~multi], mine["logits"][~multi], atol=1e-6)
+
+
+# ------------------------------------------------------------------ devices
+
+
+def test_explicit_cpu_device(tmp_path, frame):
+    cfg = trainrun.RunConfig(seed=0, progress=False, device="cpu")
+    est = trainrun.DNNRegressor(
+        hidden_units=[4], feature_columns=[X], model_dir=tmp_path, config=cfg
+    )
+    est.train(trainrun.input_fn(frame, features=["x"], response="target"), steps=2)
+    assert est.device_ == torch.device("cpu")
+    assert all(p.device.type == "cpu" for p in est.network_.parameters())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_unavailable_cuda_is_a_clear_error(device, tmp_path, frame):
+    cfg = trainrun.RunConfig(progress=False, device=device)
+    est = trainrun.LinearRegressor(feature_columns=[X], model_dir=tmp_path / "m", config=cfg)
+    with pytest.raises(ValueError, match=r"needs a CUDA GPU.*Use device='cpu', or device='auto'"):
+        est.train(trainrun.input_fn(frame, features=["x"], response="target"), steps=1)
+    assert not (tmp_path / "m").exists()  # failed before touching the model_dir
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_index_beyond_the_visible_devices():
+    cfg = trainrun.RunConfig(device=f"cuda:{torch.cuda.device_count()}")
+    with pytest.raises(ValueError, match="visible"):
+        cfg.resolved_device()
+
+
+def test_device_that_cannot_train():
+    with pytest.raises(ValueError, match="not a device an estimator can train on"):
+        trainrun.RunConfig(device="meta").resolved_device()
+    with pytest.raises(ValueError, match="must be a device name"):
+        trainrun.RunConfig(device="tpu").resolved_device()
+
+
+# ------------------------------------------------------------------ bad input, as a user meets it
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A LinearClassifier trained on x and k, to evaluate / predict bad data with."""
+    df = pd.DataFrame({"x": np.linspace(-1, 1, 40), "k": ["a", "b"] * 20})
+    df["churn"] = np.where(df["x"] > 0, "Yes", "No")
+    est = trainrun.LinearClassifier(
+        feature_columns=[X, K],
+        label_vocabulary=["No", "Yes"],
+        model_dir=tmp_path_factory.mktemp("trained"),
+        config=CFG,
+    )
+    est.train(trainrun.input_fn(df, response="churn", batch_size=20), steps=2)
+    return est, df
+
+
+def _call(est, verb, df, **kw):
+    if verb == "train":
+        return est.train(trainrun.input_fn(df, response="churn", **kw), steps=1)
+    if verb == "evaluate":
+        return est.evaluate(trainrun.input_fn(df, response="churn", shuffle=False, **kw))
+    return est.predict_frame(trainrun.input_fn(df.drop(columns="churn"), shuffle=False, **kw))
+
+
+def _bad(df: pd.DataFrame, problem: str) -> tuple[pd.DataFrame, dict]:
+    df = df.copy()
+    if problem == "non_numeric":
+        df["x"] = df["x"].astype(object)
+        df.loc[3, "x"] = "n/a"
+    elif problem == "missing_value":
+        df.loc[5, "x"] = np.nan
+    elif problem == "shape":
+        df["x"] = [np.array([v, v]) for v in df["x"]]
+    return df, {}
+
+
+@pytest.mark.parametrize("verb", ["train", "evaluate", "predict"])
+@pytest.mark.parametrize(
+    ("problem", "error", "pattern"),
+    [
+        ("non_numeric", FeatureColumnError, r"Numeric column 'x' has non-numeric values.*Convert"),
+        ("missing_value", FeatureColumnError, r"'x' has 1 rows with missing.*default_value="),
+        ("shape", FeatureColumnError, r"Numeric column 'x' has shape=\(1,\).*2"),
+    ],
+)
+def test_bad_values_through_every_verb(trained, verb, problem, error, pattern):
+    est, df = trained
+    bad, kw = _bad(df, problem)
+    with pytest.raises(error, match=pattern):
+        _call(est, verb, bad, **kw)
+
+
+@pytest.mark.parametrize("verb", ["train", "evaluate", "predict"])
+def test_missing_key_and_batch_size_through_every_verb(trained, verb):
+    est, df = trained
+    with pytest.raises(FeatureColumnError, match=r"needs the key 'k'.*Available features"):
+        _call(est, verb, df.drop(columns=["k"]))
+    with pytest.raises(InputError, match="batch_size must be a positive integer.*batch_size=0"):
+        _call(est, verb, df, batch_size=0)
+    with pytest.raises(InputError, match="no rows"):
+        _call(est, verb, df.head(0))
+
+
+def test_label_errors_name_the_response_column(trained):
+    est, df = trained
+    with pytest.raises(InputError, match=r"Response column 'churn': Labels \['Maybe'\]"):
+        _call(est, "evaluate", df.assign(churn="Maybe"))
+    dnn = trainrun.DNNClassifier(hidden_units=[2], feature_columns=[X], config=CFG)
+    with pytest.raises(
+        InputError, match=r"Response column 'y': Labels must be in \[0, n_classes=2\)"
+    ):
+        dnn.train(trainrun.input_fn(pd.DataFrame({"x": [0.0, 1.0], "y": [0, 2]}), response="y"))
+
+
+# ------------------------------------------------------------------ AUC and weights
+
+
+def test_auc_is_exact_and_weighted(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(7)
+    n = 500
+    # Coarse x values: many tied scores, where a 200-threshold AUC would be off.
+    df = pd.DataFrame({"x": rng.integers(0, 5, n).astype(float), "w": rng.uniform(0, 3, n)})
+    df["y"] = (rng.uniform(size=n) < 0.2 + 0.1 * df["x"]).astype(np.int64)
+    est = trainrun.LinearClassifier(
+        feature_columns=[X], weight_column="w", model_dir=tmp_path, config=CFG
+    )
+    est.train(trainrun.input_fn(df, features=["x"], response="y", batch_size=64, seed=0), steps=6)
+    result = est.evaluate(trainrun.input_fn(df, response="y", batch_size=128, shuffle=False))
+    p = est.predict_frame(trainrun.input_fn(df, features=["x"], shuffle=False))["logistic"]
+    assert result["auc"] == pytest.approx(
+        roc_auc_score(df["y"], p, sample_weight=df["w"]), abs=1e-9
+    )
+    assert result["label/mean"] == pytest.approx(np.average(df["y"], weights=df["w"]), abs=1e-6)
+    # Zero weights are the same as leaving the rows out.
+    zeroed = df.assign(w=np.where(np.arange(n) % 3 == 0, 0.0, df["w"]))
+    kept = zeroed[zeroed["w"] > 0]
+    a = est.evaluate(trainrun.input_fn(zeroed, response="y", shuffle=False))
+    b = est.evaluate(trainrun.input_fn(kept, response="y", shuffle=False))
+    for key in ("auc", "accuracy", "average_loss", "precision", "recall", "label/mean"):
+        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+
+
+# ------------------------------------------------------------------ export, served elsewhere
+
+
+def test_export_serves_in_a_fresh_process_without_training_code(tmp_path, frame):
+    est = trainrun.DNNLinearCombinedClassifier(
+        linear_feature_columns=[K],
+        dnn_feature_columns=[X, fc.embedding_column(K, 2)],
+        dnn_hidden_units=[4],
+        label_vocabulary=["No", "Yes"],
+        model_dir=tmp_path / "m",
+        config=CFG,
+    )
+    est.train(trainrun.input_fn(frame, features=["x", "k"], response="churn"), steps=3)
+    path = est.export(tmp_path / "export")
+    frame[["x", "k"]].to_csv(tmp_path / "in.csv", index=False)
+    code = f"""
+import json, sys
+import pandas as pd
+import trainrun
+model = trainrun.load_exported({str(path)!r})
+out = model.predict_frame(pd.read_csv({str(tmp_path / "in.csv")!r}), batch_size=100)
+out[["logits", "classes"]].to_csv({str(tmp_path / "out.csv")!r}, index=False)
+loaded = sorted(m for m in sys.modules if m.startswith(("trainrun.estimators", "trainrun.training")))
+print(json.dumps(loaded))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    theirs = pd.read_csv(tmp_path / "out.csv")
+    mine = est.predict_frame(
+        trainrun.input_fn(frame, features=["x", "k"], batch_size=100, shuffle=False)
+    )
+    np.testing.assert_allclose(theirs["logits"], mine["logits"], rtol=0, atol=1e-6)
+    assert theirs["classes"].tolist() == mine["classes"].tolist()
