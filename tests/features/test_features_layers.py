@@ -19,6 +19,7 @@ from trainrun.feature_columns import (
     categorical_column_with_vocabulary_list,
     crossed_column,
     embedding_column,
+    encoded_column,
     indicator_column,
     numeric_column,
     weighted_categorical_column,
@@ -220,5 +221,25 @@ def test_packed_and_per_column_inputs_give_the_same_output():
     assert torch.allclose(dense(union), dense(FeatureTransform(dnn_cols).encode(data)))
     assert torch.allclose(linear(union), linear(FeatureTransform(lin_cols).encode(data)))
     # and plain per-column dicts work too
-    per_column = {"x": torch.tensor([[1.0], [-1.0]]), "c": torch.tensor([0, -1]), "h": union["h"]}
+    per_column = {
+        "x": torch.tensor([[1.0], [-1.0]]),
+        "c": torch.tensor([0, -1]),
+        "h": encoded_column(union, "h"),
+    }
     assert torch.allclose(dense(per_column), dense(union))
+
+
+def test_a_column_redefined_under_the_same_name_is_an_error_not_silent():
+    # e.g. a wide-and-deep model whose two parts define "tenure" differently
+    scaled = numeric_column("tenure", normalizer_fn=("scale", 0.01))
+    vocab2 = categorical_column_with_vocabulary_list("c", ["b", "a", "c"])
+    embed2 = embedding_column(categorical_column_with_vocabulary_list("c", ["z"]), 2)
+    data = {"tenure": [10.0, 20.0], "c": ["a", "b"], "x": [0.0, 1.0]}
+    enc = FeatureTransform([numeric_column("tenure"), numeric_column("x"), VOCAB]).encode(data)
+    with pytest.raises(FeatureColumnError, match="'tenure' was encoded with a different"):
+        DenseFeatures([scaled, numeric_column("x")])(enc)
+    with pytest.raises(FeatureColumnError, match="'c' was encoded with a different"):
+        LinearFeatures([vocab2, numeric_column("x")], units=1)(enc)
+    enc2 = FeatureTransform([embedding_column(VOCAB, 2)]).encode(data)
+    with pytest.raises(FeatureColumnError, match="'c' was encoded with a different"):
+        DenseFeatures([embed2])(enc2)

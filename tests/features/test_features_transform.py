@@ -191,10 +191,13 @@ def test_crossed_column_single_and_multi_valent():
     # order matters as in tf (a cross of (c, k) is not the cross of (k, c))
     again = value_of(encode([x], {"c": ["x"], "k": ["a"]}), "c_X_k").tolist()
     assert again == [enc[0]]
-    multi = encode(
-        [crossed_column(["c", "d"], 10_000)],
-        {"c": pd.Series([["x", "y"], ["x"]]), "d": ["p", "p"]},
-    )["c_X_d"]
+    multi = value_of(
+        encode(
+            [crossed_column(["c", "d"], 10_000)],
+            {"c": pd.Series([["x", "y"], ["x"]]), "d": ["p", "p"]},
+        ),
+        "c_X_d",
+    )
     assert multi.shape == (2, 2)
     assert multi[0, 0] == multi[1, 0] == enc_pair("x", "p")
     assert multi[1, 1] == -1  # row 1 has one value of c: one cross, then padding

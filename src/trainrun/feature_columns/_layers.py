@@ -17,7 +17,14 @@ import torch
 from torch import nn
 
 from trainrun.exceptions import FeatureColumnError
-from trainrun.feature_columns._blocks import IDS, NUMERIC, block_key, ids_of, numeric_of
+from trainrun.feature_columns._blocks import (
+    IDS,
+    NUMERIC,
+    block_key,
+    ids_of,
+    numeric_of,
+    weights_of,
+)
 from trainrun.feature_columns._columns import (
     BucketizedColumn,
     CategoricalColumn,
@@ -28,7 +35,7 @@ from trainrun.feature_columns._columns import (
     WeightedCategoricalColumn,
     check_columns,
 )
-from trainrun.feature_columns._transform import WEIGHTS_SUFFIX, _dedupe
+from trainrun.feature_columns._transform import _dedupe
 
 __all__ = ["DenseFeatures", "LinearFeatures"]
 
@@ -43,6 +50,7 @@ class _OffsetIds:
 
     def __init__(self, columns: Sequence[CategoricalColumn]) -> None:
         columns = sorted(columns, key=lambda c: c.name)
+        self.columns = columns
         self.names = [c.name for c in columns]
         self.weighted = [isinstance(c, WeightedCategoricalColumn) for c in columns]
         self.sizes = [c.num_buckets for c in columns]
@@ -52,7 +60,7 @@ class _OffsetIds:
         self.block = (
             None
             if self.any_weighted
-            else block_key(IDS, list(zip(self.names, self.sizes, strict=True)))
+            else block_key(IDS, list(zip(columns, self.sizes, strict=True)))
         )
 
     def __call__(
@@ -63,15 +71,13 @@ class _OffsetIds:
             if packed is not None:
                 return packed, None
         ids, weights = [], []
-        for name, off, w in zip(self.names, self.offsets, self.weighted, strict=True):
-            x = ids_of(encoded, name)
+        for col, off, w in zip(self.columns, self.offsets, self.weighted, strict=True):
+            x = ids_of(encoded, col)
             x = x.reshape(x.shape[0], -1)
             ids.append(torch.where(x >= 0, x + off, self.total))
             if self.any_weighted:
                 weights.append(
-                    encoded[name + WEIGHTS_SUFFIX].reshape(x.shape)
-                    if w
-                    else (x >= 0).to(torch.float32)
+                    weights_of(encoded, col).reshape(x.shape) if w else (x >= 0).to(torch.float32)
                 )
         all_ids = ids[0] if len(ids) == 1 else torch.cat(ids, dim=1)
         all_w = None
@@ -84,15 +90,14 @@ class _Numeric:
     """Numeric columns as one ``[B, D]`` tensor: the packed block when it matches."""
 
     def __init__(self, columns: Sequence[NumericColumn]) -> None:
-        columns = sorted(columns, key=lambda c: c.name)
-        self.names = [c.name for c in columns]
-        self.block = block_key(NUMERIC, [(c.name, c.dimension) for c in columns])
+        self.columns = sorted(columns, key=lambda c: c.name)
+        self.block = block_key(NUMERIC, [(c, c.dimension) for c in self.columns])
 
     def __call__(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
         packed = encoded.get(self.block)
         if packed is not None:
             return packed
-        parts = [numeric_of(encoded, n) for n in self.names]
+        parts = [numeric_of(encoded, c) for c in self.columns]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
@@ -102,7 +107,7 @@ class _Embedding(nn.Module):
     def __init__(self, column: EmbeddingColumn) -> None:
         super().__init__()
         cat = column.categorical_column
-        self.name = cat.name
+        self.column = cat
         self.weighted = isinstance(cat, WeightedCategoricalColumn)
         self.combiner = column.combiner
         self.pad = cat.num_buckets
@@ -120,12 +125,12 @@ class _Embedding(nn.Module):
         self.bag.weight.requires_grad_(column.trainable)
 
     def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = ids_of(encoded, self.name)
+        x = ids_of(encoded, self.column)
         x = x.reshape(x.shape[0], -1)
         present = x >= 0
         idx = torch.where(present, x, self.pad)
         if self.weighted:
-            w = encoded[self.name + WEIGHTS_SUFFIX].reshape(x.shape)
+            w = weights_of(encoded, self.column).reshape(x.shape)
         elif x.shape[1] == 1:
             # one id per row: mean, sum and sqrtn all equal the row itself
             return self.bag(idx)

@@ -11,7 +11,7 @@ or once per streamed chunk:
 
 The keys of the result are internal: numeric and single-valued categorical columns are
 packed into blocks (see ``_blocks.py``); read one column with
-``trainrun.feature_columns._blocks.numeric_of`` / ``ids_of``.
+:func:`trainrun.feature_columns.encoded_column`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from trainrun.exceptions import FeatureColumnError
-from trainrun.feature_columns._blocks import IDS, NUMERIC, block_key
+from trainrun.feature_columns._blocks import IDS, NUMERIC, WEIGHTS_SUFFIX, block_key, entry_key
 from trainrun.feature_columns._columns import (
     BucketizedColumn,
     CategoricalColumn,
@@ -46,8 +46,6 @@ from trainrun.feature_columns._columns import (
 from trainrun.feature_columns._hashing import combine_hashes, hash_text, mix64, to_text
 
 __all__ = ["FeatureTransform", "WEIGHTS_SUFFIX", "encoded_columns"]
-
-WEIGHTS_SUFFIX = "/weights"
 
 
 def encoded_columns(columns: Sequence[FeatureColumn]) -> list[FeatureColumn]:
@@ -499,7 +497,7 @@ class FeatureTransform:
         out: dict[str, torch.Tensor] = {}
         if self._numeric:
             parts = [enc.numeric(c) for c in self._numeric]
-            key = block_key(NUMERIC, [(c.name, c.dimension) for c in self._numeric])
+            key = block_key(NUMERIC, [(c, c.dimension) for c in self._numeric])
             # numpy, not torch.cat: joining [N, 1] columns is ~10x faster this way on CPU
             out[key] = (
                 parts[0]
@@ -515,9 +513,9 @@ class FeatureTransform:
                 packed.append((col, ids))  # type: ignore[arg-type]
                 if col.name not in self._also_single:
                     continue
-            out[col.name] = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+            out[entry_key(col)] = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
             if weights is not None:
-                out[col.name + WEIGHTS_SUFFIX] = torch.from_numpy(weights)
+                out[entry_key(col) + WEIGHTS_SUFFIX] = torch.from_numpy(weights)
         if packed:
             packed.sort(key=lambda item: item[0].name)
             total = sum(c.num_buckets for c, _ in packed)
@@ -526,9 +524,7 @@ class FeatureTransform:
             for j, (col, ids) in enumerate(packed):
                 block[:, j] = np.where(ids >= 0, ids + offset, total)
                 offset += col.num_buckets
-            out[block_key(IDS, [(c.name, c.num_buckets) for c, _ in packed])] = torch.from_numpy(
-                block
-            )
+            out[block_key(IDS, [(c, c.num_buckets) for c, _ in packed])] = torch.from_numpy(block)
         return out
 
     def to_config(self) -> dict[str, Any]:
