@@ -301,3 +301,26 @@ print(json.dumps(loaded))
     )
     np.testing.assert_allclose(theirs["logits"], mine["logits"], rtol=0, atol=1e-6)
     assert theirs["classes"].tolist() == mine["classes"].tolist()
+
+
+# ------------------------------------------------------------------ progress
+
+
+def test_losses_reach_loggers_once_per_logging_interval(tmp_path, frame):
+    """Every progress line gets its own examples/s: losses are synced at each interval's end."""
+    from trainrun.training.callbacks import Callback
+
+    class Chunks(Callback):
+        def __init__(self):
+            self.ends = []
+
+        def on_losses(self, state):
+            self.ends.append(state.step_losses[-1][0])
+
+    est = trainrun.LinearRegressor(feature_columns=[X], model_dir=tmp_path, config=CFG)
+    inp = trainrun.input_fn(frame, features=["x"], response="target", batch_size=10, epochs=None)
+    first, again = Chunks(), Chunks()
+    est.train(inp, steps=12, callbacks=[first])
+    est.train(inp, steps=9, callbacks=[again])  # resumes at 12: syncs stay on multiples of 5
+    assert first.ends == [5, 10, 12]
+    assert again.ends == [15, 20, 21]

@@ -620,7 +620,17 @@ class Estimator:
         network.train()
         try:
             with config.threads():
-                train_loop(step, batches, all_callbacks, state, batch_size=_batch_size)
+                train_loop(
+                    step,
+                    batches,
+                    all_callbacks,
+                    state,
+                    batch_size=_batch_size,
+                    # Losses reach the loggers in batches of up to 20 steps (one sync
+                    # each); never more than a logging interval, or every line of a
+                    # batch would show the same examples/s.
+                    sync_every=min(20, config.log_step_count_steps, config.save_summary_steps),
+                )
         except KeyboardInterrupt:
             # Ctrl-C keeps the steps done so far: checkpoint them, then stop as asked.
             if state.global_step > start:

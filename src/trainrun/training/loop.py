@@ -46,6 +46,9 @@ def train_loop(
 ) -> TrainState:
     """Run ``step_fn`` on each batch until the batches end or ``state.max_steps`` is reached.
 
+    Losses reach the callbacks' ``on_losses`` at every global step that is a multiple
+    of ``sync_every`` (one device synchronisation each), and at the end.
+
     >>> state = TrainState(global_step=0, start_step=0, max_steps=3)
     >>> train_loop(lambda b: torch.tensor(float(b)), range(10), [], state, batch_size=lambda b: 1).global_step
     3
@@ -61,7 +64,9 @@ def train_loop(
                 state.global_step += 1
                 state.examples += batch_size(batch)
                 done = state.max_steps is not None and state.global_step >= state.max_steps
-                if len(pending) >= sync_every or done:
+                # Aligned on the global step, so that logging intervals that are multiples
+                # of sync_every close exactly at a sync and get their own examples/s.
+                if state.global_step % sync_every == 0 or done:
                     _sync(state, pending, first_pending, callbacks)
                     pending, first_pending = [], state.global_step + 1
                 for cb in callbacks:
