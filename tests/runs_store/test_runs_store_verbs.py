@@ -130,6 +130,15 @@ def test_purge_deletes_the_archive(three: Path) -> None:
     assert ls_runs(three)["id"].tolist() == ["2026-11-27T11-03-00Z"]
 
 
+def test_purge_by_exact_id_does_not_take_an_archived_prefix_match(runs_dir: Path, make_run) -> None:
+    make_run("r-2")
+    clean_runs("r-2", runs_dir)  # only "r-2" in the archive: a prefix match for "r"
+    make_run("r")  # a live run with the exact id
+    assert purge_runs("r", runs_dir, confirm=False) == ["r"]
+    assert sorted(p.name for p in (runs_dir / "archive").iterdir()) == ["r-2"]
+    assert not (runs_dir / "r").exists()
+
+
 def test_copy_run(three: Path, tmp_path: Path) -> None:
     target = copy_run(0, tmp_path / "shared", runs_dir=three)
     assert target == tmp_path / "shared" / "2026-11-27T11-03-00Z"

@@ -399,9 +399,20 @@ def purge_runs(runs: Any = None, runs_dir: PathLike = "runs", *, confirm: bool =
         if isinstance(refs, (str, os.PathLike, int)) or hasattr(refs, "get"):
             refs = [refs]
         paths = []
+        archive = Path(runs_dir) / ARCHIVE_DIR
         for ref in refs:
+            # an exact id wins over a prefix match in either place: "…Z" must not
+            # delete an archived "…Z-2"
+            exact = [
+                d / ref
+                for d in (archive, Path(runs_dir))
+                if isinstance(ref, str) and "/" not in ref and (d / ref).is_dir()
+            ]
+            if exact:
+                paths.append(exact[0].resolve())
+                continue
             try:
-                paths.append(get_run_dir(ref, Path(runs_dir) / ARCHIVE_DIR))
+                paths.append(get_run_dir(ref, archive))
             except RunNotFoundError:
                 paths.append(get_run_dir(ref, runs_dir))
     paths = _without_running(paths, "deleting")
