@@ -328,6 +328,12 @@ def test_sigkill_of_the_launcher_reads_as_killed(tmp_path):
         assert run["status"] == "killed"
         assert len(record.read_metrics(folder)) >= 3  # what was written is kept
         assert "looping" in (folder / "output.log").read_text()
+        if sys.platform.startswith("linux"):
+            # the script does not train on as an orphan (PR_SET_PDEATHSIG): gone in seconds
+            deadline = time.monotonic() + 10
+            while record.process_alive(child) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not record.process_alive(child), "the script outlived its killed launcher"
     finally:
         if child:
             try:
@@ -491,3 +497,32 @@ def test_script_that_cannot_start_is_recorded_as_failed(tmp_path, monkeypatch):
     run = training_run(script, runs_dir=tmp_path / "runs", echo=False)
     assert run["status"] == "failed" and run["exit_code"] is None
     assert run["error"].startswith("Could not start the script: FileNotFoundError")
+
+
+BEHAVES_AS_PLAIN = {
+    "err.py": "import sys, pickle\nclass Foo: pass\n"
+    "print(sys.argv[1:], sys.path[0], __name__, __file__, __spec__)\n"
+    "print(pickle.loads(pickle.dumps(Foo())).__class__)\n"
+    "def f():\n    raise ValueError('boom')\nf()\n",
+    "syntax.py": "x = 1\ndef (:\n",
+    "exits.py": "import sys\nsys.exit('bad thing')\n",
+    "ctrl_c.py": "import atexit\natexit.register(lambda: print('atexit ran'))\n"
+    "raise KeyboardInterrupt\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BEHAVES_AS_PLAIN))
+def test_script_behaves_as_under_plain_python(tmp_path, name):
+    # the Linux bootstrap (trainrun.runs._child) must not show: same output, traceback, exit
+    script = write(tmp_path, name, BEHAVES_AS_PLAIN[name])
+    plain = subprocess.run(
+        [sys.executable, str(script), "a", "--b=1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    run = training_run(script, args=["a", "--b=1"], runs_dir=tmp_path / "runs", echo=False)
+    assert run["exit_code"] == plain.returncode
+    assert (Path(run["run_dir"]) / "output.log").read_bytes() == plain.stdout
+    assert b"_child" not in (Path(run["run_dir"]) / "output.log").read_bytes()

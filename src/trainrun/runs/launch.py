@@ -24,7 +24,9 @@ How the child is started:
 Statuses: completed (exit code 0); failed (any other exit code, or the child
 killed by a signal other than SIGINT/SIGTERM); interrupted (Ctrl-C in the
 launcher, the child stopped by SIGINT/SIGTERM, or its exit code 130). A launcher that is itself
-killed leaves "running" with a dead pid, which readers report as killed.
+killed leaves "running" with a dead pid, which readers report as killed; on
+Linux the script gets SIGTERM at that moment (``PR_SET_PDEATHSIG``, armed by the
+bootstrap in :mod:`trainrun.runs._child`), so it does not train on as an orphan.
 ``exit_code`` is the child's return code (negative: the signal number).
 """
 
@@ -51,6 +53,9 @@ __all__ = ["training_run", "stop_all_runs"]
 #: Seconds the child gets after SIGINT, then after SIGTERM, before SIGKILL.
 INTERRUPT_GRACE = 5.0
 TERMINATE_GRACE = 2.0
+
+#: The bootstrap that starts scripts on Linux (see :func:`_child_argv`).
+_CHILD_FILE = Path(__file__).with_name("_child.py")
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
 _children_lock = threading.Lock()
@@ -162,6 +167,23 @@ def _child_env(
     child["PYTHONUNBUFFERED"] = "1"
     child.setdefault("PYTHONIOENCODING", "utf-8")
     return child
+
+
+def _child_argv(command: list[str], env: dict[str, str]) -> list[str]:
+    """What actually starts: on Linux, the script behind the bootstrap that ties it to us.
+
+    ``command`` (``python script.py ...``) stays what the record shows: it is
+    what the run is equivalent to. On Linux the child runs
+    ``python <trainrun/runs/_child.py> script.py ...``, which arms
+    ``PR_SET_PDEATHSIG`` so that a SIGKILLed launcher takes the script with it
+    (no preexec_fn: that is unsafe when the launcher has threads).
+    """
+    if not sys.platform.startswith("linux") or not _CHILD_FILE.is_file():
+        return command
+    from trainrun.runs._child import LAUNCHER_ENV
+
+    env[LAUNCHER_ENV] = str(os.getpid())
+    return [command[0], str(_CHILD_FILE), *command[1:]]
 
 
 @contextmanager
@@ -407,12 +429,14 @@ def training_run(
     # so the record's fsync adds nothing to the launch. A launcher killed in between
     # leaves a folder without run.json, which readers report as killed.
     read_fd, write_fd = os.pipe()
+    child_env = _child_env(run_dir, overrides, extra_env)
+    argv = _child_argv(command, child_env)
     try:
         with _signals_unblocked():
             proc = subprocess.Popen(
-                command,
+                argv,
                 cwd=script_path.parent,
-                env=_child_env(run_dir, overrides, extra_env),
+                env=child_env,
                 stdout=write_fd,
                 stderr=write_fd,
                 close_fds=True,
