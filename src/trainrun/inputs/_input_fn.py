@@ -91,6 +91,18 @@ def _concat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return out
 
 
+def _permute(tensors: dict[str, torch.Tensor], perm: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Rows reordered by ``perm``; numpy's take is 2-3x faster than index_select on CPU."""
+    order = perm.numpy()
+    out = {}
+    for key, value in tensors.items():
+        if value.device.type == "cpu" and value.dtype not in (torch.bfloat16, torch.float16):
+            out[key] = torch.from_numpy(np.take(value.numpy(), order, axis=0))
+        else:
+            out[key] = value.index_select(0, perm.to(value.device))
+    return out
+
+
 _LABELS = "\x00labels"
 _WEIGHTS = "\x00weights"
 
@@ -320,7 +332,7 @@ class InputFn:
         for epoch in self._epochs():
             if self.shuffle:
                 perm = torch.randperm(n, generator=self._generator(base, epoch))
-                tensors = {k: v.index_select(0, perm) for k, v in data.items()}
+                tensors = _permute(data, perm)
             else:
                 tensors = data
             for start in range(0, n, bs):
@@ -357,7 +369,7 @@ class InputFn:
                     data = _concat(pending)
                     if self.shuffle:
                         perm = torch.randperm(rows, generator=g)
-                        data = {key: v.index_select(0, perm) for key, v in data.items()}
+                        data = _permute(data, perm)
                     full = rows - rows % bs
                     for start in range(0, full, bs):
                         yield self._emit(data, start, start + bs)
@@ -372,7 +384,7 @@ class InputFn:
                 data = _concat(pending)
                 if self.shuffle:
                     perm = torch.randperm(rows, generator=g)
-                    data = {key: v.index_select(0, perm) for key, v in data.items()}
+                    data = _permute(data, perm)
                 for start in range(0, rows, bs):
                     yield self._emit(data, start, min(start + bs, rows))
 
