@@ -135,29 +135,46 @@ def _recorded_flags(run_dir: str) -> dict[str, Any]:
 
 
 def _completed_before(runs_dir: Path, tuning_id: str, trials: Sequence[Trial]) -> dict[int, str]:
-    """Trials already completed by an earlier run of this tuning: trial number -> run_dir.
+    """Trials an earlier run of this tuning completed, or is running now: number -> run_dir.
 
-    A trial matches a completed run of the same tuning whose recorded flags hold the
-    trial's values; each run is claimed once, runs tagged with the same trial number first.
+    A trial matches a run of the same tuning whose recorded flags hold the trial's
+    values; each run is claimed once, completed runs first, then runs tagged with the
+    same trial number. A run listed as running has a live launcher (ls_runs reports a
+    dead one as killed): another process is running that trial, so it is not started
+    twice; killed, failed and interrupted runs are not claimed and run again.
     """
     rows = _tuning_rows(runs_dir, tuning_id)
     if rows.empty:
         return {}
-    rows = rows[rows["status"] == "completed"]
+    rows = rows[rows["status"].isin(["completed", "running"])]
     candidates = [
-        (str(r.get("tag_trial", "")), str(r["run_dir"])) for r in rows.to_dict(orient="records")
+        (str(r.get("tag_trial", "")), str(r["run_dir"]), r["status"] == "completed")
+        for r in rows.to_dict(orient="records")
     ]
-    flags_of = {run_dir: _recorded_flags(run_dir) for _, run_dir in candidates}
+    flags_of = {run_dir: _recorded_flags(run_dir) for _, run_dir, _ in candidates}
     claimed: dict[int, str] = {}
     taken: set[str] = set()
     for trial in trials:
-        ordered = sorted(candidates, key=lambda c: c[0] != str(trial.number))
-        for _, run_dir in ordered:
+        ordered = sorted(candidates, key=lambda c: (not c[2], c[0] != str(trial.number)))
+        for _, run_dir, _ in ordered:
             if run_dir not in taken and flags_match(trial.flags, flags_of[run_dir]):
                 claimed[trial.number] = run_dir
                 taken.add(run_dir)
                 break
     return claimed
+
+
+def _running_now(run_of: Mapping[int, str]) -> int:
+    """How many of the claimed runs are still running (in another process)."""
+    count = 0
+    for run_dir in run_of.values():
+        try:
+            run = record.read_json(Path(run_dir) / record.RUN_FILE, default={})
+        except record.RunRecordError:
+            continue
+        if isinstance(run, dict) and record.resolve_status(run) == "running":
+            count += 1
+    return count
 
 
 def _frame(
@@ -241,7 +258,10 @@ def _summary(
         lines.append("Trials that did not complete:")
         for r in bad.to_dict(orient="records"):
             where = f" ({r['run_dir']})" if r.get("run_dir") else ""
-            lines.append(f"  trial {r['trial']}: {r['status']}{where}: {r.get('error') or '?'}")
+            error = r.get("error") or (
+                "still running in another process" if r["status"] == "running" else "?"
+            )
+            lines.append(f"  trial {r['trial']}: {r['status']}{where}: {error}")
     best = df.attrs.get("best")
     if best:
         lines.append(
@@ -460,8 +480,9 @@ def tuning_run(
             CONFIRM_ABOVE trials; False never asks.
         tuning_id: tags every trial; default a stable hash of the script path and
             the trials, so running the same tuning again resumes it.
-        resume: skip trials that a run of this tuning already completed (failed,
-            killed and interrupted ones run again).
+        resume: skip trials that a run of this tuning already completed, or that
+            another live process is running now (failed, killed and interrupted ones
+            run again).
         metric, mode: the column to report the best trial by ("eval_accuracy",
             "metric_loss", or a bare evaluation name) and whether to "max" or "min" it.
         echo: echo each trial's output (interleaved when workers > 1).
@@ -496,7 +517,10 @@ def tuning_run(
     todo = [t for t in trial_list if t.number not in run_of]
     _confirm(len(todo), path, confirm)
     shown = Progress(len(todo), metric, mode, show=progress)
-    skipped = f", {len(run_of)} already completed (skipped)" if run_of else ""
+    live = _running_now(run_of) if run_of else 0
+    skipped = f", {len(run_of) - live} already completed (skipped)" if len(run_of) > live else ""
+    if live:
+        skipped += f", {live} running in another process (not started again)"
     shown.say(
         f"Tuning {tuning_id}: {len(trial_list)} trial(s){skipped}; running {len(todo)} "
         f"with {workers} worker(s) on backend {backend!r}, runs in {runs_path}"
