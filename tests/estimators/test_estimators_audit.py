@@ -324,3 +324,6 @@ def test_losses_reach_loggers_once_per_logging_interval(tmp_path, frame):
     est.train(inp, steps=9, callbacks=[again])  # resumes at 12: syncs stay on multiples of 5
     assert first.ends == [5, 10, 12]
     assert again.ends == [15, 20, 21]
+    one = est.train(inp, steps=1)
+    assert repr(one).startswith("Trained for 1 step (global step 22) in ")
+    assert repr(one).endswith("(mean of the last step)")

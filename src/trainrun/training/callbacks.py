@@ -244,7 +244,7 @@ class History(Callback):
             ax.legend()
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
-        ax.set_title(f"Training loss ({self.steps_trained:,} steps)")
+        ax.set_title(f"Training loss ({_steps(self.steps_trained)})")
         return fig
 
     def __repr__(self) -> str:
@@ -255,11 +255,15 @@ class History(Callback):
         # summarise the end of training by the mean of its last steps.
         tail = self.losses[-20:]
         final = sum(tail) / len(tail) if tail else math.nan
+        last = "the last step" if len(tail) == 1 else f"the last {len(tail)} steps"
         return (
-            f"Trained for {self.steps_trained:,} steps (global step {self.end_step:,}) in "
-            f"{self.seconds:.1f} s, {rate:,.0f} examples/s; loss {final:.4f} "
-            f"(mean of the last {len(tail)} steps)"
+            f"Trained for {_steps(self.steps_trained)} (global step {self.end_step:,}) in "
+            f"{self.seconds:.1f} s, {rate:,.0f} examples/s; loss {final:.4f} (mean of {last})"
         )
+
+
+def _steps(n: int) -> str:
+    return "1 step" if n == 1 else f"{n:,} steps"
 
 
 class CheckpointSaver(Callback):
