@@ -114,11 +114,35 @@ def run_folders(runs_dir: str) -> list[str]:
 # ---------------------------------------------------------------- reading one run
 
 
+#: os.open flags for reading a record file (no fd leaks into the user's child processes)
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_CHUNK = 1 << 16
+
+
+def _read_bytes(path: str) -> bytes:
+    """A whole file through os.open/os.read: half the CPU of open().read() for small files.
+
+    A cold rebuild reads 40,000 files of a few hundred bytes; the io objects that
+    open() builds around each one cost more than the read itself.
+    """
+    fd = os.open(path, _O_READ)
+    try:
+        data = os.read(fd, _CHUNK)
+        if len(data) < _CHUNK:
+            return data
+        chunks = [data]
+        while data:
+            data = os.read(fd, _CHUNK)
+            chunks.append(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _load_json(path: str, problems: list[str] | None) -> Any:
     """record.read_json's rules with plain strings (a bulk rebuild reads 40,000 files)."""
     try:
-        with open(path, "rb", buffering=0) as f:  # unbuffered bytes: the cheapest whole-file read
-            text = f.readall()
+        text = _read_bytes(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -164,11 +188,22 @@ def _epoch_us(value: Any) -> int | None:
 
 
 def _scalar(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
+    kind = type(value)  # exact types first: called for every value of every run
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     return record.dumps(value)  # lists and mappings are shown as their JSON text
+
+
+@functools.lru_cache(maxsize=8192)
+def _column(prefix: str, key: str) -> str:
+    """``prefix + sanitize(key)``, cached: the same names recur in every run."""
+    return prefix + sanitize(key)
 
 
 def _is_int(value: Any) -> bool:
@@ -181,11 +216,13 @@ def _number(value: Any) -> float | None:
     return None
 
 
+_NOT_METRICS = ("step", "time", "epoch")
+
+
 def _last_metrics(path: str, problems: list[str]) -> dict[str, Any]:
     """record.last_metrics(record.read_metrics(...)), parsing the whole file in one call."""
     try:
-        with open(path, "rb", buffering=0) as f:
-            text = f.readall().decode("utf-8", errors="replace")
+        text = _read_bytes(path).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return {}
     except OSError as exc:
@@ -202,7 +239,19 @@ def _last_metrics(path: str, problems: list[str]) -> dict[str, Any]:
                 history.append(json.loads(line))
             except json.JSONDecodeError:
                 continue
-    return record.last_metrics(h for h in history if isinstance(h, dict))
+    # Fast path: dict.update runs in C. Where the merged value of every key is not
+    # None it is that key's last value, and the last non-null one, as last_metrics
+    # wants; a None anywhere (a metric logged as null last) takes the exact loop.
+    last: dict[str, Any] = {}
+    for rec in history:
+        if type(rec) is not dict:  # a line that is not an object is skipped, as read_metrics does
+            return record.last_metrics(h for h in history if isinstance(h, dict))
+        last.update(rec)
+    if None in last.values():
+        return record.last_metrics(history)
+    for key in _NOT_METRICS:
+        last.pop(key, None)
+    return last
 
 
 def read_row(run_dir: str, name: str, now: float | None = None) -> dict[str, Any]:
@@ -240,21 +289,20 @@ def read_row(run_dir: str, name: str, now: float | None = None) -> dict[str, Any
         "pid": run.get("pid") if isinstance(run.get("pid"), int) else None,
         "pid_start": run.get("pid_start") if isinstance(run.get("pid_start"), int) else None,
     }
-    extra: dict[str, Any] = {}
     tags = run.get("tags")
-    if isinstance(tags, Mapping):
-        for key, value in tags.items():
-            extra["tag_" + sanitize(key)] = _scalar(value)
+    extra: dict[str, Any] = (
+        {_column("tag_", str(k)): _scalar(v) for k, v in tags.items()}
+        if isinstance(tags, Mapping)
+        else {}
+    )
     flags = _load_json(path + os.sep + record.FLAGS_FILE, problems) or {}
     values = flags.get("values")
     if isinstance(values, Mapping):
-        for key, value in values.items():
-            extra["flag_" + sanitize(key)] = _scalar(value)
-    for key, value in _last_metrics(path + os.sep + record.METRICS_FILE, problems).items():
-        extra["metric_" + sanitize(key)] = _scalar(value)
+        extra.update({_column("flag_", str(k)): _scalar(v) for k, v in values.items()})
+    metrics = _last_metrics(path + os.sep + record.METRICS_FILE, problems)
+    extra.update({_column("metric_", k): _scalar(v) for k, v in metrics.items()})
     evaluation = _load_json(path + os.sep + record.EVALUATION_FILE, problems) or {}
-    for key, value in evaluation.items():
-        extra["eval_" + sanitize(key)] = _scalar(value)
+    extra.update({_column("eval_", k): _scalar(v) for k, v in evaluation.items()})
     row["extra"] = extra
     row["problem"] = "; ".join(problems) or None
     return row
