@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "InputError": "trainrun.exceptions",
     "MissingExtraError": "trainrun.exceptions",
     "ModelDirError": "trainrun.exceptions",
+    "NanLossError": "trainrun.exceptions",
     "NotTrainedError": "trainrun.exceptions",
     "RunNotFoundError": "trainrun.exceptions",
     "RunRecordError": "trainrun.exceptions",

@@ -12,6 +12,7 @@ exception users already catch::
     ├── InputError ........... ValueError          an input_fn given unusable data
     ├── ModelDirError ........ ValueError          a model directory holding an incompatible model
     ├── NotTrainedError ...... RuntimeError        evaluate/predict/export before train
+    ├── NanLossError ......... FloatingPointError  training diverged: the loss became NaN or infinite
     ├── TuningError .......... RuntimeError        a tuning that cannot go on
     └── MissingExtraError .... ImportError         an optional extra (ray, optuna) not installed
 
@@ -28,6 +29,7 @@ __all__ = [
     "InputError",
     "MissingExtraError",
     "ModelDirError",
+    "NanLossError",
     "NotTrainedError",
     "RunNotFoundError",
     "RunRecordError",
@@ -70,6 +72,10 @@ class ModelDirError(TrainrunError, ValueError):
 
 class NotTrainedError(TrainrunError, RuntimeError):
     """The estimator has no trained weights yet."""
+
+
+class NanLossError(TrainrunError, FloatingPointError):
+    """The training loss became NaN or infinite (tf.estimator's NanLossDuringTrainingError)."""
 
 
 class TuningError(TrainrunError, RuntimeError):

@@ -327,3 +327,31 @@ def test_losses_reach_loggers_once_per_logging_interval(tmp_path, frame):
     one = est.train(inp, steps=1)
     assert repr(one).startswith("Trained for 1 step (global step 22) in ")
     assert repr(one).endswith("(mean of the last step)")
+
+
+# ------------------------------------------------------------------ divergence
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path):
+    from trainrun.exceptions import NanLossError
+    from trainrun.model_dir.checkpoints import list_checkpoints
+
+    # Two good batches, then values that overflow float32 in the squared error.
+    df = pd.DataFrame({"x": np.r_[np.linspace(-1, 1, 40), np.full(20, 1e30)]})
+    df["target"] = 2.0 * df["x"].clip(-1, 1)
+    cfg = trainrun.RunConfig(seed=0, progress=False, save_checkpoints_steps=1)
+    est = trainrun.LinearRegressor(feature_columns=[X], model_dir=tmp_path, config=cfg)
+    inp = trainrun.input_fn(df, response="target", batch_size=20, shuffle=False)
+    with pytest.raises(NanLossError, match=r"became inf at step 3: the model diverged\. Lower"):
+        est.train(inp)
+    assert [p.name for p in list_checkpoints(tmp_path)][-1] == "ckpt-2.json"
+    # The NaN weights are gone: the estimator carries on from the last checkpoint.
+    out = est.predict_frame(trainrun.input_fn(df.head(5), features=["x"], shuffle=False))
+    assert est.global_step_ == 2 and np.isfinite(out["predictions"]).all()
+    # Without any checkpoint there is nothing to predict with.
+    fresh = trainrun.LinearRegressor(feature_columns=[X], model_dir=tmp_path / "b", config=CFG)
+    with pytest.raises(NanLossError, match="at step 2"):
+        fresh.train(trainrun.input_fn(df.tail(20), response="target", shuffle=False, epochs=2))
+    assert list_checkpoints(tmp_path / "b") == []
+    with pytest.raises(trainrun.NotTrainedError):
+        fresh.predict_frame(trainrun.input_fn(df.head(5), features=["x"], shuffle=False))

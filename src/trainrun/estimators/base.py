@@ -562,9 +562,11 @@ class Estimator:
         """
         import torch
 
+        from trainrun.exceptions import NanLossError
         from trainrun.training.callbacks import (
             CheckpointSaver,
             History,
+            NanLossGuard,
             ProgressLogger,
             TensorBoardLogger,
         )
@@ -582,7 +584,8 @@ class Estimator:
         if cap is not None:
             limit = start + cap if limit is None else min(limit, start + cap)
         history = History()
-        own: list[Any] = []
+        # First, so that no logger or checkpoint sees a NaN loss.
+        own: list[Any] = [NanLossGuard()]
         tb_dir = self._tensorboard_dir()
         if tb_dir is not None:
             own.append(TensorBoardLogger(tb_dir, every=config.save_summary_steps))
@@ -626,15 +629,17 @@ class Estimator:
                     all_callbacks,
                     state,
                     batch_size=_batch_size,
-                    # Losses reach the loggers in batches of up to 20 steps (one sync
-                    # each); never more than a logging interval, or every line of a
-                    # batch would show the same examples/s.
-                    sync_every=min(20, config.log_step_count_steps, config.save_summary_steps),
+                    sync_every=_sync_every(config),
                 )
         except KeyboardInterrupt:
             # Ctrl-C keeps the steps done so far: checkpoint them, then stop as asked.
             if state.global_step > start:
                 self._save_from_loop(state.global_step)
+            raise
+        except NanLossError:
+            # The weights in memory are NaN: drop them, so that the next call restores
+            # the last checkpoint (or starts afresh) instead of predicting NaN.
+            self.network_ = None
             raise
         finally:
             self._global_step = state.global_step
@@ -906,6 +911,21 @@ def _checked_batches(batches: Iterator[Any], verb: str) -> Iterator[Any]:
                 "Pass response='<label column>' to input_fn."
             )
         yield batch
+
+
+def _sync_every(config: RunConfig) -> int:
+    """How often the loop hands losses to the callbacks (one device sync each).
+
+    At most 20 steps, and never more than a logging interval, or every line of a batch
+    would show the same examples/s. A step that checkpoints is always a sync step, so
+    the NaN guard has seen every loss before the weights are saved.
+    """
+    import math
+
+    every = min(20, config.log_step_count_steps, config.save_summary_steps)
+    if config.save_checkpoints_steps:
+        every = math.gcd(every, config.save_checkpoints_steps)
+    return every
 
 
 def _naming_response(label_fn: Callable[[Any], Any], fn: Any) -> Callable[[Any], Any]:

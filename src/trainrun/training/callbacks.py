@@ -33,6 +33,7 @@ __all__ = [
     "CheckpointSaver",
     "EarlyStopping",
     "History",
+    "NanLossGuard",
     "ProgressLogger",
     "TensorBoardLogger",
 ]
@@ -55,6 +56,36 @@ class Callback:
 
     def on_evaluate_end(self, results: Mapping[str, Any], name: str | None) -> None:
         pass
+
+
+class NanLossGuard(Callback):
+    """Stops training with :class:`~trainrun.exceptions.NanLossError` when the loss is NaN
+    or infinite, as tf.estimator's NanTensorHook does; the check costs nothing extra, it
+    reads the losses the loop synchronises anyway.
+
+    >>> from trainrun.training.loop import TrainState
+    >>> state = TrainState(global_step=3, start_step=0, max_steps=None)
+    >>> state.step_losses = [(3, float("nan"))]
+    >>> try:
+    ...     NanLossGuard().on_losses(state)
+    ... except FloatingPointError as err:
+    ...     print(str(err).split(":")[0])
+    The training loss became nan at step 3
+    """
+
+    def on_losses(self, state: TrainState) -> None:
+        for step, loss in state.step_losses:
+            if not math.isfinite(loss):
+                from trainrun.exceptions import NanLossError
+
+                raise NanLossError(
+                    f"The training loss became {loss} at step {step:,}: the model diverged. "
+                    "Lower the learning rate (e.g. optimizer=functools.partial("
+                    "torch.optim.Adam, lr=1e-4)), scale large numeric columns "
+                    "(numeric_column(..., normalizer_fn=...)), or look for huge or infinite "
+                    "values in the data. Training stopped; the model directory keeps its "
+                    f"last checkpoint. Received: loss={loss} at step {step}"
+                )
 
 
 class _IntervalMean:
