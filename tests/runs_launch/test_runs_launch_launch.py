@@ -271,7 +271,12 @@ def test_view_calls_the_report(tmp_path, monkeypatch):
     run = training_run(script, runs_dir=tmp_path / "runs", echo=False, view=True)
     assert seen == [Path(run["run_dir"])]
     training_run(script, runs_dir=tmp_path / "runs", echo=False)
-    assert len(seen) == 1  # view=None: nothing opens
+    assert len(seen) == 1  # view=None in a script (not an interactive session): nothing opens
+    monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)  # as at a Python prompt
+    run = training_run(script, runs_dir=tmp_path / "runs", echo=False)
+    assert seen[-1] == Path(run["run_dir"])  # view=None at a prompt: the page, as tfruns
+    training_run(script, runs_dir=tmp_path / "runs", echo=False, view=False)
+    assert len(seen) == 2
 
 
 def test_stop_all_runs_interrupts_runs_in_threads(tmp_path):

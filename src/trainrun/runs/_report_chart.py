@@ -40,6 +40,10 @@ WIDTH, HEIGHT = 640, 280
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 14, 36
 
 
+#: Series with at most this many points get a dot at each point.
+MAX_MARKED_POINTS = 40
+
+
 def base_name(metric: str) -> tuple[str, str]:
     """Split a metric name into (chart name, role): 'val_loss' -> ('loss', 'validation')."""
     for prefix in VALIDATION_PREFIXES:
@@ -215,9 +219,12 @@ def chart_geometry(chart: Mapping[str, Any]) -> dict[str, Any]:
             # a single point: a short horizontal tick so it is visible
             x, y = pts[0].split(",")
             d = f"M{float(x) - 3:.1f},{y} L{float(x) + 3:.1f},{y}"
+        # few points (an estimator logging every 100 steps): dots, so each one shows
+        marks = [tuple(pt.split(",")) for pt in pts] if len(pts) <= MAX_MARKED_POINTS else []
         paths.append(
             {
                 "d": d,
+                "marks": marks,
                 "color": s["color"],
                 "dashed": s["dashed"],
                 "label": s["label"],

@@ -366,7 +366,7 @@ def ray_trial(
     """The body of one Ray task: an ordinary training run, recorded in the shared runs_dir."""
     from trainrun.runs.launch import training_run
 
-    return training_run(script, flags=flags, runs_dir=runs_dir, tags=tags, echo=echo)
+    return training_run(script, flags=flags, runs_dir=runs_dir, tags=tags, echo=echo, view=False)
 
 
 def ray_options(resources: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -334,6 +334,27 @@ def _outcome(returncode: int, interrupted: bool, output: str) -> dict[str, Any]:
     return {"status": "failed", "error": error or f"Exited with code {returncode}", "traceback": tb}
 
 
+def interactive_session() -> bool:
+    """True at an interactive Python prompt (``python``, ``python -i``, IPython, Jupyter).
+
+    The counterpart of R's ``interactive()``: a script or the ``trainrun``
+    command is not interactive, even in a terminal. Whether a browser can
+    actually open (a display, not under CI) is then up to the report.
+
+    >>> interactive_session()  # doctest: +SKIP
+    False
+    """
+    if hasattr(sys, "ps1") or sys.flags.interactive:
+        return True
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    try:
+        return shell.get_ipython() is not None
+    except Exception:  # noqa: BLE001 - a half-initialised IPython: not a session to open pages in
+        return False
+
+
 def _view(run_dir: Path) -> None:
     import importlib.util
 
@@ -368,7 +389,10 @@ def training_run(
     arguments for the script. ``tags``: ``{str: str}`` stored in run.json (e.g.
     a tuning id). ``echo``: copy the script's output to this process's stdout.
     ``env``: extra environment variables for the child (None removes one).
-    ``view``: True opens the run's report afterwards; None/False do not.
+    ``view``: True opens the run's report afterwards; None (the default) does
+    so in an interactive session, as tfruns does in R's console: a Python prompt
+    or a Jupyter kernel (inline there; see :func:`interactive_session`), never in
+    a script, under CI or from the ``trainrun`` command; False never does.
 
     A failing script is not an error here: the record says "failed" with the
     error and traceback tail. Ctrl-C stops the script, records "interrupted" and
@@ -521,6 +545,6 @@ def training_run(
         update_run(run_dir, final)
     if interrupted:
         raise KeyboardInterrupt
-    if view:
+    if view or (view is None and interactive_session()):
         _view(run_dir)
     return record.read_run(run_dir)

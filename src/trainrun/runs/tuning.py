@@ -324,6 +324,7 @@ def _launcher(script: Path, runs_dir: Path, tuning_id: str, echo: bool):
             runs_dir=str(runs_dir),
             tags=_tags(tuning_id, trial),
             echo=echo,
+            view=False,  # one page per trial would flood an interactive session
         )
 
     return launch
