@@ -42,6 +42,7 @@ import math
 import os
 import re
 import sqlite3
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -86,6 +87,12 @@ _NAT = -(2**63)  # numpy's NaT as int64: start/end missing
 # newest first, as ls_runs shows them by default (NaT, the smallest integer, sorts last)
 _NEWEST = f"ifnull(start, {_NAT}) DESC, id DESC"
 _NOT_NAME = re.compile(r"[^0-9A-Za-z_]+")
+
+
+#: the last table built per runs folder in this process: {runs_dir: (token, Table)}
+_TABLES: dict[str, tuple[str, Table]] = {}
+_TABLES_KEPT = 4
+_TABLES_LOCK = threading.Lock()
 
 
 class RunRecordWarning(UserWarning):
@@ -323,6 +330,7 @@ class Table:
         self.skipped: list[tuple[str, str]] = []  # (id, why) runs that could not be listed
         self.partial: list[tuple[str, str]] = []  # (id, what) runs listed without some file
         self.presorted = False  # rows already newest first
+        self._frame: Any = None  # the DataFrame, built once (a kept table is listed again)
 
     @classmethod
     def from_rows(cls, runs_dir: str, rows: Iterable[dict[str, Any]]) -> Table:
@@ -375,7 +383,13 @@ class Table:
             )
 
     def frame(self) -> Any:
-        """The pandas DataFrame (built from whole columns, not row by row)."""
+        """The pandas DataFrame (built from whole columns, not row by row); a copy each call."""
+        if self._frame is None:
+            self._frame = self._build_frame()
+        # deep: the caller may change its frame; the strings themselves are shared, not copied
+        return self._frame.copy()
+
+    def _build_frame(self) -> Any:
         import numpy as np
         import pandas as pd
 
@@ -499,9 +513,12 @@ class _Index:
         )
         return cols, self.db.execute(f"SELECT {select} FROM runs ORDER BY {_NEWEST}").fetchall()
 
+    #: what the freshness check needs of every row, in the positions _snapshot has them
+    _LIGHT = f"SELECT id, mtime, problem, corrupt, status FROM runs ORDER BY {_NEWEST}"
+
     def newest_ids(self) -> list[str]:
         """Bring the index up to date and return the run ids, newest first (no full fetch)."""
-        query = f"SELECT id, mtime, problem, corrupt, status FROM runs ORDER BY {_NEWEST}"
+        query = self._LIGHT
         rows = self.db.execute(query).fetchall()
         to_read, status_updates, gone, dir_mtime = self._changes(rows, False)
         if to_read or gone or dir_mtime is not None or status_updates:
@@ -511,21 +528,48 @@ class _Index:
         return [r[0] for r in rows if not r[3]]
 
     def listing(self, full: bool = False) -> Table:
-        """Bring the index up to date with the folders and return the table."""
-        cols, rows = self._snapshot()
+        """Bring the index up to date with the folders and return the table.
+
+        The folders are checked in full every time (the freshness rule); what a
+        process may skip is fetching and converting the table again: the last
+        table this process built is kept with the index's write token, which
+        every write replaces (from any process), and is returned while no write
+        happened since and the check finds nothing to update.
+        """
+        token = self._token()
+        cached = None if full else _TABLES.get(self.runs_dir)
+        if cached is not None and token is not None and cached[0] == token:
+            cols = None  # fetch what the check needs only
+            rows = self.db.execute(self._LIGHT).fetchall()
+        else:
+            cols, rows = self._snapshot()
         to_read, status_updates, gone, dir_mtime = self._changes(rows, full)
-        if to_read or gone or dir_mtime is not None:
+        if to_read or gone or dir_mtime is not None or status_updates:
             self._write(self._read(to_read), status_updates, gone, dir_mtime)
-            if to_read or gone:
-                cols, rows = self._snapshot()
-        elif status_updates:
-            self._write([], status_updates, [], None)
-        if status_updates and not (to_read or gone):
-            new = {name: status for status, name in status_updates}
-            rows = [r if r[0] not in new else (*r[:4], new[r[0]], *r[5:]) for r in rows]
+            # the token is read before the rows: a table cached under it is never older
+            token = self._token()
+            cols, rows = self._snapshot()
+        elif cols is None:
+            return cached[1]  # type: ignore[index]
         table = self._table(cols, rows)
         table.presorted = True
+        if token is not None:
+            with _TABLES_LOCK:  # the dashboard lists from several threads
+                _TABLES.pop(self.runs_dir, None)
+                _TABLES[self.runs_dir] = (token, table)
+                while len(_TABLES) > _TABLES_KEPT:
+                    del _TABLES[next(iter(_TABLES))]  # the least recently built
         return table
+
+    def _token(self) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()
+        if row is None:
+            # an index from before tokens (or a new one): give it one, once
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('token', ?)", (os.urandom(12).hex(),)
+            )
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()
+        return row[0] if row else None
 
     def _changes(
         self, rows: list[tuple[Any, ...]], full: bool
@@ -664,6 +708,9 @@ class _Index:
             db.executemany("DELETE FROM runs WHERE id = ?", [(g,) for g in gone])
             if dir_mtime is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('dir_mtime', ?)", (str(dir_mtime),))
+            # a new random token on every write: a table a process keeps is good while the
+            # token is unchanged (random, so that a rebuilt index never repeats an old one)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('token', ?)", (os.urandom(12).hex(),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
