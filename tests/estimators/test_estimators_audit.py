@@ -355,3 +355,18 @@ def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path):
     assert list_checkpoints(tmp_path / "b") == []
     with pytest.raises(trainrun.NotTrainedError):
         fresh.predict_frame(trainrun.input_fn(df.head(5), features=["x"], shuffle=False))
+
+
+def test_raw_keys_and_raw_data_get_a_pointed_error(trained):
+    est, df = trained
+    with pytest.raises(InputError, match=r"not the data itself: wrap the data.*pandas"):
+        est.train(df, steps=1)
+    with pytest.raises(InputError, match=r"not the data itself.*numpy"):
+        est.evaluate(df.to_numpy())
+    raw = trainrun.DNNLinearCombinedClassifier(
+        linear_feature_columns=[K], dnn_feature_columns=[X, "k"], dnn_hidden_units=[2]
+    )
+    with pytest.raises(
+        ValueError, match=r"'dnn_feature_columns'.*not raw keys.*numeric_column\('k'\)"
+    ):
+        raw.train(trainrun.input_fn(df, response="churn"), steps=1)

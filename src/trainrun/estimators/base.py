@@ -231,6 +231,18 @@ class Estimator:
 
     def _validate_params(self) -> None:
         cls = type(self).__name__
+        for name in ("feature_columns", "linear_feature_columns", "dnn_feature_columns"):
+            given = getattr(self, name, None)
+            if isinstance(given, (list, tuple)):
+                keys = [c for c in given if isinstance(c, str)]
+                if keys:
+                    raise ValueError(
+                        f"The {name!r} parameter of {cls} must hold feature columns, not raw "
+                        f"keys: wrap each key in a column, e.g. numeric_column({keys[0]!r}) "
+                        f"or indicator_column(categorical_column_with_vocabulary_list("
+                        f"{keys[0]!r}, [...])); trainrun.columns_from_frame(df) proposes "
+                        f"columns from a DataFrame's dtypes. Got {list(given)!r} instead."
+                    )
         for name in self._param_names():
             check = CHECKS.get(name)
             if check is None:
@@ -897,9 +909,24 @@ def _resolve_input_fn(input_fn: Any) -> Any:
             "input_fn must be an InputFn (from trainrun.input_fn(...)) or a function returning "
             f"one. The function returned {type(made).__name__}."
         )
+    if _is_data(input_fn):
+        # The commonest slip: passing the data itself, as scikit-learn's fit(X, y) would.
+        raise InputError(
+            "input_fn must be an InputFn, not the data itself: wrap the data, e.g. "
+            "est.train(trainrun.input_fn(df, response='label')) (predict: "
+            "trainrun.input_fn(df, shuffle=False)). "
+            f"Received: input_fn=<{type(input_fn).__module__}.{type(input_fn).__name__}>"
+        )
     raise InputError(
         "input_fn must be an InputFn (from trainrun.input_fn(...)) or a function returning one. "
         f"Received: input_fn={_short_repr(input_fn)}"
+    )
+
+
+def _is_data(value: Any) -> bool:
+    kind = type(value).__module__.split(".")[0]
+    return kind in ("pandas", "numpy", "pyarrow", "polars") or isinstance(
+        value, (dict, str, os.PathLike)
     )
 
 
