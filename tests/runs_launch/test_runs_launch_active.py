@@ -129,3 +129,17 @@ def test_in_child_process_with_warnings_as_errors(tmp_path):
     )
     assert out.returncode == 0 and out.stdout.strip() == "alive"
     assert "trainrun: warning" in out.stderr
+
+
+def test_one_bad_metric_does_not_cost_the_row(tmp_path, capsys):
+    np = pytest.importorskip("numpy")
+    folder = record.new_run_dir(tmp_path)
+    record.write_json(folder / "run.json", {"status": "completed"})
+    active.log_metrics(step=0, loss=np.float32(0.5), seen=np.array([3]))  # kept until the run
+    with active.activate(folder):
+        active.log_metrics(step=1, loss=np.float64(0.25), weights=np.array([1.0, 2.0]), n=2)
+    rows = record.read_metrics(folder)
+    assert [(r["step"], r["loss"]) for r in rows] == [(0, 0.5), (1, 0.25)]
+    assert rows[0]["seen"] == 3 and rows[1]["n"] == 2 and "weights" not in rows[1]
+    err = capsys.readouterr().err
+    assert "skipped the metric 'weights'" in err and "array([1., 2.])" in err

@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -263,6 +264,37 @@ def _is_flags_record(data: Mapping[str, Any]) -> bool:
 # ---------------------------------------------------------------- public writers
 
 
+def _plain_metric(value: Any) -> tuple[bool, Any]:
+    """(True, a JSON-ready value) for a storable metric, (False, None) otherwise.
+
+    NumPy scalars and one-element arrays or tensors become Python numbers here,
+    at log time, so rows kept before a run starts hold no arrays or GPU tensors.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True, value
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            value = item()
+        except Exception:  # noqa: BLE001 - e.g. an array of several values
+            return False, None
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return True, value
+        return False, None
+    if isinstance(value, (list, tuple, dict)):
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            return False, None
+        return True, value
+    return False, None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def log_metrics(step: int | None = None, **values: Any) -> None:
     """Append one row of metrics to the run's history (metrics.jsonl), written at once.
 
@@ -294,7 +326,19 @@ def log_metrics(step: int | None = None, **values: Any) -> None:
                     )
                     step = _auto_step + 1
             _auto_step = step
-        row = {"step": step, "time": round(time.time(), 6), **values}
+        row: dict[str, Any] = {"step": step, "time": round(time.time(), 6)}
+        for name, value in values.items():
+            # one value that cannot be stored must not cost the row its other metrics
+            ok, plain = _plain_metric(value)
+            if ok:
+                row[name] = plain
+            else:
+                _warn_once(
+                    f"metric:{name}",
+                    f"log_metrics() skipped the metric {name!r}: a metric must be a number "
+                    "(or a one-element array or tensor), a string or None; log a scalar such "
+                    f"as its mean instead. Received: {name}={_short(value)}",
+                )
         path = run_dir()
         if path is not None:
             _append_metrics(path, [row])
