@@ -301,3 +301,17 @@ def test_conflicting_columns_with_one_name_are_rejected():
         )
     with pytest.raises(FeatureColumnError, match="at least one"):
         FeatureTransform([])
+
+
+def test_hash_of_a_value_does_not_depend_on_its_neighbours():
+    from trainrun.feature_columns._hashing import hash_text
+
+    long_value = "é" * 5000  # finished byte by byte, not one numpy pass per byte
+    alone = hash_text(np.array([long_value, "a"], dtype=object))
+    crowd = hash_text(
+        np.array(["a"] * 10 + [long_value] + [f"v{i}" for i in range(50)], dtype=object)
+    )
+    assert alone[0] == crowd[10] and alone[1] == crowd[0]
+    col = categorical_column_with_hash_bucket("h", 1000)
+    ids = value_of(encode([col], {"h": [long_value, "a", long_value]}), "h").tolist()
+    assert ids[0] == ids[2] == int(alone[0] % np.uint64(1000))

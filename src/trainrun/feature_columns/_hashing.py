@@ -31,26 +31,49 @@ def mix64(z: np.ndarray) -> np.ndarray:
     return z
 
 
+def _fnv_tail(h: int, data: bytes) -> int:
+    prime, mask = int(_FNV_PRIME), 0xFFFFFFFFFFFFFFFF
+    for byte in data:
+        h = ((h ^ byte) * prime) & mask
+    return h
+
+
 def hash_text(texts: np.ndarray) -> np.ndarray:
-    """uint64 hashes of an array of str, vectorised over the array (one pass per byte position).
+    """uint64 hashes of an array of strings, vectorised across strings (one pass per byte
+    position, over only the strings that long), in memory proportional to the total text.
 
     >>> hash_text(np.array(["a", "b"])).dtype
     dtype('uint64')
     """
-    texts = np.asarray(texts, dtype=str)
-    if texts.size == 0:
-        return np.zeros(texts.shape, dtype=np.uint64)
-    raw = np.char.encode(texts.ravel(), "utf-8")
-    lengths = np.char.str_len(raw)
-    width = raw.dtype.itemsize
-    data = np.frombuffer(raw.tobytes(), dtype=np.uint8).reshape(len(raw), width)
-    h = np.full(len(raw), _FNV_OFFSET, dtype=np.uint64)
-    for j in range(int(lengths.max(initial=0))):
-        live = lengths > j
-        step = (h ^ data[:, j].astype(np.uint64)) * _FNV_PRIME
-        h = np.where(live, step, h)
+    arr = np.asarray(texts)
+    flat = arr.ravel()
+    n = flat.size
+    if n == 0:
+        return np.zeros(arr.shape, dtype=np.uint64)
+    # callers pass distinct values, so this per-value step runs once per category
+    encoded = [str(s).encode("utf-8") for s in flat.tolist()]
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
+    buf = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    # longest first: the strings still going at byte j are then a prefix
+    order = np.argsort(-lengths, kind="stable")
+    s_starts, s_lengths = starts[order], lengths[order]
+    longest = int(s_lengths[0])
+    live = np.searchsorted(-s_lengths, -np.arange(longest), side="left")
+    h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
+    for j in range(longest):
+        c = int(live[j])
+        if c <= 4:
+            # a few long outliers: finish them one by one rather than one pass per byte
+            for i in range(c):
+                h[i] = _fnv_tail(int(h[i]), encoded[order[i]][j:])
+            break
+        h[:c] = (h[:c] ^ buf[s_starts[:c] + j].astype(np.uint64)) * _FNV_PRIME
     # the length goes in too, so that the hash of "" differs from a missing value's
-    return mix64(h ^ lengths.astype(np.uint64)).reshape(texts.shape)
+    out = np.empty(n, dtype=np.uint64)
+    out[order] = mix64(h ^ s_lengths.astype(np.uint64))
+    return out.reshape(arr.shape)
 
 
 def to_text(values: np.ndarray) -> np.ndarray:
@@ -67,6 +90,7 @@ def to_text(values: np.ndarray) -> np.ndarray:
     if arr.dtype.kind in "iub":
         return arr.astype(np.int64).astype(str) if arr.dtype.kind != "b" else arr.astype(str)
     if arr.dtype.kind == "O":
+        # an object array, not a fixed-width one: one long value must not widen them all
         out = np.empty(arr.shape, dtype=object)
         for i, v in enumerate(arr.ravel()):  # per *unique* value only (callers pass uniques)
             if isinstance(v, (float, np.floating)) and float(v).is_integer():
@@ -74,7 +98,7 @@ def to_text(values: np.ndarray) -> np.ndarray:
             elif isinstance(v, bytes):
                 v = v.decode("utf-8", "replace")
             out.flat[i] = str(v)
-        return out.astype(str)
+        return out
     return arr.astype(str)
 
 
