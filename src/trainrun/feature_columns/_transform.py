@@ -246,7 +246,8 @@ def _flatten(raw: Any) -> tuple[Any, np.ndarray | None, int]:
     if raw.ndim >= 2:
         k = int(np.prod(raw.shape[1:]))
         return np.asarray(raw).reshape(-1), None, k
-    if raw.dtype == object and _is_list_like(_first_valid(np.asarray(raw[:1000], dtype=object))):
+    head = raw.iloc[:1000] if isinstance(raw, pd.Series) else raw[:1000]
+    if raw.dtype == object and _is_list_like(_first_valid(np.asarray(head, dtype=object))):
         exploded = pd.Series(np.asarray(raw, dtype=object), dtype=object).explode()
         rows = exploded.index.to_numpy()
         pos = exploded.groupby(level=0).cumcount().to_numpy()
