@@ -508,6 +508,7 @@ BEHAVES_AS_PLAIN = {
     "err.py": "import sys, pickle\nclass Foo: pass\n"
     "print(sys.argv[1:], sys.path[0], __name__, __file__, __spec__)\n"
     "print(pickle.loads(pickle.dumps(Foo())).__class__)\n"
+    "print(sorted(vars()), type(__loader__).__name__)\n"
     "def f():\n    raise ValueError('boom')\nf()\n",
     "syntax.py": "x = 1\ndef (:\n",
     "exits.py": "import sys\nsys.exit('bad thing')\n",

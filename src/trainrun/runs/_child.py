@@ -104,6 +104,7 @@ def main(argv: list[str]) -> None:
     ):
         sys.path[0] = folder  # started with -m: the working folder stood first
     import atexit
+    from importlib.machinery import SourceFileLoader
 
     with open(script, "rb") as handle:
         source = handle.read()
@@ -112,6 +113,9 @@ def main(argv: list[str]) -> None:
     main_module = types.ModuleType("__main__")
     main_module.__file__ = script
     main_module.__cached__ = None  # type: ignore[attr-defined]
+    main_module.__loader__ = SourceFileLoader("__main__", script)
+    if sys.version_info < (3, 14):  # lazily created from 3.14 on
+        main_module.__annotations__ = {}  # type: ignore[attr-defined]
     main_module.__builtins__ = builtins  # type: ignore[attr-defined]
     me = sys.modules.get("__main__")  # keep this module alive while the script runs
     sys.modules["__main__"] = main_module
