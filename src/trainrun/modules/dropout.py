@@ -66,13 +66,17 @@ def _mask(like: torch.Tensor, keep: int, scratch: torch.Tensor | None = None) ->
     words_needed = (n + 3) // 4
     if scratch is None or scratch.numel() < words_needed or scratch.device != like.device:
         scratch = torch.empty(words_needed, dtype=torch.int64, device=like.device)
-    words = scratch[:words_needed]
+    # slicing and reshaping cost a dispatch each: skip them when the sizes already fit
+    words = scratch if scratch.numel() == words_needed else scratch[:words_needed]
     # from=-2**63, to=None draws all 64 bits uniformly (the "full range" path).
     words.random_(-(2**63), None)
-    u = words.view(torch.int16)[:n]
+    u = words.view(torch.int16)
+    if n % 4:
+        u = u[:n]
     u.bitwise_and_(_LEVELS - 1)  # 15 uniform bits, 0..32767
     # u - keep lies in [-32768, 32767], so int16 cannot overflow; its sign bit is the mask.
     u.sub_(keep).bitwise_right_shift_(_BITS)  # -1 where kept, 0 where dropped
+    # (an int16 tensor times a float scalar would skip the vectorised kernels: convert first)
     return u.to(like.dtype).mul_(-_LEVELS / keep).view(like.shape)
 
 
@@ -141,7 +145,8 @@ class FastDropout(nn.Module):
         if thread != self._scratch_thread:
             return fast_dropout(input, self.p, True, self.inplace)
         words = (input.numel() + 3) // 4
-        if self._scratch is None or self._scratch.numel() < words:
+        if self._scratch is None or self._scratch.numel() != words:
+            # sized exactly (a smaller last batch reallocates once): no slicing per call
             self._scratch = torch.empty(words, dtype=torch.int64)
         return fast_dropout(input, self.p, True, self.inplace, scratch=self._scratch)
 
