@@ -370,3 +370,28 @@ def test_raw_keys_and_raw_data_get_a_pointed_error(trained):
         ValueError, match=r"'dnn_feature_columns'.*not raw keys.*numeric_column\('k'\)"
     ):
         raw.train(trainrun.input_fn(df, response="churn"), steps=1)
+
+
+def test_checkpoints_a_killed_process_left_behind_are_cleaned(tmp_path):
+    from trainrun.model_dir.checkpoints import list_checkpoints, save_checkpoint
+
+    w = {"w": torch.ones(2)}
+    for step in (1, 2):
+        save_checkpoint(tmp_path, step, w, [], {"estimator": "T"}, keep=2)
+    # A kill between writing the index and deleting the dropped checkpoint, and one
+    # in the middle of writing a checkpoint's files:
+    for name in ("ckpt-0.json", "ckpt-0.safetensors", "ckpt-9.safetensors"):
+        (tmp_path / name).write_bytes(b"left over")
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    save_checkpoint(tmp_path, 3, w, [], {"estimator": "T"}, keep=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-2.json", "ckpt-3.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.json",
+        "ckpt-2.json",
+        "ckpt-2.optim.safetensors",
+        "ckpt-2.safetensors",
+        "ckpt-3.json",
+        "ckpt-3.optim.safetensors",
+        "ckpt-3.safetensors",
+        "notes.txt",
+    ]

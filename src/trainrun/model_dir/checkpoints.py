@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 INDEX_FILE = "checkpoint.json"
+_CKPT_FILE = re.compile(r"^(ckpt-\d+)(?:\.optim)?\.(?:json|safetensors)$")
 
 
 @dataclass
@@ -135,14 +137,18 @@ def save_checkpoint(
 
     index = _index(model_dir)
     names = [n for n in index["all"] if n != name] + [name]
-    dropped: list[str] = []
     if keep:
-        dropped, names = names[:-keep], names[-keep:]
+        names = names[-keep:]
     write_json(model_dir / INDEX_FILE, {"latest": name, "all": names})
-    for old in dropped:
-        for suffix in (".safetensors", ".optim.safetensors", ".json"):
+    # Everything the index does not list goes: the checkpoints dropped now, and those a
+    # killed process left behind (written but not yet indexed, or indexed out but not
+    # yet deleted), which would otherwise pile up with every crash.
+    kept = set(names)
+    for path in model_dir.iterdir():
+        found = _CKPT_FILE.match(path.name)
+        if found and found.group(1) not in kept:
             try:
-                (model_dir / f"{old}{suffix}").unlink()
+                path.unlink()
             except FileNotFoundError:
                 pass
     return model_dir / f"{name}.json"
