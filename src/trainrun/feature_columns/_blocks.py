@@ -53,11 +53,15 @@ IDS = "#ids"
 WEIGHTS_SUFFIX = "/weights"
 
 
-@functools.lru_cache(maxsize=4096)
 def fingerprint(column: Any) -> str:
-    """8 hex digits identifying a column's full definition."""
-    text = json.dumps(column.to_config(), sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=4).hexdigest()
+    """8 hex digits identifying a column's full definition (computed once per column)."""
+    fp = column.__dict__.get("_fingerprint")
+    if fp is None:
+        text = json.dumps(column.to_config(), sort_keys=True, default=str)
+        fp = hashlib.blake2b(text.encode("utf-8"), digest_size=4).hexdigest()
+        # kept on the (frozen) column itself: hashing a large vocabulary per batch is slow
+        object.__setattr__(column, "_fingerprint", fp)
+    return fp
 
 
 def entry_key(column: Any) -> str:
