@@ -43,6 +43,7 @@ __all__ = [
     "encoded_column",
     "entry_key",
     "fingerprint",
+    "find_block",
     "ids_of",
     "numeric_of",
     "weights_of",
@@ -190,3 +191,16 @@ def encoded_column(encoded: dict[str, torch.Tensor], name: str) -> torch.Tensor:
                 col = block[:, list(layout).index(name)]
                 return torch.where(col == pad, -1, col - start)
     raise _missing(encoded, name)
+
+
+def find_block(
+    encoded: dict[str, torch.Tensor], prefix: str, columns: Sequence[Any]
+) -> tuple[str, dict[str, tuple[int, int, str]]] | None:
+    """A block (key, layout) holding every one of ``columns``, fingerprints matching."""
+    for key in encoded:
+        if not key.startswith(prefix + "["):
+            continue
+        layout = _parse(key)
+        if all(c.name in layout and layout[c.name][2] == fingerprint(c) for c in columns):
+            return key, layout
+    return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +22,7 @@ from trainrun.feature_columns._blocks import (
     IDS,
     NUMERIC,
     block_key,
+    find_block,
     ids_of,
     numeric_of,
     weights_of,
@@ -57,6 +59,7 @@ class _OffsetIds:
         self.offsets = [sum(self.sizes[:i]) for i in range(len(columns))]
         self.total = sum(self.sizes)
         self.any_weighted = any(self.weighted)
+        self._plans: dict[tuple[str, ...], Any] = {}
         self.block = (
             None
             if self.any_weighted
@@ -70,6 +73,13 @@ class _OffsetIds:
             packed = encoded.get(self.block)
             if packed is not None:
                 return packed, None
+            plan = self._plan(encoded)
+            if plan is not None:
+                # a block holding these columns among others: pick them, then map the
+                # block's id space onto this layer's with one lookup
+                key, cols, table = plan
+                block = encoded[key]
+                return table.to(block.device)[block.index_select(1, cols.to(block.device))], None
         ids, weights = [], []
         for col, off, w in zip(self.columns, self.offsets, self.weighted, strict=True):
             x = ids_of(encoded, col)
@@ -85,6 +95,24 @@ class _OffsetIds:
             all_w = weights[0] if len(weights) == 1 else torch.cat(weights, dim=1)
         return all_ids, all_w
 
+    def _plan(self, encoded: dict[str, torch.Tensor]):
+        keys = tuple(k for k in encoded if k.startswith(IDS + "["))
+        if keys not in self._plans:
+            found = find_block(encoded, IDS, self.columns)
+            plan = None
+            if found is not None:
+                key, layout = found
+                names = list(layout)
+                block_total = sum(size for _, size, _ in layout.values())
+                table = torch.full((block_total + 1,), self.total, dtype=torch.int64)
+                for col, off in zip(self.columns, self.offsets, strict=True):
+                    start, size, _ = layout[col.name]
+                    table[start : start + size] = torch.arange(off, off + size)
+                cols = torch.tensor([names.index(c.name) for c in self.columns])
+                plan = (key, cols, table)
+            self._plans[keys] = plan
+        return self._plans[keys]
+
 
 class _Numeric:
     """Numeric columns as one ``[B, D]`` tensor: the packed block when it matches."""
@@ -92,11 +120,28 @@ class _Numeric:
     def __init__(self, columns: Sequence[NumericColumn]) -> None:
         self.columns = sorted(columns, key=lambda c: c.name)
         self.block = block_key(NUMERIC, [(c, c.dimension) for c in self.columns])
+        self._plans: dict[tuple[str, ...], Any] = {}
 
     def __call__(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
         packed = encoded.get(self.block)
         if packed is not None:
             return packed
+        keys = tuple(k for k in encoded if k.startswith(NUMERIC + "["))
+        if keys not in self._plans:
+            found = find_block(encoded, NUMERIC, self.columns)
+            plan = None
+            if found is not None:
+                key, layout = found
+                picks = []
+                for c in self.columns:
+                    start, size, _ = layout[c.name]
+                    picks.extend(range(start, start + size))
+                plan = (key, torch.tensor(picks))
+            self._plans[keys] = plan
+        plan = self._plans[keys]
+        if plan is not None:
+            block = encoded[plan[0]]
+            return block.index_select(1, plan[1].to(block.device))
         parts = [numeric_of(encoded, c) for c in self.columns]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
