@@ -177,3 +177,17 @@ def test_bad_identifiers_say_what_is_valid():
         get_optimizer(lambda params: "adam", p)
     with pytest.raises(ValueError, match="Received: learning_rate=-1"):
         get_optimizer("adam", p, learning_rate=-1)
+
+
+def test_ftrl_works_with_torch_lr_schedulers_and_param_groups():
+    a = torch.zeros(2, requires_grad=True)
+    b = torch.zeros(2, requires_grad=True)
+    opt = Ftrl([{"params": [a]}, {"params": [b], "lr": 0.05}], learning_rate=0.5)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for _ in range(2):
+        opt.zero_grad()
+        (a.sum() + b.sum()).backward()
+        opt.step()
+        sched.step()
+    assert [g["lr"] for g in opt.param_groups] == [0.125, 0.0125]
+    assert float(a.detach()[0]) < float(b.detach()[0]) < 0  # the larger rate moved further
