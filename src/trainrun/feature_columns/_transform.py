@@ -160,13 +160,19 @@ def _to_float(arr: np.ndarray, key: str) -> np.ndarray:
     bad = np.isnan(conv) & ~pd.isna(flat)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        value = flat[i].item() if isinstance(flat[i], np.generic) else flat[i]
+        row = i // max(1, flat.size // max(1, arr.shape[0]))
         raise FeatureColumnError(
             f"Numeric column '{key}' has non-numeric values ({int(bad.sum())} of {flat.size}), "
-            f"e.g. {flat[i]!r} at row {i // max(1, flat.size // arr.shape[0])}. Convert or "
-            f"drop them, or declare the column categorical (e.g. "
-            f"categorical_column_with_vocabulary_list({key!r}, ...)). Received: {key}[..]={flat[i]!r}"
+            f"e.g. {value!r} at row {row}. Convert or drop them, or declare the column "
+            f"categorical (e.g. categorical_column_with_vocabulary_list({key!r}, ...)). "
+            f"Received: {key}[{row}]={value!r}"
         )
     return conv.reshape(arr.shape)
+
+
+def _rows(k: int) -> str:
+    return f"{k} row" if k == 1 else f"{k} rows"
 
 
 def _numeric_matrix(col: NumericColumn, raw: np.ndarray) -> np.ndarray:
@@ -195,7 +201,7 @@ def _numeric_matrix(col: NumericColumn, raw: np.ndarray) -> np.ndarray:
         if col.default_value is None:
             row = int(np.flatnonzero(missing.any(axis=1))[0])
             raise FeatureColumnError(
-                f"Numeric column '{col.key}' has {int(missing.any(axis=1).sum())} rows with "
+                f"Numeric column '{col.key}' has {_rows(int(missing.any(axis=1).sum()))} with "
                 f"missing values (first at row {row}) and no default_value. Set one, e.g. "
                 f"numeric_column({col.key!r}, default_value=0.0), or fill the data. "
                 f"Received: {col.key}[{row}]={mat[row].tolist() if col.dimension > 1 else mat[row, 0]}"
