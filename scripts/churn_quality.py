@@ -12,7 +12,7 @@ median), the categorical ones one-hot. Contenders:
 It prints the figures and writes them as a markdown table to
 ``docs/results-churn.md`` (``--output`` to change; ``--output -`` only prints).
 
-Run: ``.venv/bin/python scripts/churn_quality.py`` (about a minute on 2 cores).
+Run: ``.venv/bin/python scripts/churn_quality.py [--adagrad]`` (a minute or two on 2 cores).
 """
 
 from __future__ import annotations
@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(ROOT / "docs" / "results-churn.md"))
     parser.add_argument("--epochs-linear", type=int, default=40)
     parser.add_argument("--epochs-dnn", type=int, default=15)
+    parser.add_argument(
+        "--adagrad",
+        action="store_true",
+        help="also train the DNN with tf.estimator's default optimizer, Adagrad 0.05 "
+        "(informational: not part of the target)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -109,7 +115,24 @@ def main(argv: list[str] | None = None) -> int:
     ref_auc = roc_auc_score(y_test, logreg.predict_proba(dense(test, train))[:, 1])
     acc = float((logreg.predict(dense(test, train)) == y_test).mean())
     seconds = time.perf_counter() - t0
-    rows.append(("scikit-learn LogisticRegression (C=1)", "lbfgs", "-", ref_auc, acc, seconds))
+    rows.append(
+        ("scikit-learn LogisticRegression (C=1)", "lbfgs", "-", ref_auc, acc, seconds, True)
+    )
+
+    def dnn(optimizer: str | None):
+        def build(model_dir: str):
+            extra = {} if optimizer is None else {"optimizer": optimizer}
+            return tr.DNNClassifier(
+                hidden_units=[256, 128, 64, 32],
+                feature_columns=columns,
+                dropout=0.2,
+                label_vocabulary=["No", "Yes"],
+                model_dir=model_dir,
+                config=tr.RunConfig(seed=SEED, progress=False),
+                **extra,
+            )
+
+        return build
 
     specs = [
         (
@@ -127,16 +150,18 @@ def main(argv: list[str] | None = None) -> int:
             "trainrun DNNClassifier (256,128,64,32, dropout 0.2)",
             "Adam 0.001 (default)",
             args.epochs_dnn,
-            lambda d: tr.DNNClassifier(
-                hidden_units=[256, 128, 64, 32],
-                feature_columns=columns,
-                dropout=0.2,
-                label_vocabulary=["No", "Yes"],
-                model_dir=d,
-                config=tr.RunConfig(seed=SEED, progress=False),
-            ),
+            dnn(None),
         ),
     ]
+    if args.adagrad:
+        specs.append(
+            (
+                "trainrun DNNClassifier (256,128,64,32, dropout 0.2), informational",
+                "Adagrad 0.05 (tf.estimator's default)",
+                args.epochs_dnn,
+                dnn("Adagrad"),
+            )
+        )
     for name, optimizer, epochs, build in specs:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as model_dir:
@@ -147,8 +172,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 result = est.evaluate(tr.input_fn(test, response="churn", shuffle=False))
         seconds = time.perf_counter() - t0
+        checked = "informational" not in name
         rows.append(
-            (name, optimizer, f"{epochs} x 128", result["auc"], result["accuracy"], seconds)
+            (
+                name,
+                optimizer,
+                f"{epochs} x 128",
+                result["auc"],
+                result["accuracy"],
+                seconds,
+                checked,
+            )
         )
         print(f"{name}: {result}", file=sys.stderr)
 
@@ -163,14 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         "| model | optimizer | epochs x batch | test AUC | vs LogisticRegression | test accuracy | seconds |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, optimizer, budget, auc, accuracy, seconds in rows:
+    for name, optimizer, budget, auc, accuracy, seconds, _ in rows:
         lines.append(
             f"| {name} | {optimizer} | {budget} | {auc:.4f} | {auc - ref_auc:+.4f} "
             f"| {accuracy:.4f} | {seconds:.1f} |"
         )
     lines += [
         "",
-        "Target (issue 3): both estimators within 0.01 of LogisticRegression's test AUC.",
+        "Target (issue 3): both estimators, with their default optimizers, within 0.01 of "
+        "LogisticRegression's test AUC.",
         "",
     ]
     text = "\n".join(lines)
@@ -178,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output != "-":
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {args.output}")
-    worst = min(auc - ref_auc for _, _, _, auc, _, _ in rows)
+    worst = min(auc - ref_auc for _, _, _, auc, _, _, checked in rows if checked)
     return 0 if worst >= -0.01 else 1
 
 
