@@ -442,11 +442,11 @@ class _Encoder:
 class FeatureTransform:
     """Encodes raw data for a list of feature columns (stage 1, before the torch layers).
 
-    >>> from trainrun.feature_columns import numeric_column, indicator_column
+    >>> from trainrun.feature_columns import encoded_column, indicator_column, numeric_column
     >>> from trainrun.feature_columns import categorical_column_with_vocabulary_list as vocab
     >>> t = FeatureTransform([numeric_column("x"), indicator_column(vocab("k", ["a", "b"]))])
     >>> enc = t.encode({"x": [1.0, 2.0], "k": ["b", "zzz"]})
-    >>> enc["x"].shape, enc["k"].tolist()
+    >>> encoded_column(enc, "x").shape, encoded_column(enc, "k").tolist()
     (torch.Size([2, 1]), [1, -1])
     """
 
