@@ -204,7 +204,7 @@ def _bad(df: pd.DataFrame, problem: str) -> tuple[pd.DataFrame, dict]:
     ("problem", "error", "pattern"),
     [
         ("non_numeric", FeatureColumnError, r"Numeric column 'x' has non-numeric values.*Convert"),
-        ("missing_value", FeatureColumnError, r"'x' has 1 rows with missing.*default_value="),
+        ("missing_value", FeatureColumnError, r"'x' has 1 rows? with missing.*default_value="),
         ("shape", FeatureColumnError, r"Numeric column 'x' has shape=\(1,\).*2"),
     ],
 )
@@ -395,3 +395,23 @@ def test_checkpoints_a_killed_process_left_behind_are_cleaned(tmp_path):
         "ckpt-3.safetensors",
         "notes.txt",
     ]
+
+
+def test_run_config_seed_fixes_an_unseeded_shuffle(tmp_path, frame):
+    from trainrun.estimators.base import _NamedLabels
+
+    def fit(d):
+        est = trainrun.DNNClassifier(
+            hidden_units=[4], feature_columns=[X], n_classes=3, model_dir=d, config=CFG
+        )
+        inp = trainrun.input_fn(frame, features=["x"], response="cls", batch_size=16)
+        est.train(inp, steps=10)
+        est.train(inp, steps=10)  # a second call: another order, still reproducible
+        assert inp.seed is None  # the user's input_fn is left as given
+        return est.predict_frame(trainrun.input_fn(frame, features=["x"], shuffle=False))
+
+    np.testing.assert_array_equal(fit(tmp_path / "a").to_numpy(), fit(tmp_path / "b").to_numpy())
+    # The label decoder wrapper compares equal per (head, response): label caches hit.
+    head_fn = fit.__call__
+    assert _NamedLabels(head_fn, ["a", "b"]) == _NamedLabels(head_fn, ["a", "b"])
+    assert _NamedLabels(head_fn, "a") != _NamedLabels(head_fn, "b")

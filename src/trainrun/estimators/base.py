@@ -11,6 +11,7 @@ Learned state carries a trailing underscore (``network_``, ``head_``,
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import numbers
@@ -523,10 +524,17 @@ class Estimator:
             return w
         return w.key
 
-    def _batches(self, input_fn: Any, labels: bool) -> Iterator[Any]:
+    def _batches(self, input_fn: Any, labels: bool, seed: int | None = None) -> Iterator[Any]:
         fn = _resolve_input_fn(input_fn)
+        if seed is not None and getattr(fn, "shuffle", False) and getattr(fn, "seed", 0) is None:
+            # RunConfig(seed=...) also fixes the order of an unseeded shuffled input, as
+            # tf_random_seed does in tf.estimator. A shallow copy: the user's InputFn keeps
+            # its own seed, and the copy shares its cache of encoded data.
+            fn = copy.copy(fn)
+            fn.seed = seed
         # Without labels, a response column that is present is skipped, not decoded.
-        label_fn = _naming_response(self.head_.label_fn, fn) if labels else _ignore_labels
+        response = getattr(fn, "response", None)
+        label_fn = _NamedLabels(self.head_.label_fn, response) if labels else _ignore_labels
         weight_key = self._weight_key() if labels else None
         return iter(fn.batches(self.transform_, label_fn=label_fn, weight_key=weight_key))
 
@@ -631,7 +639,9 @@ class Estimator:
                 opt.step()
             return loss.detach()
 
-        batches = _checked_batches(self._batches(input_fn, labels=True), "train")
+        # Per train() call, so that a second call does not replay the first one's order.
+        seed = None if config.seed is None else config.seed + start
+        batches = _checked_batches(self._batches(input_fn, labels=True, seed=seed), "train")
         network.train()
         try:
             with config.threads():
@@ -955,19 +965,36 @@ def _sync_every(config: RunConfig) -> int:
     return every
 
 
-def _naming_response(label_fn: Callable[[Any], Any], fn: Any) -> Callable[[Any], Any]:
-    """``label_fn`` whose errors name the response column the labels come from."""
-    response = getattr(fn, "response", None)
-    if response is None:
-        return label_fn
+class _NamedLabels:
+    """The head's ``label_fn``, whose errors name the response column the labels come from.
 
-    def named(values: Any) -> Any:
+    Equal for the same head and response, so an InputFn's cache of decoded labels (keyed
+    by label_fn) still hits on every train() and evaluate() call.
+    """
+
+    __slots__ = ("label_fn", "response")
+
+    def __init__(self, label_fn: Callable[[Any], Any], response: Any) -> None:
+        self.label_fn = label_fn
+        self.response = response
+
+    def __call__(self, values: Any) -> Any:
         try:
-            return label_fn(values)
+            return self.label_fn(values)
         except InputError as exc:
-            raise InputError(f"Response column {response!r}: {exc}") from None
+            if self.response is None:
+                raise
+            raise InputError(f"Response column {self.response!r}: {exc}") from None
 
-    return named
+    def _key(self) -> tuple[Any, Any]:
+        r = self.response
+        return (self.label_fn, tuple(r) if isinstance(r, list) else r)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _NamedLabels) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
 
 def _ignore_labels(values: Any) -> Any:

@@ -18,7 +18,8 @@ class RunConfig:
     ==========================  =========  ===============================================
     setting                     default    meaning
     ==========================  =========  ===============================================
-    ``seed``                    None       seeds weight initialisation and dropout
+    ``seed``                    None       seeds weight initialisation, dropout and the
+                                           order of an unseeded shuffled input_fn
     ``save_checkpoints_steps``  None       also checkpoint every N steps (always at the end)
     ``save_summary_steps``      100        TensorBoard scalars every N steps
     ``log_step_count_steps``    100        progress lines and run metrics every N steps
