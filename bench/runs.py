@@ -11,9 +11,11 @@ What it measures:
 1. added wall time of ``trainrun run script.py`` over ``python script.py`` for
    a trivial script (median of 10 each, interleaved), and of ``training_run()``
    called in-process (the launcher without the CLI's own start-up);
-2. ``ls_runs`` over 1,000 and 10,000 synthetic runs (written with record.py
-   into a temporary folder): cold (index deleted), warm (index up to date),
-   warm with a filter and a sort, and after one run changed;
+2. ``ls_runs`` over 1,000 and 10,000 synthetic runs (encoded with record.py,
+   written into a temporary folder): cold (index deleted), warm (index up to
+   date; the process keeps its last table), warm as the first listing in a
+   process (``trainrun ls``: no kept table), warm with a filter and a sort,
+   and after one run changed; each with its CPU time beside the wall time;
 3. baselines in the same run: scanning one JSON file per run (json.load of
    every run.json, then a DataFrame from the records), reading all four record
    files per run without the index, and one SQL query over the index table.
@@ -37,7 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from trainrun.runs import record
+from trainrun.runs import _index, record
 from trainrun.runs._index import INDEX_FILE, load_table
 from trainrun.runs.store import ls_runs
 
@@ -120,20 +122,35 @@ def bench_launch(tmp: Path, n: int) -> None:
 # ---------------------------------------------------------------- 2. listing
 
 
+def _write_file(path: str, text: str) -> None:
+    # plain os.open/os.write: no fsync (record.write_json syncs every file, which would
+    # make generating 11,000 runs take minutes and measures nothing here), no io objects
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
 def write_synthetic(runs_dir: Path, n: int, seed: int = 0) -> None:
     """n finished runs as the launcher leaves them: run.json, flags.json, metrics.jsonl, evaluation.json.
 
-    Files go through record.dumps and record.append_jsonl; the JSON files are
-    written plainly instead of with record.write_json, whose fsync per file
-    would make generating 10,000 runs take minutes and measures nothing here.
+    The JSON text is made by record.dumps (the record's own encoder) and written
+    by one process without fsync; each folder's time is then set an hour back,
+    as for runs that finished long ago (outside the index's 2 s racy window).
     """
     rng = random.Random(seed)
     runs_dir.mkdir(parents=True, exist_ok=True)
     base = 1_764_000_000
+    old = time.time() - 3600
+    # the metric history is the same for every run: encode it once
+    history = "".join(
+        record.dumps({"step": s, "time": 0.0, "loss": 1 / (s + 1)}) + "\n" for s in range(20)
+    )
+    runs = []
     for i in range(n):
         stamp = time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime(base + i))
-        path = runs_dir / stamp
-        path.mkdir()
+        path = os.path.join(runs_dir, stamp)
         start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(base + i)) + f".{i % 1000:06d}Z"
         run = {
             "id": stamp,
@@ -167,27 +184,34 @@ def write_synthetic(runs_dir: Path, n: int, seed: int = 0) -> None:
             "loss": rng.random(),
             "label/mean": 0.27,
         }
-        (path / record.RUN_FILE).write_text(record.dumps(run))
-        (path / record.FLAGS_FILE).write_text(record.dumps(flags))
-        (path / record.EVALUATION_FILE).write_text(record.dumps(evaluation))
-        record.append_jsonl(
-            path / record.METRICS_FILE,
-            [{"step": s, "time": 0.0, "loss": 1 / (s + 1)} for s in range(20)],
-        )
-        # the single-file baseline reads this: everything a listing shows, in one JSON file
-        (path / "all.json").write_text(
-            record.dumps(
+        files = {
+            record.RUN_FILE: record.dumps(run),
+            record.FLAGS_FILE: record.dumps(flags),
+            record.EVALUATION_FILE: record.dumps(evaluation),
+            record.METRICS_FILE: history,
+            # the single-file baseline reads this: everything a listing shows, in one JSON file
+            "all.json": record.dumps(
                 {
                     **run,
                     "flags": flags["values"],
                     "evaluation": evaluation,
                     "metrics": {"loss": 0.05},
                 }
-            )
-        )
-    old = time.time() - 3600  # as runs finished an hour ago (outside the index's 2 s racy window)
-    for p in runs_dir.iterdir():
-        os.utime(p, (old, old))
+            ),
+        }
+        runs.append((path, files))
+
+    def write(run: tuple[str, dict[str, str]]) -> None:
+        path, files = run
+        os.mkdir(path)
+        for name, text in files.items():
+            _write_file(os.path.join(path, name), text)
+        os.utime(path, (old, old))
+
+    # one process, in order: creating files is bound by the file system (threads were
+    # tried and were slower here, contending for the one parent folder)
+    for run in runs:
+        write(run)
 
 
 def scan_one_json_per_run(runs_dir: Path) -> pd.DataFrame:
@@ -235,7 +259,7 @@ def bench_listing(tmp: Path, n: int, repeat: int) -> None:
     write_synthetic(runs_dir, n)
     print(f"\n2. ls_runs over {n:,} runs (written in {time.perf_counter() - t0:.1f} s)")
     cpu: dict[str, list[float]] = {
-        k: [] for k in ("cold", "warm", "query", "changed", "one", "all", "sql")
+        k: [] for k in ("cold", "warm", "fresh", "query", "changed", "one", "all", "sql")
     }
     cold = []
     for _ in range(2 if n <= 1000 else 1):
@@ -248,6 +272,12 @@ def bench_listing(tmp: Path, n: int, repeat: int) -> None:
     os.utime(runs_dir, (old, old))
     ls_runs(runs_dir)
     warm = timed(lambda: ls_runs(runs_dir), repeat, cpu["warm"])
+
+    def first_in_process() -> None:
+        _index._TABLES.clear()  # as in a new process (trainrun ls): no table kept from before
+        ls_runs(runs_dir)
+
+    fresh = timed(first_in_process, repeat, cpu["fresh"])
     query = timed(
         lambda: ls_runs(runs_dir, filter=FILTER, order="eval_accuracy"), repeat, cpu["query"]
     )
@@ -266,6 +296,7 @@ def bench_listing(tmp: Path, n: int, repeat: int) -> None:
     rows = [
         ("cold (index deleted, rebuilt)", cold, "cold", "target <= 5 s" if n >= 10_000 else ""),
         ("warm (index up to date)", warm, "warm", "target <= 100 ms" if n >= 10_000 else ""),
+        ("warm, first listing in a process", fresh, "fresh", ""),
         ("warm + filter + order", query, "query", ""),
         ("warm after one run changed", changed, "changed", ""),
         ("baseline: one JSON file per run, scanned", base_one, "one", ""),
@@ -292,12 +323,16 @@ def main() -> None:
     )
     print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     t0 = time.perf_counter()
+    c0 = time.process_time()
     with tempfile.TemporaryDirectory(prefix="trainrun-bench-") as tmp:
         bench_launch(Path(tmp), 3 if args.quick else 10)
         for n in (1000,) if args.quick else (1000, 10_000):
             bench_listing(Path(tmp), n, repeat=5)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(
-        f"\nload average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; total {time.perf_counter() - t0:.0f} s"
+        f"\nload average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"total {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU "
+        f"(+ {children.ru_utime + children.ru_stime:.0f} s CPU in child processes)"
     )
 
 
