@@ -6,8 +6,9 @@ Prints (no timed assertions):
   * the stable hash: unique strings per second, against hashlib.blake2b called per value;
   * training throughput of a DNN (256, 128, 64, 32; dropout 0.2; Adam) fed by
     input_fn + DenseFeatures, against a hand-written loop over preloaded dense tensors
-    (the same model, the same per-epoch permutation), at batch 128 and 1,024; both timed
-    from the first batch on (encoding and the first permutation excluded).
+    (the same model, the same per-epoch permutation), at batch 128 and 1,024: examples/s
+    from the median step time (a step includes fetching the next batch), best of 5
+    interleaved runs, so that load from other processes skews both alike.
 
 Usage: python bench/features.py [--rows N] [--steps N] [--threads N]
 """
@@ -62,7 +63,7 @@ class Model(nn.Module):
 
 
 def train_pipeline(df, columns, transform, batch_size: int, steps: int) -> float:
-    """Examples/s of input_fn + DenseFeatures + MLP for `steps` steps."""
+    """Examples/s (from the median step) of input_fn + DenseFeatures + MLP."""
     torch.manual_seed(0)
     fn = input_fn(df, response="churn", batch_size=batch_size, epochs=None, seed=0)
     model = Model(columns, DenseFeatures(columns).output_dim)
@@ -74,13 +75,15 @@ def train_pipeline(df, columns, transform, batch_size: int, steps: int) -> float
 
     it = fn.batches(transform, label_fn=labels)
     batch = next(it)  # encodes once and permutes the first epoch, outside the timing
-    t0 = time.perf_counter()
+    times = []
     for _ in range(steps):
+        t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss_fn(model(batch.features), batch.labels).backward()
         opt.step()
         batch = next(it)
-    return steps * batch_size / (time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0)
+    return batch_size / float(np.median(times))
 
 
 def train_by_hand(x: torch.Tensor, y: torch.Tensor, batch_size: int, steps: int) -> float:
@@ -93,8 +96,9 @@ def train_by_hand(x: torch.Tensor, y: torch.Tensor, batch_size: int, steps: int)
     g = torch.Generator().manual_seed(0)
     perm = torch.randperm(n, generator=g)
     xp, yp = x[perm], y[perm]  # the first epoch's permutation, outside the timing
-    t0 = time.perf_counter()
+    times = []
     while done < steps:
+        t0 = time.perf_counter()
         if start == 0 and done:
             perm = torch.randperm(n, generator=g)
             xp, yp = x[perm], y[perm]
@@ -104,7 +108,8 @@ def train_by_hand(x: torch.Tensor, y: torch.Tensor, batch_size: int, steps: int)
         loss_fn(model(xb).squeeze(1), yb).backward()
         opt.step()
         done += 1
-    return steps * batch_size / (time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0)
+    return batch_size / float(np.median(times))
 
 
 def main() -> None:
@@ -162,7 +167,7 @@ def main() -> None:
     for batch_size in (128, 1024):
         steps = args.steps * (4 if batch_size == 128 else 1)
         ours, hand = [], []
-        for _ in range(3):  # interleaved, so that load changes hit both alike
+        for _ in range(5):  # interleaved, so that load changes hit both alike
             ours.append(train_pipeline(df, columns, transform, batch_size, steps))
             hand.append(train_by_hand(x, y, batch_size, steps))
         o, h = max(ours), max(hand)
