@@ -27,6 +27,11 @@ Freshness rule (what a listing re-reads):
   that rewrites the file where it is), keeps the folder's time and is not
   seen: ``ls_runs(refresh=True)`` (``trainrun ls --refresh``) re-reads every run.
 
+A process keeps the last table it built per runs folder, with the index's write
+token (random, replaced by every write from any process). A listing makes every
+check above; only when nothing is to be re-read and the token is unchanged does it
+return the kept table instead of fetching every row again.
+
 Concurrency: the database runs in WAL mode with a busy timeout, so readers do
 not block writers; every update of a row is idempotent, and a row written from
 an older read is corrected at the next listing because its folder time no
