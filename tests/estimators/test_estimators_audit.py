@@ -415,3 +415,18 @@ def test_run_config_seed_fixes_an_unseeded_shuffle(tmp_path, frame):
     head_fn = fit.__call__
     assert _NamedLabels(head_fn, ["a", "b"]) == _NamedLabels(head_fn, ["a", "b"])
     assert _NamedLabels(head_fn, "a") != _NamedLabels(head_fn, "b")
+
+
+def test_wide_and_deep_refuses_two_different_columns_with_one_name():
+    import pandas as pd
+
+    import trainrun as tr
+
+    df = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0] * 4, "y": [0, 1, 0, 1] * 4})
+    est = tr.DNNLinearCombinedClassifier(
+        linear_feature_columns=[tr.numeric_column("x")],
+        dnn_feature_columns=[tr.numeric_column("x", normalizer_fn=("scale", 0.5))],
+        dnn_hidden_units=[4],
+    )
+    with pytest.raises(tr.FeatureColumnError, match="share the name 'x'"):
+        est.train(tr.input_fn(df, features=["x"], response="y", batch_size=4), steps=1)

@@ -51,9 +51,15 @@ def build_network(config: Mapping[str, Any], columns: Mapping[str, Sequence[Any]
 
 
 def union_columns(columns: Mapping[str, Sequence[Any]]) -> list[Any]:
-    """All columns of all parts, each once (by name), in first-seen order."""
-    seen: dict[str, Any] = {}
+    """All columns of all parts, exact repeats once, in first-seen order.
+
+    Two *different* columns with one name are kept, so that FeatureTransform
+    refuses them: dropping one would silently feed a part the other's encoding
+    (e.g. a normalized 'tenure' in the DNN part read as the raw one).
+    """
+    seen: list[Any] = []
     for part in columns.values():
         for col in part or ():
-            seen.setdefault(col.name, col)
-    return list(seen.values())
+            if col not in seen:
+                seen.append(col)
+    return seen
