@@ -50,7 +50,7 @@ def main() -> dict[str, float]:
         label_vocabulary=["No", "Yes"],
         activation_fn=FLAGS.activation,
         dropout=FLAGS.dropout,
-        config=trainrun.RunConfig(seed=FLAGS.seed),
+        config=trainrun.RunConfig(seed=FLAGS.seed, log_step_count_steps=10),
     )
 
     def churn_input_fn(frame, **kw):
