@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import pandas as pd
+
 from trainrun.runs import _index, record
-from trainrun.runs._index import INDEX_FILE
+from trainrun.runs._index import INDEX_FILE, RunRecordWarning
 from trainrun.runs.store import ls_runs
 
 
 def settle(runs_dir: Path) -> None:
-    """Every folder a minute old, so that the index trusts the times (no 2 s racy window)."""
-    old = time.time() - 60
+    """Folders changed in the last minute made a minute old, so that the index trusts
+    their times (no 2 s racy window); older ones keep their times (they did not change)."""
+    now = time.time()
     for folder in [runs_dir, *runs_dir.iterdir()]:
-        os.utime(folder, (old, old))
+        if folder.stat().st_mtime > now - 30:
+            os.utime(folder, (now - 60, now - 60))
 
 
 def token(runs_dir: Path) -> str:
@@ -95,3 +101,97 @@ def test_a_new_run_and_refresh_bypass_the_kept_table(runs_dir: Path, make_run) -
     assert ls_runs(runs_dir).set_index("id").loc["r2", "eval_accuracy"] == 0.7
     assert ls_runs(runs_dir, refresh=True).set_index("id").loc["r2", "eval_accuracy"] == 0.25
     assert ls_runs(runs_dir).set_index("id").loc["r2", "eval_accuracy"] == 0.25
+
+
+def fetched_again(runs_dir: Path) -> pd.DataFrame:
+    """The listing as a process with no kept table makes it (every row from SQLite)."""
+    _index._TABLES.clear()
+    return ls_runs(runs_dir)
+
+
+def test_rows_fetched_again_for_a_few_changed_runs_equal_a_full_fetch(
+    runs_dir: Path, make_run, sleeper, monkeypatch
+) -> None:
+    patches = []
+    real = _index._Index._patch
+    monkeypatch.setattr(_index._Index, "_patch", lambda *a: patches.append(real(*a)) or patches[-1])
+    make_two(make_run)
+    make_run(
+        "r3-live",
+        start="2026-11-27T10:03:00Z",
+        status="running",
+        pid=sleeper.pid,
+        pid_start=record.process_start_time(sleeper.pid),
+        metrics=[{"step": 0, "loss": 1.0}],
+    )
+    settle(runs_dir)
+    ls_runs(runs_dir)
+    settle(runs_dir)
+    ls_runs(runs_dir)
+
+    def check() -> pd.DataFrame:
+        settle(runs_dir)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RunRecordWarning)
+            listed = ls_runs(runs_dir)
+            pd.testing.assert_frame_equal(listed, fetched_again(runs_dir))
+            ls_runs(runs_dir)  # keep a table again for the next step
+        return listed
+
+    # a finished run's evaluation rewritten: one row fetched again
+    record.write_json(runs_dir / "r1" / record.EVALUATION_FILE, {"accuracy": 0.95})
+    assert check().set_index("id").loc["r1", "eval_accuracy"] == 0.95
+    # the running run logs more: its metrics grow by an append
+    record.append_jsonl(runs_dir / "r3-live" / record.METRICS_FILE, [{"step": 1, "loss": 0.25}])
+    assert check().set_index("id").loc["r3-live", "metric_loss"] == 0.25
+    # a start time changed: the order changes
+    run = record.read_json(runs_dir / "r1" / record.RUN_FILE)
+    run["start"] = "2026-11-27T11:00:00Z"
+    record.write_json(runs_dir / "r1" / record.RUN_FILE, run)
+    assert check()["id"].tolist() == ["r1", "r3-live", "r2"]
+    # a corrupt run.json: the run leaves the table
+    (runs_dir / "r2" / "new.json").write_text("{oops")  # replaced by a rename, as tools do
+    os.replace(runs_dir / "r2" / "new.json", runs_dir / "r2" / record.RUN_FILE)
+    assert check()["id"].tolist() == ["r1", "r3-live"]
+    # the running run's process dies: a status-only update
+    sleeper.kill()
+    sleeper.wait()
+    assert check().set_index("id").loc["r3-live", "status"] == "killed"
+    # a run added, runs removed
+    make_run("r4", start="2026-11-27T10:04:00Z", evaluation={"accuracy": 0.4})
+    make_run("r5", start="2026-11-27T10:05:00Z", evaluation={"accuracy": 0.5})
+    assert check()["id"].tolist() == ["r1", "r5", "r4", "r3-live"]
+    shutil.rmtree(runs_dir / "r2")
+    shutil.rmtree(runs_dir / "r5")
+    assert check()["id"].tolist() == ["r1", "r4", "r3-live"]
+    assert len([p for p in patches if p is not None]) >= 5  # the cheap way was taken
+    # a new metric name adds a column: everything is fetched again
+    record.write_json(runs_dir / "r4" / record.EVALUATION_FILE, {"accuracy": 0.4, "auc": 0.7})
+    assert check().set_index("id").loc["r4", "eval_auc"] == 0.7
+    assert patches[-1] is None
+
+
+def test_a_write_by_another_process_in_between_means_a_full_fetch(
+    runs_dir: Path, make_run, monkeypatch
+) -> None:
+    make_two(make_run)
+    settle(runs_dir)
+    ls_runs(runs_dir)
+    settle(runs_dir)
+    ls_runs(runs_dir)
+    record.write_json(runs_dir / "r1" / record.EVALUATION_FILE, {"accuracy": 0.6})
+    settle(runs_dir)
+    real = _index._Index._read
+
+    def read_while_another_process_writes(self, to_read):
+        # between this listing's fetch and its write, another process stores r2 anew
+        # (as it would after its own read of a change) and replaces the token
+        with sqlite3.connect(runs_dir / INDEX_FILE) as db:
+            db.execute("UPDATE runs SET status = 'interrupted' WHERE id = 'r2'")
+            db.execute("UPDATE meta SET value = 'other' WHERE key = 'token'")
+        return real(self, to_read)
+
+    monkeypatch.setattr(_index._Index, "_read", read_while_another_process_writes)
+    listed = ls_runs(runs_dir).set_index("id")
+    assert listed.loc["r1", "eval_accuracy"] == 0.6
+    assert listed.loc["r2", "status"] == "interrupted"  # not the row this process had

@@ -52,7 +52,7 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from trainrun.exceptions import RunRecordError
 from trainrun.runs import record
@@ -94,10 +94,19 @@ _NEWEST = f"ifnull(start, {_NAT}) DESC, id DESC"
 _NOT_NAME = re.compile(r"[^0-9A-Za-z_]+")
 
 
-#: the last table built per runs folder in this process: {runs_dir: (token, Table)}
-_TABLES: dict[str, tuple[str, Table]] = {}
+#: the last table built per runs folder in this process
+_TABLES: dict[str, _Kept] = {}
+#: a listing that wrote at most this many changed runs fetches just those rows again
+PATCH_MAX = 1000
 _TABLES_KEPT = 4
 _TABLES_LOCK = threading.Lock()
+
+
+class _Kept(NamedTuple):
+    token: str  # the index's write token the rows belong to
+    table: Table
+    cols: list[tuple[str, str, str]]  # as _Index._snapshot returns them
+    rows: list[tuple[Any, ...]]
 
 
 class RunRecordWarning(UserWarning):
@@ -503,10 +512,8 @@ class _Index:
     _META = ("id", "mtime", "problem", "corrupt")
     _STORED = ("id", "mtime", "sig", "host", "pid", "pid_start", "problem", "corrupt")
 
-    def _snapshot(self) -> tuple[list[tuple[str, str, str]], list[tuple[Any, ...]]]:
-        cols = self.db.execute("SELECT name, sqlcol, kind FROM columns").fetchall()
-        cols.sort(key=lambda c: int(c[1][1:]))  # in the order they were first seen
-        select = ", ".join(
+    def _select(self, cols: list[tuple[str, str, str]]) -> str:
+        return ", ".join(
             [
                 *self._META,
                 "status",
@@ -516,7 +523,12 @@ class _Index:
                 *(c[1] for c in cols),
             ]
         )
-        return cols, self.db.execute(f"SELECT {select} FROM runs ORDER BY {_NEWEST}").fetchall()
+
+    def _snapshot(self) -> tuple[list[tuple[str, str, str]], list[tuple[Any, ...]]]:
+        cols = self.db.execute("SELECT name, sqlcol, kind FROM columns").fetchall()
+        cols.sort(key=lambda c: int(c[1][1:]))  # in the order they were first seen
+        query = f"SELECT {self._select(cols)} FROM runs ORDER BY {_NEWEST}"
+        return cols, self.db.execute(query).fetchall()
 
     #: what the freshness check needs of every row, in the positions _snapshot has them
     _LIGHT = f"SELECT id, mtime, problem, corrupt, status FROM runs ORDER BY {_NEWEST}"
@@ -539,32 +551,77 @@ class _Index:
         process may skip is fetching and converting the table again: the last
         table this process built is kept with the index's write token, which
         every write replaces (from any process), and is returned while no write
-        happened since and the check finds nothing to update.
+        happened since and the check finds nothing to update. When this process
+        itself writes a few changed runs, and no other process wrote since its
+        rows were fetched, only those runs' rows are fetched again.
         """
         token = self._token()
-        cached = None if full else _TABLES.get(self.runs_dir)
-        if cached is not None and token is not None and cached[0] == token:
-            cols = None  # fetch what the check needs only
-            rows = self.db.execute(self._LIGHT).fetchall()
+        kept = None if full else _TABLES.get(self.runs_dir)
+        if kept is not None and token is not None and kept.token == token:
+            cols, rows = kept.cols, kept.rows
+            # fetch what the check needs only
+            light = self.db.execute(self._LIGHT).fetchall()
         else:
+            kept = None
             cols, rows = self._snapshot()
-        to_read, status_updates, gone, dir_mtime = self._changes(rows, full)
+            light = rows
+        to_read, status_updates, gone, dir_mtime = self._changes(light, full)
         if to_read or gone or dir_mtime is not None or status_updates:
-            self._write(self._read(to_read), status_updates, gone, dir_mtime)
-            # the token is read before the rows: a table cached under it is never older
-            token = self._token()
-            cols, rows = self._snapshot()
-        elif cols is None:
-            return cached[1]  # type: ignore[index]
+            alone, token = self._write(self._read(to_read), status_updates, gone, dir_mtime, token)
+            changed = {name for name, _ in to_read} | {name for _, name in status_updates}
+            patched = (
+                self._patch(cols, rows, changed, set(gone))
+                if alone and len(changed) + len(gone) <= PATCH_MAX
+                else None
+            )
+            if patched is None:
+                # the token is read before the rows: a table kept under it is never older
+                token = self._token()
+                cols, rows = self._snapshot()
+            else:
+                cols, rows = patched
+        elif kept is not None:
+            return kept.table
         table = self._table(cols, rows)
         table.presorted = True
         if token is not None:
             with _TABLES_LOCK:  # the dashboard lists from several threads
                 _TABLES.pop(self.runs_dir, None)
-                _TABLES[self.runs_dir] = (token, table)
+                _TABLES[self.runs_dir] = _Kept(token, table, cols, rows)
                 while len(_TABLES) > _TABLES_KEPT:
                     del _TABLES[next(iter(_TABLES))]  # the least recently built
         return table
+
+    def _patch(
+        self,
+        cols: list[tuple[str, str, str]],
+        rows: list[tuple[Any, ...]],
+        changed: set[str],
+        gone: set[str],
+    ) -> tuple[list[tuple[str, str, str]], list[tuple[Any, ...]]] | None:
+        """``rows`` with the changed runs fetched again and the gone ones dropped.
+
+        Only valid when this process's write was the only one since ``rows`` were
+        fetched (the caller checks the token). None when the columns changed (a
+        new metric or flag name): the caller then fetches everything.
+        """
+        now = self.db.execute("SELECT name, sqlcol, kind FROM columns").fetchall()
+        now.sort(key=lambda c: int(c[1][1:]))
+        if [c[:2] for c in now] != [c[:2] for c in cols]:
+            return None
+        fresh = []
+        names = sorted(changed)
+        for i in range(0, len(names), 500):  # within SQLite's limit on parameters
+            part = names[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            query = f"SELECT {self._select(now)} FROM runs WHERE id IN ({marks})"
+            fresh += self.db.execute(query, part).fetchall()
+        drop = changed | gone
+        out = [r for r in rows if r[0] not in drop]
+        out += fresh
+        # as _NEWEST orders them: start (missing: _NAT, last), then id, both descending
+        out.sort(key=lambda r: (r[5], r[0]), reverse=True)
+        return now, out
 
     def _token(self) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()
@@ -644,9 +701,9 @@ class _Index:
         base = os.path.join(self.runs_dir, "")
         rows = []
         for name, mtime in to_read:
+            sig = None  # before the read: a corrupt run.json raises out of it
             try:
                 row = read_row(self.runs_dir, name, now_ns / 1e9)
-                sig = None
                 if row["status"] == "running":
                     # a running run is compared by its file signature next time: take the
                     # signature first, then read again, so that a write in between makes
@@ -669,10 +726,14 @@ class _Index:
         status_updates: list[tuple[str, str]],
         gone: list[str],
         dir_mtime: int | None,
-    ) -> None:
+        expected: str | None = None,
+    ) -> tuple[bool, str]:
+        """Store the rows; (whether the token was still ``expected``, the new token)."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
+            before = db.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()
+            alone = expected is not None and before is not None and before[0] == expected
             # read the column map inside the write lock: another process may have added some
             cols = {
                 name: (sqlcol, kind)
@@ -715,11 +776,13 @@ class _Index:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('dir_mtime', ?)", (str(dir_mtime),))
             # a new random token on every write: a table a process keeps is good while the
             # token is unchanged (random, so that a rebuilt index never repeats an old one)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('token', ?)", (os.urandom(12).hex(),))
+            token = os.urandom(12).hex()
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('token', ?)", (token,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return alone, token
 
     def _table(self, cols: list[tuple[str, str, str]], rows: list[tuple[Any, ...]]) -> Table:
         table = Table(self.runs_dir)
