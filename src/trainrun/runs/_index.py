@@ -30,7 +30,9 @@ Freshness rule (what a listing re-reads):
 A process keeps the last table it built per runs folder, with the index's write
 token (random, replaced by every write from any process). A listing makes every
 check above; only when nothing is to be re-read and the token is unchanged does it
-return the kept table instead of fetching every row again.
+return the kept table instead of fetching every row again. When it writes a few
+re-read runs itself and the token before its write was still the kept one, it
+fetches only those rows and puts them in place.
 
 Concurrency: the database runs in WAL mode with a busy timeout, so readers do
 not block writers; every update of a row is idempotent, and a row written from
