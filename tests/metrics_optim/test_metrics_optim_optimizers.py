@@ -191,3 +191,37 @@ def test_ftrl_works_with_torch_lr_schedulers_and_param_groups():
         sched.step()
     assert [g["lr"] for g in opt.param_groups] == [0.125, 0.0125]
     assert float(a.detach()[0]) < float(b.detach()[0]) < 0  # the larger rate moved further
+
+
+@pytest.mark.parametrize("name", ["Adagrad", "Adam", "AdamW", "SGD"])
+def test_fused_kernels_when_available_give_the_same_steps(name):
+    def run(fused):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+        opt = get_optimizer(name, model.parameters(), fused=fused)
+        x, y = torch.randn(32, 6), torch.randn(32, 1)
+        for _ in range(5):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        return opt, torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    auto, w_auto = run(None)
+    plain, w_plain = run(False)
+    assert not plain.defaults.get("fused")
+    torch_has_cpu_fused = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
+    if torch_has_cpu_fused:
+        assert auto.defaults.get("fused") is True
+    torch.testing.assert_close(w_auto, w_plain, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_with_param_groups_and_names_without_a_fused_kernel():
+    a = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(2, requires_grad=True)
+    opt = get_optimizer("adam", [{"params": [a]}, {"params": b, "lr": 0.1}])
+    assert [g["lr"] for g in opt.param_groups] == [0.001, 0.1]
+    (a.sum() + b.sum()).backward()
+    opt.step()
+    assert float(b.detach()[0]) == pytest.approx(-0.1)
+    # names without a fused kernel ignore the request
+    assert not get_optimizer("rmsprop", [a], fused=True).defaults.get("fused")
