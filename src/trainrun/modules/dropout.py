@@ -33,6 +33,7 @@ True
 
 from __future__ import annotations
 
+import numbers
 import threading
 
 import torch
@@ -46,7 +47,7 @@ _LEVELS = 1 << _BITS  # 32768 mask levels: u in [0, 32767]
 
 
 def _check_p(p: float) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"Dropout probability must be a number between 0 and 1. Received: p={p!r}")
     return float(p)
 
