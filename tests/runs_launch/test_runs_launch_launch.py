@@ -221,6 +221,8 @@ def test_source_snapshot_bounds(tmp_path):
         (proj / d).mkdir()
         (proj / d / "x.py").write_text("x = 1\n")
     (proj / "myenv" / "pyvenv.cfg").write_text("home = /usr\n")
+    (proj / "old_experiments" / ".trainrun").mkdir(parents=True)  # another runs folder
+    (proj / "old_experiments" / "x.py").write_text("x = 1\n")
     script = write(proj, "train.py", "print('ok')\n")
     write(proj, "helper.py", "y = 2\n")
     write(proj, "config.yaml", "a: 1\n")

@@ -4,7 +4,8 @@ What is copied: the script itself (always, up to the per-file limit) and the
 files in its folder and sub-folders whose suffix is in :data:`SOURCE_SUFFIXES`,
 within :data:`MAX_FILE_BYTES` per file and :data:`MAX_TOTAL_BYTES` in all.
 What is skipped: virtual environments, run folders, caches, version control,
-node_modules, data folders and hidden folders (:data:`SKIP_DIRS`), anything
+node_modules, data folders, hidden folders (:data:`SKIP_DIRS`), other runs
+folders (those holding a ``.trainrun`` index), anything
 deeper than :data:`MAX_DEPTH` levels, and symbolic links that lead outside the
 folder. The snapshot goes to the run's ``source/`` with the same relative paths.
 """
@@ -52,7 +53,12 @@ def _skip_dir(entry: os.DirEntry[str], exclude: set[str]) -> bool:
         real = os.path.realpath(entry.path)
     except OSError:
         return True
-    return real in exclude or os.path.isfile(os.path.join(entry.path, "pyvenv.cfg"))
+    return (
+        real in exclude
+        or os.path.isfile(os.path.join(entry.path, "pyvenv.cfg"))
+        # another runs folder (it holds the listing index): thousands of runs, no source
+        or os.path.isdir(os.path.join(entry.path, ".trainrun"))
+    )
 
 
 def snapshot_source(
