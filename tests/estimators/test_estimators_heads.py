@@ -80,10 +80,16 @@ def test_regression():
     labels = head.label_fn(np.array([[1.0, 2.0], [3.0, 4.0]]))
     assert labels.shape == (2, 2)
     logits = torch.tensor([[1.0, 1.0], [3.0, 5.0]])
-    # Squared error summed over the label dimensions, averaged over examples.
-    assert head.loss(logits, labels, None).item() == pytest.approx((1 + 1) / 2)
+    # As tf.estimator: averaged over every (example, label dimension) element,
+    # weights per example; "sum" adds every element.
+    assert head.loss(logits, labels, None).item() == pytest.approx((0 + 1 + 0 + 1) / 4)
     w = torch.tensor([2.0, 1.0])
-    assert head.loss(logits, labels, w).item() == pytest.approx((2 * 1 + 1 * 1) / 2)
+    assert head.loss(logits, labels, w).item() == pytest.approx((2 * 1 + 1 * 1) / 4)
+    assert RegressionHead(2, loss_reduction="sum").loss(logits, labels, w).item() == 3.0
+    from trainrun.modules.metrics import regression_metrics
+
+    metrics = regression_metrics(logits, labels, None, head.loss(logits, labels, None).item())
+    assert metrics["average_loss"] == pytest.approx(head.loss(logits, labels, None).item())
     assert head.predictions(logits)["predictions"].shape == (2, 2)
     with pytest.raises(InputError, match="label_dimension=2"):
         head.label_fn(np.array([1.0, 2.0, 3.0]))

@@ -405,18 +405,22 @@ class RegressionHead(Head):
         return torch.from_numpy(labels)
 
     def unreduced_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # tf.estimator's regression head sums the squared error over label dimensions.
+        # The squared error summed over label dimensions, one value per example.
         diff = logits - labels.reshape(logits.shape)
         return (diff * diff).sum(dim=1)
 
     def loss(
         self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None
     ) -> torch.Tensor:
+        # As tf.estimator: the loss is taken over every (example, label dimension)
+        # element, so sum_over_batch_size divides by batch size x label_dimension
+        # and matches the evaluation's average_loss.
         if weights is None and self.loss_reduction == "sum_over_batch_size":
-            return (
-                F.mse_loss(logits, labels.reshape(logits.shape), reduction="sum") / logits.shape[0]
-            )
-        return super().loss(logits, labels, weights)
+            return F.mse_loss(logits, labels.reshape(logits.shape))
+        loss = super().loss(logits, labels, weights)
+        if self.loss_reduction == "sum_over_batch_size":
+            loss = loss / self.label_dimension
+        return loss
 
     def predictions(self, logits: torch.Tensor) -> dict[str, np.ndarray]:
         return {"predictions": logits.detach().cpu().numpy()}
