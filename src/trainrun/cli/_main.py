@@ -32,7 +32,7 @@ EXIT_CODES = """exit codes:
   0  success
   1  the command ran but failed (a failed run, a failed trial)
   2  bad usage or bad input (unknown flag, bad filter, no such run)
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C or SIGTERM)"""
 
 
 def build_parser(families: tuple[str, ...] = VERB_MODULES) -> argparse.ArgumentParser:
@@ -62,8 +62,13 @@ def run(argv: list[str]) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if not argv else 2
+    # SIGTERM (a service manager, `kill`, a scheduler's cancel) stops a command as
+    # Ctrl-C does: runs are stopped and recorded "interrupted", not left "running"
+    from trainrun.runs._launch_signals import sigterm_as_interrupt
+
     try:
-        return int(args.func(args) or 0)
+        with sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
     except TrainrunError as exc:

@@ -47,6 +47,7 @@ from typing import Any
 from trainrun.exceptions import FlagError
 from trainrun.runs import record
 from trainrun.runs._launch_record import update_json, update_run
+from trainrun.runs._launch_signals import SigtermInterrupt, Terminated, sigterm_as_interrupt
 
 __all__ = ["training_run", "stop_all_runs"]
 
@@ -210,14 +211,19 @@ def _signals_unblocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
 
 
-def _stop_child(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT, then SIGTERM, then SIGKILL, each after a grace period; a second Ctrl-C kills."""
+def _stop_child(proc: subprocess.Popen[bytes], *, wait_first: bool = True) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL, each after a grace period; a second Ctrl-C kills.
+
+    ``wait_first``: a terminal's Ctrl-C reaches the child too, so give it a moment
+    to react before signalling it; a SIGTERM sent to the launcher alone does not.
+    """
     try:
-        try:
-            proc.wait(0.2)  # a terminal's Ctrl-C reached the child too: let it react first
-            return
-        except subprocess.TimeoutExpired:
-            pass
+        if wait_first:
+            try:
+                proc.wait(0.2)
+                return
+            except subprocess.TimeoutExpired:
+                pass
         for sig, grace in ((signal.SIGINT, INTERRUPT_GRACE), (signal.SIGTERM, TERMINATE_GRACE)):
             if proc.poll() is not None:
                 return
@@ -312,7 +318,9 @@ class _Details(threading.Thread):
             return dict(self.fields)
 
 
-def _outcome(returncode: int, interrupted: bool, output: str) -> dict[str, Any]:
+def _outcome(
+    returncode: int, interrupted: bool, output: str, terminated: bool = False
+) -> dict[str, Any]:
     from trainrun.runs._launch_output import error_from_output
 
     if returncode == 0:
@@ -320,9 +328,8 @@ def _outcome(returncode: int, interrupted: bool, output: str) -> dict[str, Any]:
     error, tb = error_from_output(output)
     # 130 = 128 + SIGINT: what shells and many scripts exit with after their own Ctrl-C handling
     if interrupted or returncode in (-signal.SIGINT, -signal.SIGTERM, 130):
-        how = (
-            "SIGTERM" if returncode == -signal.SIGTERM and not interrupted else "KeyboardInterrupt"
-        )
+        by_sigterm = returncode == -signal.SIGTERM and not interrupted
+        how = "SIGTERM" if terminated or by_sigterm else "KeyboardInterrupt"
         return {"status": "interrupted", "error": f"Interrupted ({how})", "traceback": tb}
     if returncode < 0:
         try:
@@ -396,12 +403,42 @@ def training_run(
 
     A failing script is not an error here: the record says "failed" with the
     error and traceback tail. Ctrl-C stops the script, records "interrupted" and
-    raises KeyboardInterrupt.
+    raises KeyboardInterrupt. So does SIGTERM sent to this process while the run
+    lasts, when called in the main thread and no SIGTERM handler is installed
+    (the default): it is handled as Ctrl-C (the error reads "Interrupted
+    (SIGTERM)") and the previous handler is restored afterwards. A program with
+    its own SIGTERM handler keeps it.
 
     >>> run = training_run("train.py", flags={"dropout": 0.3})  # doctest: +SKIP
     >>> run["status"], run["flags"]["dropout"]  # doctest: +SKIP
     ('completed', 0.3)
     """
+    with sigterm_as_interrupt() as guard:
+        return _training_run(
+            script,
+            flags,
+            runs_dir,
+            args=args,
+            tags=tags,
+            echo=echo,
+            env=env,
+            view=view,
+            guard=guard,
+        )
+
+
+def _training_run(
+    script: str | os.PathLike[str],
+    flags: Mapping[str, Any] | None,
+    runs_dir: str | os.PathLike[str],
+    *,
+    args: Sequence[str],
+    tags: Mapping[str, Any] | None,
+    echo: bool,
+    env: Mapping[str, str | None] | None,
+    view: bool | None,
+    guard: SigtermInterrupt | None,
+) -> dict[str, Any]:
     script_path = Path(script).expanduser()
     if not script_path.is_file():
         raise FileNotFoundError(
@@ -486,6 +523,7 @@ def training_run(
     pump: OutputPump | None = None
     details: _Details | None = None
     interrupted = False
+    stopped_by: KeyboardInterrupt | None = None
     try:
         try:
             pump = OutputPump(read_fd, run_dir / record.OUTPUT_FILE, echo)
@@ -512,10 +550,12 @@ def training_run(
                     proc.wait(0.5)
                 except subprocess.TimeoutExpired:
                     continue
-        except KeyboardInterrupt:
-            interrupted = True
-            _stop_child(proc)
+        except KeyboardInterrupt as exc:
+            interrupted, stopped_by = True, exc
+            _stop_child(proc, wait_first=not isinstance(exc, Terminated))
     finally:
+        if guard is not None:
+            guard.deferred = True  # a SIGTERM now must not cut the final record short
         if proc.poll() is None:  # any other exception on the way out: do not orphan the script
             interrupted = True
             _stop_child(proc)
@@ -536,7 +576,7 @@ def training_run(
             "end": ended,
             "duration": duration,
             "exit_code": proc.returncode,
-            **_outcome(proc.returncode, interrupted, output),
+            **_outcome(proc.returncode, interrupted, output, isinstance(stopped_by, Terminated)),
         }
         if interrupted and proc.returncode == 0:
             final["status"] = "completed"  # it finished before the interrupt reached it
@@ -544,7 +584,11 @@ def training_run(
             final["output_error"] = pump.error
         update_run(run_dir, final)
     if interrupted:
-        raise KeyboardInterrupt
+        raise stopped_by or KeyboardInterrupt()
+    if guard is not None:
+        guard.deferred = False
+        if guard.received:  # SIGTERM while the record was written: it is complete, now stop
+            raise Terminated("SIGTERM")
     if view or (view is None and interactive_session()):
         _view(run_dir)
     return record.read_run(run_dir)
