@@ -4,10 +4,11 @@ import copy
 import pickle
 import threading
 
+import numpy as np
 import pytest
 import torch
 
-from trainrun.modules.dropout import FastDropout, fast_dropout
+from trainrun.modules.dropout import FastDropout, _random_words, fast_dropout
 
 N = 400_000
 
@@ -42,7 +43,7 @@ def test_masks_differ_between_calls_and_repeat_under_seed():
     x = torch.ones(64, 32)
     torch.manual_seed(3)
     a, b = drop(x), drop(x)
-    assert not torch.equal(a, b)  # the reused scratch gets fresh bits each call
+    assert not torch.equal(a, b)  # every call draws a fresh key
     torch.manual_seed(3)
     assert torch.equal(drop(x), a) and torch.equal(drop(x), b)
     torch.manual_seed(3)
@@ -95,15 +96,54 @@ def test_copy_pickle_threads_and_repr():
     drop = FastDropout(0.2)
     drop(torch.ones(100))
     clone = pickle.loads(pickle.dumps(drop))
-    assert clone._scratch is None and clone.p == 0.2
+    assert clone.p == 0.2 and clone.inplace is False
     assert copy.deepcopy(drop).p == 0.2
     assert "p=0.2" in repr(drop)
-    # another thread gets its own words, never the owner's scratch
+    # another thread has its own expander, keyed by the same torch generator:
+    # the same seed gives it the same mask as this thread
+    torch.manual_seed(7)
+    here = drop(torch.ones(100_000))
     results = []
-    thread = threading.Thread(target=lambda: results.append(drop(torch.ones(100_000))))
+
+    def other():
+        torch.manual_seed(7)
+        results.append(drop(torch.ones(100_000)))
+
+    thread = threading.Thread(target=other)
     thread.start()
     thread.join()
     assert float((results[0] != 0).float().mean()) == pytest.approx(0.8, abs=0.01)
+    assert torch.equal(results[0], here)
+
+
+def test_random_words_follow_torch_seed_only():
+    torch.manual_seed(8)
+    np.random.seed(1)
+    a = _random_words(1000)
+    torch.manual_seed(8)
+    np.random.seed(2)  # numpy's global state plays no part
+    assert torch.equal(_random_words(1000), a)
+    assert not torch.equal(_random_words(1000), a)  # each call takes a fresh key
+    # the key advances torch's generator by exactly four words, whatever the size
+    torch.manual_seed(8)
+    _random_words(10)
+    after_small = torch.empty(1, dtype=torch.int64).random_()
+    torch.manual_seed(8)
+    _random_words(100_000)
+    assert torch.equal(torch.empty(1, dtype=torch.int64).random_(), after_small)
+
+
+def test_random_words_have_uniform_independent_bits():
+    torch.manual_seed(9)
+    words = _random_words(50_000)
+    bits = (words.unsqueeze(1) >> torch.arange(64)) & 1
+    # every one of the 64 bit positions is set half the time (5 sigma at this size: 0.011)
+    assert torch.allclose(
+        bits.double().mean(0), torch.full((64,), 0.5, dtype=torch.float64), atol=0.011
+    )
+    # consecutive words are uncorrelated
+    pair = (bits[:-1, 5] & bits[1:, 5]).double().mean()
+    assert float(pair) == pytest.approx(0.25, abs=0.01)
 
 
 def test_trains_like_nn_dropout_in_a_model():

@@ -8,23 +8,30 @@ is the identity. Only the way the mask is drawn differs.
 Why. On a CPU, ``nn.Dropout`` draws its mask with ``bernoulli_``, which costs
 about as much as the matrix products of a small MLP (about 40% of a training
 step at batch 1,024, see ``bench/estimators.py``). Here the mask comes from raw
-random bits instead: one 64-bit draw of the default generator gives four
-16-bit integers, each reduced to 15 bits ``u`` (uniform on 0..32767), and a
-value is kept when ``u < K`` with ``K = round((1 - p) * 32768)``. The sign of
-``u - K`` is the mask, so every step is integer arithmetic that vectorises well
-(comparisons that produce booleans do not, on this CPU).
+random bits instead: each 64-bit random word gives four 16-bit integers, each
+reduced to 15 bits ``u`` (uniform on 0..32767), and a value is kept when
+``u < K`` with ``K = round((1 - p) * 32768)``. The sign of ``u - K`` is the
+mask, so every step is integer arithmetic that vectorises well (comparisons
+that produce booleans do not, on this CPU).
+
+Where the bits come from. torch's CPU generator (a Mersenne Twister) yields
+about one 64-bit word per 8 ns on one thread, which made it the largest part of
+the cost. Each call therefore draws only a 256-bit key from torch's default
+generator and expands it with numpy's SFC64 (a small chaotic generator that
+passes PractRand and BigCrush, about three times faster here) into the words
+the mask needs.
 
 Exactness. The keep probability is ``K / 32768``, within ``1/65536`` of
 ``1 - p``, and survivors are scaled by ``32768 / K``, so ``E[output] = input``
-holds exactly. Masks come from the default torch generator, so
-``torch.manual_seed`` makes them repeatable (they differ from ``nn.Dropout``'s
-masks for the same seed). On other devices (CUDA, MPS) the native fused
-dropout is already fast and is used as is.
+holds exactly. The key comes from the default torch generator, so
+``torch.manual_seed`` makes the masks repeatable (they differ from
+``nn.Dropout``'s masks for the same seed). On other devices (CUDA, MPS) the
+native fused dropout is already fast and is used as is.
 
 >>> import torch
 >>> _ = torch.manual_seed(0)
 >>> drop = FastDropout(0.2)
->>> y = drop(torch.ones(10_000))
+>>> y = drop(torch.ones(100_000))
 >>> round(float((y == 0).float().mean()), 2), round(float(y.max()), 4)
 (0.2, 1.25)
 >>> bool((drop.eval()(torch.ones(3)) == 1).all())
@@ -36,6 +43,7 @@ from __future__ import annotations
 import numbers
 import threading
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,6 +52,7 @@ __all__ = ["FastDropout", "fast_dropout"]
 
 _BITS = 15
 _LEVELS = 1 << _BITS  # 32768 mask levels: u in [0, 32767]
+_WARMUP = 12  # outputs SFC64 itself skips after seeding
 
 
 def _check_p(p: float) -> float:
@@ -56,22 +65,36 @@ def _keep_levels(p: float) -> int:
     return round((1.0 - p) * _LEVELS)
 
 
-def _mask(like: torch.Tensor, keep: int, scratch: torch.Tensor | None = None) -> torch.Tensor:
-    """A mask shaped as ``like``: ``32768 / keep`` with probability ``keep / 32768``, else 0.
+_local = threading.local()
 
-    ``scratch`` (int64, at least ``ceil(numel / 4)`` long, on ``like``'s device) is
-    overwritten and reused, which spares the allocator, and the page faults of
-    fresh memory, one large block per call.
+
+def _random_words(count: int) -> torch.Tensor:
+    """``count`` uniform 64-bit words (int64, CPU) keyed by torch's default generator.
+
+    Four words from torch (cheap: a fixed cost of a few microseconds) become the
+    whole state of a per-thread SFC64, which then produces the bulk. Every
+    call re-keys it, so the stream depends on torch's generator alone.
     """
+    bitgen = getattr(_local, "bitgen", None)
+    if bitgen is None:
+        bitgen = _local.bitgen = np.random.SFC64(0)
+    key = torch.empty(4, dtype=torch.int64).random_(-(2**63), None)
+    bitgen.state = {
+        "bit_generator": "SFC64",
+        "state": {"state": key.numpy().view(np.uint64)},
+        "has_uint32": 0,
+        "uinteger": 0,
+    }
+    # SFC64 discards its first outputs after seeding; do the same so that the key's
+    # words are mixed before any bit reaches a mask.
+    bitgen.random_raw(_WARMUP)
+    return torch.from_numpy(bitgen.random_raw(count).view(np.int64))
+
+
+def _mask(like: torch.Tensor, keep: int) -> torch.Tensor:
+    """A mask shaped as ``like``: ``32768 / keep`` with probability ``keep / 32768``, else 0."""
     n = like.numel()
-    words_needed = (n + 3) // 4
-    if scratch is None or scratch.numel() < words_needed or scratch.device != like.device:
-        scratch = torch.empty(words_needed, dtype=torch.int64, device=like.device)
-    # slicing and reshaping cost a dispatch each: skip them when the sizes already fit
-    words = scratch if scratch.numel() == words_needed else scratch[:words_needed]
-    # from=-2**63, to=None draws all 64 bits uniformly (the "full range" path).
-    words.random_(-(2**63), None)
-    u = words.view(torch.int16)
+    u = _random_words((n + 3) // 4).view(torch.int16)
     if n % 4:
         u = u[:n]
     u.bitwise_and_(_LEVELS - 1)  # 15 uniform bits, 0..32767
@@ -86,8 +109,6 @@ def fast_dropout(
     p: float = 0.5,
     training: bool = True,
     inplace: bool = False,
-    *,
-    scratch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Functional form of :class:`FastDropout` (the signature of ``F.dropout``).
 
@@ -105,7 +126,7 @@ def fast_dropout(
         return input.mul_(0.0) if inplace else input * 0.0
     if keep == _LEVELS:  # p within 1/65536 of 0: every value is kept, unscaled
         return input
-    mask = _mask(input, keep, scratch)
+    mask = _mask(input, keep)
     # mul with a mask that needs no grad saves only the mask for backward
     return input.mul_(mask) if inplace else input * mask
 
@@ -127,10 +148,6 @@ class FastDropout(nn.Module):
         super().__init__()
         self.p = _check_p(p)
         self.inplace = bool(inplace)
-        # random words reused from call to call by the thread that made them (not state:
-        # never saved, never shared between threads, rebuilt when the shape grows)
-        self._scratch: torch.Tensor | None = None
-        self._scratch_thread: int | None = None
 
     @property
     def keep_probability(self) -> float:
@@ -138,25 +155,7 @@ class FastDropout(nn.Module):
         return _keep_levels(self.p) / _LEVELS
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0 or input.device.type != "cpu":
-            return fast_dropout(input, self.p, self.training, self.inplace)
-        thread = threading.get_ident()
-        if self._scratch_thread is None:
-            self._scratch_thread = thread
-        if thread != self._scratch_thread:
-            return fast_dropout(input, self.p, True, self.inplace)
-        words = (input.numel() + 3) // 4
-        if self._scratch is None or self._scratch.numel() != words:
-            # sized exactly (a smaller last batch reallocates once): no slicing per call
-            self._scratch = torch.empty(words, dtype=torch.int64)
-        return fast_dropout(input, self.p, True, self.inplace, scratch=self._scratch)
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state = dict(state)
-        state["_scratch"] = None
-        state["_scratch_thread"] = None
-        return state
+        return fast_dropout(input, self.p, self.training, self.inplace)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
