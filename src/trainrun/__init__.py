@@ -9,8 +9,11 @@ half (flags, ls_runs, the CLI) never imports torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+# no typing or importlib at import time: `trainrun run` and every script that records
+# into a run import this package, and those two alone cost several milliseconds
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 
@@ -116,6 +119,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'trainrun' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -223,6 +223,10 @@ def test_source_snapshot_bounds(tmp_path):
     (proj / "myenv" / "pyvenv.cfg").write_text("home = /usr\n")
     (proj / "old_experiments" / ".trainrun").mkdir(parents=True)  # another runs folder
     (proj / "old_experiments" / "x.py").write_text("x = 1\n")
+    # a run folder in a runs folder never listed (no index): skipped all the same
+    (proj / "other_runs" / "2026-01-01T00-00-00Z" / "source").mkdir(parents=True)
+    (proj / "other_runs" / "2026-01-01T00-00-00Z" / "run.json").write_text("{}\n")
+    (proj / "other_runs" / "2026-01-01T00-00-00Z" / "source" / "x.py").write_text("x = 1\n")
     script = write(proj, "train.py", "print('ok')\n")
     write(proj, "helper.py", "y = 2\n")
     write(proj, "config.yaml", "a: 1\n")

@@ -35,7 +35,15 @@ EXIT_CODES = """exit codes:
   130  interrupted (Ctrl-C or SIGTERM)"""
 
 
-def build_parser(families: tuple[str, ...] = VERB_MODULES) -> argparse.ArgumentParser:
+def build_parser(
+    families: tuple[str, ...] = VERB_MODULES, verb: str | None = None
+) -> argparse.ArgumentParser:
+    """The ``trainrun`` parser with the verbs of ``families``.
+
+    ``verb``: the verb on the command line, when known. A family module with a
+    ``register_verb(subparsers, verb)`` then adds that verb's parser alone (the
+    others are never shown: the command line already chose).
+    """
     parser = argparse.ArgumentParser(
         prog="trainrun",
         description="Train models and keep every training run on record.",
@@ -51,13 +59,16 @@ def build_parser(families: tuple[str, ...] = VERB_MODULES) -> argparse.ArgumentP
             if exc.name != f"trainrun.cli.{name}":
                 raise
             continue  # verb not built yet
-        module.register(sub)
+        if verb is not None and hasattr(module, "register_verb"):
+            module.register_verb(sub, verb)
+        else:
+            module.register(sub)
     return parser
 
 
 def run(argv: list[str]) -> int:
     family = VERB_FAMILY.get(argv[0]) if argv else None
-    parser = build_parser((family,) if family else VERB_MODULES)
+    parser = build_parser((family,), argv[0]) if family else build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

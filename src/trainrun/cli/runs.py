@@ -13,7 +13,10 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~3 ms at start-up: annotations only
+    from typing import Any
 
 RUNS_DIR_HELP = "folder that holds the runs (default: runs)"
 EXIT_FAILED = 1
@@ -22,6 +25,16 @@ EXIT_INTERRUPTED = 130
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    for add in _VERBS.values():
+        add(subparsers)
+
+
+def register_verb(subparsers: argparse._SubParsersAction, verb: str) -> None:
+    """Add only ``verb``'s parser: ``trainrun run`` need not build the other six."""
+    _VERBS[verb](subparsers)
+
+
+def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
         allow_abbrev=False,  # "--v" must not become --view: the script may have such options
@@ -30,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "its flags, output, metrics, status and source. Options may come before or after "
         "SCRIPT; arguments for the script itself go after '--'.",
         epilog="example: trainrun run train.py --flag dropout=0.3 --flag layer1=128 -- --epochs 2\n"
-        "exit codes: 0 completed, 1 failed, 2 bad usage, 130 interrupted",
+        "exit codes: 0 completed, 1 failed, 2 bad usage, 130 interrupted (Ctrl-C or SIGTERM)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _run_options(p)
@@ -39,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="SCRIPT [OPTIONS] [-- ARGS]")
     p.set_defaults(func=_run)
 
+
+def _add_ls(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "ls",
         help="list runs as a table",
@@ -67,6 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--refresh", action="store_true", help="re-read every run folder, not the index")
     p.set_defaults(func=_ls)
 
+
+def _add_show(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "show", help="show one run's record", description="Show everything a run recorded."
     )
@@ -80,6 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.set_defaults(func=_show)
 
+
+def _add_clean(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "clean",
         help="move runs to the archive (reversible)",
@@ -92,6 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
     p.set_defaults(func=_clean)
 
+
+def _add_restore(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "restore",
         help="move archived runs back",
@@ -101,6 +122,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-dir", default="runs", help=RUNS_DIR_HELP)
     p.set_defaults(func=_restore)
 
+
+def _add_purge(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "purge",
         help="delete archived runs for good",
@@ -114,6 +137,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
     p.set_defaults(func=_purge)
 
+
+def _add_copy(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "copy",
         help="copy a run folder elsewhere",
@@ -124,6 +149,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rename", default=None, help="name of the copy (default: the run's id)")
     p.add_argument("--runs-dir", default="runs", help=RUNS_DIR_HELP)
     p.set_defaults(func=_copy)
+
+
+_VERBS = {
+    "run": _add_run,
+    "ls": _add_ls,
+    "show": _add_show,
+    "clean": _add_clean,
+    "restore": _add_restore,
+    "purge": _add_purge,
+    "copy": _add_copy,
+}
 
 
 # ---------------------------------------------------------------- helpers

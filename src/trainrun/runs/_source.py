@@ -5,7 +5,8 @@ files in its folder and sub-folders whose suffix is in :data:`SOURCE_SUFFIXES`,
 within :data:`MAX_FILE_BYTES` per file and :data:`MAX_TOTAL_BYTES` in all.
 What is skipped: virtual environments, run folders, caches, version control,
 node_modules, data folders, hidden folders (:data:`SKIP_DIRS`), other runs
-folders (those holding a ``.trainrun`` index), anything
+folders (those holding a ``.trainrun`` index), run folders (a ``run.json``
+beside a ``source/`` folder), anything
 deeper than :data:`MAX_DEPTH` levels, and symbolic links that lead outside the
 folder. The snapshot goes to the run's ``source/`` with the same relative paths.
 """
@@ -58,6 +59,12 @@ def _skip_dir(entry: os.DirEntry[str], exclude: set[str]) -> bool:
         or os.path.isfile(os.path.join(entry.path, "pyvenv.cfg"))
         # another runs folder (it holds the listing index): thousands of runs, no source
         or os.path.isdir(os.path.join(entry.path, ".trainrun"))
+        # a run folder in a runs folder that was never listed: its record and its own
+        # snapshot are not this script's source
+        or (
+            os.path.isfile(os.path.join(entry.path, "run.json"))
+            and os.path.isdir(os.path.join(entry.path, "source"))
+        )
     )
 
 
