@@ -1,0 +1,54 @@
+"""`trainrun run` ends at once after the record is written, but only as the command itself."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from trainrun.cli import main
+from trainrun.cli._main import _is_this_command
+from trainrun.runs import record
+
+
+def test_main_called_in_process_returns_instead_of_exiting(tmp_path, monkeypatch, capsys):
+    for var in ("TRAINRUN_RUN_DIR", "TRAINRUN_FLAGS"):
+        monkeypatch.delenv(var, raising=False)
+    script = tmp_path / "ok.py"
+    script.write_text("print('ok')\n")
+    code = main(["run", str(script), "--no-echo", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 0  # still here: no os._exit inside a program that calls main()
+    assert "completed" in capsys.readouterr().err
+
+
+def test_is_this_command(monkeypatch):
+    argv = ["run", "train.py"]
+    main_py = os.path.join("site-packages", "trainrun", "__main__.py")
+    for entry, expected in (
+        ("/venv/bin/trainrun", True),
+        (main_py, True),
+        ("/venv/bin/pytest", False),
+        ("-c", False),
+    ):
+        monkeypatch.setattr(sys, "argv", [entry, *argv])
+        assert _is_this_command(argv) is expected, entry
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/trainrun", "run", "other.py"])
+    assert not _is_this_command(argv)
+
+
+def test_the_command_flushes_its_output_before_ending(tmp_path):
+    script = tmp_path / "noisy.py"
+    script.write_text("import sys\nprint('x' * 100_000)\nsys.exit(3)\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainrun", "run", str(script), "--runs-dir", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == "x" * 100_000 + "\n"
+    assert proc.stderr.strip().endswith(")") and " failed (" in proc.stderr
+    (folder,) = Path(tmp_path / "r").iterdir()
+    run = record.read_run(folder)
+    assert run["status"] == "failed" and run["exit_code"] == 3
