@@ -52,3 +52,37 @@ def test_the_command_flushes_its_output_before_ending(tmp_path):
     (folder,) = Path(tmp_path / "r").iterdir()
     run = record.read_run(folder)
     assert run["status"] == "failed" and run["exit_code"] == 3
+
+
+def test_wait_without_a_pidfd_falls_back_to_polling(tmp_path, monkeypatch):
+    for var in ("TRAINRUN_RUN_DIR", "TRAINRUN_FLAGS"):
+        monkeypatch.delenv(var, raising=False)
+    from trainrun.runs.launch import training_run
+
+    def no_pidfd(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd, raising=False)
+    script = tmp_path / "sleepy.py"
+    script.write_text("import time\ntime.sleep(0.3)\nprint('woke')\n")
+    run = training_run(script, runs_dir=tmp_path / "runs", echo=False)
+    assert run["status"] == "completed" and run["duration"] >= 0.3
+
+
+def test_json_writes_from_many_threads_stay_whole_and_leave_no_temporary_files(tmp_path):
+    import threading
+
+    path = tmp_path / "run.json"
+
+    def writer(n: int) -> None:
+        for i in range(30):
+            record.write_json(path, {"writer": n, "i": i, "pad": "x" * 2000}, durable=i % 2 == 0)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = record.read_json(path)
+    assert final["i"] == 29 and len(final["pad"]) == 2000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
