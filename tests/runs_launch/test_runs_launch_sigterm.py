@@ -156,3 +156,35 @@ def test_no_handler_outside_the_main_thread():
     thread.start()
     thread.join()
     assert seen == [None]
+
+
+def test_a_launcher_that_ignores_sigint_stops_its_script_with_sigterm(tmp_path):
+    """A background job of a non-interactive shell ignores SIGINT, and so does its script."""
+    marker = tmp_path / "got_sigint"
+    script = tmp_path / "stubborn.py"
+    script.write_text(
+        "import signal, time\n"
+        "from trainrun import log_metrics\n"
+        f"signal.signal(signal.SIGINT, lambda *a: open({str(marker)!r}, 'w').close())\n"
+        "for step in range(1200):\n"
+        "    log_metrics(step=step, loss=1.0)\n"
+        "    time.sleep(0.05)\n"
+    )
+    runs = tmp_path / "runs"
+    code = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "from trainrun.runs.launch import training_run\n"
+        "training_run(sys.argv[1], runs_dir=sys.argv[2], echo=False)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(script), str(runs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    folder = _wait_for_metrics(runs, 3)
+    _sigterm_and_wait(proc, folder)
+    run = record.read_run(folder)
+    assert run["status"] == "interrupted" and run["error"] == "Interrupted (SIGTERM)"
+    assert run["exit_code"] == -signal.SIGTERM
+    assert not marker.exists()  # no SIGINT first: it would only have waited out its grace

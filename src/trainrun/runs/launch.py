@@ -220,7 +220,17 @@ def _stop_child(proc: subprocess.Popen[bytes], *, wait_first: bool = True) -> No
 
     ``wait_first``: a terminal's Ctrl-C reaches the child too, so give it a moment
     to react before signalling it; a SIGTERM sent to the launcher alone does not.
+
+    A child started while SIGINT is ignored here (a background job of a
+    non-interactive shell, ``nohup``) inherits that and would sit out the whole
+    SIGINT grace period: it gets SIGTERM straight away.
     """
+    steps = ((signal.SIGINT, INTERRUPT_GRACE), (signal.SIGTERM, TERMINATE_GRACE))
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            steps = steps[1:]
+    except (OSError, ValueError):
+        pass
     try:
         if wait_first:
             try:
@@ -228,7 +238,7 @@ def _stop_child(proc: subprocess.Popen[bytes], *, wait_first: bool = True) -> No
                 return
             except subprocess.TimeoutExpired:
                 pass
-        for sig, grace in ((signal.SIGINT, INTERRUPT_GRACE), (signal.SIGTERM, TERMINATE_GRACE)):
+        for sig, grace in steps:
             if proc.poll() is not None:
                 return
             proc.send_signal(sig)
@@ -279,7 +289,8 @@ def _wait_child(proc: subprocess.Popen[bytes], slice_s: float = 0.5) -> None:
 def stop_all_runs() -> int:
     """Ask every run this process is running (in any thread) to stop, as Ctrl-C would.
 
-    Sends SIGINT to each child; their ``training_run`` calls then record them
+    Sends SIGINT to each child (SIGTERM where SIGINT is ignored in this process,
+    and so in its children); their ``training_run`` calls then record them
     as interrupted and return. Returns how many were signalled. For tuning
     loops whose runs live in worker threads.
 
@@ -288,11 +299,13 @@ def stop_all_runs() -> int:
     """
     with _children_lock:
         procs = list(_children.values())
+    # children started while SIGINT is ignored here ignore it too (see _stop_child)
+    sig = signal.SIGTERM if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else signal.SIGINT
     count = 0
     for proc in procs:
         if proc.poll() is None:
             try:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(sig)
                 count += 1
             except OSError:
                 pass
