@@ -162,3 +162,62 @@ def test_trains_like_nn_dropout_in_a_model():
     model.eval()
     acc = ((model(x)[:, 0] > 0).float() == y).float().mean()
     assert float(acc) > 0.9
+
+
+def _dnn(dropout, activation="relu", batch_norm=False):
+    from trainrun.feature_columns import numeric_column
+    from trainrun.modules.dnn import DNNModel
+
+    torch.manual_seed(10)
+    cols = [numeric_column("x", shape=(6,))]
+    return DNNModel(cols, [16, 8], 1, activation, dropout=dropout, batch_norm=batch_norm)
+
+
+def _reference_forward(model, x, activation=torch.relu):
+    """Dense, then activation, then an out-of-place FastDropout: the plain order."""
+    h = x
+    for layer in model.layers:
+        if isinstance(layer, torch.nn.Linear):
+            h = layer(h)
+            if layer is not model.layers[-1]:
+                h = activation(h)
+                h = FastDropout(model.dropout)(h) if model.training else h
+        elif isinstance(layer, torch.nn.BatchNorm1d):
+            h = layer(h)
+    return h
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_dnn_relu_dropout_in_place_matches_the_plain_order(batch_norm):
+    model = _dnn(0.3, batch_norm=batch_norm)
+    # the same weight names as a model without dropout: checkpoints stay compatible
+    assert list(model.state_dict()) == list(_dnn(None, batch_norm=batch_norm).state_dict())
+    x = torch.randn(64, 6)
+    grads = []
+    outs = []
+    for forward in (lambda m: m.layers(x), lambda m: _reference_forward(m, x)):
+        model.zero_grad()
+        torch.manual_seed(11)  # the same masks: one key per layer, in the same order
+        out = forward(model)
+        (out * torch.linspace(-1, 1, 64).unsqueeze(1)).sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert torch.equal(outs[0], outs[1])
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert isinstance(model.layers[1], FastDropout) and model.layers[1].inplace
+    model.eval()  # eval: no dropout, so the training output differed
+    assert torch.equal(model.layers(x), _reference_forward(model, x))
+    assert not torch.equal(model.layers(x), outs[0])
+
+
+def test_dnn_other_activations_keep_the_plain_order():
+    model = _dnn(0.3, activation="tanh")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds[1:3] == ["_Activation", "FastDropout"]
+    assert not model.layers[2].inplace
+    x = torch.randn(32, 6)
+    torch.manual_seed(12)
+    a = model.layers(x)
+    torch.manual_seed(12)
+    assert torch.equal(a, _reference_forward(model, x, torch.tanh))

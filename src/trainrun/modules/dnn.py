@@ -78,10 +78,19 @@ class DNNModel(nn.Module):
         width = self.features.output_dim
         for size in self.hidden_units:
             layers.append(nn.Linear(width, size))
-            layers.append(_Activation(get_activation(activation_fn)))
-            # A placeholder without dropout keeps the weights' names the same either way,
-            # so a checkpoint restores whatever dropout the next session uses.
-            layers.append(FastDropout(dropout) if dropout else nn.Identity())
+            # Two slots after each dense layer (a placeholder where there is no dropout)
+            # keep the weights' names the same either way, so a checkpoint restores
+            # whatever dropout the next session uses.
+            if dropout and self.activation == "relu":
+                # relu(h) * mask == relu(h * mask) for a mask >= 0, so drop first, in place
+                # on the dense output (its backward does not need it), then relu in place:
+                # the same values, masks and gradients as relu then dropout, without two
+                # fresh tensors per layer and step (a fifth of dropout's cost, bench/).
+                layers.append(FastDropout(dropout, inplace=True))
+                layers.append(_Activation(torch.relu_))
+            else:
+                layers.append(_Activation(get_activation(activation_fn)))
+                layers.append(FastDropout(dropout) if dropout else nn.Identity())
             if batch_norm:
                 # tf.keras' BatchNormalization defaults: momentum 0.99, epsilon 1e-3.
                 layers.append(_BatchNorm(size, eps=1e-3, momentum=0.01))
