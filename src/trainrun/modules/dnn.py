@@ -85,7 +85,7 @@ class DNNModel(nn.Module):
                 # relu(h) * mask == relu(h * mask) for a mask >= 0, so drop first, in place
                 # on the dense output (its backward does not need it), then relu in place:
                 # the same values, masks and gradients as relu then dropout, without two
-                # fresh tensors per layer and step (a fifth of dropout's cost, bench/).
+                # fresh tensors per layer and step (docs/metrics-and-optimizers.md has figures).
                 layers.append(FastDropout(dropout, inplace=True))
                 layers.append(_Activation(torch.relu_))
             else:
