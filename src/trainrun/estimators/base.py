@@ -11,6 +11,7 @@ Learned state carries a trailing underscore (``network_``, ``head_``,
 
 from __future__ import annotations
 
+import abc
 import copy
 import inspect
 import logging
@@ -183,7 +184,7 @@ def _strip(config: Any, keys: Sequence[str]) -> Any:
 # --------------------------------------------------------------------- the base
 
 
-class Estimator:
+class Estimator(abc.ABC):
     """Base class of the six canned estimators (scikit-learn's conventions).
 
     Subclasses define a keyword-only ``__init__`` that stores each argument
@@ -263,22 +264,22 @@ class Estimator:
             )
         self._validate_more()
 
-    def _validate_more(self) -> None:
+    def _validate_more(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Checks that involve several settings (overridden by the combined estimators)."""
 
     # ------------------------------------------------------------ subclass hooks
-    def _build_head(self) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _build_head(self) -> Any: ...
 
-    def _columns(self) -> dict[str, list[Any]]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _columns(self) -> dict[str, list[Any]]: ...
 
-    def _network_config(self, units: int) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _network_config(self, units: int) -> dict[str, Any]: ...
 
-    def _optimizer_settings(self) -> list[tuple[str, Any]]:  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def _optimizer_settings(self) -> list[tuple[str, Any]]:
         """(part, identifier) pairs: part "linear", "dnn" or "all"."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------ state
     @property

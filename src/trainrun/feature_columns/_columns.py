@@ -13,6 +13,7 @@ The names and arguments follow ``tf.feature_column``.
 
 from __future__ import annotations
 
+import abc
 import difflib
 import math
 import numbers
@@ -54,19 +55,19 @@ _NORMALIZERS = ("zscore", "minmax", "log1p", "scale")
 _COMBINERS = ("mean", "sum", "sqrtn")
 
 
-class FeatureColumn:
+class FeatureColumn(abc.ABC):
     """Base class of every feature column. ``name`` is unique within a model."""
 
     name: str
 
     @property
+    @abc.abstractmethod
     def raw_keys(self) -> tuple[str, ...]:
         """The raw data columns this feature column reads."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def to_config(self) -> dict[str, Any]:
         """A JSON-serialisable description; :func:`column_from_config` rebuilds it."""
-        raise NotImplementedError
 
 
 class CategoricalColumn(FeatureColumn):

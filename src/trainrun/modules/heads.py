@@ -31,6 +31,7 @@ tensor(0.6931)
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -71,7 +72,7 @@ def _show(values: np.ndarray, limit: int = 5) -> str:
     return f"{shown}{more}"
 
 
-class Head:
+class Head(abc.ABC):
     """Base class. Subclasses set ``kind`` and ``logits_dimension``."""
 
     kind: str = ""
@@ -82,13 +83,14 @@ class Head:
         self.loss_reduction = normalize_loss_reduction(loss_reduction)
 
     # ---------------------------------------------------------------- labels
-    def label_fn(self, labels: np.ndarray) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def label_fn(self, labels: np.ndarray) -> torch.Tensor: ...
 
     # ---------------------------------------------------------------- loss
+    @abc.abstractmethod
     def unreduced_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-example loss, shape ``[N]``."""
-        raise NotImplementedError  # pragma: no cover - abstract
+        ...
 
     def loss(
         self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None
@@ -115,10 +117,12 @@ class Head:
             )
         return keys
 
+    @abc.abstractmethod
     def predictions(self, logits: torch.Tensor) -> dict[str, np.ndarray]:
         """tf.estimator's prediction dictionary for a batch: each value has N rows."""
-        raise NotImplementedError  # pragma: no cover - abstract
+        ...
 
+    @abc.abstractmethod
     def metrics(
         self,
         logits: torch.Tensor,
@@ -127,7 +131,7 @@ class Head:
         loss: float,
     ) -> dict[str, float]:
         """Evaluation metrics over the whole evaluation set (tf.estimator's keys)."""
-        raise NotImplementedError  # pragma: no cover - abstract
+        ...
 
     def average_loss(
         self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None
@@ -140,8 +144,8 @@ class Head:
         return float((per_example * w).sum() / w.sum().clamp_min(1e-12))
 
     # ---------------------------------------------------------------- config
-    def to_config(self) -> dict[str, Any]:
-        raise NotImplementedError  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def to_config(self) -> dict[str, Any]: ...
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.to_config().items() if k != "type")
