@@ -134,8 +134,18 @@ def _ratio(num: float, den: float) -> float:
 # ---------------------------------------------------------------- exact curves
 
 
-def _curve(scores: np.ndarray, labels: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative weighted true and false positives at each distinct score, high to low."""
+def _curve(
+    scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Cumulative weighted true and false positives at each distinct score, high to low.
+
+    None when a score is not finite (the curve is then undefined).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    w = np.ones_like(scores) if weights is None else np.asarray(weights, dtype=np.float64)
+    if not np.isfinite(scores).all():
+        return None
     order = np.argsort(-scores, kind="stable")
     scores, labels, w = scores[order], labels[order], w[order]
     tp = np.cumsum(w * labels)
@@ -151,12 +161,10 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None =
     >>> roc_auc(np.array([0.9, 0.5, 0.5, 0.1]), np.array([1.0, 1.0, 0.0, 0.0]))
     0.875
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.float64)
-    w = np.ones_like(scores) if weights is None else np.asarray(weights, dtype=np.float64)
-    if not np.isfinite(scores).all():
+    curve = _curve(scores, labels, weights)
+    if curve is None:
         return math.nan
-    tp, fp = _curve(scores, labels, w)
+    tp, fp = curve
     pos, neg = tp[-1], fp[-1]
     if pos <= 0 or neg <= 0:
         return math.nan
@@ -174,12 +182,10 @@ def average_precision(
     >>> average_precision(np.array([0.9, 0.8, 0.3]), np.array([1.0, 0.0, 1.0]))
     0.8333333333333333
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.float64)
-    w = np.ones_like(scores) if weights is None else np.asarray(weights, dtype=np.float64)
-    if not np.isfinite(scores).all():
+    curve = _curve(scores, labels, weights)
+    if curve is None:
         return math.nan
-    tp, fp = _curve(scores, labels, w)
+    tp, fp = curve
     pos = tp[-1]
     if pos <= 0:
         return math.nan

@@ -20,15 +20,14 @@ files: at worst a truncated last line of ``metrics.jsonl``, which readers skip.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
 import time
-from _thread import get_ident
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from trainrun._atomic import replace_text
 from trainrun.exceptions import RunRecordError
 
 # typing, socket, tempfile and datetime are left out on purpose: this module is on
@@ -92,14 +91,6 @@ def dumps(obj: Any) -> str:
     return json.dumps(_clean(obj), default=_default, ensure_ascii=False, allow_nan=False)
 
 
-_tmp_counter = itertools.count()
-
-
-def _tmp_path(path: Path) -> Path:
-    # unique per process, thread and call: no two writers ever share a temporary file
-    return path.with_name(f".{path.name}.{os.getpid()}-{get_ident()}-{next(_tmp_counter)}.tmp")
-
-
 def write_json(path: str | os.PathLike[str], obj: Any, *, durable: bool = True) -> None:
     """Replace ``path`` with ``obj`` as JSON, atomically (readers see old or new, never half).
 
@@ -114,23 +105,8 @@ def write_json(path: str | os.PathLike[str], obj: Any, *, durable: bool = True) 
     >>> write_json(p, {"a": 1}); read_json(p)
     {'a': 1}
     """
-    path = Path(path)
-    tmp = _tmp_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(_clean(obj), default=_default, ensure_ascii=False, indent=2))
-            f.write("\n")
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    text = json.dumps(_clean(obj), default=_default, ensure_ascii=False, indent=2) + "\n"
+    replace_text(path, text, durable=durable)
 
 
 def append_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]]) -> None:
