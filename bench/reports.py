@@ -18,7 +18,8 @@ import time
 import warnings
 from pathlib import Path
 
-from trainrun.runs import _report_data, record, report
+from trainrun.runs import record, report
+from trainrun.runs.report import _data as _report_data
 
 
 def timed(fn, repeat: int = 3) -> tuple[float, object]:

@@ -39,9 +39,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from trainrun.runs import _index, record
-from trainrun.runs._index import INDEX_FILE, load_table
-from trainrun.runs.store import ls_runs
+from trainrun.runs import record
+from trainrun.runs.store import _index, ls_runs
+from trainrun.runs.store._index import INDEX_FILE, load_table
 
 FILTER = "eval_accuracy > 0.5 and flag_dropout < 0.3"
 

@@ -76,7 +76,7 @@ def run(argv: list[str]) -> int:
         return 0 if not argv else 2
     # SIGTERM (a service manager, `kill`, a scheduler's cancel) stops a command as
     # Ctrl-C does: runs are stopped and recorded "interrupted", not left "running"
-    from trainrun.runs._launch_signals import sigterm_as_interrupt
+    from trainrun.runs.launch._signals import sigterm_as_interrupt
 
     try:
         with sigterm_as_interrupt():

@@ -43,7 +43,7 @@ def _board(args: argparse.Namespace) -> int:
     import tempfile
 
     from trainrun.exceptions import RunNotFoundError
-    from trainrun.runs.tb import link_runs, tensorboard_command, write_hparams
+    from trainrun.runs.tensorboard import link_runs, tensorboard_command, write_hparams
 
     if not 0 <= args.port <= 65535:
         print(f"trainrun board: --port must be 0 to 65535. Received: {args.port}", file=sys.stderr)
@@ -98,7 +98,7 @@ def _serve(
     proc: subprocess.Popen, args: argparse.Namespace, known: list, logdir: str | None
 ) -> int:
     """Wait for TensorBoard; meanwhile give runs that appear their HParams data and a link."""
-    from trainrun.runs.tb import find_run_dirs, link_runs, write_hparams
+    from trainrun.runs.tensorboard import find_run_dirs, link_runs, write_hparams
 
     known_set = {p.resolve() for p in known}
     while True:

@@ -218,7 +218,7 @@ def _append_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _merge_json(file: Path, values: Mapping[str, Any], what: str) -> None:
-    from trainrun.runs._launch_record import update_json
+    from trainrun.runs.record._lock import update_json
 
     try:
         update_json(file, lambda current: current.update(values))
@@ -227,7 +227,7 @@ def _merge_json(file: Path, values: Mapping[str, Any], what: str) -> None:
 
 
 def _write_flags(path: Path, data: Mapping[str, Any]) -> None:
-    from trainrun.runs._launch_record import update_json
+    from trainrun.runs.record._lock import update_json
 
     def change(current: dict[str, Any]) -> None:
         if _is_flags_record(data):
@@ -245,7 +245,7 @@ def _write_flags(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def _write_properties(path: Path, values: Mapping[str, Any]) -> None:
-    from trainrun.runs._launch_record import update_run
+    from trainrun.runs.record._lock import update_run
 
     try:
         update_run(path, {"properties": dict(values)})

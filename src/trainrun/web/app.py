@@ -44,8 +44,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from trainrun.exceptions import FilterError, RunRecordError, TrainrunError
-from trainrun.runs import _report_data, record
-from trainrun.runs.report import _static, render, render_data, script_json
+from trainrun.runs import record
+from trainrun.runs.report import _data as _report_data
+from trainrun.runs.report import render, render_data, script_json, static_text
 
 #: how often the pages ask for fresh statuses, in milliseconds
 POLL_MS = 2000
@@ -168,13 +169,14 @@ class Dashboard:
             listing = {"columns": list(LEAD_COLUMNS), "runs": [], "count": 0, "filter": None}
         body = render(
             "index.html",
+            packages=("trainrun.web",),
             dashboard=self.context(request),
             listing=listing,
             filter_text=request.query_params.get("filter", ""),
             error=error,
             runs_dir=str(self.runs_dir),
             listing_json=script_json(listing),
-            dashboard_js=Markup(_static("dashboard.js")),
+            dashboard_js=Markup(static_text("dashboard.js", "trainrun.web")),
         )
         return HTMLResponse(body, status_code=400 if error else 200)
 
@@ -246,6 +248,7 @@ class Dashboard:
             return HTMLResponse(
                 render(
                     "confirm.html",
+                    packages=("trainrun.web",),
                     dashboard=self.context(request),
                     run_id=run_id,
                     action=action,
@@ -291,6 +294,7 @@ class Dashboard:
     def error_page(self, request: Request, message: str, status_code: int) -> Response:
         body = render(
             "message.html",
+            packages=("trainrun.web",),
             dashboard=self.context(request),
             title=f"Error {status_code}",
             message=message,

@@ -1,0 +1,642 @@
+"""training_run(): run a script as a recorded training run.
+
+The launcher creates the run folder, starts the script in a child process
+with the same Python, writes run.json (status "running", with its own pid)
+while the child's interpreter boots, and copies the child's output live to the
+terminal and to output.log. While the
+script runs, a thread snapshots the source and looks up package versions and
+the git state. When the child exits, run.json gets the final status, exit
+code, error and traceback tail.
+
+How the child is started:
+
+- ``[sys.executable, script, --name=value ..., *args]`` as a list: no shell, so
+  no flag value can run anything. Flag overrides travel twice: as
+  ``--name=value`` arguments (visible in ``command``, and read by scripts that
+  parse their own arguments) and as JSON in ``TRAINRUN_FLAGS`` (typed, read by
+  :func:`trainrun.flags`, highest precedence).
+- ``TRAINRUN_RUN_DIR`` names the run folder; ``PYTHONUNBUFFERED=1`` makes
+  output arrive as it is printed.
+- The working folder is the script's folder, so that relative paths in the
+  script (and its flags.yml) behave as with ``cd folder && python script.py``.
+  A relative ``runs_dir`` is taken relative to the caller's working folder.
+
+Statuses: completed (exit code 0); failed (any other exit code, or the child
+killed by a signal other than SIGINT/SIGTERM); interrupted (Ctrl-C in the
+launcher, the child stopped by SIGINT/SIGTERM, or its exit code 130). A launcher that is itself
+killed leaves "running" with a dead pid, which readers report as killed; on
+Linux the script gets SIGTERM at that moment (``PR_SET_PDEATHSIG``, armed by the
+bootstrap in :mod:`trainrun.runs.launch._child`), so it does not train on as an orphan.
+``exit_code`` is the child's return code (negative: the signal number).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from trainrun.exceptions import FlagError
+from trainrun.runs import record
+from trainrun.runs.launch._signals import SigtermInterrupt, Terminated, sigterm_as_interrupt
+from trainrun.runs.record._lock import update_json, update_run
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~3 ms at start-up: annotations only
+    from typing import Any
+
+__all__ = ["training_run", "stop_all_runs"]
+
+#: Seconds the child gets after SIGINT, then after SIGTERM, before SIGKILL.
+INTERRUPT_GRACE = 5.0
+TERMINATE_GRACE = 2.0
+
+#: The bootstrap that starts scripts on Linux (see :func:`_child_argv`).
+_CHILD_FILE = Path(__file__).with_name("_child.py")
+#: The launcher's pid for the bootstrap: ``_child.LAUNCHER_ENV``, spelled out here so
+#: that the launcher does not import the bootstrap module
+_LAUNCHER_ENV = "TRAINRUN_LAUNCHER_PID"
+
+_children: dict[int, subprocess.Popen[bytes]] = {}
+_children_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------- checking arguments
+
+
+def _check_flags(flags: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The overrides by canonical name, and each name as the caller spelled it (for argv)."""
+    if flags is None:
+        return {}, {}
+    if not isinstance(flags, Mapping):
+        raise FlagError(
+            "training_run() takes flags as a dict of flag names to values. "
+            f"Received: flags={flags!r}"
+        )
+    out: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for name, value in flags.items():
+        if not isinstance(name, str) or not name.strip("-"):
+            raise FlagError(f"Flag names must be non-empty strings. Received: {name!r}")
+        key = name.lstrip("-").replace("-", "_")
+        if not key.isidentifier():
+            raise FlagError(
+                f"The flag name {name!r} is not valid: use letters, digits and '_' or '-'. "
+                f"Received: {name!r}"
+            )
+        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+            value = value.item()  # numpy scalars from a grid
+        if value is not None and not isinstance(value, (str, bool, int, float)):
+            raise FlagError(
+                f"The value of flag {key!r} must be a number, a string, a boolean or None. "
+                f"Received: {key}={value!r}"
+            )
+        if isinstance(value, str) and "\x00" in value:
+            raise FlagError(
+                f"The value of flag {key!r} contains a NUL character, which no command line "
+                f"can carry. Received: {key}={value!r}"
+            )
+        if key in out:
+            raise FlagError(f"The flag {key!r} is given twice. Received: flags={dict(flags)!r}")
+        out[key] = value
+        spelled[key] = name.lstrip("-")
+    return out, spelled
+
+
+def _flag_arg(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = repr(value)
+    else:
+        text = str(value)
+    return f"--{name}={text}"
+
+
+def _check_strings(value: Any, what: str) -> list[str]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"training_run() {what} must be a list of strings, one per argument. "
+            f"Received: {what}={value!r}"
+        )
+    out = []
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(
+                f"training_run() {what} must hold strings only. Received: {item!r} in {what}"
+            )
+        out.append(item)
+    return out
+
+
+def _check_env(env: Mapping[str, Any] | None) -> dict[str, str | None]:
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping):
+        raise TypeError(
+            f"training_run() env must be a dict of variable names to strings. Received: env={env!r}"
+        )
+    out: dict[str, str | None] = {}
+    for key, value in env.items():
+        key = str(key)
+        text = None if value is None else str(value)
+        if not key or "=" in key or "\x00" in key or (text is not None and "\x00" in text):
+            raise ValueError(
+                "training_run() env names must be non-empty without '=' or NUL, and values "
+                f"without NUL. Received: {key!r}={value!r}"
+            )
+        out[key] = text
+    return out
+
+
+# ---------------------------------------------------------------- the child
+
+
+def _child_env(
+    run_dir: Path, overrides: Mapping[str, Any], env: Mapping[str, str | None] | None
+) -> dict[str, str]:
+    child = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            child.pop(key, None)
+        else:
+            child[str(key)] = str(value)
+    child["TRAINRUN_RUN_DIR"] = str(run_dir)
+    # always set: a run started from inside another run must not inherit its overrides
+    child["TRAINRUN_FLAGS"] = json.dumps(overrides)
+    child["PYTHONUNBUFFERED"] = "1"
+    child.setdefault("PYTHONIOENCODING", "utf-8")
+    return child
+
+
+def _child_argv(command: list[str], env: dict[str, str]) -> list[str]:
+    """What actually starts: on Linux, the script behind the bootstrap that ties it to us.
+
+    ``command`` (``python script.py ...``) stays what the record shows: it is
+    what the run is equivalent to. On Linux the child runs
+    ``python <trainrun/runs/launch/_child.py> script.py ...``, which arms
+    ``PR_SET_PDEATHSIG`` so that a SIGKILLed launcher takes the script with it
+    (no preexec_fn: that is unsafe when the launcher has threads).
+    """
+    if not sys.platform.startswith("linux") or not _CHILD_FILE.is_file():
+        return command
+    env[_LAUNCHER_ENV] = str(os.getpid())
+    return [command[0], str(_CHILD_FILE), *command[1:]]
+
+
+@contextmanager
+def _signals_unblocked() -> Iterator[None]:
+    """Unblock SIGINT/SIGTERM in this thread while the child is forked from it.
+
+    A child inherits the forking thread's signal mask, and some hosts block
+    SIGINT in their threads (Ray's workers do, and cancel tasks another way);
+    a script started from there would ignore the SIGINT that stops it.
+    """
+    try:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    wanted = blocked & {signal.SIGINT, signal.SIGTERM}
+    if not wanted:
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, wanted)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+
+
+def _stop_child(proc: subprocess.Popen[bytes], *, wait_first: bool = True) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL, each after a grace period; a second Ctrl-C kills.
+
+    ``wait_first``: a terminal's Ctrl-C reaches the child too, so give it a moment
+    to react before signalling it; a SIGTERM sent to the launcher alone does not.
+
+    A child started while SIGINT is ignored here (a background job of a
+    non-interactive shell, ``nohup``) inherits that and would sit out the whole
+    SIGINT grace period: it gets SIGTERM straight away.
+    """
+    steps = ((signal.SIGINT, INTERRUPT_GRACE), (signal.SIGTERM, TERMINATE_GRACE))
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            steps = steps[1:]
+    except (OSError, ValueError):
+        pass
+    try:
+        if wait_first:
+            try:
+                proc.wait(0.2)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        for sig, grace in steps:
+            if proc.poll() is not None:
+                return
+            proc.send_signal(sig)
+            try:
+                proc.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+    except KeyboardInterrupt:
+        pass  # impatient: fall through to the kill
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def _wait_child(proc: subprocess.Popen[bytes], slice_s: float = 0.5) -> None:
+    """Wait for the child to exit, waking every ``slice_s`` seconds.
+
+    In slices: an interrupt raised by another thread without a real signal
+    (Ray's task cancel, _thread.interrupt_main) only surfaces between
+    bytecodes, never inside one long blocking waitpid(). On Linux the wait is
+    on a pidfd, which wakes the moment the child exits; ``Popen.wait(timeout)``
+    polls with growing sleeps instead, which can add up to half the script's
+    run time (tens of milliseconds for a short script).
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is None:
+        while proc.poll() is None:
+            try:
+                proc.wait(slice_s)
+            except subprocess.TimeoutExpired:
+                continue
+        return
+    import select
+
+    try:
+        poller = select.poll()  # not select(): a busy host may hand out fds above 1024
+        poller.register(pidfd, select.POLLIN)
+        while proc.poll() is None:
+            poller.poll(slice_s * 1000)
+    finally:
+        os.close(pidfd)
+
+
+def stop_all_runs() -> int:
+    """Ask every run this process is running (in any thread) to stop, as Ctrl-C would.
+
+    Sends SIGINT to each child (SIGTERM where SIGINT is ignored in this process,
+    and so in its children); their ``training_run`` calls then record them
+    as interrupted and return. Returns how many were signalled. For tuning
+    loops whose runs live in worker threads.
+
+    >>> stop_all_runs()
+    0
+    """
+    with _children_lock:
+        procs = list(_children.values())
+    # children started while SIGINT is ignored here ignore it too (see _stop_child)
+    sig = signal.SIGTERM if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else signal.SIGINT
+    count = 0
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                proc.send_signal(sig)
+                count += 1
+            except OSError:
+                pass
+    return count
+
+
+# ---------------------------------------------------------------- while it runs
+
+
+class _Details(threading.Thread):
+    """Source snapshot, package versions and git state, looked up while the script runs.
+
+    Written into run.json as soon as they are known, so that a run whose launcher
+    is killed has them too, unless the script has already ended: then the
+    launcher's final write carries them (one fsync fewer for short scripts).
+    """
+
+    def __init__(self, run_dir: Path, script: Path, runs_root: Path) -> None:
+        super().__init__(name="trainrun-details", daemon=True)
+        self.run_dir, self.script, self.runs_root = run_dir, script, runs_root
+        self.fields: dict[str, Any] = {}
+        self.lock = threading.Lock()
+        self.finishing = False
+
+    def run(self) -> None:
+        from trainrun.runs.launch._environment import git_state, package_versions
+        from trainrun.runs.launch.snapshot import snapshot_source
+
+        fields: dict[str, Any] = {}
+        try:
+            fields["source"] = snapshot_source(
+                self.script, self.run_dir / record.SOURCE_DIR, exclude=[self.runs_root]
+            ).summary()
+        except Exception as exc:  # noqa: BLE001 - the run goes on without a snapshot
+            fields["source"] = {"files": 0, "bytes": 0, "skipped": [f"snapshot failed: {exc}"]}
+        try:
+            fields["packages"] = package_versions()
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            fields["git"] = git_state(self.script.parent)
+        except Exception:  # noqa: BLE001
+            pass
+        with self.lock:
+            self.fields = fields
+            write_now = not self.finishing
+        if write_now:
+            try:
+                update_run(self.run_dir, fields)
+            except Exception as exc:  # noqa: BLE001
+                sys.stderr.write(f"trainrun: warning: could not record run details: {exc}\n")
+
+    def collect(self, timeout: float) -> dict[str, Any]:
+        """Called once the script has ended: the details, for the final write."""
+        with self.lock:
+            self.finishing = True
+        self.join(timeout)
+        with self.lock:
+            return dict(self.fields)
+
+
+def _outcome(
+    returncode: int, interrupted: bool, output: str, terminated: bool = False
+) -> dict[str, Any]:
+    from trainrun.runs.launch._output import error_from_output
+
+    if returncode == 0:
+        return {"status": "completed", "error": None, "traceback": None}
+    error, tb = error_from_output(output)
+    # 130 = 128 + SIGINT: what shells and many scripts exit with after their own Ctrl-C handling
+    if interrupted or returncode in (-signal.SIGINT, -signal.SIGTERM, 130):
+        by_sigterm = returncode == -signal.SIGTERM and not interrupted
+        how = "SIGTERM" if terminated or by_sigterm else "KeyboardInterrupt"
+        return {"status": "interrupted", "error": f"Interrupted ({how})", "traceback": tb}
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = " (out of memory?)" if returncode == -signal.SIGKILL else ""
+        return {"status": "failed", "error": f"Killed by {name}{hint}", "traceback": tb}
+    return {"status": "failed", "error": error or f"Exited with code {returncode}", "traceback": tb}
+
+
+def interactive_session() -> bool:
+    """True at an interactive Python prompt (``python``, ``python -i``, IPython, Jupyter).
+
+    The counterpart of R's ``interactive()``: a script or the ``trainrun``
+    command is not interactive, even in a terminal. Whether a browser can
+    actually open (a display, not under CI) is then up to the report.
+
+    >>> interactive_session()  # doctest: +SKIP
+    False
+    """
+    if hasattr(sys, "ps1") or sys.flags.interactive:
+        return True
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    try:
+        return shell.get_ipython() is not None
+    except Exception:  # noqa: BLE001 - a half-initialised IPython: not a session to open pages in
+        return False
+
+
+def _view(run_dir: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("trainrun.runs.report") is None:
+        sys.stderr.write("trainrun: note: run reports are not available in this install.\n")
+        return
+    try:
+        from trainrun.runs import report
+
+        report.view_run(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the run is recorded; the view is a courtesy
+        sys.stderr.write(f"trainrun: warning: could not open the run's report: {exc}\n")
+
+
+# ---------------------------------------------------------------- the entry point
+
+
+def training_run(
+    script: str | os.PathLike[str],
+    flags: Mapping[str, Any] | None = None,
+    runs_dir: str | os.PathLike[str] = "runs",
+    *,
+    args: Sequence[str] = (),
+    tags: Mapping[str, Any] | None = None,
+    echo: bool = True,
+    env: Mapping[str, str | None] | None = None,
+    view: bool | None = None,
+) -> dict[str, Any]:
+    """Run ``script`` as a training run and return its record (as ``read_run`` gives it).
+
+    ``flags``: overrides of the script's flags. ``args``: more command-line
+    arguments for the script. ``tags``: ``{str: str}`` stored in run.json (e.g.
+    a tuning id). ``echo``: copy the script's output to this process's stdout.
+    ``env``: extra environment variables for the child (None removes one).
+    ``view``: True opens the run's report afterwards; None (the default) does
+    so in an interactive session, as tfruns does in R's console: a Python prompt
+    or a Jupyter kernel (inline there; see :func:`interactive_session`), never in
+    a script, under CI or from the ``trainrun`` command; False never does.
+
+    A failing script is not an error here: the record says "failed" with the
+    error and traceback tail. Ctrl-C stops the script, records "interrupted" and
+    raises KeyboardInterrupt. So does SIGTERM sent to this process while the run
+    lasts, when called in the main thread and no SIGTERM handler is installed
+    (the default): it is handled as Ctrl-C (the error reads "Interrupted
+    (SIGTERM)") and the previous handler is restored afterwards. A program with
+    its own SIGTERM handler keeps it.
+
+    >>> run = training_run("train.py", flags={"dropout": 0.3})  # doctest: +SKIP
+    >>> run["status"], run["flags"]["dropout"]  # doctest: +SKIP
+    ('completed', 0.3)
+    """
+    with sigterm_as_interrupt() as guard:
+        return _training_run(
+            script,
+            flags,
+            runs_dir,
+            args=args,
+            tags=tags,
+            echo=echo,
+            env=env,
+            view=view,
+            guard=guard,
+        )
+
+
+def _training_run(
+    script: str | os.PathLike[str],
+    flags: Mapping[str, Any] | None,
+    runs_dir: str | os.PathLike[str],
+    *,
+    args: Sequence[str],
+    tags: Mapping[str, Any] | None,
+    echo: bool,
+    env: Mapping[str, str | None] | None,
+    view: bool | None,
+    guard: SigtermInterrupt | None,
+) -> dict[str, Any]:
+    script_path = Path(script).expanduser()
+    if not script_path.is_file():
+        raise FileNotFoundError(
+            f"The training script {os.fspath(script)!r} does not exist "
+            f"(looked in {Path.cwd()}); pass the path of a Python file. "
+            f"Received: script={os.fspath(script)!r}"
+        )
+    script_path = script_path.resolve()
+    overrides, spelled = _check_flags(flags)
+    extra_args = _check_strings(args, "args")
+    extra_env = _check_env(env)
+    tag_map = {str(k): str(v) for k, v in (tags or {}).items()}
+    runs_root = Path(runs_dir).expanduser().resolve()
+
+    run_dir = record.new_run_dir(runs_root)
+    command = [
+        sys.executable,
+        str(script_path),
+        # as spelled: a script's own argparse may know --learning-rate but not --learning_rate
+        *(_flag_arg(spelled[k], v) for k, v in overrides.items() if v is not None),
+        *extra_args,
+    ]
+    pid = os.getpid()
+    start = time.time()
+    info: dict[str, Any] = {
+        "id": run_dir.name,
+        "script": os.fspath(script),
+        "command": command,
+        "cwd": str(script_path.parent),
+        "status": "running",
+        "start": record.utc_now(),
+        "end": None,
+        "duration": None,
+        "exit_code": None,
+        "error": None,
+        "traceback": None,
+        "host": record.HOST,
+        "pid": pid,
+        "pid_start": record.process_start_time(pid),
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "packages": {},
+        "git": None,
+        "tags": tag_map,
+    }
+    from trainrun.runs.launch._output import OutputPump
+
+    # The child starts first and run.json is written while its interpreter boots,
+    # so the record's fsync adds nothing to the launch. A launcher killed in between
+    # leaves a folder without run.json, which readers report as killed.
+    read_fd, write_fd = os.pipe()
+    child_env = _child_env(run_dir, overrides, extra_env)
+    argv = _child_argv(command, child_env)
+    try:
+        with _signals_unblocked():
+            proc = subprocess.Popen(
+                argv,
+                cwd=script_path.parent,
+                env=child_env,
+                stdout=write_fd,
+                stderr=write_fd,
+                close_fds=True,
+            )
+    except BaseException as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        stopped = isinstance(exc, KeyboardInterrupt)
+        info.update(
+            status="interrupted" if stopped else "failed",
+            end=record.utc_now(),
+            duration=round(time.time() - start, 6),
+            error=f"Could not start the script: {type(exc).__name__}: {exc}",
+        )
+        record.write_json(run_dir / record.RUN_FILE, info)
+        if not isinstance(exc, OSError):
+            raise  # recorded, but not ours to swallow
+        return record.read_run(run_dir)
+    os.close(write_fd)  # the child holds the only writer: EOF when it (and its children) exit
+    with _children_lock:
+        _children[proc.pid] = proc
+    info["child_pid"] = proc.pid
+    pump: OutputPump | None = None
+    details: _Details | None = None
+    interrupted = False
+    stopped_by: KeyboardInterrupt | None = None
+    try:
+        try:
+            pump = OutputPump(read_fd, run_dir / record.OUTPUT_FILE, echo)
+            pump.start()
+            # merged: the script may already have added properties. Not fsynced: the
+            # details write (once the script has run a moment) or the final one makes
+            # the record durable; a power loss before that loses a run that had just
+            # started, and readers report its folder as killed or corrupt
+            update_run(run_dir, info, durable=False)
+            if overrides:
+                # the script's flags() replaces this with its declarations; a script
+                # that parses its own arguments still gets its overrides listed
+                preset = {
+                    "values": overrides,
+                    "declared": {},
+                    "sources": dict.fromkeys(overrides, "run"),
+                }
+                update_json(
+                    run_dir / record.FLAGS_FILE,
+                    lambda cur: None if cur else cur.update(preset),
+                    durable=False,
+                )
+            details = _Details(run_dir, script_path, runs_root)
+            details.start()
+            _wait_child(proc)
+        except KeyboardInterrupt as exc:
+            interrupted, stopped_by = True, exc
+            _stop_child(proc, wait_first=not isinstance(exc, Terminated))
+    finally:
+        if guard is not None:
+            guard.deferred = True  # a SIGTERM now must not cut the final record short
+        if proc.poll() is None:  # any other exception on the way out: do not orphan the script
+            interrupted = True
+            _stop_child(proc)
+        ended, duration = record.utc_now(), round(time.time() - start, 6)
+        with _children_lock:
+            _children.pop(proc.pid, None)
+        if pump is None or pump.ident is None:  # interrupted before the pump started
+            os.close(read_fd)
+            pump = None
+        else:
+            # a grandchild that outlives the script may hold the pipe open: do not wait forever
+            pump.join(timeout=2.0)
+        output = pump.text() if pump is not None else ""
+        # self-contained: correct even if the first write of run.json was interrupted
+        final = {
+            **info,
+            **(details.collect(timeout=10.0) if details is not None else {}),
+            "end": ended,
+            "duration": duration,
+            "exit_code": proc.returncode,
+            **_outcome(proc.returncode, interrupted, output, isinstance(stopped_by, Terminated)),
+        }
+        if interrupted and proc.returncode == 0:
+            final["status"] = "completed"  # it finished before the interrupt reached it
+        if pump is not None and pump.error:
+            final["output_error"] = pump.error
+        update_run(run_dir, final)
+    if interrupted:
+        raise stopped_by or KeyboardInterrupt()
+    if guard is not None:
+        guard.deferred = False
+        if guard.received:  # SIGTERM while the record was written: it is complete, now stop
+            raise Terminated("SIGTERM")
+    if view or (view is None and interactive_session()):
+        _view(run_dir)
+    return record.read_run(run_dir)

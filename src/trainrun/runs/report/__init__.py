@@ -1,0 +1,408 @@
+"""Report pages for runs: ``view_run``, ``compare_runs`` and their ``save_*`` twins.
+
+A page is a dict of data built once (:mod:`trainrun.runs.report._data`) plus one
+jinja2 template shipped with the package. The HTML file, the notebook display
+and the dashboard (``trainrun ui``) render the same dict with the same
+template. Pages are self-contained: CSS, JavaScript, SVG charts and plots are
+inlined, nothing is fetched from the network, so a saved page can be mailed or
+archived.
+
+>>> from trainrun import view_run, compare_runs      # doctest: +SKIP
+>>> view_run()                        # the latest run   # doctest: +SKIP
+>>> compare_runs()                    # the latest two   # doctest: +SKIP
+>>> save_run_view("2026-11-27T10-15-42Z", "best.html")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import os
+import sys
+import tempfile
+import webbrowser
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from trainrun.runs.report import _data as _report_data
+from trainrun.runs.report._chart import chart_geometry
+
+__all__ = [
+    "RunReport",
+    "compare_runs",
+    "comparison_report",
+    "run_report",
+    "save_run_comparison",
+    "save_run_view",
+    "view_run",
+]
+
+RunLike = Any  # an id, a path, an index (0 = latest), a record dict or an ls_runs() row
+Viewer = Callable[[str], Any]
+
+#: environment variables that mark a CI job: never open a browser there
+CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "TF_BUILD")
+
+
+# ---------------------------------------------------------------- templates
+
+
+def _fmt(value: Any) -> str:
+    """A value as a table cell shows it."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _cell(value: Any, column: str = "") -> str:
+    """A runs-table cell: the script's file name, long values cut (the dashboard's script
+    shows the whole value in a tooltip once it re-renders the table)."""
+    text = _fmt(value)
+    if column == "script" and isinstance(value, str):
+        text = value.replace("\\", "/").rsplit("/", 1)[-1]
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _filesize(n: Any) -> str:
+    if not isinstance(n, (int, float)):
+        return "—"
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _when(value: Any) -> str:
+    """An ISO UTC timestamp shown to the second: '2026-11-27 10:15:42 UTC'."""
+    if not isinstance(value, str) or not value:
+        return "—"
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def script_json(obj: Any) -> Markup:
+    """JSON that is safe inside a <script> element: '<', '>' and '&' can end nothing."""
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False, default=str)
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escaped)
+    return Markup(text)
+
+
+@functools.lru_cache(maxsize=4)
+def environment(*packages: str) -> jinja2.Environment:
+    """The jinja2 environment of the report pages, autoescaped.
+
+    ``packages`` name further packages whose ``templates/`` folders come first (the
+    dashboard's own pages extend the report's ``base.html``).
+    """
+    loaders = [jinja2.PackageLoader(p, "templates") for p in (*packages, __name__)]
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(cell=_cell, fmt=_fmt, filesize=_filesize, duration=_duration, when=_when)
+    return env
+
+
+@functools.lru_cache(maxsize=8)
+def static_text(name: str, package: str = __name__) -> str:
+    """A file of ``package``'s ``static/`` folder, for inlining into a page."""
+    return resources.files(package).joinpath("static", name).read_text(encoding="utf-8")
+
+
+def render(
+    template: str,
+    *,
+    dashboard: Mapping[str, Any] | None = None,
+    packages: tuple[str, ...] = (),
+    **context: Any,
+) -> str:
+    """Render one page template with the shared stylesheet and script inlined."""
+    from trainrun import __version__
+
+    return (
+        environment(*packages)
+        .get_template(template)
+        .render(
+            css=Markup(static_text("report.css")),
+            js=Markup(static_text("report.js")),
+            version=__version__,
+            dashboard=dashboard,
+            **context,
+        )
+    )
+
+
+def _chart_views(data: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Markup]:
+    views = [{"chart": c, "geometry": chart_geometry(c)} for c in data["charts"]]
+    embedded = [
+        {
+            "geometry": {k: v["geometry"][k] for k in ("width", "left", "right", "domain")},
+            "series": [
+                {"label": s["label"], "color": s["color"], "x": s["x"], "y": s["y"]}
+                for s in v["chart"]["series"]
+            ],
+        }
+        for v in views
+    ]
+    return views, script_json(embedded)
+
+
+def render_data(data: Mapping[str, Any], *, dashboard: Mapping[str, Any] | None = None) -> str:
+    """The HTML page of a run or comparison dict built by ``_report_data``."""
+    views, charts_json = _chart_views(data)
+    template = {"run": "run.html", "compare": "compare.html"}[data["kind"]]
+    return render(template, data=data, charts=views, charts_json=charts_json, dashboard=dashboard)
+
+
+# ---------------------------------------------------------------- reports
+
+
+class RunReport:
+    """A report page (one run or a comparison): its data, its HTML, and a notebook display.
+
+    In Jupyter, a ``RunReport`` as the last expression of a cell displays the
+    page inline (in an isolated iframe, so its styles do not leak).
+
+    >>> report = run_report()            # doctest: +SKIP
+    >>> report.data["evaluation"]        # doctest: +SKIP
+    {'accuracy': 0.81, ...}
+    >>> report.save("report.html")       # doctest: +SKIP
+    """
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    @property
+    def kind(self) -> str:
+        return self.data["kind"]
+
+    @functools.cached_property
+    def html(self) -> str:
+        return render_data(self.data)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the page to ``path`` (atomically) and return the path."""
+        path = Path(path).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(self.html)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def _repr_html_(self) -> str:
+        srcdoc = html.escape(self.html, quote=True)
+        return (
+            f'<iframe srcdoc="{srcdoc}" style="width:100%;height:720px;border:1px solid #ddd" '
+            'sandbox="allow-scripts"></iframe>'
+        )
+
+    def __repr__(self) -> str:
+        if self.kind == "run":
+            return f"<RunReport run {self.data['id']} ({self.data['status']})>"
+        return f"<RunReport comparing {', '.join(self.data['ids'])}>"
+
+
+def run_report(run: RunLike = None, runs_dir: str | os.PathLike[str] = "runs") -> RunReport:
+    """The report of one run (default: the latest), for display or saving.
+
+    >>> run_report("2026-11-27T10-15-42Z", runs_dir="runs")   # doctest: +SKIP
+    <RunReport run 2026-11-27T10-15-42Z (completed)>
+    """
+    run_dir = _report_data.resolve_run_dir(run, runs_dir)
+    return RunReport(_report_data.run_data(run_dir, runs_dir=_runs_root(run_dir, runs_dir)))
+
+
+def comparison_report(
+    runs: Sequence[RunLike] | None = None, runs_dir: str | os.PathLike[str] = "runs"
+) -> RunReport:
+    """The comparison of two or more runs (default: the latest two, older first)."""
+    dirs = _comparison_dirs(runs, runs_dir)
+    return RunReport(_report_data.comparison_data(dirs, runs_dir=_runs_root(dirs[0], runs_dir)))
+
+
+def _runs_root(run_dir: Path, runs_dir: str | os.PathLike[str]) -> Path:
+    root = Path(runs_dir).resolve()
+    return root if run_dir.parent == root else run_dir.parent
+
+
+def _comparison_dirs(
+    runs: Sequence[RunLike] | None, runs_dir: str | os.PathLike[str]
+) -> list[Path]:
+    if runs is None:
+        # oldest first, so that the diff reads from the earlier run to the later one
+        return list(reversed(_report_data.latest_run_dirs(2, runs_dir)))
+    if isinstance(runs, (str, bytes, os.PathLike)) or not hasattr(runs, "__iter__"):
+        raise ValueError(
+            "compare_runs() takes a list of two or more runs (ids, paths or records). "
+            f"Received: runs={runs!r}"
+        )
+    if hasattr(runs, "columns") and "run_dir" in getattr(runs, "columns", ()):
+        runs = list(runs["run_dir"])  # an ls_runs() DataFrame
+    items = list(runs)
+    if len(items) < 2:
+        raise ValueError(f"compare_runs() needs at least two runs. Received: runs={items!r}")
+    return [_report_data.resolve_run_dir(r, runs_dir) for r in items]
+
+
+# ---------------------------------------------------------------- opening
+
+
+def is_interactive() -> bool:
+    """True when a browser can be shown: not under CI, a display exists, stdout is a terminal."""
+    if any(os.environ.get(name) for name in CI_VARIABLES):
+        return False
+    if os.environ.get("TRAINRUN_NO_BROWSER"):
+        return False
+    if not (
+        sys.platform in ("darwin", "win32")
+        or os.environ.get("DISPLAY")
+        or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return False
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None or "ipykernel" not in sys.modules:
+        return False
+    try:
+        return shell.get_ipython() is not None
+    except Exception:  # a half-initialised IPython: treat as no notebook
+        return False
+
+
+def _show(report: RunReport, path: Path, viewer: Viewer | bool | None, label: str) -> None:
+    print(f"{label}: {path}")
+    if viewer is False:
+        return
+    if callable(viewer):
+        viewer(str(path))
+        return
+    if viewer is True:
+        webbrowser.open(path.as_uri())
+    elif _in_notebook():
+        from IPython.display import display  # present wherever a notebook kernel runs
+
+        display(report)
+    elif is_interactive():
+        webbrowser.open(path.as_uri())
+
+
+def _view_path(name: str) -> Path:
+    folder = Path(tempfile.gettempdir()) / "trainrun-views"
+    return folder / name
+
+
+def view_run(
+    run: RunLike = None,
+    runs_dir: str | os.PathLike[str] = "runs",
+    viewer: Viewer | bool | None = None,
+) -> Path:
+    """Write the report of a run (default: the latest) and open it when interactive.
+
+    The page goes to a temporary folder; its path is printed and returned. A
+    browser opens only in an interactive session with a display (never under
+    CI); in Jupyter the page displays inline. ``viewer=False`` never opens,
+    ``viewer=True`` always does, a callable is given the path instead.
+
+    >>> path = view_run(viewer=False)          # doctest: +SKIP
+    Run report: /tmp/trainrun-views/run-2026-11-27T10-15-42Z.html
+    """
+    report = run_report(run, runs_dir)
+    path = report.save(_view_path(f"run-{report.data['id']}.html"))
+    _show(report, path, viewer, "Run report")
+    return path
+
+
+def save_run_view(
+    run: RunLike = None,
+    path: str | os.PathLike[str] | None = None,
+    runs_dir: str | os.PathLike[str] = "runs",
+) -> Path:
+    """Write the report of a run to ``path`` (default: report.html in the run folder); no browser.
+
+    >>> save_run_view("2026-11-27T10-15-42Z", "best.html")   # doctest: +SKIP
+    PosixPath('/home/me/project/best.html')
+    """
+    report = run_report(run, runs_dir)
+    if path is None:
+        path = Path(report.data["run_dir"]) / "report.html"
+    return report.save(path)
+
+
+def compare_runs(
+    runs: Sequence[RunLike] | None = None,
+    runs_dir: str | os.PathLike[str] = "runs",
+    viewer: Viewer | bool | None = None,
+) -> Path:
+    """Write a side-by-side comparison of runs (default: the latest two) and open it when interactive.
+
+    >>> compare_runs(["2026-11-27T10-15-42Z", "2026-11-27T10-20-03Z"], viewer=False)  # doctest: +SKIP
+    """
+    report = comparison_report(runs, runs_dir)
+    ids = report.data["ids"]
+    name = f"compare-{ids[0]}-{ids[-1]}" + (f"-{len(ids)}" if len(ids) > 2 else "")
+    path = report.save(_view_path(name + ".html"))
+    _show(report, path, viewer, "Run comparison")
+    return path
+
+
+def save_run_comparison(
+    runs: Sequence[RunLike] | None = None,
+    path: str | os.PathLike[str] = "comparison.html",
+    runs_dir: str | os.PathLike[str] = "runs",
+) -> Path:
+    """Write a comparison of runs (default: the latest two) to ``path``; no browser.
+
+    >>> save_run_comparison(None, "latest-two.html")   # doctest: +SKIP
+    """
+    return comparison_report(runs, runs_dir).save(path)

@@ -1,0 +1,459 @@
+"""The runs of a folder as a table, and the verbs that look after them.
+
+>>> from trainrun.runs.store import ls_runs, latest_run
+>>> runs = ls_runs("runs", filter="eval_accuracy > 0.8", order="eval_accuracy")  # doctest: +SKIP
+>>> runs[["id", "flag_dropout", "eval_accuracy"]].head(3)                         # doctest: +SKIP
+>>> latest_run("runs")["status"]                                                 # doctest: +SKIP
+'completed'
+
+Listing goes through the SQLite index kept in ``runs/.trainrun/index.sqlite``, a cache
+of the run folders (see ``trainrun.runs.store._index`` for the freshness rule).
+``clean_runs`` moves runs into ``runs/archive`` (reversible with
+``restore_runs``), ``purge_runs`` deletes archived runs for good, and
+``copy_run`` copies a run folder elsewhere, e.g. to share it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from trainrun.exceptions import FilterError, RunNotFoundError, RunRecordError, TrainrunError
+from trainrun.runs import record
+from trainrun.runs.store._filter import Filter, parse_filter
+from trainrun.runs.store._index import (
+    ARCHIVE_DIR,
+    RunRecordWarning,
+    load_ids,
+    load_table,
+    run_folders,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "RunRecordWarning",
+    "clean_runs",
+    "copy_run",
+    "get_run_dir",
+    "latest_run",
+    "ls_runs",
+    "purge_runs",
+    "restore_runs",
+    "run_info",
+]
+
+#: what names a run: an id (or a unique prefix of one), a path, an index from the
+#: latest (0 = latest), a record dict or a row of ``ls_runs()``
+RunRef = Union[str, "os.PathLike[str]", int, Mapping[str, Any], Any]
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+# ---------------------------------------------------------------- listing
+
+
+def ls_runs(
+    runs_dir: PathLike = "runs",
+    order: str | Sequence[str] | None = None,
+    decreasing: bool = True,
+    filter: str | Filter | None = None,
+    latest_n: int | None = None,
+    columns: str | Sequence[str] | None = None,
+    *,
+    refresh: bool = False,
+) -> pd.DataFrame:
+    """The runs in ``runs_dir`` as a pandas DataFrame, one row per run, newest first.
+
+    Columns: ``run_dir, id, status, start, end, duration, script, exit_code``,
+    then ``tag_*``, ``flag_*``, ``metric_*`` (the last logged value) and
+    ``eval_*``; names are made identifiers (``label/mean`` -> ``eval_label_mean``).
+    ``start``/``end`` are UTC datetimes; a run whose process died reads as
+    ``killed``.
+
+    Args:
+        runs_dir: the runs folder (an absent folder lists no runs).
+        order: column(s) to sort by; default the start time. Missing values sort last.
+        decreasing: sort from the largest value (default) or the smallest.
+        filter: an expression such as ``"eval_accuracy > 0.8 and flag_dropout < 0.3"``
+            (see ``trainrun.runs.store._filter``); applied before ``latest_n``.
+        latest_n: keep only the ``latest_n`` most recently started runs (after the filter).
+        columns: the columns to return, in order; shell patterns such as ``"eval_*"`` work.
+        refresh: re-read every run folder instead of trusting the index (an in-place
+            edit of a finished run's file is otherwise not seen).
+
+    A run whose run.json is corrupt is skipped, and one with another unreadable
+    file is listed without it; both are reported by a ``RunRecordWarning``.
+
+    >>> ls_runs("runs", order="eval_accuracy", latest_n=10)  # doctest: +SKIP
+    """
+    query = parse_filter(filter) if filter is not None else None
+    if latest_n is not None and (
+        isinstance(latest_n, bool) or not isinstance(latest_n, int) or latest_n < 1
+    ):
+        raise FilterError(
+            f"latest_n must be a positive integer or None. Received: latest_n={latest_n!r}"
+        )
+    table = load_table(runs_dir, refresh=refresh)
+    table.warn()
+    df = table.frame()
+    if not table.presorted:  # the index returns rows newest first; a folder scan does not
+        df = _newest_first(df)
+    if query is not None and len(df):
+        df = df[query.apply(df).to_numpy()]
+    if latest_n is not None:
+        df = df.head(latest_n)
+    if order is None:
+        if not decreasing:
+            df = df.iloc[::-1]
+    else:
+        # a stable sort of newest-first rows: ties stay newest first
+        df = _sort(df, [order] if isinstance(order, str) else list(order), decreasing)
+    if columns is not None:
+        df = df[_pick_columns(df, columns)]
+    return df.reset_index(drop=True)
+
+
+def _newest_first(df: pd.DataFrame) -> pd.DataFrame:
+    # ids are UTC timestamps, so they break ties (and order runs without a start) sensibly
+    return df.sort_values(["start", "id"], ascending=False, na_position="last", kind="mergesort")
+
+
+def _sort(df: pd.DataFrame, keys: list[str], decreasing: bool) -> pd.DataFrame:
+    if len(df) == 0:
+        return df  # no runs yet: no column to check against
+    for key in keys:
+        if key not in df.columns:
+            raise FilterError(f"Cannot order by {key!r}: no such column.{_near(key, df.columns)}")
+    try:
+        return df.sort_values(keys, ascending=not decreasing, na_position="last", kind="mergesort")
+    except TypeError:
+        # a column holding numbers in some runs and text in others: order by the text
+        return df.sort_values(
+            keys,
+            ascending=not decreasing,
+            na_position="last",
+            kind="mergesort",
+            key=lambda s: (
+                s.map(lambda v: None if v is None or v != v else str(v)) if s.dtype == object else s
+            ),
+        )
+
+
+def _pick_columns(df: pd.DataFrame, columns: str | Sequence[str]) -> list[str]:
+    wanted = [c.strip() for c in columns.split(",")] if isinstance(columns, str) else list(columns)
+    out: list[str] = []
+    for name in wanted:
+        if any(ch in name for ch in "*?["):
+            out.extend(c for c in df.columns if fnmatch.fnmatchcase(c, name) and c not in out)
+        elif name in df.columns:
+            if name not in out:
+                out.append(name)
+        elif len(df) == 0:
+            df[name] = []  # nothing recorded yet: an empty column, not an error
+            out.append(name)
+        else:
+            raise FilterError(f"No column {name!r} in the runs table.{_near(name, df.columns)}")
+    return out
+
+
+def _near(name: str, names: Iterable[str]) -> str:
+    names = list(names)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return f"{hint} Columns: {', '.join(names[:40])}{' ...' if len(names) > 40 else ''}"
+
+
+# ---------------------------------------------------------------- one run
+
+
+def get_run_dir(run: RunRef, runs_dir: PathLike = "runs") -> Path:
+    """The folder of ``run``: an id (or a unique prefix), a path, an index, a record or a row.
+
+    An integer counts from the latest run (0 = latest, 1 = the one before).
+    A plain name is looked up inside ``runs_dir`` only; it cannot reach outside it.
+    Raises RunNotFoundError (also a FileNotFoundError) naming the nearest ids.
+
+    >>> get_run_dir(0, "runs")                     # doctest: +SKIP
+    PosixPath('/home/me/project/runs/2026-11-27T10-15-42Z')
+    """
+    runs_path = Path(runs_dir)
+    if hasattr(run, "get") and not isinstance(
+        run, (str, bytes)
+    ):  # a record dict or a DataFrame row
+        value = run.get("run_dir") or run.get("id")
+        if value is None:
+            raise RunNotFoundError(
+                f"This record names no run: it has no 'run_dir' or 'id'. Received: run={run!r}"
+            )
+        return get_run_dir(value, runs_dir)
+    if isinstance(run, int) and not isinstance(run, bool):
+        if run < 0:
+            raise RunNotFoundError(
+                f"A run index counts from the latest run: 0, 1, 2... Received: run={run}"
+            )
+        ids = _ids_newest_first(runs_path)
+        if run >= len(ids):
+            raise RunNotFoundError(
+                f"There are {len(ids)} runs in {runs_path}, so there is no run number {run} "
+                f"(0 is the latest). Received: run={run}"
+            )
+        return (runs_path / ids[run]).resolve()
+    if not isinstance(run, (str, os.PathLike)):
+        raise RunNotFoundError(
+            f"A run is named by its id, its folder, an index (0 = latest) or a row of ls_runs(). Received: run={run!r}"
+        )
+    text = os.fspath(run)
+    if os.sep in text or "/" in text or os.path.isabs(text):
+        path = Path(text)
+        if path.is_dir():
+            return path.resolve()
+        raise RunNotFoundError(
+            f"No run folder at {text}: the path does not exist or is not a folder. Received: run={text!r}"
+        )
+    if text in ("", ".", "..") or text.startswith("."):
+        raise RunNotFoundError(f"{text!r} is not a run id. Received: run={text!r}")
+    path = runs_path / text
+    if path.is_dir() and text != ARCHIVE_DIR:
+        return path.resolve()
+    names = run_folders(os.fspath(runs_path))
+    matches = [n for n in names if n.startswith(text)]
+    if len(matches) == 1:
+        return (runs_path / matches[0]).resolve()
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
+        raise RunNotFoundError(
+            f"{len(matches)} runs in {runs_path} start with {text!r}: {shown}. Give more of the id. Received: run={text!r}"
+        )
+    close = difflib.get_close_matches(text, names, n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    where = f"{runs_path}" if runs_path.is_dir() else f"{runs_path} (the folder does not exist)"
+    raise RunNotFoundError(
+        f"No run {text!r} in {where}.{hint} List the runs with `trainrun ls --runs-dir {runs_path}`. Received: run={text!r}"
+    )
+
+
+def _ids_newest_first(runs_dir: Path) -> list[str]:
+    return load_ids(runs_dir)
+
+
+def run_info(run: RunRef, runs_dir: PathLike = "runs") -> dict[str, Any]:
+    """Everything recorded about one run (``record.read_run``): status, flags, metrics, evaluation.
+
+    >>> info = run_info(0, "runs")                 # doctest: +SKIP
+    >>> info["flags"], info["evaluation"]          # doctest: +SKIP
+    """
+    return record.read_run(get_run_dir(run, runs_dir))
+
+
+def latest_run(runs_dir: PathLike = "runs") -> dict[str, Any]:
+    """The record of the most recently started run; RunNotFoundError when there is none.
+
+    >>> latest_run("runs")["id"]                   # doctest: +SKIP
+    '2026-11-27T10-15-42Z'
+    """
+    ids = _ids_newest_first(Path(runs_dir))
+    if not ids:
+        raise RunNotFoundError(
+            f"There are no runs in {runs_dir} yet: start one with `trainrun run train.py`."
+        )
+    return record.read_run(Path(runs_dir) / ids[0])
+
+
+# ---------------------------------------------------------------- archive, purge, copy
+
+
+def _run_dirs(runs: Any, runs_dir: PathLike, *, where: str = "runs") -> list[Path]:
+    """Many runs as folders: None (all), an ls_runs() DataFrame, or one or a list of runs."""
+    base = Path(runs_dir) / ARCHIVE_DIR if where == "archive" else Path(runs_dir)
+    if runs is None:
+        return [(base / n).resolve() for n in run_folders(os.fspath(base))]
+    if hasattr(runs, "columns") and hasattr(runs, "iterrows"):  # a DataFrame
+        if "run_dir" in runs.columns:
+            refs: list[Any] = runs["run_dir"].tolist()
+        elif "id" in runs.columns:
+            refs = runs["id"].tolist()
+        else:
+            raise RunNotFoundError(
+                "The runs table has neither a 'run_dir' nor an 'id' column to name its runs."
+            )
+    elif isinstance(runs, (str, os.PathLike, int, Mapping)) or hasattr(runs, "get"):
+        refs = [runs]
+    else:
+        refs = list(runs)
+    return [get_run_dir(r, base) for r in refs]
+
+
+def _is_running(path: Path) -> bool:
+    try:
+        run = record.read_json(path / record.RUN_FILE)
+    except RunRecordError:
+        return False
+    return isinstance(run, dict) and record.resolve_status(run) == "running"
+
+
+def _without_running(paths: list[Path], verb: str) -> list[Path]:
+    running = [p for p in paths if _is_running(p)]
+    if running:
+        warnings.warn(
+            f"Not {verb} {len(running)} run(s) still running: {', '.join(p.name for p in running)}. "
+            "Wait for them to finish, or stop them first.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return [p for p in paths if p not in running]
+
+
+def _confirm(question: str, confirm: bool, what: str) -> bool:
+    if not confirm:
+        return True
+    if not (sys.stdin and sys.stdin.isatty()):
+        raise TrainrunError(
+            f"{what} needs confirmation, and there is no terminal to ask on. "
+            "Pass confirm=False (or --yes) to go ahead without asking. Received: confirm=True"
+        )
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    target = folder / name
+    n = 2
+    while target.exists():
+        target = folder / f"{name}-{n}"
+        n += 1
+    return target
+
+
+def clean_runs(
+    runs: Any = None, runs_dir: PathLike = "runs", *, confirm: bool = False
+) -> list[Path]:
+    """Move runs into ``runs_dir/archive`` (reversible: ``restore_runs``); returns their new folders.
+
+    ``runs``: None for every run, an ``ls_runs()`` DataFrame, or one or a list of runs.
+    Runs still running are left in place, with a warning. The move is a rename:
+    instant, and atomic for each run.
+
+    >>> clean_runs(ls_runs("runs", filter="status == 'failed'"), "runs")  # doctest: +SKIP
+    """
+    paths = _without_running(_run_dirs(runs, runs_dir), "archiving")
+    if not paths or not _confirm(
+        f"Move {len(paths)} run(s) to {Path(runs_dir) / ARCHIVE_DIR}?", confirm, "clean_runs"
+    ):
+        return []
+    moved = []
+    for path in paths:
+        if path.parent.name == ARCHIVE_DIR:
+            continue  # already archived
+        archive = path.parent / ARCHIVE_DIR
+        archive.mkdir(exist_ok=True)
+        target = _free_name(archive, path.name)
+        os.rename(path, target)
+        moved.append(target)
+    return moved
+
+
+def restore_runs(runs: Any = None, runs_dir: PathLike = "runs") -> list[Path]:
+    """Move archived runs back into ``runs_dir``; returns their folders.
+
+    ``runs``: None for every archived run, or ids / paths / a DataFrame of
+    ``ls_runs("runs/archive")``.
+
+    >>> restore_runs(runs_dir="runs")  # doctest: +SKIP
+    """
+    restored = []
+    for path in _run_dirs(runs, runs_dir, where="archive"):
+        if path.parent.name != ARCHIVE_DIR:
+            continue  # not archived
+        target = path.parent.parent / path.name
+        if target.exists():
+            raise RunRecordError(
+                f"Cannot restore {path.name}: {target} already exists. Move or rename one of them first."
+            )
+        os.rename(path, target)
+        restored.append(target)
+    return restored
+
+
+def purge_runs(runs: Any = None, runs_dir: PathLike = "runs", *, confirm: bool = True) -> list[str]:
+    """Delete runs for good: by default every archived run. Returns the ids deleted.
+
+    ``runs``: None for everything in ``runs_dir/archive``, or runs named by id
+    (looked up in the archive first, then in ``runs_dir``), path or DataFrame.
+    With ``confirm=True`` it asks on the terminal and raises TrainrunError when
+    there is none; pass ``confirm=False`` in scripts.
+
+    >>> purge_runs(runs_dir="runs", confirm=False)  # doctest: +SKIP
+    """
+    if runs is None:
+        paths = _run_dirs(None, runs_dir, where="archive")
+    else:
+        refs = runs["run_dir"].tolist() if hasattr(runs, "columns") else runs
+        if isinstance(refs, (str, os.PathLike, int)) or hasattr(refs, "get"):
+            refs = [refs]
+        paths = []
+        archive = Path(runs_dir) / ARCHIVE_DIR
+        for ref in refs:
+            # an exact id wins over a prefix match in either place: "…Z" must not
+            # delete an archived "…Z-2"
+            exact = [
+                d / ref
+                for d in (archive, Path(runs_dir))
+                if isinstance(ref, str) and "/" not in ref and (d / ref).is_dir()
+            ]
+            if exact:
+                paths.append(exact[0].resolve())
+                continue
+            try:
+                paths.append(get_run_dir(ref, archive))
+            except RunNotFoundError:
+                paths.append(get_run_dir(ref, runs_dir))
+    paths = _without_running(paths, "deleting")
+    if not paths or not _confirm(f"Delete {len(paths)} run(s) permanently?", confirm, "purge_runs"):
+        return []
+    for path in paths:
+        shutil.rmtree(path)
+    return [p.name for p in paths]
+
+
+def copy_run(
+    run: RunRef, to: PathLike = ".", *, runs_dir: PathLike = "runs", rename: str | None = None
+) -> Path:
+    """Copy a run folder into the folder ``to`` (as ``rename`` or its own name); returns the copy.
+
+    The copy is made under a hidden temporary name and renamed when complete,
+    so a half copy never looks like a run. FileExistsError if the target exists.
+
+    >>> copy_run(0, "shared_runs", runs_dir="runs")  # doctest: +SKIP
+    PosixPath('shared_runs/2026-11-27T10-15-42Z')
+    """
+    source = get_run_dir(run, runs_dir)
+    name = rename or source.name
+    if not name or "/" in name or os.sep in name or name.startswith("."):
+        raise RunRecordError(
+            f"rename must be a plain folder name, not a path or hidden name. Received: rename={rename!r}"
+        )
+    parent = Path(to)
+    parent.mkdir(parents=True, exist_ok=True)
+    target = parent / name
+    if target.exists():
+        raise FileExistsError(
+            f"Cannot copy {source.name} to {target}: it already exists. Pass rename= or remove it."
+        )
+    tmp = parent / f".{name}.copying-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        shutil.copytree(source, tmp, symlinks=True)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
