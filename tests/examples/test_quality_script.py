@@ -4,6 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# examples, servers and clusters: left out of `make test-fast`
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

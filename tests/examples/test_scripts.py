@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# examples, servers and clusters: left out of `make test-fast`
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # One torch thread per child: on a busy 2-core machine torch's thread pool makes these
 # small models many times slower, and the thread count changes no result checked here.

@@ -21,6 +21,9 @@ import pytest
 
 from trainrun.runs import record
 from trainrun.runs.tensorboard import (
+
+# examples, servers and clusters: left out of `make test-fast`
+pytestmark = pytest.mark.slow
     HPARAMS_FILE_SUFFIX,
     find_run_dirs,
     link_runs,

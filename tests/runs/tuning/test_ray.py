@@ -14,6 +14,9 @@ import pytest
 from trainrun.runs import record
 from trainrun.runs.tuning import tuning_run
 
+# examples, servers and clusters: left out of `make test-fast`
+pytestmark = pytest.mark.slow
+
 ray = pytest.importorskip("ray")
 
 
