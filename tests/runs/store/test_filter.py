@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from trainrun.exceptions import FilterError
-from trainrun.runs.store._filter import parse_filter, tokenize
+from trainrun.runs.store._filter import MAX_DEPTH, MAX_FILTER_LENGTH, parse_filter, tokenize
 
 
 @pytest.fixture
@@ -132,3 +132,45 @@ def test_a_bad_date_is_an_error_at_the_literal(df: pd.DataFrame) -> None:
 def test_filter_must_be_a_string() -> None:
     with pytest.raises(FilterError, match="Received: filter=3"):
         parse_filter(3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing"),
+    [("(", ")"), ("not (", ")"), ("not ", "")],
+    ids=["parentheses", "not-parentheses", "not-chain"],
+)
+def test_a_filter_nested_far_past_the_limit_is_a_filter_error(opening: str, closing: str) -> None:
+    depth = 1500  # RecursionError at about 200 levels before the bound
+    expr = opening * depth + "eval_accuracy > 0.8" + closing * depth
+    assert len(expr) <= MAX_FILTER_LENGTH  # the depth bound is what refuses it
+    with pytest.raises(FilterError, match=f"more than {MAX_DEPTH} deep") as info:
+        parse_filter(expr)
+    # the caret sits under the '(' or 'not' that went one level too deep
+    openers = [t for t in tokenize(expr) if t.text in ("(", "not")]
+    assert info.value.position == openers[MAX_DEPTH].pos
+    assert str(info.value).splitlines()[-1] == "  " + " " * openers[MAX_DEPTH].pos + "^"
+
+
+def test_nesting_up_to_the_limit_parses_and_evaluates(df: pd.DataFrame) -> None:
+    expr = "(" * MAX_DEPTH + "eval_accuracy > 0.8" + ")" * MAX_DEPTH
+    assert list(df[parse_filter(expr).apply(df)].index) == list(
+        df[parse_filter("eval_accuracy > 0.8").apply(df)].index
+    )
+    negated = "not " * MAX_DEPTH + "eval_accuracy > 0.8"  # an even count: the same runs
+    assert parse_filter(negated).apply(df).tolist() == parse_filter(expr).apply(df).tolist()
+
+
+def test_a_filter_longer_than_the_limit_is_refused_before_parsing() -> None:
+    long = " or ".join(["eval_accuracy > 0.8"] * 1000)
+    assert len(long) > MAX_FILTER_LENGTH
+    with pytest.raises(FilterError, match=f"limit is {MAX_FILTER_LENGTH:,}"):
+        parse_filter(long)
+
+
+def test_a_long_flat_chain_within_the_limit_evaluates(df: pd.DataFrame) -> None:
+    chain = " or ".join(["eval_accuracy > 0.8"] * 400)
+    assert len(chain) < MAX_FILTER_LENGTH
+    assert (
+        parse_filter(chain).apply(df).tolist()
+        == parse_filter("eval_accuracy > 0.8").apply(df).tolist()
+    )

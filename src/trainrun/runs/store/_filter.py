@@ -21,6 +21,10 @@ DataFrame. A missing value (a run without that metric) makes every comparison
 false, ``!=`` included; ``== null`` and ``!= null`` test for missing values.
 A column alone (``flag_use_bn``) is true where its value is truthy.
 
+A filter is at most ``MAX_FILTER_LENGTH`` characters and nests parentheses and
+``not`` at most ``MAX_DEPTH`` deep: beyond that it is a FilterError, never a
+RecursionError (a filter may come from a URL of the dashboard).
+
 >>> from trainrun.runs.store._filter import parse_filter
 >>> parse_filter("eval_accuracy > 0.8 and status == 'completed'").columns
 ['eval_accuracy', 'status']
@@ -41,6 +45,8 @@ if TYPE_CHECKING:  # pandas is imported when a filter is applied, not when it is
 
 __all__ = ["Filter", "parse_filter"]
 
+MAX_FILTER_LENGTH = 10_000
+MAX_DEPTH = 64
 KEYWORDS = {"and", "or", "not", "in", "true", "false", "null", "none"}
 COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
 _TOKEN = re.compile(
@@ -165,6 +171,17 @@ class _Parser:
         self.expr = expr
         self.tokens = tokenize(expr)
         self.i = 0
+        self.depth = 0
+
+    def enter(self, tok: Token) -> None:
+        """One level deeper (a '(' or a 'not'); FilterError past MAX_DEPTH."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(
+                tok,
+                f"The filter nests parentheses and 'not' more than {MAX_DEPTH} deep: "
+                "write it flatter (join conditions with 'and' / 'or').",
+            )
 
     @property
     def tok(self) -> Token:
@@ -217,8 +234,10 @@ class _Parser:
 
     def not_expr(self) -> Any:
         if self.at("keyword", "not"):
-            self.take()
-            return Not(self.not_expr())
+            self.enter(self.take())
+            node = Not(self.not_expr())
+            self.depth -= 1
+            return node
         return self.comparison()
 
     def comparison(self) -> Any:
@@ -290,7 +309,7 @@ class _Parser:
             self.take()
             return Literal(tok.value, tok.pos)
         if tok.kind == "op" and tok.text == "(":
-            self.take()
+            self.enter(self.take())
             node = self.or_expr()
             if not self.at("op", ")"):
                 raise self.fail(
@@ -298,6 +317,7 @@ class _Parser:
                     f"Expected ')' to close the '(' at position {tok.pos}, got {self.describe(self.tok)}.",
                 )
             self.take()
+            self.depth -= 1
             return node
         if tok.kind == "keyword":
             raise self.fail(tok, f"Expected a column or a value, got the keyword {tok.text!r}.")
@@ -329,6 +349,12 @@ class Filter:
         if not isinstance(expr, str):
             raise FilterError(
                 f"A filter must be a string such as 'eval_accuracy > 0.8'. Received: filter={expr!r}"
+            )
+        if len(expr) > MAX_FILTER_LENGTH:
+            raise FilterError(
+                f"The filter is {len(expr):,} characters long; the limit is "
+                f"{MAX_FILTER_LENGTH:,}. Shorten it (an 'in [...]' list is shorter than "
+                f"a chain of 'or'). Received: filter={expr[:60]!r}..."
             )
         self.expr = expr
         self.tree = _Parser(expr).parse()
