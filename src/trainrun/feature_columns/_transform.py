@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from trainrun.exceptions import FeatureColumnError
+from trainrun.exceptions import FeatureColumnError, InputError
 from trainrun.feature_columns._blocks import IDS, NUMERIC, WEIGHTS_SUFFIX, block_key, entry_key
 from trainrun.feature_columns._columns import (
     BucketizedColumn,
@@ -216,7 +216,8 @@ def _encode_numeric(col: NumericColumn, raw: np.ndarray) -> torch.Tensor:
     mat = _numeric_matrix(col, raw)
     norm = col.normalizer_fn
     if norm is None:
-        return torch.from_numpy(mat.astype(np.float32))
+        with np.errstate(over="ignore"):  # past float32's range is inf: _Encoder refuses it
+            return torch.from_numpy(mat.astype(np.float32))
     if isinstance(norm, tuple):
         kind, *p = norm
         if kind == "zscore":
@@ -341,6 +342,32 @@ def _hash_ids(col: HashBucketColumn, uniques: np.ndarray) -> np.ndarray:
     return (h % np.uint64(col.hash_bucket_size)).astype(np.int64)
 
 
+def _non_finite_error(col: NumericColumn, raw: np.ndarray, bad: torch.Tensor) -> InputError:
+    """Why the encoded column holds inf or NaN: the data, float32's range, or the normalizer."""
+    rows = bad.reshape(bad.shape[0], -1).any(dim=1)
+    row = int(torch.nonzero(rows)[0, 0])
+    count = _rows(int(rows.sum()))
+    mat = _numeric_matrix(col, raw)
+    value = mat[row].tolist() if col.dimension > 1 else mat[row, 0]
+    received = f"Received: {col.key}[{row}]={value}"
+    if np.isinf(mat[row]).any():
+        return InputError(
+            f"Numeric column '{col.key}' has {count} with infinite values (first at row {row}). "
+            f"Drop those rows or replace them with finite numbers (e.g. "
+            f"df[{col.key!r}].replace([np.inf, -np.inf], np.nan) and a default_value). {received}"
+        )
+    if col.normalizer_fn is None:
+        return InputError(
+            f"Numeric column '{col.key}' has {count} with values beyond float32's range "
+            f"(+-3.4e38; first at row {row}). Scale the column (numeric_column({col.key!r}, "
+            f"normalizer_fn=...)) or drop those rows. {received}"
+        )
+    return InputError(
+        f"Numeric column '{col.key}': normalizer_fn turned {count} into inf or NaN (first at "
+        f"row {row}). Fix the normalizer or the data it is given (e.g. log of 0). {received}"
+    )
+
+
 class _Encoder:
     """One encode() call: caches each column's result so shared parts are computed once."""
 
@@ -348,11 +375,20 @@ class _Encoder:
         self.raw = raw
         self.cache: dict[str, Any] = {}
 
-    def numeric(self, col: NumericColumn) -> torch.Tensor:
+    def numeric(self, col: NumericColumn, *, for_buckets: bool = False) -> torch.Tensor:
+        """The encoded column; non-finite values are refused (a bucketized source may
+        hold +-inf, which fall in the first or last bucket, but not NaN)."""
         key = "num:" + col.name
         if key not in self.cache:
             self.cache[key] = _encode_numeric(col, self.raw.get(col.key, col.name))
-        return self.cache[key]
+        out = self.cache[key]
+        checked = "finite:" + col.name if not for_buckets else "notnan:" + col.name
+        if checked not in self.cache:
+            bad = torch.isnan(out) if for_buckets else ~torch.isfinite(out)
+            if bool(bad.any()):
+                raise _non_finite_error(col, self.raw.get(col.key, col.name), bad)
+            self.cache[checked] = True
+        return out
 
     def categorical(self, col: CategoricalColumn) -> tuple[np.ndarray, np.ndarray | None]:
         """(ids [N] or [N, k] int64, weights float32 same shape or None)."""
@@ -360,7 +396,7 @@ class _Encoder:
         if key in self.cache:
             return self.cache[key]
         if isinstance(col, BucketizedColumn):
-            x = self.numeric(col.source_column).numpy()
+            x = self.numeric(col.source_column, for_buckets=True).numpy()
             ids = np.searchsorted(np.asarray(col.boundaries), x, side="right").astype(np.int64)
             if ids.shape[1] == 1:
                 ids = ids[:, 0]
@@ -409,7 +445,16 @@ class _Encoder:
                 f"{col.weight_feature_key!r}; give every value a weight. "
                 f"Received: a missing weight at row {int(np.argwhere(bad)[0][0])}"
             )
-        return np.where(ids >= 0, w, 0.0).astype(np.float32)
+        with np.errstate(over="ignore"):  # past float32's range is inf, refused below
+            w = np.where(ids >= 0, w, 0.0).astype(np.float32)
+        if not np.isfinite(w).all():
+            at = np.argwhere(~np.isfinite(w))[0]
+            raise InputError(
+                f"Weighted column '{col.name}' has infinite weights (or weights beyond float32's "
+                f"range) in {col.weight_feature_key!r}; give every value a finite weight. "
+                f"Received: {col.weight_feature_key}[{int(at[0])}]={float(w[tuple(at)])}"
+            )
+        return w
 
     def _crossed(self, col: CrossedColumn) -> np.ndarray:
         parts: list[tuple[np.ndarray, np.ndarray]] = []  # (hash [N, k], present [N, k])

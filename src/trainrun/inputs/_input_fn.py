@@ -53,6 +53,34 @@ def _default_labels(values: np.ndarray, response: str | list[str]) -> torch.Tens
     return torch.from_numpy(arr.astype(np.float32))
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _not_float32(values: np.ndarray) -> np.ndarray:
+    """Per row: a value that is +-inf or too large for float32 (NaN is reported elsewhere)."""
+    arr = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(arr) > _FLOAT32_MAX  # NaN compares False
+    return bad.reshape(arr.shape[0], -1).any(axis=1)
+
+
+def _infinite(raw: np.ndarray, bad_rows: np.ndarray, key: str | list[str], role: str) -> InputError:
+    """InputError naming the column and the first row that is not a finite float32."""
+    row = int(np.flatnonzero(bad_rows)[0])
+    value = np.asarray(raw)[row]
+    value = value.tolist() if isinstance(value, np.ndarray | np.generic) else value
+    try:
+        beyond = bool(np.isfinite(np.asarray(value, dtype=np.float64)).all())
+    except (TypeError, ValueError):
+        beyond = False
+    what = "values beyond float32's range (+-3.4e38)" if beyond else "infinite values"
+    return InputError(
+        f"The {role} {key!r} has {int(bad_rows.sum())} row(s) with {what} (first at row "
+        f"{row}); they would make the loss infinite. Drop or fix those rows. "
+        f"Received: {key}[{row}]={value!r}"
+    )
+
+
 def _check_positive(value: Any, arg: str, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
@@ -229,11 +257,17 @@ class InputFn:
             values = np.asarray(cols[self.response])
         else:
             values = np.stack([np.asarray(cols[r]) for r in self.response], axis=1)
+        if values.dtype.kind == "f" and (bad := _not_float32(values)).any():
+            raise _infinite(values, bad, self.response, "response")
         labels = (
             label_fn(values) if label_fn is not None else _default_labels(values, self.response)
         )
         if not isinstance(labels, torch.Tensor):
             labels = torch.as_tensor(np.asarray(labels))
+        if labels.is_floating_point() and not bool(torch.isfinite(labels).all()):
+            # text or objects that converted to inf ("inf", Decimal("Infinity"), ...)
+            finite = torch.isfinite(labels.reshape(labels.shape[0], -1)).all(dim=1)
+            raise _infinite(values, ~finite.numpy(), self.response, "response")
         return labels
 
     def _weights(self, cols: Mapping[str, np.ndarray], weight_key: str | None):
@@ -246,6 +280,8 @@ class InputFn:
                 f"The weight column {weight_key!r} has missing values (first at row {row}); "
                 f"fill them. Received: {weight_key}[{row}]=nan"
             )
+        if (bad := _not_float32(w)).any():
+            raise _infinite(np.asarray(cols[weight_key]), bad, weight_key, "weight column")
         return torch.from_numpy(w.astype(np.float32))
 
     def _convert(self, cols, transform, label_fn, weight_key) -> dict[str, torch.Tensor]:
