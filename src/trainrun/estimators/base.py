@@ -12,19 +12,26 @@ Learned state carries a trailing underscore (``network_``, ``head_``,
 from __future__ import annotations
 
 import abc
+import atexit
+import contextlib
 import copy
 import inspect
 import logging
 import numbers
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from trainrun.estimators._sklearn import ScikitLearnMixin
 from trainrun.estimators.run_config import RunConfig
 from trainrun.exceptions import InputError, ModelDirError, NotTrainedError
+
+if TYPE_CHECKING:
+    from trainrun.training.callbacks import History
 
 __all__ = ["Estimator"]
 
@@ -99,6 +106,12 @@ def _path_ok(v: Any) -> bool:
     return v is None or isinstance(v, (str, os.PathLike))
 
 
+def _warm_start_ok(v: Any) -> bool:
+    from trainrun.estimators.warm_start import WarmStartSettings
+
+    return _path_ok(v) or isinstance(v, WarmStartSettings)
+
+
 CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "feature_columns": (_columns_ok, "a non-empty list of feature columns"),
     "linear_feature_columns": (_optional_columns_ok, "a list of feature columns or None"),
@@ -110,17 +123,6 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "n_classes": (lambda v: _is_int(v) and v >= 2, "an int >= 2"),
     "label_dimension": (lambda v: _is_int(v) and v >= 1, "a positive int"),
-    "label_vocabulary": (
-        lambda v: (
-            v is None
-            or (
-                isinstance(v, (list, tuple))
-                and all(isinstance(s, str) for s in v)
-                and len(set(v)) == len(v)
-            )
-        ),
-        "a list of distinct strings or None",
-    ),
     "weight_column": (_weight_column_ok, "a column name, a numeric_column or None"),
     "optimizer": (
         _optimizer_ok,
@@ -143,7 +145,11 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "sparse_combiner": (lambda v: v in SPARSE_COMBINERS, "'sum', 'mean' or 'sqrtn'"),
     "linear_sparse_combiner": (lambda v: v in SPARSE_COMBINERS, "'sum', 'mean' or 'sqrtn'"),
     "model_dir": (_path_ok, "a path or None"),
-    "warm_start_from": (_path_ok, "a path to a model directory, checkpoint or export, or None"),
+    "warm_start_from": (
+        _warm_start_ok,
+        "a path to a model directory, checkpoint or export, a WarmStartSettings, or None",
+    ),
+    "standardize_labels": (lambda v: isinstance(v, bool), "a bool"),
     "config": (lambda v: v is None or isinstance(v, RunConfig), "a RunConfig or None"),
 }
 
@@ -170,6 +176,8 @@ def _jsonable(value: Any) -> Any:
 
 # Network settings that do not shape the weights: a model_dir restores under other values.
 _FREE_NETWORK_KEYS = ("dropout", "sparse_combiner")
+# Head settings that do not shape the weights; the target scaling is restored with them.
+_FREE_HEAD_KEYS = ("loss_reduction", "label_mean", "label_scale")
 
 
 def _strip(config: Any, keys: Sequence[str]) -> Any:
@@ -184,7 +192,7 @@ def _strip(config: Any, keys: Sequence[str]) -> Any:
 # --------------------------------------------------------------------- the base
 
 
-class Estimator(abc.ABC):
+class Estimator(ScikitLearnMixin, abc.ABC):
     """Base class of the six canned estimators (scikit-learn's conventions).
 
     Subclasses define a keyword-only ``__init__`` that stores each argument
@@ -194,6 +202,14 @@ class Estimator(abc.ABC):
 
     # scikit-learn reads this attribute (sklearn.base.is_classifier / is_regressor).
     _estimator_type: str = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # tf's Estimator(model_fn=...): the base class itself builds a custom-model estimator.
+        if cls is Estimator:
+            from trainrun.estimators.custom import CustomEstimator
+
+            cls = CustomEstimator
+        return super().__new__(cls)
 
     # ------------------------------------------------------------ settings
     @classmethod
@@ -255,13 +271,9 @@ class Estimator(abc.ABC):
                 raise ValueError(
                     f"The {name!r} parameter of {cls} must be {what}. Got {value!r} instead."
                 )
-        vocab = getattr(self, "label_vocabulary", None)
-        n = getattr(self, "n_classes", None)
-        if vocab is not None and n is not None and len(vocab) != n:
-            raise ValueError(
-                f"The 'label_vocabulary' parameter of {cls} must be a list of n_classes={n} "
-                f"distinct strings. Got {vocab!r} instead."
-            )
+        validate_kind = getattr(self, "_validate_kind", None)
+        if validate_kind is not None:
+            validate_kind()  # the classifier / regressor mixin's own settings
         self._validate_more()
 
     def _validate_more(self) -> None:  # noqa: B027 - an optional hook, empty by default
@@ -300,9 +312,6 @@ class Estimator(abc.ABC):
             return
         import torch
 
-        from trainrun.feature_columns import FeatureTransform
-        from trainrun.modules._build import build_network, union_columns
-
         self._validate_params()
         config = self.config_
         self.device_ = config.resolved_device()
@@ -317,10 +326,10 @@ class Estimator(abc.ABC):
         with torch.random.fork_rng(devices=[]):
             if config.seed is not None:
                 torch.manual_seed(config.seed)
-            network = build_network(net_config, columns)
+            network = self._make_network(net_config, columns)
         self.head_ = head
         self.columns_ = columns
-        self.transform_ = FeatureTransform(union_columns(columns))
+        self.transform_ = self._make_transform(columns)
         self.network_ = network.to(self.device_)
         self.optimizers_ = self._make_optimizers()
         self._global_step = 0
@@ -338,6 +347,18 @@ class Estimator(abc.ABC):
             # Never keep a half-built network: it would train over an incompatible model_dir.
             self.network_ = None
             raise
+
+    def _make_network(self, config: dict[str, Any], columns: dict[str, list[Any]]) -> Any:
+        """The network for ``config`` (a hook: the custom-model estimator builds the user's)."""
+        from trainrun.modules._build import build_network
+
+        return build_network(config, columns)
+
+    def _make_transform(self, columns: dict[str, list[Any]]) -> Any:
+        from trainrun.feature_columns import FeatureTransform
+        from trainrun.modules._build import union_columns
+
+        return FeatureTransform(union_columns(columns))
 
     def _resolve_model_dir(self) -> Path:
         earlier = getattr(self, "model_dir_", None)
@@ -359,7 +380,15 @@ class Estimator(abc.ABC):
             run_model.mkdir(parents=True, exist_ok=True)
             return run_model
         path = Path(tempfile.mkdtemp(prefix="trainrun-model-"))
-        log.warning("Using temporary folder as model directory: %s", path)
+        if self.config_.keep_temp_model_dir:
+            log.warning("Using temporary folder as model directory: %s", path)
+        else:
+            _TEMP_MODEL_DIRS.add(path)
+            log.warning(
+                "Using temporary folder as model directory (deleted at exit; pass model_dir= "
+                "or RunConfig(keep_temp_model_dir=True) to keep it): %s",
+                path,
+            )
         return path
 
     def _make_optimizers(self) -> list[Any]:
@@ -383,7 +412,7 @@ class Estimator(abc.ABC):
 
         return {
             "estimator": type(self).__name__,
-            "head": _strip(self.head_.to_config(), ["loss_reduction"]),
+            "head": _strip(self.head_.to_config(), _FREE_HEAD_KEYS),
             "network": _strip(self.network_.to_config(), _FREE_NETWORK_KEYS),
             "columns": {part: columns_to_config(cols) for part, cols in self.columns_.items()},
         }
@@ -455,8 +484,15 @@ class Estimator(abc.ABC):
                 f"this estimator uses {mine}: weights restored, optimizer state starts fresh.",
                 stacklevel=3,
             )
+        self._adopt_head_scaling(ckpt.meta.get("head") or {})
         self._global_step = ckpt.global_step
         self._checkpoint_path = path
+
+    def _adopt_head_scaling(self, head_config: Mapping[str, Any]) -> None:
+        """A regression head takes the target scaling its weights were trained with."""
+        setter = getattr(self.head_, "set_label_scaling", None)
+        if setter is not None and "label_mean" in head_config:
+            setter(head_config.get("label_mean"), head_config.get("label_scale"))
 
     def _reload_if_newer(self) -> None:
         """Another estimator may have trained in the same model_dir since: follow it (as tf does)."""
@@ -487,39 +523,28 @@ class Estimator(abc.ABC):
         return sorted(loaded)
 
     def _warm_start(self, source: Any) -> None:
-        """Copy every weight whose name and shape match from a model_dir, checkpoint or export."""
-        from safetensors.torch import load_file
+        """Initialise from another model (a path or WarmStartSettings; see warm_start.py)."""
+        from trainrun.estimators.warm_start import WarmStartSettings, warm_start
 
-        from trainrun.model_dir.checkpoints import load_checkpoint
-
-        path = Path(source)
-        if (path / "spec.json").exists() and (path / "model.safetensors").exists():
-            state = load_file(str(path / "model.safetensors"))
-        elif path.exists():
-            try:
-                state = load_checkpoint(path).model_state
-            except ModelDirError as exc:
-                raise ModelDirError(f"warm_start_from={os.fspath(source)!r}: {exc}") from exc
-        else:
-            raise ModelDirError(
-                "warm_start_from must name a model directory, a checkpoint (ckpt-N.json) or an "
-                f"export folder. Nothing exists at {path}. Received: warm_start_from={os.fspath(source)!r}"
-            )
-        loaded = self._load_weights(state, strict=False, source=path)
+        loaded = warm_start(self, source)
+        where = source.ckpt_to_initialize_from if isinstance(source, WarmStartSettings) else source
         if not loaded:
             raise ModelDirError(
-                f"warm_start_from={os.fspath(source)!r} shares no weight (same name and shape) "
-                "with this model; check its feature columns and layer sizes."
+                f"warm_start_from={os.fspath(where)!r} shares no weight (same name and shape, "
+                "or a remappable vocabulary table) with this model; check its feature "
+                "columns, layer sizes and vars_to_warm_start."
             )
         log.info(
             "Warm-started %d of %d weights from %s",
             len(loaded),
             len(self.network_.state_dict()),
-            path,
+            where,
         )
 
     # ------------------------------------------------------------ inputs
     def _weight_key(self) -> str | None:
+        if getattr(self, "_sample_weight_key", None) is not None:
+            return self._sample_weight_key  # fit(X, y, sample_weight=...)
         w = getattr(self, "weight_column", None)
         if w is None or isinstance(w, str):
             return w
@@ -537,7 +562,11 @@ class Estimator(abc.ABC):
         response = getattr(fn, "response", None)
         label_fn = _NamedLabels(self.head_.label_fn, response) if labels else _ignore_labels
         weight_key = self._weight_key() if labels else None
-        return iter(fn.batches(self.transform_, label_fn=label_fn, weight_key=weight_key))
+        batches = iter(fn.batches(self.transform_, label_fn=label_fn, weight_key=weight_key))
+        column = getattr(self, "weight_column", None)
+        if labels and getattr(column, "normalizer_fn", None) is not None:
+            return _normalized_weights(batches, column)
+        return batches
 
     def _to_device(self, batch: Any) -> Any:
         if self.device_.type == "cpu":
@@ -569,43 +598,60 @@ class Estimator(abc.ABC):
         steps: int | None = None,
         max_steps: int | None = None,
         callbacks: Sequence[Any] | None = None,
-    ) -> Any:
+        hooks: Sequence[Any] | None = None,
+    ) -> History:
         """Train on ``input_fn``'s batches; returns a :class:`~trainrun.training.callbacks.History`.
 
         ``steps`` trains that many more steps; ``max_steps`` stops at that global
         step (and does nothing when already there). With neither, training runs
-        until the input is exhausted. The environment variable
-        ``TRAINRUN_MAX_STEPS`` caps the steps of every call (for smoke tests).
+        until the input is exhausted (its ``epochs``), and warns when that is very few
+        steps. The environment variable ``TRAINRUN_MAX_STEPS`` caps the steps of every
+        call (for smoke tests). ``hooks`` is tf.estimator's name for ``callbacks``.
 
         >>> history = est.train(input_fn(train_df, response="churn"), steps=200)  # doctest: +SKIP
         >>> history                                                               # doctest: +SKIP
         Trained for 200 steps (global step 200) in 1.3 s, 19,210 examples/s; loss 0.4411 (mean of the last 20 steps)
         """
-        import torch
+        from trainrun.training.callbacks import History
+        from trainrun.training.loop import TrainState
 
-        from trainrun.exceptions import NanLossError
+        _check_steps(steps, max_steps)
+        extra = _merge_hooks(callbacks, hooks, "train")
+        self._build()
+        start = self.global_step_
+        limit = _step_limit(start, steps, max_steps)
+        history = History()
+        if limit is not None and start >= limit:
+            log.info(
+                "Skipping training: global step %d already reached max_steps=%d.", start, limit
+            )
+            history.start_step = history.end_step = start
+            return history
+        fn = _resolve_input_fn(input_fn)
+        self._fit_label_scaling(fn)
+        state = TrainState(global_step=start, start_step=start, max_steps=limit, estimator=self)
+        _describe_input(state, fn)
+        self._run_training(fn, state, [*self._training_callbacks(history), *extra])
+        if state.steps_done == 0 and (limit is None or start < limit):
+            raise InputError(
+                "input_fn produced no batches to train on. Check that the data is not empty."
+            )
+        if steps is None and max_steps is None and _env_max_steps() is None:
+            _warn_if_few_steps(state, fn)
+        return history
+
+    def _training_callbacks(self, history: Any) -> list[Any]:
+        """The side effects of every train() call, in order: the NaN guard first, so that
+        no logger or checkpoint sees a NaN loss."""
         from trainrun.training.callbacks import (
             CheckpointSaver,
-            History,
             NanLossGuard,
             ProgressLogger,
             TensorBoardLogger,
         )
-        from trainrun.training.loop import TrainState, train_loop
         from trainrun.training.run_recorder import RunRecorder
 
-        _check_steps(steps, max_steps)
-        self._build()
         config = self.config_
-        start = self.global_step_
-        limit = (
-            max_steps if max_steps is not None else (start + steps if steps is not None else None)
-        )
-        cap = _env_max_steps()
-        if cap is not None:
-            limit = start + cap if limit is None else min(limit, start + cap)
-        history = History()
-        # First, so that no logger or checkpoint sees a NaN loss.
         own: list[Any] = [NanLossGuard()]
         tb_dir = self._tensorboard_dir()
         if tb_dir is not None:
@@ -615,41 +661,48 @@ class Estimator(abc.ABC):
             own.append(ProgressLogger(every=config.log_step_count_steps))
         own.append(RunRecorder(every=config.log_step_count_steps))
         own.append(CheckpointSaver(self._save_from_loop, every=config.save_checkpoints_steps))
-        all_callbacks = [*own, *(callbacks or ())]
-        state = TrainState(global_step=start, start_step=start, max_steps=limit, estimator=self)
-        if limit is not None and start >= limit:
-            log.info(
-                "Skipping training: global step %d already reached max_steps=%d.", start, limit
-            )
-            history.start_step = history.end_step = start
-            return history
+        return own
 
-        if config.seed is not None:
-            # Dropout masks and shuffles that use torch's global generator repeat per step.
-            torch.manual_seed(config.seed + start)
+    def _step_fn(self) -> Callable[[Any], Any]:
+        """One optimisation step on a batch; returns the loss people see (detached)."""
         network, head, opts = self.network_, self.head_, self.optimizers_
         to_device = self._to_device
 
-        def step(batch: Any) -> torch.Tensor:
+        def step(batch: Any) -> Any:
             batch = to_device(batch)
-            loss = head.loss(network(batch.features), batch.labels, batch.weights)
+            logits = network(batch.features)
+            loss = head.loss(logits, batch.labels, batch.weights)
             for opt in opts:
                 opt.zero_grad(set_to_none=True)
             loss.backward()
             for opt in opts:
                 opt.step()
-            return loss.detach()
+            return head.reported_loss(loss.detach(), logits, batch.labels, batch.weights)
 
+        return step
+
+    def _run_training(self, fn: Any, state: Any, callbacks: list[Any]) -> None:
+        """The loop over ``fn``'s batches; Ctrl-C checkpoints, a NaN loss drops the weights."""
+        import torch
+
+        from trainrun.exceptions import NanLossError
+        from trainrun.training.callbacks import TensorBoardLogger
+        from trainrun.training.loop import train_loop
+
+        config, start = self.config_, state.global_step
+        if config.seed is not None:
+            # Dropout masks and shuffles that use torch's global generator repeat per step.
+            torch.manual_seed(config.seed + start)
         # Per train() call, so that a second call does not replay the first one's order.
         seed = None if config.seed is None else config.seed + start
-        batches = _checked_batches(self._batches(input_fn, labels=True, seed=seed), "train")
-        network.train()
+        batches = _checked_batches(self._batches(fn, labels=True, seed=seed), "train")
+        self.network_.train()
         try:
             with config.threads():
                 train_loop(
-                    step,
+                    self._step_fn(),
                     batches,
-                    all_callbacks,
+                    callbacks,
                     state,
                     batch_size=_batch_size,
                     sync_every=_sync_every(config),
@@ -666,15 +719,34 @@ class Estimator(abc.ABC):
             raise
         finally:
             self._global_step = state.global_step
-            network.eval()
-            for cb in own:
+            if self.network_ is not None:
+                self.network_.eval()
+            for cb in callbacks:
                 if isinstance(cb, TensorBoardLogger):
                     cb.close()  # flush what was logged, even when training failed
-        if state.steps_done == 0 and (limit is None or start < limit):
-            raise InputError(
-                "input_fn produced no batches to train on. Check that the data is not empty."
-            )
-        return history
+
+    def _fit_label_scaling(self, fn: Any) -> None:
+        """Standardise a regression target from the training data, once (before the first step).
+
+        A restored or warm-started model keeps the scaling its weights were trained with.
+        """
+        head = self.head_
+        wants = getattr(self, "_wants_label_scaling", None)
+        if wants is None or not wants() or getattr(head, "scaled", True):
+            return
+        if self.global_step_ > 0 or getattr(self, "_checkpoint_path", None) is not None:
+            return
+        import torch
+
+        limit = fn.num_rows if getattr(fn, "num_rows", None) else _SCALING_SAMPLE
+        seen, parts = 0, []
+        for batch in _checked_batches(self._batches(fn, labels=True, seed=0), "train"):
+            parts.append(batch.labels)
+            seen += batch.labels.shape[0]
+            if seen >= min(limit, _SCALING_SAMPLE):
+                break
+        if parts:
+            head.fit_label_scaling(torch.cat(parts))
 
     def _save_from_loop(self, step: int) -> None:
         self._global_step = step
@@ -697,21 +769,23 @@ class Estimator(abc.ABC):
         steps: int | None = None,
         name: str | None = None,
         callbacks: Sequence[Any] | None = None,
+        hooks: Sequence[Any] | None = None,
+        checkpoint_path: str | os.PathLike[str] | None = None,
     ) -> dict[str, float]:
         """Metrics over ``input_fn`` (tf.estimator's keys, ``global_step`` included).
 
         Binary classifiers: accuracy, accuracy_baseline, auc (exact), auc_precision_recall,
         average_loss, label/mean, loss, precision, prediction/mean, recall. Multi-class:
         accuracy, average_loss, loss. Regressors: average_loss, label/mean, loss,
-        prediction/mean. ``loss`` is the mean of per-batch losses, ``average_loss`` the
-        weighted mean per-example loss. Inside a training run the result is also
+        prediction/mean (in the target's own units). ``loss`` is the mean of per-batch
+        losses, ``average_loss`` the weighted mean per-example loss. ``checkpoint_path``
+        evaluates an older checkpoint of the model directory instead of the latest (the
+        estimator keeps its own weights). Inside a training run the result is also
         written to the run's evaluation.json.
 
         >>> est.evaluate(input_fn(test_df, response="churn", shuffle=False))  # doctest: +SKIP
         {'accuracy': 0.80, 'auc': 0.84, ..., 'global_step': 200}
         """
-        import torch
-
         from trainrun.training.callbacks import TensorBoardLogger
         from trainrun.training.run_recorder import RunRecorder
 
@@ -723,54 +797,98 @@ class Estimator(abc.ABC):
             raise ValueError(
                 f"evaluate() needs name to be a non-empty string without '/'. Received: name={name!r}"
             )
-        self._require_trained("evaluate")
+        extra = _merge_hooks(callbacks, hooks, "evaluate")
         fn = _resolve_input_fn(input_fn)
         if steps is None and getattr(fn, "epochs", 1) is None:
             raise InputError(
                 "evaluate() over an input_fn with epochs=None would never end. "
                 "Pass steps=N, or build the input_fn with epochs=1."
             )
+        with self._weights_of(checkpoint_path, "evaluate") as step:
+            results = self._evaluate_batches(fn, steps)
+        results["global_step"] = step
+        own: list[Any] = [RunRecorder()]
+        tb_dir = self._tensorboard_dir(name, evaluating=True)
+        if tb_dir is not None:
+            own.append(TensorBoardLogger(tb_dir))
+        for cb in [*own, *extra]:
+            cb.on_evaluate_end(results, name)
+        return results
+
+    def _evaluate_batches(self, fn: Any, steps: int | None) -> dict[str, Any]:
+        import torch
+
         logits, labels, weights, losses = [], [], [], []
+        was_training = self.network_.training
         self.network_.eval()
-        with torch.no_grad(), self.config_.threads():
-            for i, batch in enumerate(_checked_batches(self._batches(fn, labels=True), "evaluate")):
-                if steps is not None and i >= steps:
-                    break
-                batch = self._to_device(batch)
-                out = self.network_(batch.features)
-                losses.append(self.head_.loss(out, batch.labels, batch.weights))
-                logits.append(out)
-                labels.append(batch.labels)
-                if batch.weights is not None:
-                    weights.append(batch.weights)
+        head = self.head_
+        try:
+            with torch.no_grad(), self.config_.threads():
+                batches = _checked_batches(self._batches(fn, labels=True), "evaluate")
+                for i, batch in enumerate(batches):
+                    if steps is not None and i >= steps:
+                        break
+                    batch = self._to_device(batch)
+                    out = self.network_(batch.features)
+                    loss = head.loss(out, batch.labels, batch.weights)
+                    losses.append(head.reported_loss(loss, out, batch.labels, batch.weights))
+                    logits.append(out)
+                    labels.append(batch.labels)
+                    if batch.weights is not None:
+                        weights.append(batch.weights)
+        finally:
+            self.network_.train(was_training)
         if not logits:
             raise InputError(
                 "input_fn produced no batches to evaluate. Check that the data is not empty."
             )
         loss = float(torch.stack(losses).mean())
         all_w = torch.cat(weights).cpu() if weights else None
-        results = self.head_.metrics(torch.cat(logits).cpu(), torch.cat(labels).cpu(), all_w, loss)
-        results = {
+        results = head.metrics(torch.cat(logits).cpu(), torch.cat(labels).cpu(), all_w, loss)
+        return {
             k: (float(v) if isinstance(v, (int, float)) or hasattr(v, "item") else v)
             for k, v in results.items()
         }
-        results["global_step"] = self.global_step_
-        hooks: list[Any] = [RunRecorder()]
-        tb_dir = self._tensorboard_dir(name, evaluating=True)
-        if tb_dir is not None:
-            hooks.append(TensorBoardLogger(tb_dir))
-        for cb in [*hooks, *(callbacks or ())]:
-            cb.on_evaluate_end(results, name)
-        return results
+
+    @contextlib.contextmanager
+    def _weights_of(self, checkpoint_path: Any, verb: str) -> Iterator[int]:
+        """The trained model, or for the block only the weights of ``checkpoint_path``;
+        yields the global step of the weights in use."""
+        self._require_trained(verb)
+        if checkpoint_path is None:
+            yield self.global_step_
+            return
+        from trainrun.model_dir.checkpoints import load_checkpoint
+
+        path = Path(checkpoint_path)
+        if not path.exists():
+            raise ModelDirError(
+                f"{verb}() found no checkpoint at {path}: pass a ckpt-N.json path from "
+                f"estimator.latest_checkpoint() or the model directory's checkpoint.json. "
+                f"Received: checkpoint_path={os.fspath(checkpoint_path)!r}"
+            )
+        ckpt = load_checkpoint(path)
+        self._check_compatible(ckpt.meta, ckpt.path)
+        saved = {k: v.detach().clone() for k, v in self.network_.state_dict().items()}
+        scaling = _head_scaling(self.head_.to_config())
+        try:
+            self._load_weights(ckpt.model_state, strict=True, source=ckpt.path)
+            self._adopt_head_scaling(ckpt.meta.get("head") or {})
+            yield ckpt.global_step
+        finally:
+            self.network_.load_state_dict(saved)
+            self._adopt_head_scaling(scaling)
 
     # ------------------------------------------------------------ predict
     def _prediction_batches(
-        self, input_fn: Any, predict_keys: Sequence[str] | None
+        self,
+        input_fn: Any,
+        predict_keys: Sequence[str] | None,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        callbacks: Sequence[Any] = (),
     ) -> Iterator[dict[str, Any]]:
         import torch
 
-        self._require_trained("predict")
-        keys = self.head_.check_predict_keys(predict_keys)
         fn = _resolve_input_fn(input_fn)
         if getattr(fn, "shuffle", False):
             warnings.warn(
@@ -778,41 +896,69 @@ class Estimator(abc.ABC):
                 "Build it with input_fn(..., shuffle=False) to keep the data's order.",
                 stacklevel=3,
             )
-        self.network_.eval()
-        for batch in self._batches(fn, labels=False):
-            batch = self._to_device(batch)
-            with torch.no_grad(), self.config_.threads():
-                out = self.head_.predictions(self.network_(batch.features))
-            yield {k: out[k] for k in keys} if keys else out
+        with self._weights_of(checkpoint_path, "predict"):
+            keys = self.head_.check_predict_keys(predict_keys)
+            self.network_.eval()
+            for batch in self._batches(fn, labels=False):
+                batch = self._to_device(batch)
+                with torch.no_grad(), self.config_.threads():
+                    out = self.head_.predictions(self.network_(batch.features))
+                yield {k: out[k] for k in keys} if keys else out
+        for cb in callbacks:
+            hook = getattr(cb, "on_predict_end", None)
+            if hook is not None:
+                hook()
 
     def predict(
-        self, input_fn: Any, predict_keys: Sequence[str] | None = None
-    ) -> Iterator[dict[str, Any]]:
+        self,
+        input_fn: Any,
+        predict_keys: Sequence[str] | None = None,
+        hooks: Sequence[Any] | None = None,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        yield_single_examples: bool = True,
+    ) -> Any:
         """Yield one dict per example with tf.estimator's keys (numpy arrays, one row each).
 
         Classifiers: logits, logistic (binary only), probabilities, class_ids, classes,
         all_class_ids, all_classes. Regressors: predictions. Build the input_fn with
-        ``shuffle=False`` to keep the data's order.
+        ``shuffle=False`` to keep the data's order. ``yield_single_examples=False``
+        yields one dict per batch instead; ``checkpoint_path`` predicts with an older
+        checkpoint.
 
         >>> next(est.predict(input_fn(test_df, shuffle=False)))["probabilities"]  # doctest: +SKIP
         array([0.73, 0.27], dtype=float32)
+
+        Given the data itself (a DataFrame or an array), this is scikit-learn's
+        ``predict(X)``: one class label or value per row (see ``fit``).
         """
-        for out in self._prediction_batches(input_fn, predict_keys):
-            n = len(next(iter(out.values())))
-            for i in range(n):
-                yield {k: v[i] for k, v in out.items()}
+        if _is_data(input_fn) and not isinstance(input_fn, (str, os.PathLike)):
+            return self._sklearn_predict(input_fn)  # scikit-learn's predict(X)
+        if not isinstance(yield_single_examples, bool):
+            raise ValueError(
+                "predict() needs yield_single_examples to be True or False. "
+                f"Received: yield_single_examples={yield_single_examples!r}"
+            )
+        extra = _merge_hooks(None, hooks, "predict")
+        batches = self._prediction_batches(input_fn, predict_keys, checkpoint_path, extra)
+        return batches if not yield_single_examples else _single_examples(batches)
 
     def predict_frame(self, input_fn: Any, predict_keys: Sequence[str] | None = None) -> Any:
-        """Predictions as a pandas DataFrame, one row per example.
+        """Predictions as a pandas DataFrame, one row per example, in the data's order.
 
         A key of width one is one column (``class_ids``); a wider one becomes
-        ``key_0 .. key_k`` (``probabilities_0``, ``probabilities_1``).
+        ``key_0 .. key_k`` (``probabilities_0``, ``probabilities_1``). A shuffled
+        input_fn is refused: its rows would not line up with the data.
         """
         from trainrun.model_dir.export import predictions_to_frame
 
-        return predictions_to_frame(
-            list(self._prediction_batches(input_fn, predict_keys)), predict_keys
-        )
+        fn = _resolve_input_fn(input_fn)
+        if getattr(fn, "shuffle", False):
+            raise InputError(
+                "predict_frame() needs the data's order, but the input_fn shuffles: the rows "
+                "would not line up with the data. Build it with input_fn(..., shuffle=False). "
+                "Received: an input_fn with shuffle=True"
+            )
+        return predictions_to_frame(list(self._prediction_batches(fn, predict_keys)), predict_keys)
 
     # ------------------------------------------------------------ export
     def export(self, path: str | os.PathLike[str]) -> Path:
@@ -847,8 +993,143 @@ class Estimator(abc.ABC):
         path = self.model_dir_path
         return None if path is None else latest_checkpoint(path)
 
+    def get_variable_names(self) -> list[str]:
+        """The names of the weights in the latest checkpoint (tf.estimator's ``get_variable_names``).
+
+        ``global_step`` is listed too. ``get_variable_value(name)`` reads one.
+        """
+        meta, state = self._latest_state("get_variable_names")
+        return sorted([*state, "global_step"])
+
+    def get_variable_value(self, name: str) -> Any:
+        """The value of weight ``name`` in the latest checkpoint, as a numpy array
+        (``"global_step"``: an int)."""
+        meta, state = self._latest_state("get_variable_value")
+        if name == "global_step":
+            return int(meta["global_step"])
+        if name not in state:
+            import difflib
+
+            near = difflib.get_close_matches(str(name), list(state), n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            raise InputError(
+                f"The latest checkpoint has no variable {name!r}.{hint} get_variable_names() "
+                f"lists them: {sorted(state)[:10]}. Received: name={name!r}"
+            )
+        return state[name].numpy()
+
+    def _latest_state(self, verb: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        from trainrun.model_dir.checkpoints import load_checkpoint
+
+        found = self.latest_checkpoint()
+        if found is None and self.model_dir is not None:
+            from trainrun.model_dir.checkpoints import latest_checkpoint
+
+            found = latest_checkpoint(Path(self.model_dir).expanduser())
+        if found is None:
+            raise NotTrainedError(
+                f"{type(self).__name__}.{verb}() reads the latest checkpoint, and there is none "
+                f"yet in model_dir {self.model_dir_path or self.model_dir}. Call train() first."
+            )
+        ckpt = load_checkpoint(found)
+        return {**ckpt.meta, "global_step": ckpt.global_step}, ckpt.model_state
+
 
 # --------------------------------------------------------------------- helpers
+
+
+#: Rows read to standardise a regression target (all of them up to this many).
+_SCALING_SAMPLE = 1_000_000
+#: Fewer steps than this, with the budget set by epochs, draws a warning.
+FEW_STEPS = 100
+
+
+def _merge_hooks(callbacks: Any, hooks: Any, verb: str) -> list[Any]:
+    """``callbacks`` and tf.estimator's ``hooks`` (the same objects), as one list."""
+    out: list[Any] = []
+    for arg, value in (("callbacks", callbacks), ("hooks", hooks)):
+        if value is None:
+            continue
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(
+                f"{verb}() needs {arg} to be a list of callbacks (trainrun.Callback). "
+                f"Received: {arg}={_short_repr(value)}"
+            )
+        out.extend(value)
+    return out
+
+
+def _step_limit(start: int, steps: int | None, max_steps: int | None) -> int | None:
+    """The global step to stop at (None: when the input ends), capped by TRAINRUN_MAX_STEPS."""
+    limit = max_steps if max_steps is not None else (start + steps if steps is not None else None)
+    cap = _env_max_steps()
+    if cap is not None:
+        limit = start + cap if limit is None else min(limit, start + cap)
+    return limit
+
+
+def _describe_input(state: Any, fn: Any) -> None:
+    """Tell the progress line how many steps the input holds (epochs x batches per epoch)."""
+    per_epoch = getattr(fn, "steps_per_epoch", None)
+    epochs = getattr(fn, "epochs", None)
+    if isinstance(per_epoch, int) and per_epoch > 0:
+        state.steps_per_epoch = per_epoch
+        state.epochs = epochs
+        if epochs is not None:
+            state.total_steps = state.start_step + per_epoch * epochs
+
+
+def _warn_if_few_steps(state: Any, fn: Any) -> None:
+    if state.steps_done >= FEW_STEPS or state.stop_training:
+        return
+    rows = getattr(fn, "num_rows", None)
+    what = (
+        f"{fn.epochs} epoch(s) of {rows:,} rows at batch_size={fn.batch_size}"
+        if rows is not None and getattr(fn, "epochs", None)
+        else "one pass over the input"
+    )
+    warnings.warn(
+        f"Training ended after only {state.steps_done} steps ({what}): the model has most "
+        f"likely not converged. Train longer: raise input_fn(..., epochs=...), pass "
+        f"train(..., steps=N) with an input_fn(..., epochs=None), or lower batch_size; "
+        f"watch the loss level off in the returned History (history.plot()). See "
+        f"'Choosing a training budget' in docs/estimators.md.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+#: Temporary model directories made by estimators without a model_dir: deleted at exit.
+_TEMP_MODEL_DIRS: set[Path] = set()
+
+
+@atexit.register
+def _remove_temp_model_dirs() -> None:
+    for path in list(_TEMP_MODEL_DIRS):
+        shutil.rmtree(path, ignore_errors=True)
+    _TEMP_MODEL_DIRS.clear()
+
+
+def _single_examples(batches: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for out in batches:
+        n = len(next(iter(out.values())))
+        for i in range(n):
+            yield {k: v[i] for k, v in out.items()}
+
+
+def _head_scaling(head_config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: head_config.get(k) for k in ("label_mean", "label_scale") if k in head_config}
+
+
+def _normalized_weights(batches: Iterator[Any], column: Any) -> Iterator[Any]:
+    """A numeric_column weight_column's normalizer_fn applied to the weights, as tf does."""
+    from trainrun.feature_columns._transform import _encode_numeric
+
+    for batch in batches:
+        w = batch.weights
+        raw = w.detach().cpu().numpy().reshape(w.shape[0], -1)
+        out = _encode_numeric(column, raw).reshape(w.shape).to(w.device)
+        yield type(batch)(batch.features, batch.labels, out)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -47,6 +47,10 @@ def build_network(config: Mapping[str, Any], columns: Mapping[str, Sequence[Any]
             dnn.get("batch_norm", False),
             lin.get("sparse_combiner", "sum"),
         )
+    if kind == "custom":  # trainrun.Estimator(model_fn=...): imports the builder it names
+        from trainrun.modules.custom import build_custom
+
+        return build_custom(config, columns)
     raise ValueError(f"Unknown network type in a saved config. Received: type={kind!r}")
 
 
