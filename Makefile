@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench browser clean
+.PHONY: demo test test-fast lint bench browser fashion-mnist clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,10 +20,16 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium; browser tests will be skipped"; }
 
+# Debian's Fashion-MNIST (MNIST's IDX format), for the CNN examples and the docs that run them.
+fashion-mnist:
+	@test -d /usr/share/datasets/fashion-mnist || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	  || echo "warning: could not install dataset-fashion-mnist; the CNN examples' docs tests will fail"; }
+
 demo: $(STAMP)
 	$(BIN)/python examples/hyperparams.py
 
-test: $(STAMP) browser
+test: $(STAMP) browser fashion-mnist
 	$(BIN)/python -m pytest
 
 # The edit-and-test loop: no example scripts, browser, Ray or servers (tests marked slow).
