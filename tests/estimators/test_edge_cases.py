@@ -349,7 +349,9 @@ def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path):
     out = est.predict_frame(trainrun.input_fn(df.head(5), features=["x"], shuffle=False))
     assert est.global_step_ == 2 and np.isfinite(out["predictions"]).all()
     # Without any checkpoint there is nothing to predict with.
-    fresh = trainrun.LinearRegressor(feature_columns=[X], model_dir=tmp_path / "b", config=CFG)
+    fresh = trainrun.LinearRegressor(
+        feature_columns=[X], model_dir=tmp_path / "b", config=CFG, standardize_labels=False
+    )
     with pytest.raises(NanLossError, match="at step 2"):
         fresh.train(trainrun.input_fn(df.tail(20), response="target", shuffle=False, epochs=2))
     assert list_checkpoints(tmp_path / "b") == []

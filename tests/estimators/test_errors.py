@@ -314,8 +314,11 @@ def test_set_params_keeps_a_temporary_model_dir(frame):
     assert est.model_dir_path == first and est.global_step_ == 3
 
 
-def test_predict_warns_about_a_shuffled_input(tmp_path, frame):
+def test_predict_warns_about_a_shuffled_input_and_predict_frame_refuses_it(tmp_path, frame):
     est = trainrun.LinearRegressor(feature_columns=[X], model_dir=tmp_path, config=QUIET)
     est.train(trainrun.input_fn(frame, features=["x"], response="target"), steps=1)
     with pytest.warns(UserWarning, match="shuffle=False"):
+        list(est.predict(trainrun.input_fn(frame, features=["x"])))
+    # A frame in shuffled order would not join back to the data: refused, not returned.
+    with pytest.raises(InputError, match=r"predict_frame\(\) needs the data's order"):
         est.predict_frame(trainrun.input_fn(frame, features=["x"]))

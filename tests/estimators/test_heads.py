@@ -38,7 +38,7 @@ def test_binary_labels_numeric_and_bool():
     assert head.label_fn(np.array([True, False])).tolist() == [1.0, 0.0]
     assert head.label_fn(np.array([[1.0], [0.0]])).tolist() == [1.0, 0.0]
     with pytest.raises(InputError, match="non-integer values"):
-        head.label_fn(np.array([0.5, 1.0]))
+        head.label_fn(np.array([1.5, 1.0]))
     with pytest.raises(InputError, match="missing values"):
         head.label_fn(np.array([np.nan, 1.0]))
     # A vocabulary of digits still maps integer labels.

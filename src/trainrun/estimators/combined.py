@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from trainrun.estimators._kinds import ClassifierKind, RegressorKind
 from trainrun.estimators.base import Estimator
 from trainrun.estimators.run_config import RunConfig
 
@@ -73,7 +74,7 @@ class _Combined(Estimator):
         return [("linear", self.linear_optimizer), ("dnn", self.dnn_optimizer)]
 
 
-class DNNLinearCombinedClassifier(_Combined):
+class DNNLinearCombinedClassifier(ClassifierKind, _Combined):
     """Wide-and-deep classifier.
 
     >>> import trainrun as tr
@@ -83,8 +84,6 @@ class DNNLinearCombinedClassifier(_Combined):
     ...     dnn_feature_columns=[tr.numeric_column("tenure"), tr.indicator_column(contract)],
     ...     dnn_hidden_units=[32, 16], label_vocabulary=["No", "Yes"])
     """
-
-    _estimator_type = "classifier"
 
     def __init__(
         self,
@@ -123,13 +122,8 @@ class DNNLinearCombinedClassifier(_Combined):
         self.batch_norm = batch_norm
         self.linear_sparse_combiner = linear_sparse_combiner
 
-    def _build_head(self) -> Any:
-        from trainrun.modules.heads import make_classification_head
 
-        return make_classification_head(self.n_classes, self.label_vocabulary, self.loss_reduction)
-
-
-class DNNLinearCombinedRegressor(_Combined):
+class DNNLinearCombinedRegressor(RegressorKind, _Combined):
     """Wide-and-deep regressor.
 
     >>> import trainrun as tr
@@ -137,8 +131,6 @@ class DNNLinearCombinedRegressor(_Combined):
     ...                                     dnn_feature_columns=[tr.numeric_column("x")],
     ...                                     dnn_hidden_units=[8])
     """
-
-    _estimator_type = "regressor"
 
     def __init__(
         self,
@@ -156,6 +148,7 @@ class DNNLinearCombinedRegressor(_Combined):
         config: RunConfig | None = None,
         warm_start_from: str | os.PathLike[str] | None = None,
         loss_reduction: str = "sum_over_batch_size",
+        standardize_labels: bool = True,
         batch_norm: bool = False,
         linear_sparse_combiner: str = "sum",
     ) -> None:
@@ -172,10 +165,6 @@ class DNNLinearCombinedRegressor(_Combined):
         self.config = config
         self.warm_start_from = warm_start_from
         self.loss_reduction = loss_reduction
+        self.standardize_labels = standardize_labels
         self.batch_norm = batch_norm
         self.linear_sparse_combiner = linear_sparse_combiner
-
-    def _build_head(self) -> Any:
-        from trainrun.modules.heads import RegressionHead
-
-        return RegressionHead(self.label_dimension, self.loss_reduction)

@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from trainrun.estimators._kinds import ClassifierKind, RegressorKind
 from trainrun.estimators.base import Estimator
 from trainrun.estimators.run_config import RunConfig
 
@@ -39,7 +40,7 @@ class _DNN(Estimator):
         return [("all", self.optimizer)]
 
 
-class DNNClassifier(_DNN):
+class DNNClassifier(ClassifierKind, _DNN):
     """A feed-forward classifier: ``hidden_units`` layers over dense feature columns.
 
     Categorical columns must be wrapped in ``indicator_column`` or ``embedding_column``.
@@ -50,8 +51,6 @@ class DNNClassifier(_DNN):
     >>> est
     DNNClassifier(hidden_units=[64, 32], feature_columns=[tenure], label_vocabulary=['No', 'Yes'], dropout=0.2)
     """
-
-    _estimator_type = "classifier"
 
     def __init__(
         self,
@@ -84,20 +83,13 @@ class DNNClassifier(_DNN):
         self.loss_reduction = loss_reduction
         self.batch_norm = batch_norm
 
-    def _build_head(self) -> Any:
-        from trainrun.modules.heads import make_classification_head
 
-        return make_classification_head(self.n_classes, self.label_vocabulary, self.loss_reduction)
-
-
-class DNNRegressor(_DNN):
+class DNNRegressor(RegressorKind, _DNN):
     """A feed-forward regressor (squared error) with ``label_dimension`` targets.
 
     >>> import trainrun as tr
     >>> est = tr.DNNRegressor(hidden_units=[16], feature_columns=[tr.numeric_column("x")])
     """
-
-    _estimator_type = "regressor"
 
     def __init__(
         self,
@@ -113,6 +105,7 @@ class DNNRegressor(_DNN):
         config: RunConfig | None = None,
         warm_start_from: str | os.PathLike[str] | None = None,
         loss_reduction: str = "sum_over_batch_size",
+        standardize_labels: bool = True,
         batch_norm: bool = False,
     ) -> None:
         self.hidden_units = hidden_units
@@ -126,9 +119,5 @@ class DNNRegressor(_DNN):
         self.config = config
         self.warm_start_from = warm_start_from
         self.loss_reduction = loss_reduction
+        self.standardize_labels = standardize_labels
         self.batch_norm = batch_norm
-
-    def _build_head(self) -> Any:
-        from trainrun.modules.heads import RegressionHead
-
-        return RegressionHead(self.label_dimension, self.loss_reduction)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from trainrun.estimators._kinds import ClassifierKind, RegressorKind
 from trainrun.estimators.base import Estimator
 from trainrun.estimators.run_config import RunConfig
 
@@ -24,7 +25,7 @@ class _Linear(Estimator):
         return [("all", self.optimizer)]
 
 
-class LinearClassifier(_Linear):
+class LinearClassifier(ClassifierKind, _Linear):
     """Logistic (``n_classes=2``) or softmax regression over feature columns.
 
     Arguments as tf.estimator.LinearClassifier. The optimizer defaults to FTRL
@@ -36,8 +37,6 @@ class LinearClassifier(_Linear):
     ...                           label_vocabulary=["No", "Yes"])
     >>> est.train(tr.input_fn(df, response="churn"), steps=100)            # doctest: +SKIP
     """
-
-    _estimator_type = "classifier"
 
     def __init__(
         self,
@@ -64,20 +63,13 @@ class LinearClassifier(_Linear):
         self.loss_reduction = loss_reduction
         self.sparse_combiner = sparse_combiner
 
-    def _build_head(self) -> Any:
-        from trainrun.modules.heads import make_classification_head
 
-        return make_classification_head(self.n_classes, self.label_vocabulary, self.loss_reduction)
-
-
-class LinearRegressor(_Linear):
+class LinearRegressor(RegressorKind, _Linear):
     """Linear regression over feature columns (squared error), ``label_dimension`` targets.
 
     >>> import trainrun as tr
     >>> est = tr.LinearRegressor(feature_columns=[tr.numeric_column("x")])
     """
-
-    _estimator_type = "regressor"
 
     def __init__(
         self,
@@ -90,6 +82,7 @@ class LinearRegressor(_Linear):
         config: RunConfig | None = None,
         warm_start_from: str | os.PathLike[str] | None = None,
         loss_reduction: str = "sum_over_batch_size",
+        standardize_labels: bool = True,
         sparse_combiner: str = "sum",
     ) -> None:
         self.feature_columns = feature_columns
@@ -100,9 +93,5 @@ class LinearRegressor(_Linear):
         self.config = config
         self.warm_start_from = warm_start_from
         self.loss_reduction = loss_reduction
+        self.standardize_labels = standardize_labels
         self.sparse_combiner = sparse_combiner
-
-    def _build_head(self) -> Any:
-        from trainrun.modules.heads import RegressionHead
-
-        return RegressionHead(self.label_dimension, self.loss_reduction)

@@ -29,6 +29,9 @@ class RunConfig:
     ``progress``                True       print progress while training
     ``num_threads``             None       torch intra-op threads while the estimator works
                                            (None: torch's default, one per core)
+    ``keep_temp_model_dir``     False      keep the temporary model directory an estimator
+                                           without ``model_dir`` (outside a run) makes;
+                                           by default it is deleted when Python exits
     ==========================  =========  ===============================================
 
     >>> RunConfig(seed=42, save_checkpoints_steps=500)
@@ -44,6 +47,7 @@ class RunConfig:
     tensorboard: bool = True
     progress: bool = True
     num_threads: int | None = None
+    keep_temp_model_dir: bool = False
 
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, what: str) -> None:
@@ -74,6 +78,7 @@ class RunConfig:
         )
         check("tensorboard", isinstance(self.tensorboard, bool), "a bool")
         check("progress", isinstance(self.progress, bool), "a bool")
+        check("keep_temp_model_dir", isinstance(self.keep_temp_model_dir, bool), "a bool")
         v = self.num_threads
         check("num_threads", v is None or (is_int(v) and v > 0), "a positive int or None")
 

@@ -273,9 +273,12 @@ class InputFn:
     def _weights(self, cols: Mapping[str, np.ndarray], weight_key: str | None):
         if weight_key is None:
             return None
-        w = _to_float(np.asarray(cols[weight_key]), weight_key).reshape(-1)
+        raw = np.asarray(cols[weight_key])
+        # [N] or, one weight per label dimension, [N, k]: never flattened across rows
+        w = _to_float(raw, weight_key).reshape(raw.shape[0], -1)
+        w = w[:, 0] if w.shape[1] == 1 else w
         if np.isnan(w).any():
-            row = int(np.flatnonzero(np.isnan(w))[0])
+            row = int(np.flatnonzero(np.isnan(w).reshape(w.shape[0], -1).any(axis=1))[0])
             raise InputError(
                 f"The weight column {weight_key!r} has missing values (first at row {row}); "
                 f"fill them. Received: {weight_key}[{row}]=nan"

@@ -43,6 +43,7 @@ from trainrun.exceptions import InputError
 
 __all__ = [
     "LOSS_REDUCTIONS",
+    "label_vocabulary_problem",
     "BinaryHead",
     "Head",
     "MultiClassHead",
@@ -64,6 +65,27 @@ def normalize_loss_reduction(value: Any) -> str:
         f"loss_reduction must be one of {list(LOSS_REDUCTIONS)} (tf.estimator's "
         f"SUM_OVER_BATCH_SIZE or SUM). Received: loss_reduction={value!r}"
     )
+
+
+def label_vocabulary_problem(vocabulary: Any, n_classes: Any) -> str | None:
+    """What ``label_vocabulary`` must be, when it is not that (None when it is fine).
+
+    The one owner of this rule: the heads and the classifiers' settings checks call it.
+
+    >>> label_vocabulary_problem(["No", "Yes", "Maybe"], 2)
+    'a list of n_classes=2 distinct strings'
+    """
+    if vocabulary is None:
+        return None
+    if (
+        not isinstance(vocabulary, (list, tuple))
+        or not all(isinstance(v, str) for v in vocabulary)
+        or len(set(vocabulary)) != len(vocabulary)
+    ):
+        return "a list of distinct strings or None"
+    if len(vocabulary) != n_classes:
+        return f"a list of n_classes={n_classes} distinct strings"
+    return None
 
 
 def _show(values: np.ndarray, limit: int = 5) -> str:
@@ -98,10 +120,49 @@ class Head(abc.ABC):
         """The training loss of one batch, reduced as ``loss_reduction`` says."""
         per_example = self.unreduced_loss(logits, labels)
         if weights is not None:
-            per_example = per_example * weights.reshape(-1)
+            per_example = per_example * self.example_weights(weights, per_example.shape[0])
         if self.loss_reduction == "sum":
             return per_example.sum()
         return per_example.mean()
+
+    def reported_loss(
+        self,
+        objective: torch.Tensor,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        weights: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The loss shown to people (progress, history, ``evaluate``): by default the objective.
+
+        A head that optimises in other units (a regression head on a standardised target)
+        reports the loss in the target's own units instead.
+        """
+        return objective
+
+    #: The widths a weight column may have: 1 (one weight per example), or more.
+    def weight_widths(self) -> tuple[int, ...]:
+        return (1,)
+
+    def example_weights(self, weights: torch.Tensor, n: int) -> torch.Tensor:
+        """Weights ``[N]``, ``[N, 1]`` (or ``[N, k]`` where the head allows) as ``[N]`` / ``[N, k]``.
+
+        Any other shape is refused: applying weights to the wrong rows would give a
+        silently wrong loss.
+        """
+        w = weights
+        if w.dim() == 2 and w.shape[1] == 1:
+            w = w[:, 0]
+        ok = w.shape[0] == n and (
+            w.dim() == 1 or (w.dim() == 2 and w.shape[1] in self.weight_widths())
+        )
+        if not ok:
+            widths = " or ".join(f"[N, {k}]" for k in self.weight_widths())
+            raise InputError(
+                f"The weight column must hold one weight per example ([N]) or per label "
+                f"dimension ({widths}) for {n} examples. Fix the weight column's shape. "
+                f"Received: weights of shape {list(weights.shape)}"
+            )
+        return w
 
     # ---------------------------------------------------------------- outputs
     def check_predict_keys(self, keys: Sequence[str] | str | None) -> list[str] | None:
@@ -140,7 +201,9 @@ class Head(abc.ABC):
         per_example = self.unreduced_loss(logits, labels)
         if weights is None:
             return float(per_example.mean())
-        w = weights.reshape(-1)
+        w = self.example_weights(weights, per_example.shape[0])
+        if w.dim() < per_example.dim():
+            w = w[:, None].expand_as(per_example)
         return float((per_example * w).sum() / w.sum().clamp_min(1e-12))
 
     # ---------------------------------------------------------------- config
@@ -166,17 +229,12 @@ class _ClassHead(Head):
         super().__init__(loss_reduction)
         self.n_classes = n_classes
         self.label_vocabulary = list(label_vocabulary) if label_vocabulary is not None else None
-        if self.label_vocabulary is not None:
-            if len(self.label_vocabulary) != n_classes:
-                raise ValueError(
-                    f"label_vocabulary must have n_classes={n_classes} entries. "
-                    f"Received: label_vocabulary={self.label_vocabulary!r}"
-                )
-            if len(set(self.label_vocabulary)) != n_classes:
-                raise ValueError(
-                    "label_vocabulary must not repeat a label. "
-                    f"Received: label_vocabulary={self.label_vocabulary!r}"
-                )
+        problem = label_vocabulary_problem(self.label_vocabulary, n_classes)
+        if problem is not None:
+            raise ValueError(
+                f"label_vocabulary must be {problem}. "
+                f"Received: label_vocabulary={self.label_vocabulary!r}"
+            )
         self._class_names = (
             [str(v) for v in self.label_vocabulary]
             if self.label_vocabulary is not None
@@ -288,6 +346,12 @@ class BinaryHead(_ClassHead):
         super().__init__(2, label_vocabulary, loss_reduction)
 
     def label_fn(self, labels: np.ndarray) -> torch.Tensor:
+        """Class ids 0 / 1 as floats; without a vocabulary, float labels in ``[0, 1]`` are
+        *soft labels* (probabilities of class 1), as tf.estimator's sigmoid cross-entropy
+        accepts them."""
+        soft = _soft_labels(labels) if self.label_vocabulary is None else None
+        if soft is not None:
+            return torch.from_numpy(soft)
         return torch.from_numpy(self.class_ids(labels).astype(np.float32))
 
     def unreduced_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -317,7 +381,7 @@ class BinaryHead(_ClassHead):
     def metrics(self, logits, labels, weights, loss):
         from trainrun.modules.metrics import binary_metrics
 
-        w = None if weights is None else weights.reshape(-1)
+        w = None if weights is None else self.example_weights(weights, logits.shape[0])
         return binary_metrics(logits.reshape(-1), labels.reshape(-1), w, loss)
 
 
@@ -368,23 +432,103 @@ class MultiClassHead(_ClassHead):
     def metrics(self, logits, labels, weights, loss):
         from trainrun.modules.metrics import multiclass_metrics
 
-        w = None if weights is None else weights.reshape(-1)
+        w = None if weights is None else self.example_weights(weights, logits.shape[0])
         return multiclass_metrics(logits, labels.reshape(-1), w, loss)
 
 
 class RegressionHead(Head):
-    """Real-valued targets of width ``label_dimension``: mean squared error."""
+    """Real-valued targets of width ``label_dimension``: mean squared error.
+
+    With ``label_mean`` and ``label_scale`` (one value per label dimension) the network
+    learns the *standardised* target ``(y - label_mean) / label_scale``: the optimiser
+    then sees the same problem whatever the target's units, so the defaults (FTRL 0.2,
+    Adam 0.001) work on a target such as a price in dollars. Everything a person sees
+    stays in the target's own units: predictions are ``logits * label_scale +
+    label_mean``, and the loss reported by training and ``evaluate`` is the squared
+    error of those predictions. Without them (tf.estimator's behaviour) the logits are
+    the predictions. The regressors fit both from the training data (see
+    ``standardize_labels``), and checkpoints and exports store them in this head's
+    config.
+
+    >>> head = RegressionHead(label_mean=[100.0], label_scale=[10.0])
+    >>> head.predictions(torch.tensor([[0.5]]))["predictions"].tolist()
+    [[105.0]]
+    """
 
     kind = "regression"
     prediction_keys = ("predictions",)
 
     def __init__(
-        self, label_dimension: int = 1, loss_reduction: str = "sum_over_batch_size"
+        self,
+        label_dimension: int = 1,
+        loss_reduction: str = "sum_over_batch_size",
+        *,
+        label_mean: Sequence[float] | None = None,
+        label_scale: Sequence[float] | None = None,
     ) -> None:
         super().__init__(loss_reduction)
         self.label_dimension = label_dimension
         self.logits_dimension = label_dimension
+        self.set_label_scaling(label_mean, label_scale)
 
+    # ---------------------------------------------------------------- scaling
+    @property
+    def scaled(self) -> bool:
+        return self.label_mean is not None
+
+    def set_label_scaling(
+        self, mean: Sequence[float] | None, scale: Sequence[float] | None
+    ) -> None:
+        """Set (or with ``None``, remove) the target standardisation."""
+        if (mean is None) != (scale is None):
+            raise ValueError(
+                "label_mean and label_scale go together: give both or neither. "
+                f"Received: label_mean={mean!r}, label_scale={scale!r}"
+            )
+        if mean is None or scale is None:
+            self.label_mean: list[float] | None = None
+            self.label_scale: list[float] | None = None
+            self._mean = self._scale = None
+            return
+        m = [float(v) for v in mean]
+        sc = [float(v) for v in scale]
+        if len(m) != self.label_dimension or len(sc) != self.label_dimension:
+            raise ValueError(
+                f"label_mean and label_scale need label_dimension={self.label_dimension} "
+                f"values each. Received: label_mean={m}, label_scale={sc}"
+            )
+        if not all(np.isfinite(m)) or not all(np.isfinite(v) and v > 0 for v in sc):
+            raise ValueError(
+                "label_mean must be finite and label_scale finite and positive. "
+                f"Received: label_mean={m}, label_scale={sc}"
+            )
+        self.label_mean, self.label_scale = m, sc
+        self._mean = torch.tensor(m, dtype=torch.float32)
+        self._scale = torch.tensor(sc, dtype=torch.float32)
+
+    def fit_label_scaling(self, labels: torch.Tensor) -> None:
+        """Standardise with the mean and standard deviation of ``labels`` (``[N, d]``);
+        a constant dimension keeps scale 1."""
+        y = labels.to(torch.float64).reshape(labels.shape[0], -1)
+        mean = y.mean(dim=0)
+        std = y.std(dim=0, unbiased=False) if y.shape[0] > 1 else torch.zeros_like(mean)
+        std = torch.where(std > 1e-12 * mean.abs().clamp_min(1.0), std, torch.ones_like(std))
+        self.set_label_scaling(mean.tolist(), std.tolist())
+
+    def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self._mean is not None and self._scale is not None
+        if self._mean.device != like.device:
+            self._mean, self._scale = self._mean.to(like.device), self._scale.to(like.device)
+        return self._mean, self._scale
+
+    def to_target_units(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits -> predictions in the target's own units."""
+        if not self.scaled:
+            return logits
+        mean, scale = self._stats(logits)
+        return logits * scale + mean
+
+    # ---------------------------------------------------------------- labels and loss
     def label_fn(self, labels: np.ndarray) -> torch.Tensor:
         labels = np.asarray(labels)
         if labels.dtype.kind in "OUSb":
@@ -408,39 +552,87 @@ class RegressionHead(Head):
             )
         return torch.from_numpy(labels)
 
+    def weight_widths(self) -> tuple[int, ...]:
+        return (1, self.label_dimension)
+
     def unreduced_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # The squared error summed over label dimensions, one value per example.
-        diff = logits - labels.reshape(logits.shape)
-        return (diff * diff).sum(dim=1)
+        """Squared error per (example, label dimension), ``[N, d]``, in the target's units."""
+        diff = self.to_target_units(logits) - labels.reshape(logits.shape)
+        return diff * diff
+
+    def _reduce(self, err: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        # As tf.estimator: over every (example, label dimension) element, so
+        # sum_over_batch_size divides by batch size x label_dimension, and weights of
+        # shape [N] (or [N, 1]) weigh each example, [N, d] each element.
+        if weights is not None:
+            w = self.example_weights(weights, err.shape[0])
+            err = err * (w[:, None] if w.dim() == 1 else w)
+        return err.sum() if self.loss_reduction == "sum" else err.sum() / err.numel()
 
     def loss(
         self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None
     ) -> torch.Tensor:
-        # As tf.estimator: the loss is taken over every (example, label dimension)
-        # element, so sum_over_batch_size divides by batch size x label_dimension
-        # and matches the evaluation's average_loss.
+        """The training objective: squared error of the logits against the (standardised) target."""
+        target = labels.reshape(logits.shape)
+        if self.scaled:
+            mean, scale = self._stats(logits)
+            target = (target - mean) / scale
         if weights is None and self.loss_reduction == "sum_over_batch_size":
-            return F.mse_loss(logits, labels.reshape(logits.shape))
-        loss = super().loss(logits, labels, weights)
-        if self.loss_reduction == "sum_over_batch_size":
-            loss = loss / self.label_dimension
-        return loss
+            return F.mse_loss(logits, target)
+        diff = logits - target
+        return self._reduce(diff * diff, weights)
 
+    def reported_loss(self, objective, logits, labels, weights):
+        if not self.scaled:
+            return objective
+        with torch.no_grad():
+            return self._reduce(self.unreduced_loss(logits.detach(), labels), weights)
+
+    def average_loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None
+    ) -> float:
+        err = self.unreduced_loss(logits, labels)
+        if weights is None:
+            return float(err.mean())
+        w = self.example_weights(weights, err.shape[0])
+        w = (w[:, None] if w.dim() == 1 else w).expand_as(err)
+        return float((err * w).sum() / w.sum().clamp_min(1e-12))
+
+    # ---------------------------------------------------------------- outputs
     def predictions(self, logits: torch.Tensor) -> dict[str, np.ndarray]:
-        return {"predictions": logits.detach().cpu().numpy()}
+        return {"predictions": self.to_target_units(logits.detach()).cpu().numpy()}
 
     def metrics(self, logits, labels, weights, loss):
         from trainrun.modules.metrics import regression_metrics
 
-        w = None if weights is None else weights.reshape(-1)
-        return regression_metrics(logits, labels.reshape(logits.shape), w, loss)
+        if weights is not None:
+            weights = self.example_weights(weights, logits.shape[0])
+        preds = self.to_target_units(logits)
+        return regression_metrics(preds, labels.reshape(logits.shape), weights, loss)
 
     def to_config(self) -> dict[str, Any]:
         return {
             "type": self.kind,
             "label_dimension": self.label_dimension,
             "loss_reduction": self.loss_reduction,
+            "label_mean": self.label_mean,
+            "label_scale": self.label_scale,
         }
+
+
+def _soft_labels(labels: np.ndarray) -> np.ndarray | None:
+    """Float labels in ``[0, 1]`` with at least one strictly between: soft labels as
+    float32 ``[N]``; None for anything else (hard labels are checked as class ids)."""
+    arr = np.asarray(labels)
+    if arr.dtype.kind != "f":
+        return None
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1 or np.isnan(arr).any():
+        return None
+    if not ((arr >= 0) & (arr <= 1)).all() or np.all((arr == 0) | (arr == 1)):
+        return None
+    return arr.astype(np.float32)
 
 
 def _is_number(value: Any) -> bool:
@@ -472,5 +664,10 @@ def head_from_config(config: Mapping[str, Any]) -> Head:
             config["n_classes"], config.get("label_vocabulary"), config["loss_reduction"]
         )
     if kind == "regression":
-        return RegressionHead(config["label_dimension"], config["loss_reduction"])
+        return RegressionHead(
+            config["label_dimension"],
+            config["loss_reduction"],
+            label_mean=config.get("label_mean"),
+            label_scale=config.get("label_scale"),
+        )
     raise ValueError(f"Unknown head type in a saved config. Received: type={kind!r}")

@@ -230,34 +230,37 @@ def binary_metrics(
         )
     y = _as_tensor(labels, "labels").reshape(-1).to(torch.float64)
     _check_rows(y.numel(), z.numel(), "logits")
-    if not bool(((y == 0) | (y == 1)).all()):
-        bad = torch.unique(y[(y != 0) & (y != 1)])[:5].tolist()
+    if not bool(((y >= 0) & (y <= 1)).all()):
+        bad = torch.unique(y[~((y >= 0) & (y <= 1))])[:5].tolist()
         raise ValueError(
-            f"Binary labels must be 0 or 1; map the classes with label_vocabulary. "
-            f"Received: labels containing {bad}"
+            f"Binary labels must be 0 or 1 (or soft labels in [0, 1]); map the classes with "
+            f"label_vocabulary. Received: labels containing {bad}"
         )
     w = _weights(weights, y.numel())
 
     prob = torch.sigmoid(z)
     predicted = (z > 0).to(torch.float64)
+    # Soft labels enter the loss and label/mean as they are; the metrics that compare
+    # classes threshold them at 0.5, as tf.estimator's binary head does.
+    hard = (y > 0.5).to(torch.float64)
     per_example = F.binary_cross_entropy_with_logits(z, y, reduction="none")
     ww = torch.ones_like(y) if w is None else w
-    tp = float((ww * predicted * y).sum())
+    tp = float((ww * predicted * hard).sum())
     label_mean = _mean(y, w)
     np_w = None if w is None else w.numpy()
     return {
-        "accuracy": _mean((predicted == y).to(torch.float64), w),
+        "accuracy": _mean((predicted == hard).to(torch.float64), w),
         "accuracy_baseline": max(label_mean, 1.0 - label_mean),
         # rank by logit, not probability: sigmoid is monotone but rounds large logits
         # to exactly 1.0, which would tie examples the model ranks apart
-        "auc": roc_auc(z.numpy(), y.numpy(), np_w),
-        "auc_precision_recall": average_precision(z.numpy(), y.numpy(), np_w),
+        "auc": roc_auc(z.numpy(), hard.numpy(), np_w),
+        "auc_precision_recall": average_precision(z.numpy(), hard.numpy(), np_w),
         "average_loss": _mean(per_example, w),
         "label/mean": label_mean,
         "loss": float(loss),
         "precision": _ratio(tp, float((ww * predicted).sum())),
         "prediction/mean": _mean(prob, w),
-        "recall": _ratio(tp, float((ww * y).sum())),
+        "recall": _ratio(tp, float((ww * hard).sum())),
     }
 
 
@@ -313,7 +316,8 @@ def regression_metrics(
     loss, prediction/mean.
 
     With ``d`` label dimensions, means run over all ``N * d`` values and each
-    example's weight applies to its ``d`` values, as tf.estimator's regression head.
+    example's weight applies to its ``d`` values, as tf.estimator's regression head;
+    weights of shape ``[N, d]`` weigh each value on its own.
 
     >>> import torch
     >>> regression_metrics(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 1.0]), None, 2.0)["average_loss"]
@@ -331,8 +335,18 @@ def regression_metrics(
             f"predictions of shape {tuple(p.shape)} and labels of shape {tuple(y.shape)}"
         )
     _check_rows(y.shape[0], p.shape[0], "predictions")
-    w = _weights(weights, y.shape[0])
-    wide = None if w is None else w[:, None].expand_as(y).reshape(-1)
+    if weights is not None and _as_tensor(weights, "weights").dim() == 2 and y.shape[1] > 1:
+        # one weight per (example, label dimension), as tf.estimator's regression head
+        per_dim = _as_tensor(weights, "weights")
+        if tuple(per_dim.shape) != tuple(y.shape):
+            raise ValueError(
+                f"weights must have shape [N], [N, 1] or [N, {y.shape[1]}] (the labels'). "
+                f"Received: weights of shape {tuple(per_dim.shape)}"
+            )
+        wide = _weights(per_dim, y.numel())
+    else:
+        w = _weights(weights, y.shape[0])
+        wide = None if w is None else w[:, None].expand_as(y).reshape(-1)
     return {
         "average_loss": _mean(((p - y) ** 2).reshape(-1), wide),
         "label/mean": _mean(y.reshape(-1), wide),
@@ -361,7 +375,10 @@ def _batch_loss(
         per = F.cross_entropy(out, labels.reshape(-1).to(torch.int64), reduction="none")
     else:
         per = ((out - labels.to(torch.float64).reshape(out.shape)) ** 2).reshape(out.shape[0], -1)
-        per = per.mean(dim=1)
+        if w is not None:
+            w = w.to(torch.float64).reshape(per.shape[0], -1)  # [N, 1] or [N, d]
+            per = per * w
+        return float(per.sum()) / max(per.numel(), 1)
     if w is not None:
         per = per * w.to(torch.float64).reshape(-1)
     return float(per.sum()) / max(per.numel(), 1)
@@ -427,12 +444,18 @@ class MetricAccumulator:
                 "Each batch needs as many labels as outputs. Received: outputs of shape "
                 f"{tuple(out.shape)} and labels of shape {tuple(lab.shape)}"
             )
-        w = None if weights is None else _as_tensor(weights, "weights").reshape(-1)
-        if w is not None and w.numel() != lab.shape[0]:
-            raise ValueError(
-                f"weights must hold one value per example ({lab.shape[0]}). Received: weights "
-                f"of shape {tuple(w.shape)}"
-            )
+        w = None if weights is None else _as_tensor(weights, "weights")
+        if w is not None and w.dim() == 2 and w.shape[1] == 1:
+            w = w[:, 0]
+        per_dim = w is not None and w.dim() == 2 and out.dim() == 2 and w.shape == out.shape
+        if w is not None and not per_dim:
+            w = w.reshape(-1)
+            if w.numel() != lab.shape[0]:
+                raise ValueError(
+                    f"weights must hold one value per example ({lab.shape[0]}), or per "
+                    f"regression output ({tuple(out.shape)}). Received: weights of shape "
+                    f"{tuple(w.shape)}"
+                )
         if self._outputs and (w is None) != (self._weights[0] is None):
             raise ValueError(
                 "Give weights for every batch or for none; mixing them leaves the metrics "

@@ -36,6 +36,7 @@ __all__ = [
     "NanLossGuard",
     "ProgressLogger",
     "TensorBoardLogger",
+    "metric_mode",
 ]
 
 
@@ -155,14 +156,28 @@ class ProgressLogger(Callback):
         self._last_draw = 0.0
         self._last_loss = math.nan
         self._drawn = False
-        self._max = state.max_steps
+        self._state = state
 
     def _line(self, step: int, loss: float, rate: float) -> str:
-        total = f"/{self._max:,}" if self._max is not None else ""
-        return f"step {step:,}{total}  loss {loss:.4f}  {rate:,.0f} examples/s"
+        """``step 120/440 (27%)  epoch 3/10  loss 0.4123  9,870 examples/s  ETA 0:04``."""
+        state = self._state
+        end = state.expected_end
+        parts = [f"step {step:,}"]
+        if end is not None and end > state.start_step:
+            done = (step - state.start_step) / (end - state.start_step)
+            parts[0] += f"/{end:,} ({100 * min(done, 1.0):.0f}%)"
+        epoch = state.epoch_of(step)
+        if epoch is not None:
+            parts.append(f"epoch {epoch}" + (f"/{state.epochs}" if state.epochs else ""))
+        parts += [f"loss {loss:.4f}", f"{rate:,.0f} examples/s"]
+        elapsed = time.perf_counter() - self._t0
+        steps_done = step - state.start_step
+        if end is not None and 0 < steps_done and step < end and elapsed > 0:
+            parts.append(f"ETA {_clock((end - step) * elapsed / steps_done)}")
+        return "  ".join(parts)
 
     def on_losses(self, state: TrainState) -> None:
-        self._max = state.max_steps
+        self._state = state
         if self.live:
             if state.step_losses:
                 self._last_loss = state.step_losses[-1][1]
@@ -181,7 +196,7 @@ class ProgressLogger(Callback):
         self.stream.flush()
 
     def on_train_end(self, state: TrainState) -> None:
-        self._max = state.max_steps
+        self._state = state
         elapsed = time.perf_counter() - self._t0
         rate = (state.examples - self._examples0) / max(elapsed, 1e-9)
         if self.live:
@@ -293,6 +308,14 @@ class History(Callback):
         )
 
 
+def _clock(seconds: float) -> str:
+    """Seconds as ``m:ss`` or ``h:mm:ss``."""
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def _steps(n: int) -> str:
     return "1 step" if n == 1 else f"{n:,} steps"
 
@@ -377,17 +400,43 @@ class TensorBoardLogger(Callback):
             self._writer = None
 
 
-class EarlyStopping(Callback):
-    """Stop training when the mean training loss stops falling.
+#: Evaluation metrics where higher is better (EarlyStopping's mode="auto", BestExporter).
+HIGHER_IS_BETTER = ("accuracy", "auc", "auc_precision_recall", "precision", "recall")
 
-    The loss is averaged over windows of ``every`` steps; training stops after
-    ``patience`` windows in a row without a fall of more than ``min_delta``
-    below the best window so far.
+
+def metric_mode(metric: str, mode: str = "auto") -> str:
+    """The direction of ``metric``: "min" or "max" (auto: max for accuracy, AUCs, precision, recall)."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max'. Received: mode={mode!r}")
+    if mode != "auto":
+        return mode
+    return "max" if metric.rsplit("/", 1)[-1] in HIGHER_IS_BETTER else "min"
+
+
+class EarlyStopping(Callback):
+    """Stop training when a monitored quantity stops improving.
+
+    ``monitor="loss"`` (the default) watches the training loss, averaged over windows of
+    ``every`` steps. ``monitor="val_<metric>"`` (or ``"eval_<metric>"``) watches an
+    evaluation metric, e.g. ``"val_auc"`` or ``"val_loss"``: each evaluation made while
+    training (``train_and_evaluate``, or ``evaluate(..., callbacks=[this])``) counts as
+    one window. Training stops after ``patience`` windows in a row without an improvement
+    of more than ``min_delta`` over the best so far; ``mode="auto"`` maximises
+    accuracy, AUCs, precision and recall and minimises everything else.
 
     >>> est.train(inp, steps=10_000, callbacks=[EarlyStopping(every=100, patience=3)])  # doctest: +SKIP
+    >>> EarlyStopping(monitor="val_auc", patience=2).mode
+    'max'
     """
 
-    def __init__(self, every: int = 100, patience: int = 3, min_delta: float = 0.0) -> None:
+    def __init__(
+        self,
+        every: int = 100,
+        patience: int = 3,
+        min_delta: float = 0.0,
+        monitor: str = "loss",
+        mode: str = "auto",
+    ) -> None:
         for name, value, low in (("every", every, 1), ("patience", patience, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(
@@ -397,24 +446,79 @@ class EarlyStopping(Callback):
             raise ValueError(
                 f"EarlyStopping's min_delta must be a number >= 0. Received: min_delta={min_delta!r}"
             )
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(
+                "EarlyStopping's monitor must be 'loss' (the training loss) or 'val_<metric>' "
+                f"(an evaluation metric, e.g. 'val_auc'). Received: monitor={monitor!r}"
+            )
         self.every = every
         self.patience = patience
         self.min_delta = float(min_delta)
+        self.monitor = monitor
+        self.metric = _eval_metric_name(monitor)
+        self.mode = metric_mode(self.metric or "loss", mode)
         self.stopped_at: int | None = None
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.wait = 0
+        self._stop_pending = False
 
     def on_train_begin(self, state: TrainState) -> None:
         self._interval = _IntervalMean(self.every)
         self._interval.reset(state.global_step, state.examples)
-        self.best = math.inf
+        self.best = math.inf if self.mode == "min" else -math.inf
         self.wait = 0
         self.stopped_at = None
+        self._stop_pending = False
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def _observe(self, value: float) -> None:
+        if math.isnan(value):
+            self.wait += 1
+        elif self._improved(value):
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+        if self.wait >= self.patience:
+            self._stop_pending = True
 
     def on_losses(self, state: TrainState) -> None:
-        for _, loss, _ in self._interval.add(state):
-            if loss < self.best - self.min_delta:
-                self.best, self.wait = loss, 0
-            else:
-                self.wait += 1
-        if self.wait >= self.patience and not state.stop_training:
+        if self.metric is None:
+            for _, loss, _ in self._interval.add(state):
+                self._observe(loss)
+        self._maybe_stop(state)
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self._stop_pending:
+            self._maybe_stop(state)
+
+    def _maybe_stop(self, state: TrainState) -> None:
+        if self._stop_pending and not state.stop_training:
             state.stop_training = True
             self.stopped_at = state.global_step
+
+    def on_evaluate_end(self, results: Mapping[str, Any], name: str | None) -> None:
+        if self.metric is None:
+            return
+        if self.metric not in results:
+            from trainrun.exceptions import InputError
+
+            raise InputError(
+                f"EarlyStopping(monitor={self.monitor!r}) watches evaluation metric "
+                f"{self.metric!r}, which evaluate() does not report. Available: "
+                f"{sorted(k for k in results if k != 'global_step')}"
+            )
+        self._observe(float(results[self.metric]))
+
+
+def _eval_metric_name(monitor: str) -> str | None:
+    """The evaluation metric ``monitor`` names ("val_auc" -> "auc"); None for the training loss."""
+    for prefix in ("val_", "eval_", "eval/"):
+        if monitor.startswith(prefix) and len(monitor) > len(prefix):
+            return monitor[len(prefix) :]
+    if monitor == "loss":
+        return None
+    return monitor

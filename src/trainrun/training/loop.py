@@ -29,6 +29,25 @@ class TrainState:
     stop_training: bool = False
     estimator: Any = None
     logs: dict[str, Any] = field(default_factory=dict)
+    #: Where training is expected to end when the input bounds it (epochs x rows), for
+    #: progress: ``max_steps`` when set, else this; None when unknown.
+    total_steps: int | None = None
+    #: Batches per epoch of the training input, when known (progress shows epochs).
+    steps_per_epoch: int | None = None
+    epochs: int | None = None
+
+    @property
+    def expected_end(self) -> int | None:
+        """The global step training should end at: ``max_steps``, the input's end, or None."""
+        if self.max_steps is not None and self.total_steps is not None:
+            return min(self.max_steps, self.total_steps)
+        return self.max_steps if self.max_steps is not None else self.total_steps
+
+    def epoch_of(self, step: int) -> int | None:
+        """1-based epoch of the training input that global ``step`` falls in (None: unknown)."""
+        if not self.steps_per_epoch:
+            return None
+        return (max(step - self.start_step, 1) - 1) // self.steps_per_epoch + 1
 
     @property
     def steps_done(self) -> int:
