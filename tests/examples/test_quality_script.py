@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 # examples, servers and clusters: left out of `make test-fast`
 pytestmark = pytest.mark.slow
 
