@@ -467,6 +467,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         )
 
     def _restore(self, path: Path) -> None:
+        from trainrun.model_dir._checks import check_optimizer_state
         from trainrun.model_dir.checkpoints import load_checkpoint, read_checkpoint_meta
 
         self._check_compatible(read_checkpoint_meta(path), self.model_dir_)
@@ -505,13 +506,10 @@ class Estimator(ScikitLearnMixin, abc.ABC):
 
     def _load_weights(self, state: Mapping[str, Any], strict: bool, source: Path) -> list[str]:
         own = self.network_.state_dict()
-        if strict:
-            missing = sorted(set(own) - set(state))
-            if missing:
-                raise ModelDirError(
-                    f"Checkpoint {source} lacks weights {missing[:5]} that this model needs. "
-                    "Use a new model_dir."
-                )
+        if strict:  # exactly this model's tensors: names, shapes, dtypes (no silent casts)
+            from trainrun.model_dir._checks import check_state
+
+            check_state(own, state, Path(source).with_suffix(".safetensors"))
         loaded = {
             k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)
         }

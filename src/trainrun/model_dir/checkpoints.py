@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from trainrun.exceptions import ModelDirError
-from trainrun.model_dir._json import read_json, write_json
+from trainrun.model_dir._checks import inside, read_json_file, read_tensors, require
+from trainrun.model_dir._json import write_json
 
 __all__ = [
     "Checkpoint",
@@ -31,6 +32,7 @@ __all__ = [
 
 INDEX_FILE = "checkpoint.json"
 _CKPT_FILE = re.compile(r"^(ckpt-\d+)(?:\.optim)?\.(?:json|safetensors)$")
+_CKPT_NAME = re.compile(r"^ckpt-\d{1,19}$")  # a name, never a path: nothing outside the folder
 
 
 @dataclass
@@ -74,17 +76,22 @@ def _unflatten_optimizer(
 
 
 def _index(model_dir: Path) -> dict[str, Any]:
+    """checkpoint.json, checked: checkpoint names only (ckpt-N), never paths."""
     path = model_dir / INDEX_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return {"latest": None, "all": []}
-    try:
-        data = read_json(path)
-    except (OSError, ValueError) as exc:
-        raise ModelDirError(
-            f"The checkpoint index {path} is unreadable ({exc}). Delete it to start over, "
-            "or point model_dir elsewhere."
-        ) from exc
-    return {"latest": data.get("latest"), "all": list(data.get("all", []))}
+    what = "The checkpoint index"
+    data = read_json_file(inside(model_dir, path, what), what)
+    latest = require(data, "latest", (str, type(None)), path, what)
+    names = require(data, "all", list, path, what) if "all" in data else []
+    for name in [latest, *names]:
+        if name is not None and (not isinstance(name, str) or not _CKPT_NAME.match(name)):
+            raise ModelDirError(
+                f"{what} {path} names {name!r}, which is not a checkpoint of this folder "
+                "(ckpt-N): refused, a checkpoint is never read from elsewhere. Delete "
+                f"{INDEX_FILE} to start over, or point model_dir elsewhere."
+            )
+    return {"latest": latest, "all": list(names)}
 
 
 def list_checkpoints(model_dir: str | os.PathLike[str]) -> list[Path]:
@@ -94,13 +101,23 @@ def list_checkpoints(model_dir: str | os.PathLike[str]) -> list[Path]:
 
 
 def latest_checkpoint(model_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest checkpoint's ``ckpt-N.json`` in ``model_dir``, or None when there is none."""
+    """The newest checkpoint's ``ckpt-N.json`` in ``model_dir``, or None when there is none.
+
+    ModelDirError when the index names a checkpoint whose file is missing, or that
+    leads outside ``model_dir`` (a symlink): training over it would silently start afresh.
+    """
     model_dir = Path(model_dir)
     latest = _index(model_dir)["latest"]
     if latest is None:
         return None
     path = model_dir / f"{latest}.json"
-    return path if path.exists() else None
+    if not path.exists() and not path.is_symlink():
+        # another process may have saved a newer one and dropped this one meanwhile
+        newer = _index(model_dir)["latest"]
+        if newer is not None and newer != latest:
+            path = model_dir / f"{newer}.json"
+    inside(model_dir, path, f"Checkpoint {path.stem} (the latest in {INDEX_FILE})")
+    return path
 
 
 def save_checkpoint(
@@ -155,12 +172,22 @@ def save_checkpoint(
 
 
 def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Only the JSON half of a checkpoint (cheap: no tensors read)."""
+    """Only the JSON half of a checkpoint (cheap: no tensors read), its fields checked."""
     path = Path(path)
-    try:
-        return read_json(path)
-    except (OSError, ValueError) as exc:
-        raise ModelDirError(f"Checkpoint {path} is unreadable ({exc}).") from exc
+    what = "Checkpoint"
+    meta = read_json_file(inside(path.parent, path, what), what)
+    step = require(meta, "global_step", int, path, what)
+    if step < 0:
+        raise ModelDirError(f"{what} {path}: global_step must be >= 0. Received: {step}")
+    for key, kind in (("architecture", dict), ("optimizer_classes", list), ("optimizers", list)):
+        if key in meta:
+            require(meta, key, kind, path, what)
+    for i, info in enumerate(meta.get("optimizers", [])):
+        where = f"{what} {path} (optimizer {i})"
+        require(info, "param_groups", list, path, where)
+        if "scalars" in info:
+            require(info, "scalars", dict, path, where)
+    return meta
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -172,13 +199,20 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             raise ModelDirError(f"No checkpoint in {path}. Train a model there first.")
         path = found
     meta = read_checkpoint_meta(path)
-    stem = path.with_suffix("")
-    try:
-        weights = load_file(str(stem) + ".safetensors")
-        opt_file = Path(str(stem) + ".optim.safetensors")
-        opt_tensors = load_file(str(opt_file)) if opt_file.exists() else {}
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelDirError(f"Checkpoint {stem.name} in {path.parent} is damaged ({exc}).") from exc
+    folder, stem = path.parent, path.with_suffix("").name
+    weights_file = folder / f"{stem}.safetensors"
+    weights = read_tensors(inside(folder, weights_file, "Weights file"), "Weights file")
+    opt_file = folder / f"{stem}.optim.safetensors"
+    opt_tensors: dict[str, torch.Tensor] = {}
+    if opt_file.exists() or opt_file.is_symlink():
+        what = "Optimizer state file"
+        opt_tensors = read_tensors(inside(folder, opt_file, what), what)
     infos = meta.pop("optimizers", [])
-    opt_states = [_unflatten_optimizer(i, opt_tensors, info) for i, info in enumerate(infos)]
-    return Checkpoint(path, int(meta["global_step"]), meta, weights, opt_states)
+    try:
+        opt_states = [_unflatten_optimizer(i, opt_tensors, info) for i, info in enumerate(infos)]
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise ModelDirError(
+            f"The optimizer state in {opt_file} and {path} does not fit together ({exc!r}); "
+            "it is damaged. Restore it or delete the folder."
+        ) from None
+    return Checkpoint(path, meta["global_step"], meta, weights, opt_states)

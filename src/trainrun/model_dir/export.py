@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from trainrun.exceptions import ModelDirError
-from trainrun.model_dir._json import read_json, write_json
+from trainrun.model_dir._checks import (
+    check_sizes,
+    check_state,
+    inside,
+    read_json_file,
+    read_tensors,
+    require,
+)
+from trainrun.model_dir._json import write_json
 
 __all__ = ["ExportedModel", "export_model", "load_exported", "predictions_to_frame"]
 
@@ -129,35 +137,86 @@ def load_exported(
 
     ``normalizers`` supplies numeric columns' ``normalizer_fn`` functions that
     could not be stored in JSON, by the name the error message gives.
-    """
-    from safetensors.torch import load_file
 
-    from trainrun.feature_columns import FeatureTransform, columns_from_config
-    from trainrun.modules._build import build_network, union_columns
-    from trainrun.modules.heads import head_from_config
+    The files are checked before anything is built from them: a damaged or tampered
+    export is a ModelDirError naming the file, and no size in ``spec.json`` is
+    allocated before ``model.safetensors`` holds weights of exactly that shape and dtype.
+    """
+    import torch
+
+    from trainrun.modules._build import build_network
 
     path = Path(path)
-    spec_path = path / SPEC_FILE
-    if not spec_path.exists() or not (path / WEIGHTS_FILE).exists():
+    spec_path, weights_path = path / SPEC_FILE, path / WEIGHTS_FILE
+    if not (spec_path.exists() or spec_path.is_symlink()) or not (
+        weights_path.exists() or weights_path.is_symlink()
+    ):
         raise ModelDirError(
             f"{path} is not a trainrun export: it needs {SPEC_FILE} and {WEIGHTS_FILE}. "
             "Create one with estimator.export(path)."
         )
-    spec = read_json(spec_path)
-    if spec.get("format") != EXPORT_FORMAT:
+    what = "The export spec"
+    spec = read_json_file(inside(path, spec_path, what), what)
+    fmt = require(spec, "format", str, spec_path, what)
+    if fmt != EXPORT_FORMAT:
         raise ModelDirError(
-            f"{spec_path} has format {spec.get('format')!r}; this trainrun reads {EXPORT_FORMAT!r}."
+            f"{spec_path} has format {fmt!r}; this trainrun reads {EXPORT_FORMAT!r}."
         )
-    columns = {
-        part: columns_from_config(cfg, dict(normalizers) if normalizers else None)
-        for part, cfg in spec["columns"].items()
-    }
-    network = build_network(spec["network"], columns)
-    state = load_file(str(path / WEIGHTS_FILE))
+    state = read_tensors(inside(path, weights_path, "The export's weights"), "The export's weights")
+    columns, head, transform = _spec_parts(spec, spec_path, normalizers)
+    net_config = require(spec, "network", dict, spec_path, what)
+    check_sizes(net_config, sum(t.numel() for t in state.values()), spec_path, what, "network")
+    # Built first on the meta device (no memory): its tensors must be the file's, so that
+    # a spec asking for 2**31 units is refused here instead of allocating 40 GB.
+    with torch.device("meta"):
+        shell = _built(build_network, net_config, columns, spec_path)
+    check_state(shell.state_dict(), state, weights_path)
+    network = _built(build_network, net_config, columns, spec_path)
     network.load_state_dict(state)
     network.eval()
-    head = head_from_config(spec["head"])
-    return ExportedModel(spec, network, head, FeatureTransform(union_columns(columns)), path)
+    return ExportedModel(spec, network, head, transform, path)
+
+
+def _spec_parts(
+    spec: dict[str, Any], spec_path: Path, normalizers: Mapping[str, Callable] | None
+) -> tuple[dict[str, list[Any]], Any, Any]:
+    """The feature columns, head and transform a spec describes (ModelDirError if it cannot)."""
+    from trainrun.exceptions import FeatureColumnError
+    from trainrun.feature_columns import FeatureTransform, columns_from_config
+    from trainrun.modules._build import union_columns
+    from trainrun.modules.heads import head_from_config
+
+    what = "The export spec"
+    parts = require(spec, "columns", dict, spec_path, what)
+    head_config = require(spec, "head", dict, spec_path, what)
+    try:
+        columns = {}
+        for part, cfg in parts.items():
+            if not isinstance(cfg, list):
+                raise TypeError(f"columns.{part} must be a list of column configs")
+            columns[part] = columns_from_config(cfg, dict(normalizers) if normalizers else None)
+        transform = FeatureTransform(union_columns(columns))
+        head = head_from_config(head_config)
+    except FeatureColumnError as exc:
+        if "normalizer" in str(exc):
+            raise  # a normalizer to pass in: the user's step, not a damaged file
+        raise ModelDirError(f"{what} {spec_path} holds unusable feature columns: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelDirError(
+            f"{what} {spec_path} holds unusable columns or head ({type(exc).__name__}: {exc}); "
+            "it is damaged or from another version. Export the model again."
+        ) from None
+    return columns, head, transform
+
+
+def _built(build: Callable[..., Any], config: dict[str, Any], columns: Any, spec_path: Path) -> Any:
+    try:
+        return build(config, columns)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ModelDirError(
+            f"The export spec {spec_path} describes a network that cannot be built "
+            f"({type(exc).__name__}: {exc}); it is damaged. Export the model again."
+        ) from None
 
 
 # ----------------------------------------------------------------------------- helpers
