@@ -21,9 +21,6 @@ import pytest
 
 from trainrun.runs import record
 from trainrun.runs.tensorboard import (
-
-# examples, servers and clusters: left out of `make test-fast`
-pytestmark = pytest.mark.slow
     HPARAMS_FILE_SUFFIX,
     find_run_dirs,
     link_runs,
@@ -31,6 +28,9 @@ pytestmark = pytest.mark.slow
     write_hparams,
     write_run_hparams,
 )
+
+# examples, servers and clusters: left out of `make test-fast`
+pytestmark = pytest.mark.slow
 
 
 def make_run(runs_dir: Path, name: str, flags: dict, status: str, evaluation: dict) -> Path:

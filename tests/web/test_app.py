@@ -23,7 +23,10 @@ pytestmark = pytest.mark.filterwarnings(
 @pytest.fixture
 def client(runs_dir, make_run):
     runs_dir.mkdir(parents=True, exist_ok=True)
-    return TestClient(create_app(runs_dir), base_url="http://127.0.0.1")
+    # a browser sends its page's origin with every POST; the dashboard checks it
+    return TestClient(
+        create_app(runs_dir), base_url="http://127.0.0.1", headers={"origin": "http://127.0.0.1"}
+    )
 
 
 def test_index_and_api_runs_list_every_run(client, make_run):

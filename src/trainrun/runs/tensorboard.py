@@ -35,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from trainrun._extras import require
 from trainrun.exceptions import RunNotFoundError, RunRecordError
 from trainrun.runs import record
 
@@ -88,9 +89,9 @@ def _hparam_value(value: Any) -> bool | float | str | None:
 
 
 def find_run_dirs(runs_dir: str | os.PathLike[str] = "runs") -> list[Path]:
-    """The run folders directly under ``runs_dir`` (those holding run.json), sorted by name.
+    """The run folders directly under ``runs_dir``, sorted by name (``record.run_folder_names``).
 
-    Hidden folders (an archive, the index) are skipped. Raises RunNotFoundError
+    Hidden folders, the archive and folders that are not runs are skipped. Raises RunNotFoundError
     when ``runs_dir`` does not exist.
     """
     runs_dir = Path(runs_dir)
@@ -100,11 +101,7 @@ def find_run_dirs(runs_dir: str | os.PathLike[str] = "runs") -> list[Path]:
             "trainrun.training_run(...) or `trainrun run script.py`, or pass the folder "
             f"that holds your runs. Received: runs_dir={str(runs_dir)!r}"
         )
-    return sorted(
-        p
-        for p in runs_dir.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and (p / record.RUN_FILE).is_file()
-    )
+    return [runs_dir / name for name in record.run_folder_names(runs_dir)]
 
 
 # ---------------------------------------------------------------- protos
@@ -291,12 +288,16 @@ def _scalar_tags(tb_dir: Path) -> set[str]:
     from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
     from tensorboard.compat.proto import event_pb2
 
+    # regular files directly in a real folder: nothing outside the run is read
     files = [
-        p
-        for p in tb_dir.glob("*tfevents*")
-        if p.is_file() and not p.name.endswith(HPARAMS_FILE_SUFFIX)
+        tb_dir / e["path"]
+        for e in record.walk(tb_dir)
+        if e["kind"] == "file"
+        and "/" not in e["path"]
+        and "tfevents" in e["path"]
+        and not e["path"].endswith(HPARAMS_FILE_SUFFIX)
     ]
-    if sum(p.stat().st_size for p in files) > MAX_SCAN_BYTES:
+    if sum(p.lstat().st_size for p in files) > MAX_SCAN_BYTES:
         return set()  # too big to scan at every start: write our copies, duplicates and all
     tags: set[str] = set()
     for path in sorted(files):
@@ -351,12 +352,17 @@ def _load(run_dir: Path) -> dict[str, Any]:
 def _write_bytes(run: Mapping[str, Any], data: bytes) -> Path:
     tb_dir = Path(run["run_dir"]) / record.TENSORBOARD_DIR
     tb_dir.mkdir(exist_ok=True)
+    if not record.is_real_folder(tb_dir):
+        raise RunRecordError(
+            f"{tb_dir} is a link, not a folder: trainrun writes nothing outside a run folder. "
+            "Replace the link with a folder."
+        )
     name = f"events.out.tfevents.{int(_epoch(run.get('start'))):010d}{HPARAMS_FILE_SUFFIX}"
     path = tb_dir / name
     try:
-        if path.read_bytes() == data:
+        if record.read_bytes(path, len(data) + 1) == data:
             return path  # unchanged: leave the file (and TensorBoard's reader) alone
-    except FileNotFoundError:
+    except (FileNotFoundError, RunRecordError):
         pass
     fd, tmp = tempfile.mkstemp(dir=tb_dir, prefix=".hparams.", suffix=".tmp")
     try:
@@ -379,8 +385,9 @@ def write_run_hparams(run_dir: str | os.PathLike[str]) -> Path:
     >>> write_run_hparams("runs/2026-11-27T10-15-42Z")   # doctest: +SKIP
     PosixPath('runs/2026-11-27T10-15-42Z/tensorboard/events.out.tfevents.1764238542.trainrun-hparams')
     """
+    require("tensorboard", "board", "write_run_hparams()")
     run_dir = Path(run_dir)
-    if not (run_dir / record.RUN_FILE).is_file():
+    if not record.is_run_folder(run_dir):
         raise RunNotFoundError(
             f"{run_dir} is not a run folder (it has no {record.RUN_FILE}). "
             f"Received: run_dir={str(run_dir)!r}"
@@ -404,6 +411,7 @@ def write_hparams(
     >>> write_hparams("runs")                             # doctest: +SKIP
     [PosixPath('runs/2026-11-27T10-15-42Z'), PosixPath('runs/2026-11-27T10-17-03Z')]
     """
+    require("tensorboard", "board", "write_hparams()")
     skipped = {Path(p).resolve() for p in skip}
     runs = []
     for run_dir in find_run_dirs(runs_dir):
@@ -414,10 +422,16 @@ def write_hparams(
     if not runs:
         return []
     experiment = _experiment_summary(runs)
+    written = []
     for run in runs:
-        if Path(run["run_dir"]) not in skipped:
-            _write_bytes(run, _event_bytes(run, experiment))
-    return [Path(r["run_dir"]) for r in runs]
+        if Path(run["run_dir"]).resolve() not in skipped:
+            try:
+                _write_bytes(run, _event_bytes(run, experiment))
+            except RunRecordError as exc:
+                print(f"trainrun: skipping {Path(run['run_dir']).name}: {exc}", file=sys.stderr)
+                continue
+        written.append(Path(run["run_dir"]))
+    return written
 
 
 def link_runs(run_dirs: Sequence[str | os.PathLike[str]], logdir: str | os.PathLike[str]) -> None:
@@ -431,6 +445,8 @@ def link_runs(run_dirs: Sequence[str | os.PathLike[str]], logdir: str | os.PathL
     logdir.mkdir(parents=True, exist_ok=True)
     for run_dir in run_dirs:
         link = logdir / Path(run_dir).name
+        if not record.is_real_folder(Path(run_dir) / record.TENSORBOARD_DIR):
+            continue  # a link out of the run: TensorBoard is not pointed at it
         if not link.is_symlink():
             link.symlink_to((Path(run_dir) / record.TENSORBOARD_DIR).resolve(), True)
 

@@ -2,54 +2,67 @@
 
 Routes (every page has a JSON twin):
 
-=============================  ======================================
-``GET /``                      the runs table (sortable, filterable, live)
-``GET /api/runs``              the same rows; ``?filter=EXPR&order=COL&asc=1&latest_n=N``
-``GET /runs/{id}``             a run's page, as ``view_run`` writes it
-``GET /api/runs/{id}``         its data; ``?fields=status`` for the status alone
-``GET /compare?runs=a,b``      two or more runs side by side
-``GET /api/compare?runs=a,b``  its data
-``GET|POST /runs/{id}/archive`` archive (``clean_runs``) after a confirmation form
-``GET|POST /runs/{id}/delete``  delete (``purge_runs``) after a confirmation form
-=============================  ======================================
+=====================================  ======================================
+``GET /``                              the runs table, a page at a time (``?page=N``)
+``GET /api/runs``                      the same rows; ``?filter=EXPR&order=COL&asc=1&latest_n=N&page=N``
+``GET /api/statuses``                  ids and statuses of a page's runs alone (the live poll)
+``GET /runs/{id}``                     a run's page, as ``view_run`` writes it
+``GET /api/runs/{id}``                 its data; ``?fields=status`` for the status alone
+``GET /runs/{id}/files/{area}/{path}`` a regular file of the run's artifacts/ or plots/
+``GET /compare?runs=a,b``              two or more runs side by side
+``GET /api/compare?runs=a,b``          its data
+``GET|POST /runs/{id}/archive``        archive (``clean_runs``) after a confirmation form
+``GET|POST /runs/{id}/delete``         delete (``purge_runs``) after a confirmation form
+=====================================  ======================================
 
-A run id in a URL must be one of the folders listed in the runs folder, so no
-URL reaches outside it. Changes happen only through POST with a token the
-confirmation page carries (an HMAC of the action and run id with a secret made
-when the app starts), so another site cannot trigger them.
+What it protects (docs/security.md says it in full): a run id in a URL names a
+run folder directly inside the runs folder (one or two ``stat`` calls, never a
+path), and a file is served only when it is a regular file inside the run,
+reached without following any link. Changes happen only through a POST that
+carries the confirmation page's token (an HMAC of the action and run id with a
+secret made when the app starts), comes from the dashboard's own origin
+(``Origin``, else ``Referer``), and, when the dashboard is bound beyond loopback,
+carries its password. Every response forbids framing and sniffing, and pages run
+only the scripts they were served with (a nonce per response). Handlers that
+read files run in Starlette's thread pool, never on the event loop.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import inspect
 import json
 import math
 import os
 import secrets
+import stat
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, urlsplit
 
 from markupsafe import Markup
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trainrun.exceptions import FilterError, RunRecordError, TrainrunError
+from trainrun.exceptions import FilterError, RunNotFoundError, RunRecordError, TrainrunError
 from trainrun.runs import record
 from trainrun.runs.report import _data as _report_data
 from trainrun.runs.report import render, render_data, script_json, static_text
+from trainrun.runs.store import clean_runs, ls_runs, purge_runs
 
 #: how often the pages ask for fresh statuses, in milliseconds
 POLL_MS = 2000
+#: runs per page of the runs table
+PAGE_SIZE = 200
 
 #: columns always shown first in the runs table, then eval_*, metric_*, flag_*, tag_* (as tfruns)
 LEAD_COLUMNS = ("id", "status", "start", "duration", "script")
@@ -59,8 +72,16 @@ ACTIONS = {
     "archive": ("Archive", "moves the run folder into the runs folder's archive (reversible)"),
     "delete": ("Delete", "deletes the run folder and everything in it; this cannot be undone"),
 }
+#: the run subfolders whose files the dashboard serves for download
+FILE_AREAS = (record.ARTIFACTS_DIR, record.PLOTS_DIR)
 
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+_CSP = (
+    "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
+    "img-src data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 def _json_safe(value: Any) -> Any:
@@ -81,7 +102,9 @@ def _json_safe(value: Any) -> Any:
 
 
 def _json(data: Any, status_code: int = 200) -> Response:
-    body = json.dumps(record._clean(data), default=str, ensure_ascii=False, allow_nan=False)
+    body = json.dumps(
+        record.json_safe(record._clean(data)), default=str, ensure_ascii=False, allow_nan=False
+    )
     return Response(body, status_code=status_code, media_type="application/json")
 
 
@@ -89,31 +112,66 @@ def _error_json(message: str, status_code: int) -> Response:
     return _json({"error": message}, status_code)
 
 
-class Dashboard:
-    """The state of one dashboard: its runs folder, its secret, and the route handlers."""
+class SecurityHeaders:
+    """ASGI middleware: every response forbids framing and MIME sniffing, and carries a
+    CSP whose script nonce is made per request (``scope["state"]["csp_nonce"]``)."""
 
-    def __init__(self, runs_dir: str | os.PathLike[str] = "runs") -> None:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nonce = secrets.token_urlsafe(16)
+        scope.setdefault("state", {})["csp_nonce"] = nonce
+        extra = [
+            (b"x-frame-options", b"DENY"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"),
+            (b"cross-origin-resource-policy", b"same-origin"),
+            (b"content-security-policy", _CSP.format(nonce=nonce).encode()),
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class Dashboard:
+    """The state of one dashboard: its runs folder, its secrets, and the route handlers."""
+
+    def __init__(
+        self, runs_dir: str | os.PathLike[str] = "runs", *, password: str | None = None
+    ) -> None:
         self.runs_dir = Path(runs_dir).resolve()
         self.secret = secrets.token_bytes(32)
+        #: required with every archive/delete when set (a dashboard bound beyond loopback)
+        self.password = password
 
     # ------------------------------------------------------------ helpers
 
     def context(self, request: Request) -> dict[str, Any]:
-        return {"root": str(request.url_for("index").path), "poll_ms": POLL_MS}
+        return {
+            "root": str(request.url_for("index").path),
+            "poll_ms": POLL_MS,
+            "nonce": request.state.csp_nonce,
+        }
 
     def token(self, action: str, run_id: str) -> str:
         return hmac.new(self.secret, f"{action}:{run_id}".encode(), hashlib.sha256).hexdigest()
 
     def run_dir(self, run_id: str) -> Path | None:
-        """The folder of ``run_id``, only if it is one of the listed runs (never a path)."""
-        if run_id in _report_data.run_ids(self.runs_dir):
-            return self.runs_dir / run_id
-        return None
+        """The folder of ``run_id``, only if it names a run folder in the runs folder (never
+        a path); one or two ``stat`` calls, no listing."""
+        return record.run_by_name(self.runs_dir, run_id)
 
-    def list_runs(self, params: Any) -> dict[str, Any]:
-        """Rows of the runs table, through ls_runs (its filter language and order)."""
+    def _listing(self, params: Any) -> Any:
+        """The ls_runs() DataFrame the parameters ask for."""
         filter_expr = (params.get("filter") or "").strip() or None
-        order = params.get("order") or None
         latest_n = params.get("latest_n") or None
         if latest_n is not None:
             try:
@@ -122,30 +180,42 @@ class Dashboard:
                 raise FilterError(
                     f"latest_n must be a positive integer. Received: latest_n={latest_n!r}"
                 ) from None
+        return ls_runs(
+            runs_dir=self.runs_dir,
+            order=params.get("order") or None,
+            decreasing=not params.get("asc"),
+            filter=filter_expr,
+            latest_n=latest_n,
+        )
+
+    @staticmethod
+    def _page(params: Any, total: int) -> tuple[int, int]:
+        """(page number from 1, number of pages) for ``total`` rows."""
+        pages = max(1, math.ceil(total / PAGE_SIZE))
         try:
-            from trainrun.runs.store import ls_runs
-        except ImportError:
-            ls_runs = None
+            page = int(params.get("page") or 1)
+        except ValueError:
+            raise FilterError(
+                f"page must be a positive integer. Received: page={params.get('page')!r}"
+            ) from None
+        return min(max(page, 1), pages), pages
+
+    def list_runs(self, params: Any) -> dict[str, Any]:
+        """One page of the runs table, through ls_runs (its filter language and order)."""
+        filter_expr = (params.get("filter") or "").strip() or None
         if not self.runs_dir.is_dir():
-            records, names = [], []
-        elif ls_runs is not None:
-            df = ls_runs(
-                runs_dir=self.runs_dir,
-                order=order,
-                decreasing=not params.get("asc"),
-                filter=filter_expr,
-                latest_n=latest_n,
-            )
-            records = df.to_dict(orient="records")
-            names = list(df.columns)
+            records, names, total = [], [], 0
+            page, pages = 1, 1
         else:
-            if filter_expr or order:
-                raise FilterError(
-                    "Filtering and ordering need trainrun.runs.store, which is not installed. "
-                    f"Received: filter={filter_expr!r}, order={order!r}"
-                )
-            records = _report_data.folder_listing(self.runs_dir)[:latest_n]
-            names = list(dict.fromkeys(k for rec in records for k in rec))
+            df = self._listing(params)
+            total = len(df)
+            page, pages = self._page(params, total)
+            part = df.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+            # only the columns this page uses: a tag/flag/metric/eval column empty here is left out
+            empty = [c for c in part.columns if c.startswith(GROUP_PREFIXES)]
+            part = part.drop(columns=[c for c in empty if part[c].isna().all()])
+            records = part.to_dict(orient="records")
+            names = list(part.columns)
         columns = [c for c in LEAD_COLUMNS if c in names]
         for prefix in GROUP_PREFIXES:
             columns += sorted(c for c in names if c.startswith(prefix) and c not in columns)
@@ -156,23 +226,49 @@ class Dashboard:
             "columns": columns,
             "runs": rows,
             "count": len(rows),
+            "total": total,
+            "page": page,
+            "pages": pages,
+            "page_size": PAGE_SIZE,
         }
 
-    # ------------------------------------------------------------ routes
+    def statuses(self, params: Any) -> dict[str, Any]:
+        """The ids and statuses of one page of the table: what the open tab polls."""
+        if not self.runs_dir.is_dir():
+            return {"runs": [], "total": 0, "page": 1, "pages": 1}
+        df = self._listing(params)
+        page, pages = self._page(params, len(df))
+        part = df.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        runs = [[i, s] for i, s in zip(part["id"].tolist(), part["status"].tolist(), strict=True)]
+        return {"runs": runs, "total": len(df), "page": page, "pages": pages}
 
-    async def index(self, request: Request) -> Response:
+    # ------------------------------------------------------------ routes (sync ones run in
+    # Starlette's thread pool: a slow folder never holds up the event loop)
+
+    def index(self, request: Request) -> Response:
         error = None
         try:
             listing = self.list_runs(request.query_params)
         except (FilterError, RunRecordError) as exc:
             error = str(exc)
-            listing = {"columns": list(LEAD_COLUMNS), "runs": [], "count": 0, "filter": None}
+            listing = {
+                "columns": list(LEAD_COLUMNS),
+                "runs": [],
+                "count": 0,
+                "total": 0,
+                "filter": None,
+                "page": 1,
+                "pages": 1,
+                "page_size": PAGE_SIZE,
+            }
+        filter_text = request.query_params.get("filter", "")
         body = render(
             "index.html",
             packages=("trainrun.web",),
             dashboard=self.context(request),
             listing=listing,
-            filter_text=request.query_params.get("filter", ""),
+            filter_text=filter_text,
+            page_query=_page_query(request.query_params),
             error=error,
             runs_dir=str(self.runs_dir),
             listing_json=script_json(listing),
@@ -180,32 +276,72 @@ class Dashboard:
         )
         return HTMLResponse(body, status_code=400 if error else 200)
 
-    async def api_runs(self, request: Request) -> Response:
+    def api_runs(self, request: Request) -> Response:
         try:
             return _json(self.list_runs(request.query_params))
         except (FilterError, RunRecordError) as exc:
             return _error_json(str(exc), 400)
 
-    async def run_page(self, request: Request) -> Response:
+    def api_statuses(self, request: Request) -> Response:
+        try:
+            return _json(self.statuses(request.query_params))
+        except (FilterError, RunRecordError) as exc:
+            return _error_json(str(exc), 400)
+
+    def run_page(self, request: Request) -> Response:
         run_dir = self.run_dir(request.path_params["run_id"])
         if run_dir is None:
             return self.not_found(request)
-        data = _report_data.run_data(run_dir, runs_dir=self.runs_dir)
+        try:
+            data = _report_data.run_data(run_dir, runs_dir=self.runs_dir)
+        except (RunRecordError, RunNotFoundError) as exc:
+            return self.error_page(request, str(exc), 500)
         return HTMLResponse(render_data(data, dashboard=self.context(request)))
 
-    async def api_run(self, request: Request) -> Response:
+    def api_run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         run_dir = self.run_dir(run_id)
         if run_dir is None:
             return _error_json(f"No run {run_id!r} in {self.runs_dir}.", 404)
-        if request.query_params.get("fields") == "status":
-            # the live poll: run.json alone, not the metric history
-            try:
-                run = record.read_json(run_dir / record.RUN_FILE, default={}) or {}
-            except RunRecordError as exc:
-                return _error_json(str(exc), 500)
-            return _json({"id": run_id, "status": record.resolve_status(run)})
-        return _json(_report_data.run_data(run_dir, runs_dir=self.runs_dir))
+        try:
+            if request.query_params.get("fields") == "status":
+                # the live poll: run.json alone, not the metric history
+                run = record.read_json(run_dir / record.RUN_FILE, default={})
+                if not isinstance(run, dict):
+                    raise RunRecordError(
+                        f"{run_dir / record.RUN_FILE} does not hold a JSON object."
+                    )
+                return _json({"id": run_id, "status": record.resolve_status(run)})
+            return _json(_report_data.run_data(run_dir, runs_dir=self.runs_dir))
+        except (RunRecordError, RunNotFoundError) as exc:
+            return _error_json(str(exc), 500)
+
+    def run_file(self, request: Request) -> Response:
+        """A regular file of a run's artifacts/ or plots/, as a download."""
+        run_dir = self.run_dir(request.path_params["run_id"])
+        area = request.path_params["area"]
+        if run_dir is None or area not in FILE_AREAS:
+            return self.not_found(request)
+        parts = request.path_params["path"].split("/")
+        try:
+            fd = _open_inside(run_dir, [area, *parts])
+        except (OSError, RunRecordError):
+            return self.error_page(
+                request,
+                "No such file in this run: only regular files inside the run's artifacts/ "
+                "and plots/ folders are served, never through a link.",
+                404,
+            )
+        size = os.fstat(fd).st_size
+        name = quote(parts[-1])
+        return StreamingResponse(
+            _chunks(fd),
+            media_type="application/octet-stream",
+            headers={
+                "content-length": str(size),
+                "content-disposition": f"attachment; filename*=UTF-8''{name}",
+            },
+        )
 
     def _compare_dirs(self, request: Request) -> list[Path] | Response:
         ids = [r for r in (request.query_params.get("runs") or "").split(",") if r]
@@ -223,25 +359,31 @@ class Dashboard:
             dirs.append(run_dir)
         return dirs
 
-    async def compare_page(self, request: Request) -> Response:
+    def compare_page(self, request: Request) -> Response:
         dirs = self._compare_dirs(request)
         if isinstance(dirs, Response):
             return self.error_page(request, json.loads(dirs.body)["error"], dirs.status_code)
-        data = _report_data.comparison_data(dirs, runs_dir=self.runs_dir)
+        try:
+            data = _report_data.comparison_data(dirs, runs_dir=self.runs_dir)
+        except (RunRecordError, RunNotFoundError) as exc:
+            return self.error_page(request, str(exc), 500)
         return HTMLResponse(render_data(data, dashboard=self.context(request)))
 
-    async def api_compare(self, request: Request) -> Response:
+    def api_compare(self, request: Request) -> Response:
         dirs = self._compare_dirs(request)
         if isinstance(dirs, Response):
             return dirs
-        return _json(_report_data.comparison_data(dirs, runs_dir=self.runs_dir))
+        try:
+            return _json(_report_data.comparison_data(dirs, runs_dir=self.runs_dir))
+        except (RunRecordError, RunNotFoundError) as exc:
+            return _error_json(str(exc), 500)
 
     async def action(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         action = request.path_params["action"]
         if action not in ACTIONS:
             return self.not_found(request)
-        if self.run_dir(run_id) is None:
+        if await run_in_threadpool(self.run_dir, run_id) is None:
             return self.not_found(request)
         if request.method == "GET":
             title, effect = ACTIONS[action]
@@ -255,7 +397,15 @@ class Dashboard:
                     title=title,
                     effect=effect,
                     token=self.token(action, run_id),
+                    needs_password=self.password is not None,
                 )
+            )
+        if not _same_origin(request):
+            return self.error_page(
+                request,
+                "This request did not come from the dashboard's own page (its Origin or "
+                "Referer names another site, or neither was sent); nothing was changed.",
+                403,
             )
         form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
         token = (form.get("token") or [""])[0]
@@ -265,25 +415,29 @@ class Dashboard:
                 "The confirmation token is missing or wrong; open the run page and use its button.",
                 403,
             )
+        if self.password is not None:
+            given = (form.get("password") or [""])[0]
+            if not hmac.compare_digest(given.encode(), self.password.encode()):
+                return self.error_page(
+                    request,
+                    "The dashboard's password is missing or wrong (it was printed when "
+                    "`trainrun ui` started); nothing was changed.",
+                    403,
+                )
         try:
-            self.perform(action, run_id)
+            await run_in_threadpool(self.perform, action, run_id)
         except TrainrunError as exc:
             return self.error_page(request, str(exc), 400)
         return RedirectResponse(self.context(request)["root"], status_code=303)
 
     def perform(self, action: str, run_id: str) -> None:
-        from trainrun.runs import store
-
-        func = store.clean_runs if action == "archive" else store.purge_runs
-        kwargs: dict[str, Any] = {"runs_dir": self.runs_dir}
-        params = inspect.signature(func).parameters
-        if "confirm" in params:
-            kwargs["confirm"] = False  # the dashboard's form was the confirmation
+        func = clean_runs if action == "archive" else purge_runs
         # the store warns about (and skips) a run that is still running: tell the user instead
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            # an exact folder, never an id: the store also accepts id prefixes
-            done = func([str(self.runs_dir / run_id)], **kwargs)
+            # an exact folder, never an id: the store also accepts id prefixes; the
+            # dashboard's form was the confirmation
+            done = func([str(self.runs_dir / run_id)], self.runs_dir, confirm=False)
         if not done:
             reason = "; ".join(str(w.message) for w in caught) or "the runs store did nothing"
             raise TrainrunError(f"Could not {action} run {run_id}: {reason}")
@@ -302,35 +456,95 @@ class Dashboard:
         return HTMLResponse(body, status_code=status_code)
 
 
+def _page_query(params: Any) -> str:
+    """The query string of the current listing without its page (for the page links)."""
+    keep = [(k, v) for k, v in params.multi_items() if k != "page"]
+    return "&".join(f"{quote(k)}={quote(v)}" for k, v in keep)
+
+
+def _same_origin(request: Request) -> bool:
+    """True when the request's Origin (else its Referer) is the dashboard's own origin."""
+    host = request.headers.get("host", "")
+    origin = request.headers.get("origin")
+    if origin is None:
+        origin = request.headers.get("referer")
+    if not origin or origin == "null":  # "null": a sandboxed frame or a data: page
+        return False
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc == host
+
+
+def _open_inside(run_dir: Path, parts: list[str]) -> int:
+    """An fd on the regular file ``run_dir/parts...``, each folder on the way opened without
+    following links (``O_NOFOLLOW`` relative to its parent's fd), so nothing outside the run
+    is reached even if the folder changes while we look."""
+    if not parts or any(p in ("", ".", "..") or "\0" in p for p in parts):
+        raise RunRecordError(f"Not a path inside the run: {'/'.join(parts)!r}")
+    nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        for part in parts[:-1]:
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        leaf = os.open(parts[-1], os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(leaf).st_mode):
+        os.close(leaf)
+        raise RunRecordError(f"Not a regular file: {'/'.join(parts)!r}")
+    return leaf
+
+
+def _chunks(fd: int, size: int = 1 << 16) -> Iterator[bytes]:
+    """The file's bytes, a chunk at a time (Starlette iterates this in its thread pool)."""
+    try:
+        while True:
+            data = os.read(fd, size)
+            if not data:
+                return
+            yield data
+    finally:
+        os.close(fd)
+
+
 def create_app(
     runs_dir: str | os.PathLike[str] = "runs",
     *,
     allowed_hosts: Sequence[str] | None = None,
+    password: str | None = None,
 ) -> Starlette:
     """The dashboard application over ``runs_dir``, ready for uvicorn or a test client.
 
     ``allowed_hosts`` guards against DNS rebinding: requests naming another
-    Host are refused. The default accepts loopback names only.
+    Host are refused. The default accepts loopback names only. ``password``,
+    when given, must accompany every archive and delete (``serve`` sets one
+    when it binds beyond loopback).
 
     >>> from starlette.testclient import TestClient      # doctest: +SKIP
     >>> client = TestClient(create_app("runs"), base_url="http://127.0.0.1")  # doctest: +SKIP
     >>> client.get("/api/runs").json()["count"]          # doctest: +SKIP
     3
     """
-    dash = Dashboard(runs_dir)
+    dash = Dashboard(runs_dir, password=password)
     routes = [
         Route("/", dash.index, name="index"),
         Route("/api/runs", dash.api_runs),
+        Route("/api/statuses", dash.api_statuses),
         Route("/api/runs/{run_id}", dash.api_run),
         Route("/api/compare", dash.api_compare),
         Route("/runs/{run_id}", dash.run_page),
+        Route("/runs/{run_id}/files/{area}/{path:path}", dash.run_file),
         Route("/compare", dash.compare_page),
         Route("/runs/{run_id}/{action}", dash.action, methods=["GET", "POST"]),
     ]
     hosts = list(allowed_hosts) if allowed_hosts is not None else LOOPBACK_NAMES
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
+        ],
         exception_handlers={404: _not_found_handler(dash)},
     )
     app.state.dashboard = dash
@@ -338,7 +552,7 @@ def create_app(
 
 
 def _not_found_handler(dash: Dashboard):
-    async def handler(request: Request, exc: Exception) -> Response:
+    def handler(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith("/api/"):
             return _error_json("Not found.", 404)
         return dash.not_found(request)

@@ -4,7 +4,9 @@ printed), then hand it to uvicorn."""
 from __future__ import annotations
 
 import os
+import secrets
 import socket
+import sys
 import threading
 import webbrowser
 from pathlib import Path
@@ -56,9 +58,28 @@ def serve(
             f"The runs folder {runs_path} is a file, not a folder. Pass the folder that holds "
             f"your runs. Received: runs_dir={os.fspath(runs_dir)!r}"
         )
-    # a non-loopback bind was asked for explicitly: accept any Host header there
-    allowed = LOOPBACK_NAMES if host in LOOPBACK else ["*"]
-    app = create_app(runs_path, allowed_hosts=allowed)
+    # a non-loopback bind was asked for explicitly: accept any Host header there, and
+    # make archive/delete need a password, printed here (or TRAINRUN_UI_PASSWORD)
+    password = None
+    if host in LOOPBACK:
+        allowed = LOOPBACK_NAMES
+    else:
+        allowed = ["*"]
+        password = os.environ.get("TRAINRUN_UI_PASSWORD") or secrets.token_urlsafe(12)
+        print(
+            f"trainrun ui: warning: listening on {host}, beyond this machine: anyone who can "
+            "reach the port can read every run (flags, output, source, artifacts). Archive "
+            "and delete need the password "
+            + (
+                "in TRAINRUN_UI_PASSWORD."
+                if os.environ.get("TRAINRUN_UI_PASSWORD")
+                else f"{password} (set TRAINRUN_UI_PASSWORD to choose one)."
+            )
+            + " The dashboard speaks plain HTTP: put it behind TLS, or use an SSH tunnel.",
+            file=sys.stderr,
+            flush=True,
+        )
+    app = create_app(runs_path, allowed_hosts=allowed, password=password)
     sock = _bind(host, port)
     actual_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

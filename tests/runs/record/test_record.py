@@ -1,6 +1,7 @@
 """The run folder's low-level reader and writer (trainrun.runs.record)."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -16,10 +17,12 @@ def test_new_run_dirs_are_unique_and_laid_out(tmp_path):
         assert sorted(p.name for p in d.iterdir()) == sorted(record.SUBDIRS)
 
 
-def test_write_json_is_atomic_and_cleans_nan(tmp_path):
+def test_write_json_is_atomic_and_keeps_nan_and_infinities(tmp_path):
     path = tmp_path / "x.json"
-    record.write_json(path, {"a": float("nan"), "b": [1.5, float("inf")]})
-    assert json.loads(path.read_text()) == {"a": None, "b": [1.5, None]}
+    record.write_json(path, {"a": float("nan"), "b": [1.5, float("inf"), -float("inf")]})
+    back = record.read_json(path)
+    assert math.isnan(back["a"]) and back["b"] == [1.5, math.inf, -math.inf]
+    assert json.loads(path.read_text())["b"][1] == math.inf  # what Python's json reads
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temporary left behind
 
 

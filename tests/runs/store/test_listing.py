@@ -303,8 +303,7 @@ def test_a_running_run_is_followed_and_then_reads_as_killed(
 
 
 def test_a_folder_without_run_json(runs_dir: Path) -> None:
-    young = runs_dir / "2026-11-27T10-00-00Z"
-    young.mkdir()
+    young = record.new_run_dir(runs_dir)  # what a launcher makes before its first write
     assert ls_runs(runs_dir)["status"].tolist() == ["running"]  # being set up by a launcher
     old = time.time() - 3600
     os.utime(young, (old, old))
@@ -409,3 +408,17 @@ def test_ids_newest_first_match_the_listing(runs_dir: Path, make_run) -> None:
     (runs_dir / INDEX_FILE).mkdir()  # unusable index: read from the folders
     assert load_ids(runs_dir) == expected
     assert ls_runs(runs_dir)["id"].tolist() == expected
+
+
+def test_stray_folders_are_not_runs(runs_dir: Path, make_run) -> None:
+    make_run("r1")
+    (runs_dir / "data").mkdir()  # never a run: nothing trainrun writes
+    (runs_dir / "notes").mkdir()
+    (runs_dir / "notes" / "todo.txt").write_text("x")
+    old = time.time() - 3600
+    os.utime(runs_dir / "data", (old, old))
+    assert ls_runs(runs_dir)["id"].tolist() == ["r1"]
+    assert ls_runs(runs_dir, refresh=True)["id"].tolist() == ["r1"]
+    # once trainrun writes into it, the folder is a run
+    record.write_json(runs_dir / "data" / record.EVALUATION_FILE, {"accuracy": 0.5})
+    assert sorted(ls_runs(runs_dir)["id"].tolist()) == ["data", "r1"]

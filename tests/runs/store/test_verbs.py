@@ -49,7 +49,7 @@ def test_get_run_dir_by_id_prefix_index_path_and_row(three: Path) -> None:
         ("2026-11-27T10-0l-00Z", "Did you mean: .*2026-11-27T10-01-00Z"),
         ("..", "not a run id"),
         (".trainrun", "not a run id"),
-        ("archive", "No run 'archive'"),
+        ("archive", "not a run id"),
         (3, "no run number 3"),
         (-1, "counts from the latest"),
         ("/no/such/folder", "does not exist"),

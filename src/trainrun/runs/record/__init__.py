@@ -20,15 +20,73 @@ files: at worst a truncated last line of ``metrics.jsonl``, which readers skip.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from trainrun._atomic import replace_text
 from trainrun.exceptions import RunRecordError
+from trainrun.runs.record._files import (
+    JSON_LIMIT,
+    METRICS_LIMIT,
+    NotRegularFileError,
+    is_real_folder,
+    open_regular,
+    read_bytes,
+    read_head_tail,
+    walk,
+)
+from trainrun.runs.record._folders import (
+    ARCHIVE_DIR,
+    candidate_names,
+    is_run_folder,
+    resolve_run,
+    run_by_name,
+    run_folder_names,
+    run_inside,
+)
+
+__all__ = [
+    "ARCHIVE_DIR",
+    "JSON_LIMIT",
+    "METRICS_LIMIT",
+    "NotRegularFileError",
+    "append_jsonl",
+    "candidate_names",
+    "check_flags",
+    "check_run_fields",
+    "column_suffix",
+    "dumps",
+    "file_signature",
+    "is_real_folder",
+    "is_run_folder",
+    "json_safe",
+    "last_metrics",
+    "new_run_dir",
+    "open_regular",
+    "parse_json",
+    "parse_metrics",
+    "read_bytes",
+    "read_head_tail",
+    "read_json",
+    "read_metrics",
+    "read_run",
+    "resolve_run",
+    "resolve_status",
+    "run_by_name",
+    "run_folder_names",
+    "run_inside",
+    "run_path",
+    "starting_or_killed",
+    "utc_now",
+    "walk",
+    "write_json",
+]
 
 # typing, socket, tempfile and datetime are left out on purpose: this module is on
 # the path of every `trainrun run`, and together they cost ~10 ms of start-up
@@ -72,9 +130,12 @@ def _default(value: Any) -> Any:
 
 
 def _clean(value: Any) -> Any:
-    """NaN and infinities are not JSON: store them as None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """Plain Python values for JSON: numpy/torch scalars unwrapped, keys made text.
+
+    NaN and the infinities stay what they are: they are written as ``NaN``,
+    ``Infinity`` and ``-Infinity`` (as Python's json module writes and reads them),
+    so a diverged loss reads back as NaN, not as a missing value.
+    """
     if isinstance(value, Mapping):
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -88,7 +149,19 @@ def _clean(value: Any) -> Any:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(_clean(obj), default=_default, ensure_ascii=False, allow_nan=False)
+    """One line of JSON (NaN and infinities as ``NaN``/``Infinity``, which ``json.loads`` reads)."""
+    return json.dumps(_clean(obj), default=_default, ensure_ascii=False)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` for strict JSON readers (a browser): NaN and infinities as None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, *, durable: bool = True) -> None:
@@ -214,61 +287,114 @@ def resolve_status(run: Mapping[str, Any]) -> str:
     """The truthful status of a run record: a 'running' run whose owner died is 'killed'.
 
     Only a run started on this host can be checked; one from another host is
-    trusted as written.
+    trusted as written. A status that is not one of STATUSES reads 'unknown'.
     """
     status = run.get("status") or "running"
+    if status not in STATUSES:
+        return "unknown"
     if status != "running":
         return status
     if run.get("host") not in (None, HOST):
         return status
-    return "running" if process_alive(run.get("pid"), run.get("pid_start")) else "killed"
+    pid, pid_start = run.get("pid"), run.get("pid_start")
+    if not _is_int64(pid) or not (pid_start is None or _is_int64(pid_start)):
+        return "killed"  # no process can be checked: nothing owns the record
+    return "running" if process_alive(pid, pid_start) else "killed"
+
+
+def _is_int64(value: Any) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
+
+
+# ---------------------------------------------------------------- column names
+
+
+_NOT_NAME = re.compile(r"[^0-9A-Za-z_]+")
+
+
+@functools.lru_cache(maxsize=8192)  # the same few names recur in every run
+def column_suffix(name: Any) -> str:
+    """A metric, flag or tag name as the rest of a column name: ``"label/mean"`` -> ``"label_mean"``.
+
+    Every run of characters other than ASCII letters, digits and ``_`` becomes
+    one ``_``; leading and trailing ``_`` are dropped; an empty result is
+    ``"value"``. The one rule for ``ls_runs`` columns, the index and tuning.
+    """
+    return _NOT_NAME.sub("_", str(name)).strip("_") or "value"
 
 
 # ---------------------------------------------------------------- reading
 
 
 def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
-    """Read a JSON file; ``default`` if it is absent; RunRecordError if it is corrupt."""
-    path = Path(path)
+    """Read a JSON record file; ``default`` if it is absent; RunRecordError naming the file
+    if it is not valid UTF-8 JSON, is larger than JSON_LIMIT, or is a link or special file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_bytes(path, JSON_LIMIT)
     except FileNotFoundError:
         return default
+    except RunRecordError:
+        raise
     except OSError as exc:
-        raise RunRecordError(f"Could not read {path}: {exc}") from exc
+        raise RunRecordError(f"Could not read {os.fspath(path)}: {exc}") from exc
+    return parse_json(data, path)
+
+
+def parse_json(data: bytes, path: str | os.PathLike[str], *, short: bool = False) -> Any:
+    """The JSON in ``data`` (read from ``path``); RunRecordError naming the file when it is not.
+
+    ``short``: a message of one clause naming the file alone (a listing's warning
+    gathers many).
+    """
     try:
-        return json.loads(text)
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        why = f"not UTF-8 text (byte {exc.start})"
     except json.JSONDecodeError as exc:
-        raise RunRecordError(
-            f"The run record file {path} is not valid JSON ({exc.msg} at line {exc.lineno}). "
-            "It may have been edited by hand or written by a crashed process; "
-            "fix or delete the file."
-        ) from exc
+        why = f"{exc.msg} at line {exc.lineno}"
+    except RecursionError:
+        why = "nested too deeply"
+    if short:
+        raise RunRecordError(f"{os.path.basename(path)} is not valid JSON ({why})")
+    raise RunRecordError(
+        f"The run record file {os.fspath(path)} is not valid JSON ({why}). "
+        "It may have been edited by hand or written by a crashed process; "
+        "fix or delete the file."
+    )
+
+
+def parse_metrics(data: bytes) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl bytes: one dict per line that parses to an object.
+
+    Lines that do not parse (a truncated last line after a kill) and lines that
+    are not objects are skipped. Parsing 100,000 lines one ``json.loads`` at a
+    time takes about a second; joined into one array, a fraction of that.
+    """
+    text = data.decode("utf-8", errors="replace")
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        parsed = json.loads("[" + ",".join(lines) + "]")
+    except (ValueError, RecursionError):
+        parsed = []
+        for line in lines:
+            try:
+                parsed.append(json.loads(line))
+            except (ValueError, RecursionError):
+                continue
+    return [rec for rec in parsed if type(rec) is dict]
 
 
 def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The metric history of a run: one dict per logged line, in order.
+    """The metric history of a run: one dict per logged line, in order (see parse_metrics).
 
-    Lines that do not parse (a truncated last line after a kill) are skipped.
+    A metrics.jsonl that is a link, a special file or larger than METRICS_LIMIT
+    raises RunRecordError.
     """
-    path = Path(run_dir) / METRICS_FILE
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.readlines()
+        data = read_bytes(Path(run_dir) / METRICS_FILE, METRICS_LIMIT)
     except FileNotFoundError:
         return []
-    out = []
-    for line in lines:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+    return parse_metrics(data)
 
 
 def last_metrics(history: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -282,6 +408,102 @@ def last_metrics(history: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return last
 
 
+#: the type each run.json field must have; a field of another type is ignored (and noted)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "script": (str,),
+    "command": (list,),
+    "start": (str,),
+    "end": (str,),
+    "duration": (int, float),
+    "exit_code": (int,),
+    "error": (str,),
+    "traceback": (str,),
+    "host": (str,),
+    "pid": (int,),
+    "pid_start": (int,),
+    "python": (str,),
+    "packages": (dict,),
+    "git": (dict,),
+    "tags": (dict,),
+    "properties": (dict,),
+}
+_INT_FIELDS = ("exit_code", "pid", "pid_start")
+_CHECK_VALUE = frozenset((*_INT_FIELDS, "duration"))
+
+
+def check_run_fields(run: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """``run`` (a run.json object) with each field of the wrong type dropped, and noted.
+
+    A listing, ``show`` and the pages then read every field as its type says.
+    """
+    bad = []
+    dropped = []
+    for key, value in run.items():  # the fields present only: a listing checks every run
+        types = _FIELD_TYPES.get(key)
+        if types is None or value is None:
+            continue
+        if type(value) is types[0] and key not in _CHECK_VALUE:
+            continue  # the common case, decided by one comparison
+        if isinstance(value, bool) or not isinstance(value, types):
+            bad.append(f"'{key}' is {type(value).__name__}, not {types[0].__name__}")
+        elif key in _INT_FIELDS and not _is_int64(value):
+            bad.append(f"'{key}' is out of range")
+        elif key == "duration" and not math.isfinite(value):
+            bad.append("'duration' is not a finite number")
+        else:
+            continue
+        dropped.append(key)
+    if dropped:
+        run = {k: v for k, v in run.items() if k not in dropped}
+    status = run.get("status")
+    if status is not None and status not in STATUSES:
+        bad.append(f"'status' is {str(status)[:40]!r}, not one of {', '.join(STATUSES)}")
+    if bad:
+        problems.append(f"{RUN_FILE}: " + "; ".join(bad) + " (ignored)")
+    return run
+
+
+def check_flags(
+    flags: dict[str, Any], problems: list[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``values`` and ``declared`` mappings of a flags.json object (a wrong type noted)."""
+    out = []
+    for key in ("values", "declared"):
+        value = flags.get(key)
+        if value is None:
+            value = {}
+        elif not isinstance(value, dict):
+            problems.append(
+                f"{FLAGS_FILE}: '{key}' is {type(value).__name__}, not a mapping (ignored)"
+            )
+            value = {}
+        out.append(value)
+    declared = {k: v for k, v in out[1].items() if isinstance(v, dict)}
+    if len(declared) != len(out[1]):
+        problems.append(f"{FLAGS_FILE}: some 'declared' entries are not mappings (ignored)")
+    return out[0], declared
+
+
+def starting_or_killed(folder: str | os.PathLike[str], now: float | None = None) -> str:
+    """The status of a run folder without run.json: 'running' while younger than
+    STARTING_GRACE_S (the launcher starts the script before its first write), then 'killed'."""
+    try:
+        age = (now or time.time()) - os.stat(folder).st_mtime
+    except OSError:
+        age = math.inf
+    return "running" if age < STARTING_GRACE_S else "killed"
+
+
+def run_path(run_dir: str | os.PathLike[str]) -> Path:
+    """``run_dir`` absolute, its parent resolved and its last component kept (a run folder
+    that is a link keeps the link's name: the run's id)."""
+    path = Path(run_dir)
+    if path.name in ("", ".", ".."):
+        return path.resolve()
+    return path.absolute().parent.resolve() / path.name
+
+
 def read_run(
     run_dir: str | os.PathLike[str], history: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -289,29 +511,28 @@ def read_run(
 
     Keys: every field of run.json, plus ``run_dir`` (absolute path), ``flags``,
     ``declared_flags``, ``evaluation``, ``metrics`` (last values) and ``problems``
-    (a list of strings: files that could not be read). A missing run.json (a run
-    folder created by hand, or a launcher killed between mkdir and its first
-    write) still gives a record: 'running' while the folder is younger than
-    STARTING_GRACE_S seconds, then 'killed' with the problem noted.
-    Raises RunRecordError only when run.json exists and is corrupt.
+    (a list of strings: files that could not be read, fields of the wrong type,
+    which are left out). A missing run.json (a launcher killed between mkdir and
+    its first write) still gives a record: 'running' while the folder is younger
+    than STARTING_GRACE_S seconds, then 'killed' with the problem noted.
+    Raises RunRecordError, naming the file, only when run.json exists and cannot
+    be read as a JSON object.
     """
-    run_dir = Path(run_dir).resolve()
+    run_dir = run_path(run_dir)
     problems: list[str] = []
     run = read_json(run_dir / RUN_FILE)
     if run is None:
-        # The launcher starts the script before it writes run.json: a young folder
-        # without one is a run starting up, an old one a launcher that died.
-        try:
-            age = time.time() - run_dir.stat().st_mtime
-        except OSError:
-            age = STARTING_GRACE_S
-        run = {"status": "running" if age < STARTING_GRACE_S else "killed"}
-        if age >= STARTING_GRACE_S:
+        status = starting_or_killed(run_dir)
+        run = {"status": status}
+        if status == "killed":
             problems.append(f"{RUN_FILE} is missing")
-        status = run["status"]
     elif not isinstance(run, dict):
-        raise RunRecordError(f"{run_dir / RUN_FILE} does not hold a JSON object.")
+        raise RunRecordError(
+            f"{run_dir / RUN_FILE} does not hold a JSON object (it holds a "
+            f"{type(run).__name__}); fix or delete the file."
+        )
     else:
+        run = check_run_fields(run, problems)
         status = resolve_status(run)
     record: dict[str, Any] = dict(run)
     record["id"] = run_dir.name
@@ -329,12 +550,16 @@ def read_run(
             return {}
         return value
 
-    flags = soft(FLAGS_FILE)
-    record["flags"] = dict(flags.get("values", {}))
-    record["declared_flags"] = dict(flags.get("declared", {}))
+    record["flags"], record["declared_flags"] = check_flags(soft(FLAGS_FILE), problems)
     record["evaluation"] = soft(EVALUATION_FILE)
     # a caller that already read the history (the report pages) passes it: read once
-    record["metrics"] = last_metrics(read_metrics(run_dir) if history is None else history)
+    if history is None:
+        try:
+            history = read_metrics(run_dir)
+        except RunRecordError as exc:
+            problems.append(str(exc))
+            history = []
+    record["metrics"] = last_metrics(history)
     record["problems"] = problems
     return record
 

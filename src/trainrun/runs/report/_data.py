@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import difflib
-import json
 import os
 import re
 import shlex
@@ -19,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainrun.exceptions import RunNotFoundError
+from trainrun.exceptions import RunNotFoundError, RunRecordError
 from trainrun.runs import record
 from trainrun.runs.report._chart import build_charts
 
@@ -47,87 +46,24 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 # ---------------------------------------------------------------- finding runs
 
 
-def _store():
-    try:
-        from trainrun.runs import store
-    except ImportError:
-        return None
-    return store
-
-
-def _run_folders(runs_dir: Path) -> list[Path]:
-    """Run folders directly under runs_dir, oldest first (names are UTC start times)."""
-    try:
-        entries = list(os.scandir(runs_dir))
-    except FileNotFoundError:
-        return []
-    out = [
-        Path(e.path)
-        for e in entries
-        if e.is_dir()
-        and not e.name.startswith(".")
-        and os.path.exists(os.path.join(e.path, record.RUN_FILE))
-    ]
-    return sorted(out, key=lambda p: p.name)
-
-
-def run_ids(runs_dir: str | os.PathLike[str]) -> set[str]:
-    """Ids of the runs in ``runs_dir``: the only names the dashboard accepts in a URL."""
-    return {p.name for p in _run_folders(Path(runs_dir))}
-
-
 def resolve_run_dir(run: Any, runs_dir: str | os.PathLike[str] = "runs") -> Path:
-    """The folder of ``run``: None (latest), an id, a path, an int (0 = latest), or a record.
+    """The folder of ``run`` (None: the latest), by the one rule (``store.get_run_dir``)."""
+    from trainrun.runs.store import get_run_dir
 
-    A record is what ``training_run``, ``latest_run`` or ``run_info`` return (a
-    dict with "run_dir"), or a row of ``ls_runs()``.
-    """
-    if isinstance(run, Mapping) or (hasattr(run, "get") and hasattr(run, "index")):
-        value = run.get("run_dir")
-        if value is None:
-            raise RunNotFoundError(
-                "The run record has no 'run_dir' entry; pass a run id or a path instead. "
-                f"Received: run={str(run)[:200]}"
-            )
-        run = value
-    if isinstance(run, os.PathLike):
-        run = os.fspath(run)
-    runs_path = Path(runs_dir)
-    if isinstance(run, str) and run:
-        candidate = Path(run)
-        if candidate.is_dir() and (candidate / record.RUN_FILE).exists():
-            return candidate.resolve()
-        if (runs_path / run).is_dir() and run in run_ids(runs_path):
-            return (runs_path / run).resolve()
-    store = _store()
-    if store is not None and hasattr(store, "get_run_dir"):
-        return Path(store.get_run_dir(0 if run is None else run, runs_dir=runs_dir)).resolve()
-    folders = _run_folders(runs_path)
-    if run is None:
-        run = 0
-    if isinstance(run, int) and not isinstance(run, bool) and 0 <= run < len(folders):
-        return folders[-1 - run].resolve()
-    raise RunNotFoundError(
-        f"No run {run!r} in {runs_path.resolve()} ({len(folders)} runs there). "
-        "Pass a run id as `trainrun ls` shows it, a run folder path, or an index (0 = latest). "
-        f"Received: run={run!r}"
-    )
+    return get_run_dir(0 if run is None else run, runs_dir)
 
 
 def latest_run_dirs(n: int, runs_dir: str | os.PathLike[str] = "runs") -> list[Path]:
     """The ``n`` most recent runs, newest first."""
-    store = _store()
-    if store is not None and hasattr(store, "ls_runs"):
-        df = store.ls_runs(runs_dir=runs_dir, latest_n=n)
-        dirs = [Path(p) for p in df["run_dir"].tolist()] if len(df) else []
-    else:
-        dirs = list(reversed(_run_folders(Path(runs_dir))))[:n]
-    if len(dirs) < n:
+    from trainrun.runs.store import get_run_dir, ls_runs
+
+    ids = ls_runs(runs_dir=runs_dir, latest_n=n, columns=["id"])["id"].tolist()
+    if len(ids) < n:
         raise RunNotFoundError(
-            f"Comparing needs {n} runs, but {Path(runs_dir).resolve()} holds {len(dirs)}. "
+            f"Comparing needs {n} runs, but {Path(runs_dir).resolve()} holds {len(ids)}. "
             f"Start more runs or pass the runs to compare. Received: runs_dir={os.fspath(runs_dir)!r}"
         )
-    return [d.resolve() for d in dirs]
+    return [get_run_dir(i, runs_dir) for i in ids]
 
 
 # ---------------------------------------------------------------- pieces
@@ -147,28 +83,41 @@ def clean_terminal_text(text: str) -> str:
     return "\n".join(lines)
 
 
+def _absent(note: str = "") -> dict[str, Any]:
+    return {
+        "exists": False,
+        "size": 0,
+        "truncated": False,
+        "text": "",
+        "head": "",
+        "tail": "",
+        "note": note,
+    }
+
+
 def read_output(run_dir: Path, limit: int = OUTPUT_LIMIT) -> dict[str, Any]:
-    """The run's output, whole if small, else its head and tail (read with seek, not whole)."""
-    path = run_dir / record.OUTPUT_FILE
+    """The run's output, whole if small, else its head and tail (read with seek, not whole).
+
+    Only a regular file is read: an output.log that is a link, a FIFO or a device
+    is shown as such, never followed or read.
+    """
     try:
-        size = path.stat().st_size
+        size, head, tail = record.read_head_tail(run_dir / record.OUTPUT_FILE, limit)
     except FileNotFoundError:
-        return {"exists": False, "size": 0, "truncated": False, "text": "", "head": "", "tail": ""}
-    with open(path, "rb") as f:
-        if size <= limit:
-            text = clean_terminal_text(f.read().decode("utf-8", errors="replace"))
-            return {
-                "exists": True,
-                "size": size,
-                "truncated": False,
-                "text": text,
-                "head": text,
-                "tail": "",
-            }
-        half = limit // 2
-        head = f.read(half)
-        f.seek(size - half)
-        tail = f.read(half)
+        return _absent()
+    except OSError as exc:  # NotRegularFileError is one, and a RunRecordError
+        return _absent(str(exc))
+    if not tail:
+        text = clean_terminal_text(head.decode("utf-8", errors="replace"))
+        return {
+            "exists": True,
+            "size": size,
+            "truncated": False,
+            "text": text,
+            "head": text,
+            "tail": "",
+            "note": "",
+        }
     # cut at line boundaries so neither part starts or ends mid-line
     cut = head.rfind(b"\n")
     head = head[: cut + 1] if cut > 0 else head
@@ -182,79 +131,91 @@ def read_output(run_dir: Path, limit: int = OUTPUT_LIMIT) -> dict[str, Any]:
         "text": "",
         "head": clean_terminal_text(head.decode("utf-8", errors="replace")),
         "tail": clean_terminal_text(tail.decode("utf-8", errors="replace")),
+        "note": "",
     }
 
 
+def _link_note(entry: Mapping[str, Any]) -> str:
+    where = "inside the run" if entry.get("inside") else "outside the run"
+    return f"a link to {entry.get('target')} ({where}): not followed"
+
+
 def read_sources(run_dir: Path) -> list[dict[str, Any]]:
-    """The source snapshot: every file under source/, text shown when small and not binary."""
-    root = run_dir / record.SOURCE_DIR
+    """The source snapshot: every entry under source/, text shown when small, a regular
+    file and not binary; links are listed as links, never followed."""
     files = []
-    if not root.is_dir():
-        return files
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
+    for item in record.walk(run_dir / record.SOURCE_DIR):
+        entry: dict[str, Any] = {
+            "path": item["path"],
+            "size": item["size"],
+            "text": None,
+            "note": "",
+            "kind": item["kind"],
+        }
+        if item["kind"] == "link":
+            entry["note"] = _link_note(item)
+        elif item["kind"] != "file":
+            entry["note"] = f"not shown: a {item['kind']}"
+        elif item["size"] > SOURCE_LIMIT:
+            entry["note"] = f"not shown: {item['size']:,} bytes (limit {SOURCE_LIMIT:,})"
+        else:
             try:
-                size = path.stat().st_size
-            except OSError:
-                continue
-            entry: dict[str, Any] = {"path": rel, "size": size, "text": None, "note": ""}
-            if size > SOURCE_LIMIT:
-                entry["note"] = f"not shown: {size:,} bytes (limit {SOURCE_LIMIT:,})"
+                data = record.read_bytes(run_dir / record.SOURCE_DIR / item["path"], SOURCE_LIMIT)
+            except OSError as exc:
+                entry["note"] = f"not shown: {exc}"
             else:
-                data = path.read_bytes()
                 if b"\0" in data[:8192]:
                     entry["note"] = "not shown: binary file"
                 else:
                     entry["text"] = data.decode("utf-8", errors="replace")
-            files.append(entry)
+        files.append(entry)
     return files
 
 
 def read_plots(run_dir: Path) -> list[dict[str, Any]]:
-    """Images in plots/ as data URIs, so the page needs no other file."""
-    root = run_dir / record.PLOTS_DIR
+    """Images in plots/ as data URIs, so the page needs no other file (regular files only;
+    a link is listed as a link, never embedded)."""
     plots = []
-    if not root.is_dir():
-        return plots
-    for path in sorted(root.rglob("*")):
-        mime = PLOT_TYPES.get(path.suffix.lower())
-        if mime is None or not path.is_file():
+    for item in record.walk(run_dir / record.PLOTS_DIR):
+        mime = PLOT_TYPES.get(Path(item["path"]).suffix.lower())
+        if mime is None:
             continue
-        size = path.stat().st_size
-        entry = {
-            "name": path.relative_to(root).as_posix(),
-            "size": size,
+        entry: dict[str, Any] = {
+            "name": item["path"],
+            "size": item["size"],
             "mime": mime,
             "data_uri": None,
+            "kind": item["kind"],
+            "note": "",
         }
-        if size <= PLOT_LIMIT:
-            # an SVG shown through <img> cannot run scripts, so embedding it is safe
-            entry["data_uri"] = f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode(
-                "ascii"
-            )
+        if item["kind"] == "link":
+            entry["note"] = _link_note(item)
+        elif item["kind"] != "file":
+            entry["note"] = f"not shown: a {item['kind']}"
+        elif item["size"] > PLOT_LIMIT:
+            entry["note"] = f"not embedded: {item['size']:,} bytes (limit {PLOT_LIMIT:,})"
+        else:
+            try:
+                data = record.read_bytes(run_dir / record.PLOTS_DIR / item["path"], PLOT_LIMIT)
+            except OSError as exc:
+                entry["note"] = f"not shown: {exc}"
+            else:
+                # an SVG shown through <img> cannot run scripts, so embedding it is safe
+                entry["data_uri"] = f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
         plots.append(entry)
     return plots
 
 
 def list_files(root: Path, limit: int = 200) -> list[dict[str, Any]]:
+    """The entries under ``root`` (artifacts/): path, kind, size; links with their target."""
     files = []
-    if not root.is_dir():
-        return files
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            try:
-                files.append(
-                    {"path": path.relative_to(root).as_posix(), "size": path.stat().st_size}
-                )
-            except OSError:
-                continue
-            if len(files) >= limit:
-                return files
+    for item in record.walk(root, limit=limit):
+        entry = {"path": item["path"], "size": item["size"], "kind": item["kind"], "note": ""}
+        if item["kind"] == "link":
+            entry["note"] = _link_note(item)
+        elif item["kind"] != "file":
+            entry["note"] = f"a {item['kind']}: not downloadable"
+        files.append(entry)
     return files
 
 
@@ -314,24 +275,8 @@ def tensorboard_commands(run_dir: Path, runs_dir: Path) -> dict[str, str]:
 
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
-    """The metric history, as ``record.read_metrics`` gives it, parsed in one call.
-
-    Parsing 100,000 lines one ``json.loads`` at a time takes about a second;
-    joining them into one JSON array takes a fraction of that. A bad line (the
-    truncated last line of a killed run) falls back to the line-by-line reader,
-    which skips it.
-    """
-    path = run_dir / record.METRICS_FILE
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    lines = [line for line in text.splitlines() if line.strip()]
-    try:
-        parsed = json.loads("[" + ",".join(lines) + "]")
-    except ValueError:
-        return record.read_metrics(run_dir)
-    return [rec for rec in parsed if isinstance(rec, dict)]
+    """The metric history, as ``record.read_metrics`` gives it (bounded, regular file only)."""
+    return record.read_metrics(run_dir)
 
 
 def _read(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -340,8 +285,15 @@ def _read(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise RunNotFoundError(
             f"The run folder {run_dir} does not exist. Received: run={str(run_dir)!r}"
         )
-    history = read_history(run_dir)
-    return record.read_run(run_dir, history=history), history
+    problems = []
+    try:
+        history = read_history(run_dir)
+    except RunRecordError as exc:  # a metrics.jsonl that is a link or too large
+        problems.append(str(exc))
+        history = []
+    run = record.read_run(run_dir, history=history)
+    run["problems"] = problems + run["problems"]
+    return run, history
 
 
 # ---------------------------------------------------------------- pages
@@ -356,7 +308,7 @@ def run_data(
     >>> sorted(data)[:3]                                # doctest: +SKIP
     ['artifacts', 'charts', 'evaluation']
     """
-    run_dir = Path(run_dir).resolve()
+    run_dir = record.run_path(run_dir)
     runs_root = Path(runs_dir).resolve() if runs_dir is not None else run_dir.parent
     run, history = _read(run_dir)
     return {
@@ -437,7 +389,7 @@ def comparison_data(
     The first run is the baseline: source and output diffs go from it to each
     of the others.
     """
-    dirs = [Path(d).resolve() for d in run_dirs]
+    dirs = [record.run_path(d) for d in run_dirs]
     if len(dirs) < 2:
         raise ValueError(
             f"A comparison needs at least two runs. Received: runs={[str(d) for d in run_dirs]!r}"
@@ -510,40 +462,3 @@ def _run_colors(n: int) -> list[str]:
     from trainrun.runs.report._chart import PALETTE
 
     return [PALETTE[i % len(PALETTE)] for i in range(n)]
-
-
-def _identifier(name: str) -> str:
-    return re.sub(r"\W+", "_", str(name)).strip("_")
-
-
-def folder_listing(runs_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows like ``ls_runs()`` gives, read straight from the folders, newest first.
-
-    Used only where ``trainrun.runs.store`` is not installed; a corrupt run is skipped.
-    """
-    rows = []
-    for path in reversed(_run_folders(Path(runs_dir))):
-        try:
-            run = record.read_run(path)
-        except (OSError, ValueError):
-            continue
-        row: dict[str, Any] = {
-            "run_dir": run["run_dir"],
-            "id": run["id"],
-            "status": run["status"],
-            "start": run.get("start"),
-            "end": run.get("end"),
-            "duration": run.get("duration"),
-            "script": run.get("script"),
-            "exit_code": run.get("exit_code"),
-        }
-        for prefix, values in (
-            ("tag_", run.get("tags") or {}),
-            ("flag_", run.get("flags") or {}),
-            ("metric_", run.get("metrics") or {}),
-            ("eval_", run.get("evaluation") or {}),
-        ):
-            for key, value in values.items():
-                row[prefix + _identifier(key)] = value
-        rows.append(row)
-    return rows

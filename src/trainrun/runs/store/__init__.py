@@ -19,6 +19,7 @@ import difflib
 import fnmatch
 import os
 import shutil
+import stat
 import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,7 +34,6 @@ from trainrun.runs.store._index import (
     RunRecordWarning,
     load_ids,
     load_table,
-    run_folders,
 )
 
 if TYPE_CHECKING:
@@ -179,65 +179,15 @@ def get_run_dir(run: RunRef, runs_dir: PathLike = "runs") -> Path:
 
     An integer counts from the latest run (0 = latest, 1 = the one before).
     A plain name is looked up inside ``runs_dir`` only; it cannot reach outside it.
-    Raises RunNotFoundError (also a FileNotFoundError) naming the nearest ids.
+    A path must lead to a run folder (one holding run.json or another file
+    trainrun writes), not to any folder. Raises RunNotFoundError (also a
+    FileNotFoundError) naming the nearest ids. The rules live in
+    ``trainrun.runs.record`` (``resolve_run``).
 
     >>> get_run_dir(0, "runs")                     # doctest: +SKIP
     PosixPath('/home/me/project/runs/2026-11-27T10-15-42Z')
     """
-    runs_path = Path(runs_dir)
-    if hasattr(run, "get") and not isinstance(
-        run, (str, bytes)
-    ):  # a record dict or a DataFrame row
-        value = run.get("run_dir") or run.get("id")
-        if value is None:
-            raise RunNotFoundError(
-                f"This record names no run: it has no 'run_dir' or 'id'. Received: run={run!r}"
-            )
-        return get_run_dir(value, runs_dir)
-    if isinstance(run, int) and not isinstance(run, bool):
-        if run < 0:
-            raise RunNotFoundError(
-                f"A run index counts from the latest run: 0, 1, 2... Received: run={run}"
-            )
-        ids = _ids_newest_first(runs_path)
-        if run >= len(ids):
-            raise RunNotFoundError(
-                f"There are {len(ids)} runs in {runs_path}, so there is no run number {run} "
-                f"(0 is the latest). Received: run={run}"
-            )
-        return (runs_path / ids[run]).resolve()
-    if not isinstance(run, (str, os.PathLike)):
-        raise RunNotFoundError(
-            f"A run is named by its id, its folder, an index (0 = latest) or a row of ls_runs(). Received: run={run!r}"
-        )
-    text = os.fspath(run)
-    if os.sep in text or "/" in text or os.path.isabs(text):
-        path = Path(text)
-        if path.is_dir():
-            return path.resolve()
-        raise RunNotFoundError(
-            f"No run folder at {text}: the path does not exist or is not a folder. Received: run={text!r}"
-        )
-    if text in ("", ".", "..") or text.startswith("."):
-        raise RunNotFoundError(f"{text!r} is not a run id. Received: run={text!r}")
-    path = runs_path / text
-    if path.is_dir() and text != ARCHIVE_DIR:
-        return path.resolve()
-    names = run_folders(os.fspath(runs_path))
-    matches = [n for n in names if n.startswith(text)]
-    if len(matches) == 1:
-        return (runs_path / matches[0]).resolve()
-    if len(matches) > 1:
-        shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
-        raise RunNotFoundError(
-            f"{len(matches)} runs in {runs_path} start with {text!r}: {shown}. Give more of the id. Received: run={text!r}"
-        )
-    close = difflib.get_close_matches(text, names, n=3, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    where = f"{runs_path}" if runs_path.is_dir() else f"{runs_path} (the folder does not exist)"
-    raise RunNotFoundError(
-        f"No run {text!r} in {where}.{hint} List the runs with `trainrun ls --runs-dir {runs_path}`. Received: run={text!r}"
-    )
+    return record.resolve_run(run, runs_dir, newest_first=_ids_newest_first)
 
 
 def _ids_newest_first(runs_dir: Path) -> list[str]:
@@ -270,25 +220,31 @@ def latest_run(runs_dir: PathLike = "runs") -> dict[str, Any]:
 # ---------------------------------------------------------------- archive, purge, copy
 
 
-def _run_dirs(runs: Any, runs_dir: PathLike, *, where: str = "runs") -> list[Path]:
-    """Many runs as folders: None (all), an ls_runs() DataFrame, or one or a list of runs."""
-    base = Path(runs_dir) / ARCHIVE_DIR if where == "archive" else Path(runs_dir)
-    if runs is None:
-        return [(base / n).resolve() for n in run_folders(os.fspath(base))]
+def _refs(runs: Any) -> list[Any]:
+    """One run, a list of runs, or an ls_runs() DataFrame as a list of references."""
     if hasattr(runs, "columns") and hasattr(runs, "iterrows"):  # a DataFrame
         if "run_dir" in runs.columns:
-            refs: list[Any] = runs["run_dir"].tolist()
-        elif "id" in runs.columns:
-            refs = runs["id"].tolist()
-        else:
-            raise RunNotFoundError(
-                "The runs table has neither a 'run_dir' nor an 'id' column to name its runs."
-            )
-    elif isinstance(runs, (str, os.PathLike, int, Mapping)) or hasattr(runs, "get"):
-        refs = [runs]
-    else:
-        refs = list(runs)
-    return [get_run_dir(r, base) for r in refs]
+            return list(runs["run_dir"].tolist())
+        if "id" in runs.columns:
+            return list(runs["id"].tolist())
+        raise RunNotFoundError(
+            "The runs table has neither a 'run_dir' nor an 'id' column to name its runs."
+        )
+    if isinstance(runs, (str, os.PathLike, int, Mapping)) or hasattr(runs, "get"):
+        return [runs]
+    return list(runs)
+
+
+def _run_dirs(runs: Any, runs_dir: PathLike, *, where: str = "runs") -> list[Path]:
+    """Many runs as folders directly inside ``runs_dir`` (or its archive): None (all), an
+    ls_runs() DataFrame, or one or a list of runs. Anything else is refused before any
+    run is touched."""
+    base = Path(runs_dir) / ARCHIVE_DIR if where == "archive" else Path(runs_dir)
+    if runs is None:
+        root = base.resolve()
+        return [root / n for n in record.run_folder_names(base)]
+    newest_first = _ids_newest_first if where == "runs" else None
+    return [record.run_inside(r, base, newest_first=newest_first) for r in _refs(runs)]
 
 
 def _is_running(path: Path) -> bool:
@@ -349,13 +305,11 @@ def clean_runs(
     ):
         return []
     moved = []
+    archive = Path(runs_dir).resolve() / ARCHIVE_DIR
     for path in paths:
-        if path.parent.name == ARCHIVE_DIR:
-            continue  # already archived
-        archive = path.parent / ARCHIVE_DIR
         archive.mkdir(exist_ok=True)
         target = _free_name(archive, path.name)
-        os.rename(path, target)
+        os.rename(path, target)  # a run folder that is a link moves as the link
         moved.append(target)
     return moved
 
@@ -370,8 +324,6 @@ def restore_runs(runs: Any = None, runs_dir: PathLike = "runs") -> list[Path]:
     """
     restored = []
     for path in _run_dirs(runs, runs_dir, where="archive"):
-        if path.parent.name != ARCHIVE_DIR:
-            continue  # not archived
         target = path.parent.parent / path.name
         if target.exists():
             raise RunRecordError(
@@ -395,32 +347,36 @@ def purge_runs(runs: Any = None, runs_dir: PathLike = "runs", *, confirm: bool =
     if runs is None:
         paths = _run_dirs(None, runs_dir, where="archive")
     else:
-        refs = runs["run_dir"].tolist() if hasattr(runs, "columns") else runs
-        if isinstance(refs, (str, os.PathLike, int)) or hasattr(refs, "get"):
-            refs = [refs]
-        paths = []
-        archive = Path(runs_dir) / ARCHIVE_DIR
-        for ref in refs:
-            # an exact id wins over a prefix match in either place: "…Z" must not
-            # delete an archived "…Z-2"
-            exact = [
-                d / ref
-                for d in (archive, Path(runs_dir))
-                if isinstance(ref, str) and "/" not in ref and (d / ref).is_dir()
-            ]
-            if exact:
-                paths.append(exact[0].resolve())
-                continue
-            try:
-                paths.append(get_run_dir(ref, archive))
-            except RunNotFoundError:
-                paths.append(get_run_dir(ref, runs_dir))
+        paths = [_purge_target(ref, runs_dir) for ref in _refs(runs)]
     paths = _without_running(paths, "deleting")
     if not paths or not _confirm(f"Delete {len(paths)} run(s) permanently?", confirm, "purge_runs"):
         return []
     for path in paths:
-        shutil.rmtree(path)
+        _delete(path)
     return [p.name for p in paths]
+
+
+def _purge_target(ref: Any, runs_dir: PathLike) -> Path:
+    """The run ``ref`` names, in the archive first, then in ``runs_dir``; never elsewhere."""
+    archive = Path(runs_dir) / ARCHIVE_DIR
+    # an exact id wins over a prefix match in either place: "…Z" must not
+    # delete an archived "…Z-2"
+    if isinstance(ref, str):
+        for folder in (archive, Path(runs_dir)):
+            if record.run_by_name(folder, ref) is not None:
+                return folder.resolve() / ref
+    try:
+        return record.run_inside(ref, archive)
+    except RunNotFoundError:
+        return record.run_inside(ref, runs_dir, newest_first=_ids_newest_first)
+
+
+def _delete(path: Path) -> None:
+    """Delete a run folder; one that is a link is removed as the link, its target untouched."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path)  # rmtree removes links inside the folder, never what they point to
 
 
 def copy_run(
@@ -430,6 +386,9 @@ def copy_run(
 
     The copy is made under a hidden temporary name and renamed when complete,
     so a half copy never looks like a run. FileExistsError if the target exists.
+    Only what lies inside the run is copied: regular files and folders, and links
+    whose target stays inside the run (as links). A link that leads outside the
+    run, a FIFO, a device or a socket is skipped, and named in a RunRecordWarning.
 
     >>> copy_run(0, "shared_runs", runs_dir="runs")  # doctest: +SKIP
     PosixPath('shared_runs/2026-11-27T10-15-42Z')
@@ -443,17 +402,56 @@ def copy_run(
     parent = Path(to)
     parent.mkdir(parents=True, exist_ok=True)
     target = parent / name
-    if target.exists():
+    if target.exists() or target.is_symlink():
         raise FileExistsError(
             f"Cannot copy {source.name} to {target}: it already exists. Pass rename= or remove it."
         )
     tmp = parent / f".{name}.copying-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    if tmp.exists() or tmp.is_symlink():
+        _delete(tmp)
     try:
-        shutil.copytree(source, tmp, symlinks=True)
+        skipped = _copy_inside(source, tmp)
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (
+            f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
+        )
+        warnings.warn(
+            f"Copied {source.name} to {target} without {len(skipped)} entry(ies) that are not "
+            f"files inside the run: {shown}.",
+            RunRecordWarning,
+            stacklevel=2,
+        )
     return target
+
+
+def _copy_inside(source: Path, dest: Path) -> list[str]:
+    """Copy the run folder ``source`` to ``dest`` (new); returns what was skipped, with why."""
+    real = os.path.realpath(source)  # the run itself may be reached through a link
+    dest.mkdir()
+    skipped = []
+    for dirpath, dirnames, filenames in os.walk(real):  # os.walk never enters linked folders
+        rel = os.path.relpath(dirpath, real)
+        out = dest if rel == "." else dest / rel
+        for name in sorted(dirnames + filenames):
+            src = os.path.join(dirpath, name)
+            where = name if rel == "." else f"{rel}/{name}"
+            st = os.lstat(src)
+            if stat.S_ISDIR(st.st_mode):
+                (out / name).mkdir()
+            elif stat.S_ISREG(st.st_mode):
+                shutil.copy2(src, out / name, follow_symlinks=False)
+            elif stat.S_ISLNK(st.st_mode):
+                text = os.readlink(src)
+                resolved = os.path.realpath(os.path.join(dirpath, text))
+                if resolved == real or resolved.startswith(real + os.sep):
+                    # kept as a link, relative, so that it points inside the copy
+                    os.symlink(os.path.relpath(resolved, dirpath), out / name)
+                else:
+                    skipped.append(f"{where} (a link to {text}, outside the run)")
+            else:
+                skipped.append(f"{where} (not a regular file)")
+    return skipped

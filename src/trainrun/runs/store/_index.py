@@ -43,16 +43,14 @@ longer matches.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import os
-import re
 import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -79,21 +77,21 @@ log = logging.getLogger("trainrun.runs")
 # runs folder's time, which tells a listing whether runs were added or removed.
 INDEX_DIR = ".trainrun"
 INDEX_FILE = f"{INDEX_DIR}/index.sqlite"
-ARCHIVE_DIR = "archive"
+ARCHIVE_DIR = record.ARCHIVE_DIR
 SCHEMA_VERSION = "1"
 #: times this close to "now" are not trusted (see the module docstring)
 RACY_NS = 2_000_000_000
 #: how long a listing waits for another process's index write before reading the folders
 BUSY_TIMEOUT_S = 10.0
-#: a folder without run.json this young is a run being set up, not a killed one
-STARTING_S = 30.0
 BASE_COLUMNS = ("run_dir", "id", "status", "start", "end", "duration", "script", "exit_code")
 GROUPS = ("tag_", "flag_", "metric_", "eval_")
 _BASE_SQL = ("status", "start", "end", "duration", "script", "exit_code")
 _NAT = -(2**63)  # numpy's NaT as int64: start/end missing
+#: the ``corrupt`` column of a folder that is not a run (kept so that it is not read again
+#: until it changes; never listed); 1 is a run whose run.json cannot be read
+_NOT_RUN = 2
 # newest first, as ls_runs shows them by default (NaT, the smallest integer, sorts last)
 _NEWEST = f"ifnull(start, {_NAT}) DESC, id DESC"
-_NOT_NAME = re.compile(r"[^0-9A-Za-z_]+")
 
 
 #: the last table built per runs folder in this process
@@ -115,78 +113,26 @@ class RunRecordWarning(UserWarning):
     """A run folder that could not be read fully; the listing skipped it or part of it."""
 
 
-@functools.lru_cache(maxsize=4096)  # the same few names recur in every run
-def sanitize(name: str) -> str:
-    """A metric or flag name as a column identifier: ``"label/mean"`` -> ``"label_mean"``."""
-    return _NOT_NAME.sub("_", str(name)).strip("_") or "value"
-
-
-def run_folders(runs_dir: str) -> list[str]:
-    """Names of the run folders in ``runs_dir``: subfolders, hidden ones and the archive excepted."""
-    try:
-        with os.scandir(runs_dir) as it:
-            names = [
-                e.name for e in it if e.name[0] != "." and e.name != ARCHIVE_DIR and e.is_dir()
-            ]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    names.sort()
-    return names
+sanitize = record.column_suffix
+#: the folders a listing looks at (record owns the rule; read_row drops non-runs)
+run_folders = record.candidate_names
 
 
 # ---------------------------------------------------------------- reading one run
 
 
-#: os.open flags for reading a record file (no fd leaks into the user's child processes)
-_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-_CHUNK = 1 << 16
-
-
-def _read_bytes(path: str) -> bytes:
-    """A whole file through os.open/os.read: half the CPU of open().read() for small files.
-
-    A cold rebuild reads 40,000 files of a few hundred bytes; the io objects that
-    open() builds around each one cost more than the read itself.
-    """
-    fd = os.open(path, _O_READ)
-    try:
-        data = os.read(fd, _CHUNK)
-        if len(data) < _CHUNK:
-            return data
-        chunks = [data]
-        while data:
-            data = os.read(fd, _CHUNK)
-            chunks.append(data)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def _load_json(path: str, problems: list[str] | None) -> Any:
     """record.read_json's rules with plain strings (a bulk rebuild reads 40,000 files)."""
     try:
-        text = _read_bytes(path)
+        value = record.parse_json(record.read_bytes(path), path, short=problems is not None)
     except FileNotFoundError:
         return None
-    except OSError as exc:
+    except (RunRecordError, OSError) as exc:
         if problems is None:
+            if isinstance(exc, RunRecordError):
+                raise
             raise RunRecordError(f"Could not read {path}: {exc}") from exc
-        problems.append(f"could not read {os.path.basename(path)}: {exc}")
-        return None
-    try:
-        value = json.loads(text.decode("utf-8"))
-    except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes not UTF-8
-        why = (
-            f"{exc.msg} at line {exc.lineno}"
-            if isinstance(exc, json.JSONDecodeError)
-            else "not UTF-8"
-        )
-        if problems is None:
-            raise RunRecordError(
-                f"The run record file {path} is not valid JSON ({why}); it may have been edited "
-                "by hand or written by a crashed process: fix or delete the file."
-            ) from exc
-        problems.append(f"{os.path.basename(path)} is not valid JSON ({why})")
+        problems.append(str(exc))
         return None
     if not isinstance(value, dict):
         if problems is None:
@@ -211,26 +157,40 @@ def _epoch_us(value: Any) -> int | None:
 
 
 def _scalar(value: Any) -> Any:
+    """A value as the index stores it: NaN as None (SQLite would), an integer beyond
+    SQLite's 64 bits as a float (or, beyond a float, as its text)."""
     kind = type(value)  # exact types first: called for every value of every run
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str or kind is bool or value is None:
         return value
+    if kind is int:
+        return value if _INT64_MIN <= value <= _INT64_MAX else _big_int(value)
     if kind is float:
-        return value if math.isfinite(value) else None
-    if isinstance(value, (bool, int, str)):
-        return value
+        return None if value != value else value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return _scalar(int(value))
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return _scalar(float(value))
     return record.dumps(value)  # lists and mappings are shown as their JSON text
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _big_int(value: int) -> float | str:
+    try:
+        return float(value)
+    except OverflowError:
+        return str(value)
 
 
 @functools.lru_cache(maxsize=8192)
 def _column(prefix: str, key: str) -> str:
-    """``prefix + sanitize(key)``, cached: the same names recur in every run."""
-    return prefix + sanitize(key)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """``prefix + record.column_suffix(key)``, cached: the same names recur in every run."""
+    return prefix + record.column_suffix(key)
 
 
 def _number(value: Any) -> float | None:
@@ -245,30 +205,20 @@ _NOT_METRICS = ("step", "time", "epoch")
 def _last_metrics(path: str, problems: list[str]) -> dict[str, Any]:
     """record.last_metrics(record.read_metrics(...)), parsing the whole file in one call."""
     try:
-        text = _read_bytes(path).decode("utf-8", errors="replace")
+        history = record.parse_metrics(record.read_bytes(path, record.METRICS_LIMIT))
     except FileNotFoundError:
         return {}
-    except OSError as exc:
-        problems.append(f"could not read {os.path.basename(path)}: {exc}")
+    except OSError as exc:  # NotRegularFileError is one too
+        problems.append(str(exc))
         return {}
-    lines = [line for line in text.splitlines() if line.strip()]
-    try:
-        history = json.loads("[" + ",".join(lines) + "]")
-    except json.JSONDecodeError:
-        # a truncated last line (a killed run): parse line by line, skipping what does not parse
-        history = []
-        for line in lines:
-            try:
-                history.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+    except RunRecordError as exc:
+        problems.append(str(exc))
+        return {}
     # Fast path: dict.update runs in C. Where the merged value of every key is not
     # None it is that key's last value, and the last non-null one, as last_metrics
     # wants; a None anywhere (a metric logged as null last) takes the exact loop.
     last: dict[str, Any] = {}
-    for rec in history:
-        if type(rec) is not dict:  # a line that is not an object is skipped, as read_metrics does
-            return record.last_metrics(h for h in history if isinstance(h, dict))
+    for rec in history:  # parse_metrics keeps objects only
         last.update(rec)
     if None in last.values():
         return record.last_metrics(history)
@@ -289,16 +239,15 @@ def read_row(run_dir: str, name: str, now: float | None = None) -> dict[str, Any
     run = _load_json(path + os.sep + record.RUN_FILE, None)
     problems: list[str] = []
     if run is None:
-        try:
-            age = (now or time.time()) - os.stat(path).st_mtime
-        except FileNotFoundError:
-            age = math.inf
-        # the launcher makes the folder, then writes run.json: a young empty folder is starting
-        run = {"status": "running" if age < STARTING_S else "killed"}
-        if age >= STARTING_S:
+        if not record.is_run_folder(path):
+            # a stray folder (data/, an empty folder): never a run, never listed
+            return {"id": name, "status": None, "not_run": True, "extra": {}, "problem": None}
+        status = record.starting_or_killed(path, now)
+        run = {}
+        if status == "killed":
             problems.append(f"{record.RUN_FILE} is missing")
-        status = run["status"]
     else:
+        run = record.check_run_fields(run, problems)
         status = record.resolve_status(run)
     row: dict[str, Any] = {
         "id": name,
@@ -306,22 +255,19 @@ def read_row(run_dir: str, name: str, now: float | None = None) -> dict[str, Any
         "start": _epoch_us(run.get("start")),
         "end": _epoch_us(run.get("end")),
         "duration": _number(run.get("duration")),
-        "script": _scalar(run.get("script")),
-        "exit_code": run.get("exit_code") if _is_int(run.get("exit_code")) else None,
-        "host": _scalar(run.get("host")),
-        "pid": run.get("pid") if isinstance(run.get("pid"), int) else None,
-        "pid_start": run.get("pid_start") if isinstance(run.get("pid_start"), int) else None,
+        "script": run.get("script"),
+        "exit_code": run.get("exit_code"),
+        "host": run.get("host"),
+        "pid": run.get("pid"),
+        "pid_start": run.get("pid_start"),
     }
     tags = run.get("tags")
     extra: dict[str, Any] = (
-        {_column("tag_", str(k)): _scalar(v) for k, v in tags.items()}
-        if isinstance(tags, Mapping)
-        else {}
+        {_column("tag_", str(k)): _scalar(v) for k, v in tags.items()} if tags else {}
     )
     flags = _load_json(path + os.sep + record.FLAGS_FILE, problems) or {}
-    values = flags.get("values")
-    if isinstance(values, Mapping):
-        extra.update({_column("flag_", str(k)): _scalar(v) for k, v in values.items()})
+    values, _ = record.check_flags(flags, problems)
+    extra.update({_column("flag_", str(k)): _scalar(v) for k, v in values.items()})
     metrics = _last_metrics(path + os.sep + record.METRICS_FILE, problems)
     extra.update({_column("metric_", k): _scalar(v) for k, v in metrics.items()})
     evaluation = _load_json(path + os.sep + record.EVALUATION_FILE, problems) or {}
@@ -765,7 +711,7 @@ class _Index:
                 extra = row.get("extra", {})
                 keys = tuple(extra)
                 values = [row.get(c) for c in fixed]
-                values[7] = row.get("corrupt", 0)
+                values[7] = _NOT_RUN if row.get("not_run") else row.get("corrupt", 0)
                 values.extend(extra.values())
                 groups.setdefault(keys, []).append(values)
             for keys, batch in groups.items():
@@ -789,7 +735,7 @@ class _Index:
     def _table(self, cols: list[tuple[str, str, str]], rows: list[tuple[Any, ...]]) -> Table:
         table = Table(self.runs_dir)
         good = [r for r in rows if not r[3]]
-        table.skipped = [(r[0], r[2]) for r in rows if r[3]]
+        table.skipped = [(r[0], r[2]) for r in rows if r[3] == 1]
         table.partial = [(r[0], r[2]) for r in good if r[2]]
         n_meta = len(self._META)
         columns = (
@@ -821,9 +767,12 @@ def _scan(runs_dir: str) -> Table:
     now = time.time()
     for name in run_folders(runs_dir):
         try:
-            rows.append(read_row(runs_dir, name, now))
+            row = read_row(runs_dir, name, now)
         except RunRecordError as exc:
             skipped.append((name, str(exc)))
+            continue
+        if not row.get("not_run"):
+            rows.append(row)
     table = Table.from_rows(runs_dir, rows)
     table.skipped = skipped
     return table

@@ -13,8 +13,6 @@
   var count = document.getElementById("run-count");
   var sort = {col: null, dir: 1};
   var selected = new Set();
-  var params = new URLSearchParams(location.search);
-  var filter = params.get("filter") || "";
   var LONG = 60;  // longer cell values are cut, the whole value in the tooltip
 
   function fmtNumber(v) {
@@ -113,7 +111,7 @@
     });
     table.replaceChild(body, tbody);
     tbody = body;
-    count.textContent = listing.runs.length + " shown";
+    count.textContent = listing.runs.length + " shown" + (listing.total !== listing.runs.length ? " of " + listing.total : "");
     var empty = document.getElementById("empty");
     if (empty) empty.hidden = listing.runs.length > 0;
     updateCompare();
@@ -145,15 +143,34 @@
     location.href = dash.root + "compare?runs=" + ids.map(encodeURIComponent).join(",");
   });
 
-  function poll() {
-    var url = dash.root + "api/runs" + (filter ? "?filter=" + encodeURIComponent(filter) : "");
-    fetch(url, {cache: "no-store"}).then(function (r) {
+  function getJSON(path) {
+    return fetch(dash.root + path + (location.search || ""), {cache: "no-store"}).then(function (r) {
       return r.json().then(function (d) { return {ok: r.ok, data: d}; });
-    }).then(function (res) {
-      if (!res.ok) { errorBox.textContent = res.data.error || "error"; errorBox.hidden = false; return; }
-      errorBox.hidden = true;
-      listing = res.data;
-      render();
+    });
+  }
+  function showError(res) {
+    if (!res.ok) { errorBox.textContent = res.data.error || "error"; errorBox.hidden = false; return true; }
+    errorBox.hidden = true;
+    return false;
+  }
+  // the poll asks for this page's ids and statuses alone; the page's rows are fetched
+  // again only when one of them changed (a run ended, a run started)
+  function unchanged(statuses) {
+    if (statuses.total !== listing.total || statuses.runs.length !== listing.runs.length) return false;
+    for (var i = 0; i < statuses.runs.length; i++) {
+      var row = listing.runs[i];
+      if (row.id !== statuses.runs[i][0] || row.status !== statuses.runs[i][1]) return false;
+    }
+    return true;
+  }
+  function poll() {
+    getJSON("api/statuses").then(function (res) {
+      if (showError(res) || unchanged(res.data)) return null;
+      return getJSON("api/runs").then(function (full) {
+        if (showError(full)) return;
+        listing = full.data;
+        render();
+      });
     }).catch(function () { /* the server may be restarting: try again at the next tick */ });
   }
 
