@@ -123,7 +123,8 @@ def test_identity_ids_default_and_errors():
     assert value_of(encode([col], {"i": [0, 3, 2]}), "i").tolist() == [0, 3, 2]
     assert value_of(encode([col], {"i": [1.0, np.nan]}), "i").tolist() == [1, -1]
     with_default = categorical_column_with_identity("i", 4, default_value=0)
-    assert value_of(encode([with_default], {"i": [5, -1, 2]}), "i").tolist() == [0, 0, 2]
+    # -1 is padding (no id), as in tf; other out-of-range values take default_value.
+    assert value_of(encode([with_default], {"i": [5, -1, 2]}), "i").tolist() == [0, -1, 2]
     with pytest.raises(FeatureColumnError, match=r"outside \[0, 4\).*default_value.*i\[..\]=7"):
         encode([col], {"i": [1, 7]})
     with pytest.raises(FeatureColumnError, match="integer values"):

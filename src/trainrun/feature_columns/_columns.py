@@ -380,10 +380,11 @@ def _make_vocab_column(key, vocab, dtype, default_value, num_oov_buckets, file=N
             f"Column '{key}': give either num_oov_buckets or default_value, not both. "
             f"Received: num_oov_buckets={num_oov_buckets}, default_value={default_value}"
         )
-    if not -1 <= default_value < len(vocab):
+    if default_value >= len(vocab):
+        # tf allows any negative id (each means "no value", as -1 does here).
         raise FeatureColumnError(
-            f"Column '{key}': default_value must be -1 or an id in [0, {len(vocab)}). "
-            f"Received: default_value={default_value}"
+            f"Column '{key}': default_value must be an id in [0, {len(vocab)}) or negative "
+            f"(no value). Received: default_value={default_value}"
         )
     return VocabularyColumn(key, vocab, dtype, default_value, num_oov_buckets, file)
 
@@ -608,7 +609,7 @@ class CrossedColumn(CategoricalColumn):
 
     @property
     def name(self) -> str:
-        return "_X_".join(k if isinstance(k, str) else k.name for k in self.keys)
+        return _crossed_name(self.keys)
 
     @property
     def num_buckets(self) -> int:  # type: ignore[override]
@@ -630,13 +631,29 @@ class CrossedColumn(CategoricalColumn):
         }
 
 
+def _crossed_name(keys: Sequence[Any]) -> str:
+    """tf's name of a cross: its leaf keys' names (nested crosses flattened), sorted."""
+    leaves: list[str] = []
+    for k in keys:
+        if isinstance(k, str):
+            leaves.append(k)
+        elif isinstance(k, CrossedColumn):
+            leaves.extend(_crossed_name(k.keys).split("_X_"))
+        else:
+            leaves.append(k.name)
+    return "_X_".join(sorted(leaves))
+
+
 def crossed_column(
     keys: Sequence[str | CategoricalColumn], hash_bucket_size: int, hash_key: int | None = None
 ) -> CrossedColumn:
     """Crosses two or more features: a raw key (hashed as text) or a categorical column
     (vocabulary, identity, hash bucket, bucketized, crossed).
 
-    >>> crossed_column(["contract", "internet_service"], 1000).name
+    The name joins the crossed names with ``_X_`` in sorted order, as tf's does (the
+    order of ``keys`` still decides the hashing).
+
+    >>> crossed_column(["internet_service", "contract"], 1000).name
     'contract_X_internet_service'
     """
     if isinstance(keys, (str, bytes)) or not isinstance(keys, Sequence) or len(keys) < 2:
@@ -660,7 +677,7 @@ def crossed_column(
                 "crossed_column() keys must be raw keys (str) or categorical columns. "
                 f"Received: {type(k).__name__} {getattr(k, 'name', k)!r}"
             )
-    name = "_X_".join(k if isinstance(k, str) else k.name for k in items)
+    name = _crossed_name(items)
     size = _check_positive_int(hash_bucket_size, "hash_bucket_size", name)
     if hash_key is not None and (
         isinstance(hash_key, bool) or not isinstance(hash_key, numbers.Integral)

@@ -291,6 +291,7 @@ def _texts(uniques: np.ndarray) -> np.ndarray:
 
 
 def _vocab_ids(col: VocabularyColumn, uniques: np.ndarray) -> np.ndarray:
+    padding = None
     if col.dtype == "string":
         ids = pd.Index(np.asarray(col.vocabulary, dtype=object)).get_indexer(_texts(uniques))
     else:
@@ -298,6 +299,7 @@ def _vocab_ids(col: VocabularyColumn, uniques: np.ndarray) -> np.ndarray:
         ids = pd.Index(np.asarray(col.vocabulary, dtype=np.int64)).get_indexer(
             nums.to_numpy(dtype=np.float64)
         )
+        padding = nums.to_numpy(dtype=np.float64) == -1  # -1 in integer input: padding, as tf
     ids = ids.astype(np.int64)
     unseen = ids < 0
     if unseen.any():
@@ -306,7 +308,9 @@ def _vocab_ids(col: VocabularyColumn, uniques: np.ndarray) -> np.ndarray:
             oov = (h % np.uint64(col.num_oov_buckets)).astype(np.int64)
             ids[unseen] = len(col.vocabulary) + oov
         else:
-            ids[unseen] = col.default_value
+            ids[unseen] = max(col.default_value, -1)  # any negative default: no value
+    if padding is not None:
+        ids[padding] = -1
     return ids
 
 
@@ -322,7 +326,8 @@ def _integers(uniques: np.ndarray, key: str, what: str) -> np.ndarray:
 
 def _identity_ids(col: IdentityColumn, uniques: np.ndarray) -> np.ndarray:
     vals = _integers(uniques, col.key, "Identity column")
-    out_of_range = (vals < 0) | (vals >= col.num_buckets)
+    padding = vals == -1  # -1 in integer input is padding (no id), as in tf
+    out_of_range = ((vals < 0) | (vals >= col.num_buckets)) & ~padding
     if out_of_range.any():
         if col.default_value is None:
             raise FeatureColumnError(
@@ -332,7 +337,7 @@ def _identity_ids(col: IdentityColumn, uniques: np.ndarray) -> np.ndarray:
                 f"Received: {col.key}[..]={int(vals[out_of_range][0])}"
             )
         vals = np.where(out_of_range, col.default_value, vals)
-    return vals
+    return np.where(padding, -1, vals)
 
 
 def _hash_ids(col: HashBucketColumn, uniques: np.ndarray) -> np.ndarray:
