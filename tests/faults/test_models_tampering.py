@@ -405,3 +405,20 @@ def test_an_untouched_export_still_loads_and_predicts(export_dir: Path, pristine
         .to_numpy()
     )
     np.testing.assert_allclose(out["logits"].to_numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("damaged", ["spec.json", "model.safetensors"])
+def test_warm_starting_from_a_damaged_export_is_a_model_dir_error(
+    export_dir: Path, tmp_path: Path, damaged: str
+) -> None:
+    (export_dir / damaged).write_bytes(b"\x00garbage")
+    est = trainrun.DNNClassifier(
+        hidden_units=[8],
+        feature_columns=COLUMNS,
+        model_dir=tmp_path / "fresh",
+        warm_start_from=export_dir,
+        config=QUIET,
+    )
+    with pytest.raises(ModelDirError, match=damaged) as info:
+        est.train(trainrun.input_fn(FRAME, response="y"), steps=1)
+    assert "is not" in str(info.value)  # not valid JSON / not a readable safetensors file

@@ -131,13 +131,11 @@ def _words(vocab: Any) -> list[str] | None:
 
 def read_source(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(weights, meta) of a model directory, checkpoint or export; meta may be None."""
-    from safetensors.torch import load_file
-
-    from trainrun.model_dir._json import read_json
     from trainrun.model_dir.checkpoints import load_checkpoint
+    from trainrun.model_dir.export import read_export_files
 
     if (path / "spec.json").exists() and (path / "model.safetensors").exists():
-        return load_file(str(path / "model.safetensors")), read_json(path / "spec.json")
+        return read_export_files(path)  # checked: a damaged export is a ModelDirError
     if path.exists():
         try:
             ckpt = load_checkpoint(path)

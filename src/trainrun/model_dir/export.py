@@ -28,7 +28,13 @@ from trainrun.model_dir._checks import (
 )
 from trainrun.model_dir._json import write_json
 
-__all__ = ["ExportedModel", "export_model", "load_exported", "predictions_to_frame"]
+__all__ = [
+    "ExportedModel",
+    "export_model",
+    "load_exported",
+    "predictions_to_frame",
+    "read_export_files",
+]
 
 EXPORT_FORMAT = "trainrun.export/1"
 SPEC_FILE = "spec.json"
@@ -156,13 +162,7 @@ def load_exported(
             "Create one with estimator.export(path)."
         )
     what = "The export spec"
-    spec = read_json_file(inside(path, spec_path, what), what)
-    fmt = require(spec, "format", str, spec_path, what)
-    if fmt != EXPORT_FORMAT:
-        raise ModelDirError(
-            f"{spec_path} has format {fmt!r}; this trainrun reads {EXPORT_FORMAT!r}."
-        )
-    state = read_tensors(inside(path, weights_path, "The export's weights"), "The export's weights")
+    state, spec = read_export_files(path)
     columns, head, transform = _spec_parts(spec, spec_path, normalizers)
     net_config = require(spec, "network", dict, spec_path, what)
     check_sizes(net_config, sum(t.numel() for t in state.values()), spec_path, what, "network")
@@ -175,6 +175,20 @@ def load_exported(
     network.load_state_dict(state)
     network.eval()
     return ExportedModel(spec, network, head, transform, path)
+
+
+def read_export_files(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(weights, spec) of the export in ``path``, both checked (ModelDirError naming the file)."""
+    spec_path, what = path / SPEC_FILE, "The export spec"
+    spec = read_json_file(inside(path, spec_path, what), what)
+    fmt = require(spec, "format", str, spec_path, what)
+    if fmt != EXPORT_FORMAT:
+        raise ModelDirError(
+            f"{spec_path} has format {fmt!r}; this trainrun reads {EXPORT_FORMAT!r}."
+        )
+    weights = path / WEIGHTS_FILE
+    state = read_tensors(inside(path, weights, "The export's weights"), "The export's weights")
+    return state, spec
 
 
 def _spec_parts(
