@@ -17,9 +17,15 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+# `import trainrun.estimators` without torch names the extra to install (trainrun._extras)
+from trainrun._extras import install_finder as _install_finder  # noqa: E402
+
+_install_finder()
+
 # public name -> module that defines it. One place; `__all__` is derived from it.
 _EXPORTS: dict[str, str] = {
     # errors
+    "ArtifactError": "trainrun.exceptions",
     "FeatureColumnError": "trainrun.exceptions",
     "FilterError": "trainrun.exceptions",
     "FlagError": "trainrun.exceptions",
@@ -45,6 +51,8 @@ _EXPORTS: dict[str, str] = {
     "view_run": "trainrun.runs.report",
     # flags, the active run, training_run (runs-launch)
     "artifacts_dir": "trainrun.runs.active",
+    "log_artifact": "trainrun.runs.artifacts",
+    "log_model": "trainrun.runs.artifacts",
     "flag_boolean": "trainrun.runs.flags",
     "flag_integer": "trainrun.runs.flags",
     "flag_numeric": "trainrun.runs.flags",

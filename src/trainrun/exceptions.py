@@ -14,7 +14,8 @@ exception users already catch::
     ├── NotTrainedError ...... RuntimeError        evaluate/predict/export before train
     ├── NanLossError ......... FloatingPointError  training diverged: the loss became NaN or infinite
     ├── TuningError .......... RuntimeError        a tuning that cannot go on
-    └── MissingExtraError .... ImportError         an optional extra (ray, optuna) not installed
+    ├── ArtifactError ........ ValueError          log_artifact / log_model given a bad path, name or model
+    └── MissingExtraError .... ImportError         an optional extra (estimators, board, ray...) not installed
 
 Messages say what happened, what was expected and how to fix it, and end
 with the value received.
@@ -23,6 +24,7 @@ with the value received.
 from __future__ import annotations
 
 __all__ = [
+    "ArtifactError",
     "FeatureColumnError",
     "FilterError",
     "FlagError",
@@ -82,13 +84,17 @@ class TuningError(TrainrunError, RuntimeError):
     """A tuning could not be started or continued."""
 
 
+class ArtifactError(TrainrunError, ValueError):
+    """A file, name or model that log_artifact / log_model cannot keep with a run."""
+
+
 class MissingExtraError(TrainrunError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
-    def __init__(self, package: str, extra: str, feature: str) -> None:
+    def __init__(self, package: str, extra: str, feature: str, hint: str = "") -> None:
         super().__init__(
             f"{feature} needs the optional package '{package}', which is not installed. "
-            f"Install it with: pip install 'trainrun[{extra}]'"
+            f"Install it with: pip install 'trainrun[{extra}]'{hint}"
         )
         self.package = package
         self.extra = extra

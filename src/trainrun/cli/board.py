@@ -42,9 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _board(args: argparse.Namespace) -> int:
     import tempfile
 
+    from trainrun._extras import missing
     from trainrun.exceptions import RunNotFoundError
     from trainrun.runs.tensorboard import link_runs, tensorboard_command, write_hparams
 
+    no_tensorboard = missing("tensorboard", "board", "trainrun board")
+    if no_tensorboard is not None:
+        print(f"trainrun board: {no_tensorboard}", file=sys.stderr)
+        return 1
     if not 0 <= args.port <= 65535:
         print(f"trainrun board: --port must be 0 to 65535. Received: {args.port}", file=sys.stderr)
         return 2
