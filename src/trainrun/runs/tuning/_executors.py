@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import signal
 import threading
 import time
@@ -91,8 +90,8 @@ class TuningInterrupted(Exception):
 
 
 def sanitize(name: str) -> str:
-    """A metric name as an ls_runs column suffix: 'label/mean' -> 'label_mean'."""
-    return re.sub(r"[^0-9A-Za-z_]+", "_", str(name)).strip("_")
+    """A metric name as an ls_runs column suffix: 'label/mean' -> 'label_mean' (record's rule)."""
+    return record.column_suffix(name)
 
 
 def flat_values(rec: Mapping[str, Any] | None) -> dict[str, Any]:
