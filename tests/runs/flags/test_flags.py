@@ -20,6 +20,7 @@ from trainrun.runs.flags import (
     flag_integer,
     flag_numeric,
     flag_string,
+    flags,
     parse_flags,
 )
 
@@ -334,3 +335,46 @@ def test_flags_under_pytest_ignores_pytests_argv(monkeypatch):
     monkeypatch.setenv("TRAINRUN_FLAGS", '{"dropuot": 1}')
     with pytest.raises(FlagError, match="Did you mean '--dropout'"):
         flags(dropout=0.2)  # raised, not SystemExit: the host is pytest
+
+
+BOMB = "".join(
+    [
+        'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n',
+        *(
+            f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n"
+            for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+    ]
+)
+
+
+def test_a_yaml_alias_bomb_in_flags_yml_is_refused_quickly(tmp_path):
+    import time
+
+    path = tmp_path / "flags.yml"
+    path.write_text(BOMB)
+    assert len(BOMB) < 400
+    start = time.perf_counter()
+    with pytest.raises(FlagError, match="expands to more than 100,000 values"):
+        parse_flags([{"a": 1}], argv=[], file=path, record=False)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_yaml_merge_keys_in_profiles_still_work(tmp_path):
+    path = tmp_path / "flags.yml"
+    path.write_text("default: &d {a: 2, b: 3}\nbig:\n  <<: *d\n  b: 9\n")
+    assert parse_flags([{"a": 1, "b": 1}], argv=[], file=path, profile="big", record=False) == {
+        "a": 2,
+        "b": 9,
+    }
+
+
+def test_tfruns_argument_names_are_options_not_flags(tmp_path):
+    path = tmp_path / "mine.yml"
+    path.write_text("default: {dropout: 0.3}\nbig: {dropout: 0.5}\n")
+    got = flags(dropout=0.1, file=str(path), config="big", arguments=["--units", "3"], units=1)
+    assert dict(got) == {"dropout": 0.5, "units": 3}
+    assert "file" not in got and "config" not in got
+    assert dict(flags(dropout=0.1, file=False, arguments=[])) == {"dropout": 0.1}
+    with pytest.raises(FlagError, match=r"arguments=\.\.\.\) takes a list"):
+        flags(dropout=0.1, arguments="--dropout 0.2")

@@ -97,11 +97,11 @@ def test_failing_script(tmp_path):
     assert "starting" in (Path(run["run_dir"]) / "output.log").read_text(encoding="utf-8")
 
 
-def test_bad_flag_override_fails_the_run_with_the_message(tmp_path):
+def test_bad_flag_override_is_refused_before_any_folder_exists(tmp_path):
     script = write(tmp_path, "train.py", TRAIN)
-    run = training_run(script, flags={"dropuot": 0.1}, runs_dir=tmp_path / "runs", echo=False)
-    assert run["status"] == "failed" and run["exit_code"] == 2
-    assert "Unknown flag 'dropuot'" in run["error"] and "--dropout" in run["error"]
+    with pytest.raises(FlagError, match="Unknown flag 'dropuot'.*Did you mean 'dropout'"):
+        training_run(script, flags={"dropuot": 0.1}, runs_dir=tmp_path / "runs", echo=False)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_exit_code_130_is_interrupted(tmp_path):
@@ -164,13 +164,20 @@ def test_args_reach_the_script(tmp_path):
     assert rest == ["in.csv", "--", "$(x)"] and lr == 0.5
 
 
-def test_script_without_flags_gets_overrides_listed(tmp_path):
+def test_script_without_flags_refuses_overrides_unless_unchecked(tmp_path):
     script = write(tmp_path, "plain.py", "import sys\nprint(sys.argv[1:])\n")
-    run = training_run(script, flags={"epochs": 3}, runs_dir=tmp_path / "runs", echo=False)
+    with pytest.raises(FlagError, match="plain.py declares no flags"):
+        training_run(script, flags={"epochs": 3}, runs_dir=tmp_path / "runs", echo=False)
+    assert not (tmp_path / "runs").exists()
+    run = training_run(
+        script, flags={"epochs": 3}, runs_dir=tmp_path / "runs", echo=False, check_flags=False
+    )
     assert run["status"] == "completed" and run["flags"] == {"epochs": 3}
     assert "['--epochs=3']" in (Path(run["run_dir"]) / "output.log").read_text()
     # the caller's spelling reaches argv (for the script's own parser); the record is canonical
-    run = training_run(script, flags={"learning-rate": 0.5}, runs_dir=tmp_path / "runs")
+    run = training_run(
+        script, flags={"learning-rate": 0.5}, runs_dir=tmp_path / "runs", check_flags=False
+    )
     assert run["command"][-1] == "--learning-rate=0.5"
     assert run["flags"] == {"learning_rate": 0.5}
 
@@ -198,20 +205,29 @@ def test_nested_run_does_not_inherit_overrides(tmp_path, monkeypatch):
     assert run["status"] == "completed", run["error"]
 
 
-def test_working_folder_is_the_scripts(tmp_path, monkeypatch):
+def test_working_folder_is_the_callers_or_the_scripts_on_request(tmp_path, monkeypatch):
     sub = tmp_path / "proj"
     sub.mkdir()
     write(sub, "flags.yml", "rate: 0.7\n")
+    (sub / "data").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.csv").write_text("caller's data\n")
     script = write(
         sub,
         "cwd.py",
-        "import os\nfrom trainrun import flags\nprint(os.getcwd(), flags(rate=0.1).rate)\n",
+        "import os\nfrom trainrun import flags\nprint(os.getcwd(), flags(rate=0.1).rate)\n"
+        "print(open('data/train.csv').read() if os.path.exists('data/train.csv') else 'none')\n",
     )
     monkeypatch.chdir(tmp_path)
     run = training_run("proj/cwd.py", runs_dir="runs", echo=False)
     assert Path(run["run_dir"]).parent == tmp_path / "runs"  # relative to the caller
-    assert run["script"] == "proj/cwd.py"
-    assert f"{script.parent} 0.7" in (Path(run["run_dir"]) / "output.log").read_text()
+    assert run["script"] == "proj/cwd.py" and run["cwd"] == str(tmp_path)
+    log = (Path(run["run_dir"]) / "output.log").read_text()
+    # as `python proj/cwd.py`: the caller's folder, the flags.yml beside the script
+    assert f"{tmp_path} 0.7" in log and "caller's data" in log
+    run = training_run("proj/cwd.py", runs_dir="runs", echo=False, cwd=sub)
+    log = (Path(run["run_dir"]) / "output.log").read_text()
+    assert f"{sub} 0.7" in log and "none" in log and run["cwd"] == str(sub)
 
 
 def test_source_snapshot_bounds(tmp_path):

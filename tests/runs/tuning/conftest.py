@@ -16,7 +16,8 @@ from trainrun.runs.active import log_metrics, write_evaluation
 FLAGS = flags(x=1.0, fail=False, sleep=0.0, label="a")
 print("started", FLAGS.x, "pid", os.getpid(), flush=True)
 time.sleep(FLAGS.sleep)
-if FLAGS.fail or (FLAGS.x == 3 and os.path.exists("broken")):
+broken = os.path.join(os.path.dirname(os.path.abspath(__file__)), "broken")
+if FLAGS.fail or (FLAGS.x == 3 and os.path.exists(broken)):
     raise RuntimeError(f"boom at x={FLAGS.x}")
 log_metrics(step=1, loss=abs(FLAGS.x - 2))
 write_evaluation(accuracy=1 - abs(FLAGS.x - 2) / 10)

@@ -43,3 +43,28 @@ def test_resume_leaves_live_trials_alone_and_reruns_killed_ones(script, runs_dir
     out = capsys.readouterr().out
     assert "1 running in another process (not started again)" in out
     assert "still running in another process" in out
+
+
+def test_an_undeclared_grid_flag_is_refused_before_any_trial(script, runs_dir):
+    import pytest
+
+    from trainrun.exceptions import FlagError
+
+    with pytest.raises(FlagError, match="Unknown flag 'dropout'"):
+        tuning_run(script, flags={"x": [1.0], "dropout": [0.1, 0.2]}, runs_dir=runs_dir)
+    with pytest.raises(FlagError, match="'x' expects a number"):
+        tuning_run(script, flags={"x": [1.0, "big"]}, runs_dir=runs_dir)
+    assert not runs_dir.exists()
+
+
+def test_an_edited_script_reruns_its_trials_unless_asked(script, runs_dir, capsys):
+    first = tuning_run(script, flags={"x": [1.0, 2.0]}, runs_dir=runs_dir)
+    script.write_text(script.read_text() + "# tuned the loss\n")
+    capsys.readouterr()
+    second = tuning_run(script, flags={"x": [1.0, 2.0]}, runs_dir=runs_dir)
+    out = capsys.readouterr().out
+    assert "The script changed since 2 earlier trial(s)" in out and "resume='any'" in out
+    assert set(second["run_dir"]).isdisjoint(first["run_dir"])
+    third = tuning_run(script, flags={"x": [1.0, 2.0]}, runs_dir=runs_dir, resume="any")
+    assert list(third["status"]) == ["completed", "completed"]
+    assert len(list(runs_dir.glob("20*"))) == 4  # reused, none started

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from trainrun.exceptions import FlagError
+from trainrun.runs.flags._describe import DESCRIBE_ENV, describe_and_exit
 from trainrun.runs.flags._sources import (
     FALSE_WORDS,
     FLAGS_ENV,
@@ -452,6 +453,8 @@ def parse_flags(
     5
     """
     specs = _collect(declarations)
+    if os.environ.get(DESCRIBE_ENV):
+        describe_and_exit({k: s.to_dict() for k, s in specs.items()})
     argv = list(sys.argv[1:] if argv is None else argv)
     found, unparsed, own, wants_help = parse_argv(argv, specs, allow_unknown)
 
@@ -543,7 +546,13 @@ def _host_argv() -> bool:
     return name == "__main__.py" and os.path.basename(os.path.dirname(arg0)) == "pytest"
 
 
-def flags(*declarations: Any, **defaults: Any) -> Flags:
+def flags(
+    *declarations: Any,
+    file: str | os.PathLike[str] | bool | None = None,
+    config: str | None = None,
+    arguments: list[str] | None = None,
+    **defaults: Any,
+) -> Flags:
     """Declare a script's flags and resolve their values (see the module docstring).
 
     ``declarations`` are ``flag_numeric(...)``-style declarations or dicts of
@@ -554,13 +563,26 @@ def flags(*declarations: Any, **defaults: Any) -> Flags:
     line belongs to the host program and is not read. Tests and libraries may
     call :func:`parse_flags` with an explicit ``argv``.
 
+    ``file``, ``config`` and ``arguments`` are tfruns' argument names, with its
+    meaning: the flags file to read (False: none), the profile of that file, and
+    the command-line arguments to parse (default ``sys.argv[1:]``). They are never
+    flags; declare a flag by one of these names with ``flag_string("file", ...)``.
+
     >>> FLAGS = flags(dropout=0.2, layer1=256, activation="relu")  # doctest: +SKIP
     >>> FLAGS.dropout  # doctest: +SKIP
     0.2
     """
-    host = _host_argv()
+    host = _host_argv() and arguments is None
+    if arguments is not None and (
+        isinstance(arguments, (str, bytes)) or not all(isinstance(a, str) for a in arguments)
+    ):
+        raise FlagError(
+            "flags(arguments=...) takes a list of command-line strings, e.g. "
+            f"['--dropout', '0.1']. Received: arguments={arguments!r}"
+        )
+    argv = list(arguments) if arguments is not None else ([] if host else None)
     try:
-        return parse_flags([*declarations, defaults], argv=[] if host else None)
+        return parse_flags([*declarations, defaults], argv=argv, file=file, profile=config)
     except FlagError as exc:
         if _interactive() or host:
             raise

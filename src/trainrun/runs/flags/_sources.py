@@ -63,7 +63,7 @@ def read_flags_file(path: Path, profile: str | None) -> dict[str, Any]:
     import yaml  # only when a flags file exists: keeps plain scripts fast
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _load_bounded(yaml, path.read_text(encoding="utf-8"), path)
     except OSError as exc:
         raise FlagError(f"Could not read the flags file {path}: {exc}") from exc
     except yaml.YAMLError as exc:
@@ -104,6 +104,52 @@ def read_flags_file(path: Path, profile: str | None) -> dict[str, Any]:
             f"Received: profile={profile!r}"
         )
     return data
+
+
+#: The most values a flags file may hold once its aliases are expanded (a few
+#: hundred bytes of nested aliases can otherwise expand to gigabytes).
+MAX_FLAGS_FILE_NODES = 100_000
+
+
+def _load_bounded(yaml: Any, text: str, path: Path) -> Any:
+    """``yaml.safe_load``, refusing a document whose aliases expand beyond the bound.
+
+    The composed graph shares each anchored node among its aliases; its expanded
+    size is counted once per node (memoised), so the check costs one pass.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+
+        def size(n: Any, depth: int = 0) -> int:
+            known = sizes.get(id(n))
+            if known is not None:
+                return known
+            if depth > 200:
+                raise FlagError(f"The flags file {path} is nested too deeply; fix the file.")
+            total = 1
+            if isinstance(n, yaml.MappingNode):
+                for key, value in n.value:
+                    total += size(key, depth + 1) + size(value, depth + 1)
+            elif isinstance(n, yaml.SequenceNode):
+                for item in n.value:
+                    total += size(item, depth + 1)
+            total = min(total, MAX_FLAGS_FILE_NODES + 1)
+            sizes[id(n)] = total
+            return total
+
+        if size(node) > MAX_FLAGS_FILE_NODES:
+            raise FlagError(
+                f"The flags file {path} expands to more than {MAX_FLAGS_FILE_NODES:,} values "
+                "through its aliases (&anchor / *alias); a flags file holds a few flags. "
+                "Fix the file."
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def read_overrides(text: str) -> dict[str, Any]:

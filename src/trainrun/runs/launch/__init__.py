@@ -43,7 +43,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from trainrun.exceptions import FlagError
+from trainrun.exceptions import FlagError, RunRecordError
 from trainrun.runs import record
 from trainrun.runs.launch._signals import SigtermInterrupt, Terminated, sigterm_as_interrupt
 from trainrun.runs.record._lock import update_json, update_run
@@ -63,6 +63,8 @@ _CHILD_FILE = Path(__file__).with_name("_child.py")
 #: The launcher's pid for the bootstrap: ``_child.LAUNCHER_ENV``, spelled out here so
 #: that the launcher does not import the bootstrap module
 _LAUNCHER_ENV = "TRAINRUN_LAUNCHER_PID"
+#: ``_child.OUTPUT_FD_ENV``: the read end of the output pipe, for the bootstrap's watcher
+_OUTPUT_FD_ENV = "TRAINRUN_OUTPUT_FD"
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
 _children_lock = threading.Lock()
@@ -346,7 +348,7 @@ class _Details(threading.Thread):
         except Exception:  # noqa: BLE001
             pass
         try:
-            fields["git"] = git_state(self.script.parent)
+            fields["git"] = git_state(self.script.parent, exclude=(self.runs_root,))
         except Exception:  # noqa: BLE001
             pass
         with self.lock:
@@ -425,11 +427,20 @@ def _view(run_dir: Path) -> None:
         sys.stderr.write(f"trainrun: warning: could not open the run's report: {exc}\n")
 
 
+def _save_report(run_dir: Path) -> None:
+    try:
+        from trainrun.runs import report
+
+        report.save_run_view(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the run is recorded; the page is a courtesy
+        sys.stderr.write(f"trainrun: warning: could not save the run's report: {exc}\n")
+
+
 # ---------------------------------------------------------------- the entry point
 
 
 def training_run(
-    script: str | os.PathLike[str],
+    script: str | os.PathLike[str] | None = None,
     flags: Mapping[str, Any] | None = None,
     runs_dir: str | os.PathLike[str] = "runs",
     *,
@@ -437,7 +448,10 @@ def training_run(
     tags: Mapping[str, Any] | None = None,
     echo: bool = True,
     env: Mapping[str, str | None] | None = None,
-    view: bool | None = None,
+    view: bool | str | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    check_flags: bool = True,
 ) -> dict[str, Any]:
     """Run ``script`` as a training run and return its record (as ``read_run`` gives it).
 
@@ -448,7 +462,22 @@ def training_run(
     ``view``: True opens the run's report afterwards; None (the default) does
     so in an interactive session, as tfruns does in R's console: a Python prompt
     or a Jupyter kernel (inline there; see :func:`interactive_session`), never in
-    a script, under CI or from the ``trainrun`` command; False never does.
+    a script, under CI or from the ``trainrun`` command; False never does;
+    ``"save"`` writes the report page into the run folder (``report.html``)
+    without opening it.
+
+    ``script``: None picks ``train.py`` in the working folder, else the folder's
+    only ``.py`` file (tfruns' default script). ``flags`` may also be the path of
+    a YAML file of flag values (tfruns' ``flags = "flags.yml"``).
+    ``run_dir``: record into this folder (created; it must not exist or be
+    empty) instead of a new one under ``runs_dir``. ``cwd``: the script's working
+    folder; None (the default) keeps the caller's, as ``python src/train.py``
+    and tfruns do; pass the script's folder to run it from there.
+    ``check_flags``: before any run folder exists, learn the flags the script
+    declares (its ``trainrun.flags()`` call or its ``argparse`` parser, without
+    running the rest of it) and refuse an undeclared or mistyped override with
+    FlagError; False passes the overrides unchecked (they are then recorded as
+    given, ``sources`` "run").
 
     A failing script is not an error here: the record says "failed" with the
     error and traceback tail. Ctrl-C stops the script, records "interrupted" and
@@ -462,6 +491,11 @@ def training_run(
     >>> run["status"], run["flags"]["dropout"]  # doctest: +SKIP
     ('completed', 0.3)
     """
+    if view not in (None, True, False, "save"):
+        raise ValueError(
+            "training_run() view must be True, False, None (open it in an interactive "
+            f"session) or 'save'. Received: view={view!r}"
+        )
     with sigterm_as_interrupt() as guard:
         return _training_run(
             script,
@@ -473,11 +507,281 @@ def training_run(
             env=env,
             view=view,
             guard=guard,
+            run_dir=run_dir,
+            cwd=cwd,
+            check_flags=check_flags,
         )
 
 
+def _default_script(folder: Path) -> Path:
+    """tfruns runs train.R by default; here train.py, else the folder's only script."""
+    if (folder / "train.py").is_file():
+        return folder / "train.py"
+    scripts = sorted(p for p in folder.glob("*.py") if p.is_file())
+    if len(scripts) == 1:
+        return scripts[0]
+    listed = ", ".join(p.name for p in scripts[:10]) or "none"
+    raise FileNotFoundError(
+        f"No script was given and {folder} has no train.py and not exactly one .py file "
+        f"(found: {listed}); pass the script to run. Received: script=None"
+    )
+
+
+def _flags_from_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """tfruns' ``flags = "flags.yml"``: the overrides read from a YAML file (one profile level)."""
+    from trainrun.runs.flags._sources import read_flags_file
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FlagError(
+            f"training_run() flags names a file that does not exist: {os.fspath(path)!r}; "
+            f"pass a dict of flag values or the path of a YAML file. Received: flags={path!r}"
+        )
+    return read_flags_file(file, None)
+
+
+def _own_run_dir(path: str | os.PathLike[str]) -> Path:
+    folder = Path(path).expanduser().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if any(folder.iterdir()):
+            raise FlagError(
+                f"training_run(run_dir=...) needs a new or empty folder; {folder} already "
+                f"holds files. Choose another folder, or use unique_run_dir(). "
+                f"Received: run_dir={os.fspath(path)!r}"
+            )
+        for sub in record.SUBDIRS:
+            (folder / sub).mkdir(exist_ok=True)
+    except FlagError:
+        raise
+    except OSError as exc:
+        raise _cannot_start(folder, exc) from exc
+    return folder
+
+
+def _cannot_start(where: Path, exc: OSError) -> RunRecordError:
+    import errno
+
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    why = "the disk is full" if full else f"{type(exc).__name__}: {exc}"
+    return RunRecordError(
+        f"Cannot start a training run in {where}: {why}. No run was started; "
+        f"{'free some space' if full else 'check the folder'} and try again."
+    )
+
+
+class _Plan:
+    """Everything checked before a run folder exists: the script, its folder, the overrides."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+    script: str
+    script_path: Path
+    work_dir: Path
+    runs_root: Path
+    source: bytes
+    overrides: dict[str, Any]
+    command: list[str]
+    extra_env: dict[str, str | None]
+    check_flags: bool
+
+
+def _resolve_script(script: str | os.PathLike[str] | None, cwd: Any) -> tuple[Path, Path, str]:
+    work_dir = Path(cwd).expanduser().resolve() if cwd is not None else Path.cwd()
+    if not work_dir.is_dir():
+        raise FileNotFoundError(
+            f"training_run() cwd must be an existing folder. Received: cwd={os.fspath(cwd)!r}"
+        )
+    if script is None:
+        script = _default_script(work_dir)
+    script_path = Path(script).expanduser()
+    if not script_path.is_absolute() and cwd is not None and not script_path.is_file():
+        script_path = work_dir / script_path
+    if not script_path.is_file():
+        raise FileNotFoundError(
+            f"The training script {os.fspath(script)!r} does not exist "
+            f"(looked in {Path.cwd()}); pass the path of a Python file. "
+            f"Received: script={os.fspath(script)!r}"
+        )
+    return script_path.resolve(), work_dir, os.fspath(script)
+
+
+def _plan(
+    script: str | os.PathLike[str] | None,
+    flags: Mapping[str, Any] | str | os.PathLike[str] | None,
+    runs_dir: str | os.PathLike[str],
+    args: Sequence[str],
+    env: Mapping[str, str | None] | None,
+    cwd: str | os.PathLike[str] | None,
+    check_flags: bool,
+) -> _Plan:
+    """Check everything the caller gave, learning the script's flags (no folder yet)."""
+    from trainrun.runs.launch._declared import (
+        Declaration,
+        check_overrides,
+        override_args,
+        script_flags,
+    )
+
+    script_path, work_dir, shown = _resolve_script(script, cwd)
+    if isinstance(flags, (str, os.PathLike)):
+        flags = _flags_from_file(flags)
+    overrides, spelled = _check_flags(flags)
+    extra_args = _check_strings(args, "args")
+    extra_env = _check_env(env)
+    try:
+        source = script_path.read_bytes()
+    except OSError as exc:
+        raise FileNotFoundError(f"Could not read the training script {script_path}: {exc}") from exc
+    declaration = Declaration("unknown", problem="not checked (check_flags=False)")
+    if overrides and check_flags:
+        probe_env = {**os.environ, **{k: v for k, v in extra_env.items() if v is not None}}
+        declaration = script_flags(script_path, work_dir, probe_env, source)
+        overrides = check_overrides(declaration, overrides, shown)
+        if declaration.kind == "unknown":
+            sys.stderr.write(
+                f"trainrun: note: could not check the flags of {shown}: "
+                f"{declaration.problem}; its overrides go to the script unchecked.\n"
+            )
+    command = [
+        sys.executable,
+        str(script_path),
+        # as spelled: a script's own argparse may know --learning-rate but not --learning_rate
+        *override_args(declaration, overrides, spelled),
+        *extra_args,
+    ]
+    return _Plan(
+        script=shown,
+        script_path=script_path,
+        work_dir=work_dir,
+        runs_root=Path(runs_dir).expanduser().resolve(),
+        source=source,
+        overrides=overrides,
+        command=command,
+        extra_env=extra_env,
+        check_flags=check_flags,
+    )
+
+
+#: A small file kept in a running run's folder and deleted when the disk is full, so
+#: that the final run.json can still be written (see :func:`_write_final`).
+RESERVE_FILE = ".trainrun-reserve"
+RESERVE_BYTES = 64 * 1024
+
+
+def _create_folder(plan: _Plan, run_dir: str | os.PathLike[str] | None) -> Path:
+    """The run folder with its space reserve; on a full disk, nothing is left behind."""
+    import shutil
+
+    if run_dir is not None:
+        folder = _own_run_dir(run_dir)
+        own = False
+    else:
+        try:
+            folder = record.new_run_dir(plan.runs_root)
+        except OSError as exc:
+            _remove_empty_run_dirs(plan.runs_root)
+            raise _cannot_start(plan.runs_root, exc) from exc
+        own = True
+    try:
+        fd = os.open(folder / RESERVE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            except (AttributeError, OSError) as exc:
+                if getattr(exc, "errno", None) in _DISK_FULL:
+                    raise
+                os.write(fd, bytes(RESERVE_BYTES))  # no fallocate on this file system
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if own:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            _unlink(folder / RESERVE_FILE)
+        raise _cannot_start(folder.parent, exc) from exc
+    return folder
+
+
+def _remove_empty_run_dirs(runs_root: Path) -> None:
+    """After a failed mkdir on a full disk: remove this second's run folders left empty."""
+    stamp = time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime())
+    for folder in runs_root.glob(f"{stamp}*"):
+        try:
+            if folder.is_symlink() or not folder.is_dir():
+                continue
+            if all(p.is_dir() and not any(p.iterdir()) for p in folder.iterdir()):
+                for sub in folder.iterdir():
+                    sub.rmdir()
+                folder.rmdir()
+        except OSError:
+            continue
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except OSError:
+        return False
+
+
+_DISK_FULL = (28, 122)  # ENOSPC, EDQUOT (Linux numbers; errno costs nothing but reads clearer)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _write_final(run_dir: Path, final: dict[str, Any]) -> str | None:
+    """Write the final run.json; on a full disk, free the reserve and retry, then write less.
+
+    Returns None when the record is written, else the problem (the previous
+    run.json is then intact: atomic replacement never leaves half a file).
+    """
+    problem = None
+    for attempt in range(3):
+        try:
+            update_run(run_dir, final)
+            return None
+        except OSError as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            if not _disk_full(exc):
+                if attempt:
+                    break
+                time.sleep(0.05)
+                continue
+            freed = _unlink(run_dir / RESERVE_FILE)
+            final = {**final, "record_error": "disk full: the record was written in its reserve"}
+            if not freed:
+                # the smallest truthful record: drop the bulky fields, keep the outcome
+                final = {
+                    k: v for k, v in final.items() if k not in ("packages", "source", "traceback")
+                }
+                final["record_error"] = "disk full: packages, source summary and traceback left out"
+    return problem
+
+
+def _outcome_note(final: dict[str, Any], pump_error: str | None) -> None:
+    """A failed run on a full disk says so; output that could not be kept is noted."""
+    if pump_error:
+        final["output_error"] = pump_error
+    full = "No space left on device" in (pump_error or "") or "[Errno 28]" in str(
+        final.get("error") or ""
+    )
+    if (
+        full
+        and final.get("status") == "failed"
+        and not str(final.get("error")).startswith("disk full")
+    ):
+        final["error"] = f"disk full: {final.get('error')}"
+
+
 def _training_run(
-    script: str | os.PathLike[str],
+    script: str | os.PathLike[str] | None,
     flags: Mapping[str, Any] | None,
     runs_dir: str | os.PathLike[str],
     *,
@@ -485,38 +789,43 @@ def _training_run(
     tags: Mapping[str, Any] | None,
     echo: bool,
     env: Mapping[str, str | None] | None,
-    view: bool | None,
+    view: bool | str | None,
     guard: SigtermInterrupt | None,
+    run_dir: str | os.PathLike[str] | None,
+    cwd: str | os.PathLike[str] | None,
+    check_flags: bool,
 ) -> dict[str, Any]:
-    script_path = Path(script).expanduser()
-    if not script_path.is_file():
-        raise FileNotFoundError(
-            f"The training script {os.fspath(script)!r} does not exist "
-            f"(looked in {Path.cwd()}); pass the path of a Python file. "
-            f"Received: script={os.fspath(script)!r}"
-        )
-    script_path = script_path.resolve()
-    overrides, spelled = _check_flags(flags)
-    extra_args = _check_strings(args, "args")
-    extra_env = _check_env(env)
+    plan = _plan(script, flags, runs_dir, args, env, cwd, check_flags)
     tag_map = {str(k): str(v) for k, v in (tags or {}).items()}
-    runs_root = Path(runs_dir).expanduser().resolve()
+    # before any folder exists: a refused override, or a full disk, leaves nothing behind
+    folder = _create_folder(plan, run_dir)
+    try:
+        outcome = _launch(plan, folder, tag_map, echo, guard)
+    finally:
+        _unlink(folder / RESERVE_FILE)
+    if outcome is not None:
+        raise outcome
+    if guard is not None:
+        guard.deferred = False
+        if guard.received:  # SIGTERM while the record was written: it is complete, now stop
+            raise Terminated("SIGTERM")
+    if view == "save":
+        _save_report(folder)
+    elif view or (view is None and interactive_session()):
+        _view(folder)
+    return record.read_run(folder)
 
-    run_dir = record.new_run_dir(runs_root)
-    command = [
-        sys.executable,
-        str(script_path),
-        # as spelled: a script's own argparse may know --learning-rate but not --learning_rate
-        *(_flag_arg(spelled[k], v) for k, v in overrides.items() if v is not None),
-        *extra_args,
-    ]
+
+def _first_info(plan: _Plan, run_dir: Path, tags: dict[str, str]) -> dict[str, Any]:
+    from trainrun.runs.launch._declared import script_digest
+
     pid = os.getpid()
-    start = time.time()
-    info: dict[str, Any] = {
+    return {
         "id": run_dir.name,
-        "script": os.fspath(script),
-        "command": command,
-        "cwd": str(script_path.parent),
+        "script": plan.script,
+        "command": plan.command,
+        "cwd": str(plan.work_dir),
+        "script_sha256": script_digest(plan.source),
         "status": "running",
         "start": record.utc_now(),
         "end": None,
@@ -531,26 +840,73 @@ def _training_run(
         "python_executable": sys.executable,
         "packages": {},
         "git": None,
-        "tags": tag_map,
+        "tags": tags,
     }
+
+
+def _start_child(
+    plan: _Plan, run_dir: Path, info: dict[str, Any], write_fd: int, read_fd: int
+) -> subprocess.Popen[bytes]:
+    child_env = _child_env(run_dir, plan.overrides, plan.extra_env)
+    argv = _child_argv(plan.command, child_env)
+    keep: tuple[int, ...] = ()
+    if argv is not plan.command:  # the bootstrap: it hands the pipe's read end to its watcher
+        child_env[_OUTPUT_FD_ENV] = str(read_fd)
+        keep = (read_fd,)
+    with _signals_unblocked():
+        return subprocess.Popen(
+            argv,
+            cwd=plan.work_dir,
+            env=child_env,
+            stdout=write_fd,
+            stderr=write_fd,
+            close_fds=True,
+            pass_fds=keep,
+        )
+
+
+def _record_start(run_dir: Path, info: dict[str, Any], plan: _Plan) -> None:
+    # merged: the script may already have added properties. Not fsynced: the
+    # details write (once the script has run a moment) or the final one makes
+    # the record durable; a power loss before that loses a run that had just
+    # started, and readers report its folder as killed or corrupt
+    update_run(run_dir, info, durable=False)
+    if plan.overrides and not plan.check_flags:
+        # unchecked overrides (check_flags=False): the script's flags() replaces
+        # this with its declarations; a script that parses sys.argv itself still
+        # gets its overrides listed, as given
+        preset = {
+            "values": plan.overrides,
+            "declared": {},
+            "sources": dict.fromkeys(plan.overrides, "run"),
+        }
+        update_json(
+            run_dir / record.FLAGS_FILE,
+            lambda cur: None if cur else cur.update(preset),
+            durable=False,
+        )
+
+
+def _launch(
+    plan: _Plan,
+    run_dir: Path,
+    tags: dict[str, str],
+    echo: bool,
+    guard: SigtermInterrupt | None,
+) -> BaseException | None:
+    """Start the script, follow it, write the final record; returns what to raise after."""
+    import shutil
+
     from trainrun.runs.launch._output import OutputPump
 
+    info = _first_info(plan, run_dir, tags)
+    start = time.time()
     # The child starts first and run.json is written while its interpreter boots,
     # so the record's fsync adds nothing to the launch. A launcher killed in between
     # leaves a folder without run.json, which readers report as killed.
     read_fd, write_fd = os.pipe()
-    child_env = _child_env(run_dir, overrides, extra_env)
-    argv = _child_argv(command, child_env)
     try:
-        with _signals_unblocked():
-            proc = subprocess.Popen(
-                argv,
-                cwd=script_path.parent,
-                env=child_env,
-                stdout=write_fd,
-                stderr=write_fd,
-                close_fds=True,
-            )
+        proc = _start_child(plan, run_dir, info, write_fd, read_fd)
     except BaseException as exc:
         os.close(read_fd)
         os.close(write_fd)
@@ -561,41 +917,51 @@ def _training_run(
             duration=round(time.time() - start, 6),
             error=f"Could not start the script: {type(exc).__name__}: {exc}",
         )
-        record.write_json(run_dir / record.RUN_FILE, info)
+        problem = _write_final(run_dir, info)
+        if problem:
+            sys.stderr.write(f"trainrun: error: could not record run {run_dir.name}: {problem}\n")
         if not isinstance(exc, OSError):
-            raise  # recorded, but not ours to swallow
-        return record.read_run(run_dir)
+            return exc  # recorded, but not ours to swallow
+        return None
     os.close(write_fd)  # the child holds the only writer: EOF when it (and its children) exit
     with _children_lock:
         _children[proc.pid] = proc
     info["child_pid"] = proc.pid
-    pump: OutputPump | None = None
+    try:
+        pump = OutputPump(read_fd, run_dir / record.OUTPUT_FILE, echo)
+        pump.start()
+    except BaseException:
+        os.close(read_fd)
+        _stop_child(proc, wait_first=False)
+        raise
+    try:
+        _record_start(run_dir, info, plan)
+    except OSError as exc:
+        # a full disk before the first record: stop the script, leave no folder behind
+        _stop_child(proc, wait_first=False)
+        pump.join(timeout=2.0)
+        with _children_lock:
+            _children.pop(proc.pid, None)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise _cannot_start(run_dir.parent, exc) from exc
+    return _follow(plan, run_dir, info, proc, pump, start, guard)
+
+
+def _follow(
+    plan: _Plan,
+    run_dir: Path,
+    info: dict[str, Any],
+    proc: subprocess.Popen[bytes],
+    pump: Any,
+    start: float,
+    guard: SigtermInterrupt | None,
+) -> BaseException | None:
     details: _Details | None = None
     interrupted = False
     stopped_by: KeyboardInterrupt | None = None
     try:
         try:
-            pump = OutputPump(read_fd, run_dir / record.OUTPUT_FILE, echo)
-            pump.start()
-            # merged: the script may already have added properties. Not fsynced: the
-            # details write (once the script has run a moment) or the final one makes
-            # the record durable; a power loss before that loses a run that had just
-            # started, and readers report its folder as killed or corrupt
-            update_run(run_dir, info, durable=False)
-            if overrides:
-                # the script's flags() replaces this with its declarations; a script
-                # that parses its own arguments still gets its overrides listed
-                preset = {
-                    "values": overrides,
-                    "declared": {},
-                    "sources": dict.fromkeys(overrides, "run"),
-                }
-                update_json(
-                    run_dir / record.FLAGS_FILE,
-                    lambda cur: None if cur else cur.update(preset),
-                    durable=False,
-                )
-            details = _Details(run_dir, script_path, runs_root)
+            details = _Details(run_dir, plan.script_path, plan.runs_root)
             details.start()
             _wait_child(proc)
         except KeyboardInterrupt as exc:
@@ -610,13 +976,9 @@ def _training_run(
         ended, duration = record.utc_now(), round(time.time() - start, 6)
         with _children_lock:
             _children.pop(proc.pid, None)
-        if pump is None or pump.ident is None:  # interrupted before the pump started
-            os.close(read_fd)
-            pump = None
-        else:
-            # a grandchild that outlives the script may hold the pipe open: do not wait forever
-            pump.join(timeout=2.0)
-        output = pump.text() if pump is not None else ""
+        # a grandchild that outlives the script may hold the pipe open: do not wait forever
+        pump.join(timeout=2.0)
+        output = pump.text()
         # self-contained: correct even if the first write of run.json was interrupted
         final = {
             **info,
@@ -628,15 +990,14 @@ def _training_run(
         }
         if interrupted and proc.returncode == 0:
             final["status"] = "completed"  # it finished before the interrupt reached it
-        if pump is not None and pump.error:
-            final["output_error"] = pump.error
-        update_run(run_dir, final)
+        _outcome_note(final, pump.error)
+        problem = _write_final(run_dir, final)
+        if problem:
+            sys.stderr.write(
+                f"trainrun: error: could not write the final record of run {run_dir.name} "
+                f"({problem}); its run.json keeps the last record written. The script "
+                f"{'completed' if proc.returncode == 0 else 'ended with exit code ' + str(proc.returncode)}.\n"
+            )
     if interrupted:
-        raise stopped_by or KeyboardInterrupt()
-    if guard is not None:
-        guard.deferred = False
-        if guard.received:  # SIGTERM while the record was written: it is complete, now stop
-            raise Terminated("SIGTERM")
-    if view or (view is None and interactive_session()):
-        _view(run_dir)
-    return record.read_run(run_dir)
+        return stopped_by or KeyboardInterrupt()
+    return None

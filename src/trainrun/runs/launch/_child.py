@@ -37,24 +37,240 @@ _PR_SET_PDEATHSIG = 1
 _SIGTERM = 15
 
 
-def _die_with_launcher() -> None:
+def _die_with_launcher() -> int | None:
     text = os.environ.pop(LAUNCHER_ENV, None)
     if not text or not sys.platform.startswith("linux"):
-        return
+        return None
     try:
         launcher = int(text)
     except ValueError:
-        return
+        return None
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, _SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
-        return  # no prctl: the script runs as before, orphaned if the launcher is killed
+        return None  # no prctl: the script runs as before, orphaned if the launcher is killed
     # the signal is armed only from here on: a launcher that already died went unnoticed
     if os.getppid() != launcher:
         os._exit(128 + _SIGTERM)
+    return launcher
+
+
+# ---------------------------------------------------------------- the watcher
+
+#: The launcher passes the read end of the output pipe under this name (a number).
+OUTPUT_FD_ENV = "TRAINRUN_OUTPUT_FD"
+#: Seconds the script gets after SIGTERM, once its launcher has died, before SIGKILL.
+WATCH_GRACE = 5.0
+_SIGCONT, _SIGKILL = 18, 9
+
+
+def _start_watcher(launcher: int | None) -> None:
+    """A tiny process that outlives a killed launcher: it saves the output and ends the script.
+
+    Forked twice before the script runs (so it is no child of the script and holds
+    none of its memory), it waits on pidfds for the launcher or the script to end.
+    The script ending first: it exits. The launcher dying first (SIGKILL, even while
+    stopped): it sends the script SIGCONT, so that a stopped script receives its
+    death signal, and SIGTERM, copies what is left in the output pipe (it holds the
+    pipe's read end) and what the script still prints to output.log, and after
+    :data:`WATCH_GRACE` seconds sends SIGKILL.
+    """
+    text = os.environ.pop(OUTPUT_FD_ENV, None)
+    fd = int(text) if text and text.isdigit() else -1
+    run_dir = os.environ.get("TRAINRUN_RUN_DIR")
+    if fd < 0:
+        return
+    try:
+        if launcher is None or not run_dir or not hasattr(os, "pidfd_open"):
+            return
+        try:
+            launcher_fd = os.pidfd_open(launcher)
+        except OSError:
+            return
+        script = os.getpid()
+        middle = os.fork()
+        if middle == 0:  # pragma: no cover - runs in the forked processes
+            try:
+                if os.fork() == 0:
+                    _watch(launcher_fd, script, fd, os.path.join(run_dir, "output.log"))
+            finally:
+                os._exit(0)
+        os.close(launcher_fd)
+        os.waitpid(middle, 0)
+    finally:
+        os.close(fd)  # the script itself must never hold the read end
+
+
+def _watch(launcher_fd: int, script: int, fd: int, log: str) -> None:  # pragma: no cover
+    import select
+    import time
+
+    try:
+        os.setsid()  # out of the terminal's process group: Ctrl-C is not for it
+        null = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):
+            os.dup2(null, std)  # holds no writer of the pipe: EOF still comes
+        script_fd = os.pidfd_open(script)
+        poller = select.poll()
+        poller.register(launcher_fd, select.POLLIN)
+        poller.register(script_fd, select.POLLIN)
+        ready = {f for f, _ in poller.poll()}
+        if script_fd in ready:
+            os._exit(0)  # the script ended first: the launcher does the rest
+        for sig in (_SIGCONT, _SIGTERM):
+            try:
+                os.kill(script, sig)
+            except OSError:
+                pass
+        out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        kill_at = time.monotonic() + WATCH_GRACE
+        give_up = kill_at + 5.0
+        reader = select.poll()
+        reader.register(fd, select.POLLIN | select.POLLHUP)
+        while time.monotonic() < give_up:
+            if time.monotonic() >= kill_at:
+                try:
+                    os.kill(script, _SIGKILL)
+                except OSError:
+                    pass
+                kill_at = give_up
+            if not reader.poll(200):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break  # every writer closed: the script and its children are gone
+            os.write(out, chunk)
+    finally:
+        os._exit(0)
+
+
+# ---------------------------------------------------------------- argparse scripts
+
+_DESCRIBE_ENV = "TRAINRUN_DESCRIBE_FLAGS"  # trainrun.runs.flags._describe.DESCRIBE_ENV
+
+
+def _plain(value: object) -> object:
+    """A JSON-ready form of a parsed value or default (paths and the like as strings)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _declared(parser: object) -> dict[str, dict[str, object]]:
+    """The parser's options as flag declarations, by ``dest`` (help and version left out)."""
+    import argparse
+
+    kinds = {
+        argparse._StoreTrueAction: ("boolean", "store_true"),
+        argparse._StoreFalseAction: ("boolean", "store_false"),
+        argparse.BooleanOptionalAction: ("boolean", "boolean_optional"),
+    }
+    types = {int: "integer", float: "numeric", str: "string", None: "string"}
+    out: dict[str, dict[str, object]] = {}
+    for action in getattr(parser, "_actions", []):
+        strings = list(action.option_strings)
+        if not strings or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            continue  # positionals are the script's own arguments, not flags
+        longs = [o for o in strings if o.startswith("--")]
+        if type(action) in kinds:
+            type_, kind = kinds[type(action)]
+        elif type(action) is argparse._StoreAction and action.nargs in (None, "?"):
+            type_ = types.get(action.type, "string")
+            kind = (
+                "store"
+                if action.type in types
+                else f"store:{getattr(action.type, '__name__', '?')}"
+            )
+        else:
+            type_, kind = "other", type(action).__name__.strip("_")
+        default = action.default if action.default is not argparse.SUPPRESS else None
+        out[action.dest] = {
+            "type": type_,
+            "default": _plain(default),
+            "description": action.help if isinstance(action.help, str) else "",
+            "choices": _plain(list(action.choices)) if action.choices is not None else None,
+            "option": (longs or strings)[0],
+            "action": kind,
+        }
+    return out
+
+
+def _write_flags(run_dir: str, parser: object, namespace: object) -> None:
+    """flags.json for an argparse script: every parsed option, defaults included."""
+    import fcntl
+    import json
+
+    declared = _declared(parser)
+    values = {k: _plain(getattr(namespace, k, None)) for k in declared}
+    try:
+        requested = json.loads(os.environ.get("TRAINRUN_FLAGS") or "{}")
+    except ValueError:
+        requested = {}
+    sources = {}
+    for name, spec in declared.items():
+        if name in requested:
+            sources[name] = "run"
+        elif values[name] != spec["default"]:
+            sources[name] = "command line"
+        else:
+            sources[name] = "default"
+    text = json.dumps(
+        {"values": values, "declared": declared, "sources": sources, "parser": "argparse"},
+        indent=2,
+        default=str,
+    )
+    path = os.path.join(run_dir, "flags.json")
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the lock trainrun's own writers take
+        tmp = f"{path}.{os.getpid()}.argparse.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        os.replace(tmp, path)
+    finally:
+        os.close(fd)
+
+
+def _hook_argparse(describe: bool) -> None:
+    """Describe (probe) or record (run) the first parse of the script's argparse parser."""
+    import argparse
+
+    original = argparse.ArgumentParser.parse_known_args
+    state = {"depth": 0, "done": False}
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        if state["done"] or state["depth"]:
+            return original(self, args, namespace)  # a subparser's parse, or a later parser
+        if describe:
+            state["done"] = True
+            from_file = os.environ.get(_DESCRIBE_ENV, "")
+            text = __import__("json").dumps({"kind": "argparse", "flags": _declared(self)})
+            with open(f"{from_file}.tmp", "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(f"{from_file}.tmp", from_file)
+            os._exit(0)  # nothing after the declaration runs
+        state["depth"] += 1
+        try:
+            result = original(self, args, namespace)
+        finally:
+            state["depth"] -= 1
+        state["done"] = True
+        run_dir = os.environ.get("TRAINRUN_RUN_DIR")
+        if run_dir and os.path.isdir(run_dir):
+            try:
+                _write_flags(run_dir, self, result[0])
+            except Exception as exc:  # noqa: BLE001 - recording must not break the script
+                sys.stderr.write(
+                    f"trainrun: warning: could not record the parsed arguments: {exc}\n"
+                )
+        return result
+
+    argparse.ArgumentParser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
 def _trim(tb: types.TracebackType | None) -> types.TracebackType | None:
@@ -93,7 +309,7 @@ def main(argv: list[str]) -> None:
     if not argv:
         sys.stderr.write("usage: python -m trainrun.runs.launch._child SCRIPT [ARGS ...]\n")
         raise SystemExit(2)
-    _die_with_launcher()
+    _start_watcher(_die_with_launcher())
     script = argv[0]
     sys.argv[:] = argv
     folder = os.path.dirname(os.path.realpath(script))
@@ -108,6 +324,10 @@ def main(argv: list[str]) -> None:
 
     with open(script, "rb") as handle:
         source = handle.read()
+    describe = bool(os.environ.get(_DESCRIBE_ENV))
+    # argparse costs ~3 ms to import: only for scripts that name it (or the probe)
+    if describe or b"argparse" in source or b"ArgumentParser" in source:
+        _hook_argparse(describe)
     sigint_at_exit = _SigintAtExit()
     atexit.register(sigint_at_exit)
     main_module = types.ModuleType("__main__")

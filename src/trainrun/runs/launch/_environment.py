@@ -87,24 +87,46 @@ def _git(folder: Path, *args: str) -> str | None:
     return out.stdout if out.returncode == 0 else None
 
 
-def git_state(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+def git_state(
+    folder: str | os.PathLike[str], exclude: tuple[str | os.PathLike[str], ...] = ()
+) -> dict[str, Any] | None:
     """``{"commit", "dirty", "branch"}`` of the repository holding ``folder``, or None.
 
-    One ``git status --porcelain=v2 --branch`` gives all three; untracked files
-    count as dirty, since the run may have used them.
+    One ``git status --porcelain=v2 --branch -z`` gives all three; untracked files
+    count as dirty, since the run may have used them, except those under the
+    folders in ``exclude`` (the runs folder: every run would make its repository
+    dirty otherwise).
     """
-    out = _git(Path(folder), "status", "--porcelain=v2", "--branch")
+    folder = Path(folder)
+    out = _git(folder, "status", "--porcelain=v2", "--branch", "-z")
     if out is None:
         return None
+    skip = [os.path.realpath(p) for p in exclude]
+    top = (_git(folder, "rev-parse", "--show-toplevel") or "").strip() if skip else ""
     commit = branch = None
     dirty = False
-    for line in out.splitlines():
+    entries = iter(out.split("\0"))
+    for line in entries:
         if line.startswith("# branch.oid "):
             oid = line.split(" ", 2)[2].strip()
             commit = None if oid == "(initial)" else oid
         elif line.startswith("# branch.head "):
             head = line.split(" ", 2)[2].strip()
             branch = None if head == "(detached)" else head
-        elif line and not line.startswith("#"):
-            dirty = True
+        elif line and not line.startswith("#") and not dirty:
+            if line.startswith("2 "):
+                next(entries, None)  # a rename's original path follows as its own entry
+            path = _entry_path(line)
+            where = os.path.realpath(os.path.join(top, path)) if path and top else ""
+            if not where or not any(where == s or where.startswith(s + os.sep) for s in skip):
+                dirty = True
     return {"commit": commit, "dirty": dirty, "branch": branch}
+
+
+def _entry_path(line: str) -> str:
+    """The path of one ``git status --porcelain=v2 -z`` entry (relative to the top level)."""
+    fields = {"1": 8, "2": 9, "u": 10}.get(line[:1])
+    if fields is None:
+        return line[2:]  # "? path" (untracked), "! path" (ignored)
+    parts = line.split(" ", fields)
+    return parts[fields] if len(parts) > fields else ""

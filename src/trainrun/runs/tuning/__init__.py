@@ -108,6 +108,24 @@ def _confirm(n: int, script: Path, confirm: bool | None) -> None:
 # ------------------------------------------------------------------ the runs of a tuning
 
 
+class _Said:
+    """Lines to print once the progress display exists."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def _check_resume(resume: Any) -> None:
+    if resume not in (True, False, "any"):
+        raise ValueError(
+            "'resume' must be True (skip trials completed with this version of the script), "
+            f"False (run every trial) or 'any' (reuse them even after an edit). Received: resume={resume!r}"
+        )
+
+
 def _ls_runs(runs_dir: str | os.PathLike[str]) -> pandas.DataFrame:
     from trainrun.runs.store import ls_runs
 
@@ -134,7 +152,60 @@ def _recorded_flags(run_dir: str) -> dict[str, Any]:
     return values if isinstance(values, dict) else {}
 
 
-def _completed_before(runs_dir: Path, tuning_id: str, trials: Sequence[Trial]) -> dict[int, str]:
+def _script_digest(run_dir: str) -> str | None:
+    try:
+        run = record.read_json(Path(run_dir) / record.RUN_FILE, default={})
+    except record.RunRecordError:
+        return None
+    digest = run.get("script_sha256") if isinstance(run, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+def _current_digest(script: Path) -> str | None:
+    from trainrun.runs.launch._declared import script_digest
+
+    try:
+        return script_digest(script.read_bytes())
+    except OSError:
+        return None
+
+
+def _same_script(rows: pandas.DataFrame, digest: str | None) -> tuple[pandas.DataFrame, int]:
+    """The rows recorded with this content of the script, and how many were left out.
+
+    A run recorded before trainrun kept the script's digest counts as the same script.
+    """
+    if digest is None or rows.empty:
+        return rows, 0
+    keep = [_script_digest(str(d)) in (None, digest) for d in rows["run_dir"].tolist()]
+    kept = rows[keep]
+    return kept, len(rows) - len(kept)
+
+
+def check_trial_flags(script: Path, flag_sets: Sequence[Mapping[str, Any]]) -> None:
+    """Check every trial's flags against the script's declarations before any trial runs.
+
+    Raises FlagError for the first undeclared, mistyped or out-of-choices value
+    (the same check ``training_run`` makes, done once for the whole tuning).
+    """
+    wanted = [dict(f) for f in flag_sets if f]
+    if not wanted:
+        return
+    from trainrun.runs.launch._declared import check_overrides, script_flags
+
+    source = script.read_bytes()
+    declaration = script_flags(script.resolve(), Path.cwd(), dict(os.environ), source)
+    for flags in wanted:
+        check_overrides(declaration, flags, str(script))
+
+
+def _completed_before(
+    runs_dir: Path,
+    tuning_id: str,
+    trials: Sequence[Trial],
+    digest: str | None = None,
+    progress: Any = None,
+) -> dict[int, str]:
     """Trials an earlier run of this tuning completed, or is running now: number -> run_dir.
 
     A trial matches a run of the same tuning whose recorded flags hold the trial's
@@ -147,6 +218,12 @@ def _completed_before(runs_dir: Path, tuning_id: str, trials: Sequence[Trial]) -
     if rows.empty:
         return {}
     rows = rows[rows["status"].isin(["completed", "running"])]
+    rows, edited = _same_script(rows, digest)
+    if edited and progress is not None:
+        progress.say(
+            f"The script changed since {edited} earlier trial(s) of this tuning ran: "
+            "they are not reused (pass resume='any' to reuse them)."
+        )
     candidates = [
         (str(r.get("tag_trial", "")), str(r["run_dir"]), r["status"] == "completed")
         for r in rows.to_dict(orient="records")
@@ -455,7 +532,7 @@ def tuning_run(
     resources_per_trial: Mapping[str, float] | None = None,
     confirm: bool | None = None,
     tuning_id: str | None = None,
-    resume: bool = True,
+    resume: bool | str = True,
     metric: str | None = None,
     mode: str = "max",
     echo: bool = False,
@@ -483,7 +560,9 @@ def tuning_run(
             the trials, so running the same tuning again resumes it.
         resume: skip trials that a run of this tuning already completed, or that
             another live process is running now (failed, killed and interrupted ones
-            run again).
+            run again). Only runs of the script's current content count: after an
+            edit the old trials run again (the progress output says so); ``"any"``
+            reuses them anyway.
         metric, mode: the column to report the best trial by ("eval_accuracy",
             "metric_loss", or a bare evaluation name) and whether to "max" or "min" it.
         echo: echo each trial's output (interleaved when workers > 1).
@@ -506,7 +585,9 @@ def tuning_run(
         >>> runs.attrs["best"]["run_dir"]  # doctest: +SKIP
     """
     path = _check_common(script, workers, backend, mode, metric)
+    _check_resume(resume)
     trial_list = build_trials(flags, trials, sample, seed)
+    check_trial_flags(path, [t.flags for t in trial_list])
     if tuning_id is None:
         tuning_id = tuning_id_for(path, trial_list)
     elif not isinstance(tuning_id, str) or not tuning_id:
@@ -514,10 +595,14 @@ def tuning_run(
             f"'tuning_id' must be a non-empty string. Received: tuning_id={tuning_id!r}"
         )
     runs_path = Path(runs_dir).resolve()
-    run_of = _completed_before(runs_path, tuning_id, trial_list) if resume else {}
+    early = _Said()
+    digest = None if resume == "any" else _current_digest(path)
+    run_of = _completed_before(runs_path, tuning_id, trial_list, digest, early) if resume else {}
     todo = [t for t in trial_list if t.number not in run_of]
     _confirm(len(todo), path, confirm)
     shown = Progress(len(todo), metric, mode, show=progress)
+    for line in early.lines:
+        shown.say(line)
     live = _running_now(run_of) if run_of else 0
     skipped = f", {len(run_of) - live} already completed (skipped)" if len(run_of) > live else ""
     if live:
@@ -551,6 +636,21 @@ def tuning_run(
     )
 
 
+def _check_space_names(
+    path: Path, distributions: Mapping[str, Any], fixed: Mapping[str, Any]
+) -> None:
+    """Searched names must be declared flags; fixed values must convert (before any trial)."""
+    from trainrun.runs.launch._declared import check_overrides, script_flags
+
+    if not distributions and not fixed:
+        return
+    declaration = script_flags(path.resolve(), Path.cwd(), dict(os.environ), path.read_bytes())
+    check_overrides(declaration, dict(fixed), str(path))
+    for name in distributions:
+        if declaration.kind in ("trainrun", "argparse", "none") and name not in declaration.flags:
+            check_overrides(declaration, {name: None}, str(path))  # raises the did-you-mean error
+
+
 def optuna_search(
     script: str | os.PathLike[str],
     space: Mapping[str, Any],
@@ -566,7 +666,7 @@ def optuna_search(
     address: str | None = None,
     resources_per_trial: Mapping[str, float] | None = None,
     tuning_id: str | None = None,
-    resume: bool = True,
+    resume: bool | str = True,
     sampler: Any = None,
     echo: bool = False,
     progress: bool = True,
@@ -596,8 +696,10 @@ def optuna_search(
     path = _check_common(script, workers, backend, mode, metric)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"'n_trials' must be a positive integer. Received: n_trials={n_trials!r}")
+    _check_resume(resume)
     distributions = parse_space(optuna, space)
     fixed = fixed_flags(flags)
+    _check_space_names(path, distributions, fixed)
     overlap = sorted(set(fixed) & set(distributions))
     if overlap:
         raise ValueError(
@@ -612,10 +714,20 @@ def optuna_search(
     runs_path = Path(runs_dir).resolve()
     source = OptunaSource(optuna, distributions, fixed, n_trials, metric, mode, seed, sampler)
     run_of: dict[int, str] = {}
+    early = _Said()
     if resume:
         rows = _tuning_rows(runs_path, tuning_id)
+        if resume != "any":
+            rows, edited = _same_script(rows, _current_digest(path))
+            if edited:
+                early.say(
+                    f"The script changed since {edited} earlier trial(s) of this search ran: "
+                    "they are not reused (pass resume='any' to reuse them)."
+                )
         run_of = source.replay(rows, _recorded_flags)
     shown = Progress(source.remaining, metric, mode, show=progress)
+    for line in early.lines:
+        shown.say(line)
     shown.say(
         f"Optuna search {tuning_id}: {n_trials} trial(s), {len(run_of)} completed earlier; "
         f"{metric} to {'maximise' if mode == 'max' else 'minimise'}, runs in {runs_path}"
