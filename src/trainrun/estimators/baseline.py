@@ -1,0 +1,233 @@
+"""BaselineClassifier and BaselineRegressor: the bar every model must beat.
+
+As tf.estimator's baselines, they ignore the features and learn one bias per logit:
+the classifier converges to the (weighted) class prior, the regressor to the
+(weighted) label mean. They train, evaluate, checkpoint, log to TensorBoard and record
+into training runs like every other estimator, and report the same metric keys, so
+``evaluate()`` of a baseline is the row to beat in a comparison table.
+
+>>> import pandas as pd, trainrun as tr
+>>> df = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [0, 0, 0, 1]})
+>>> est = tr.BaselineClassifier(config=tr.RunConfig(progress=False, seed=0))
+>>> est.train(tr.input_fn(df, response="y", epochs=None), steps=300)        # doctest: +SKIP
+>>> float(est.predict_proba(df[["x"]])[0, 1])                               # doctest: +SKIP
+0.25
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainrun.estimators.base import Estimator
+from trainrun.estimators.run_config import RunConfig
+from trainrun.exceptions import InputError
+
+__all__ = ["BaselineClassifier", "BaselineRegressor"]
+
+#: The one entry a baseline's transform encodes: an empty [N, 0] tensor, for the row count.
+ROWS = "\x01rows"
+
+
+def _rows_transform() -> Any:
+    import torch
+
+    from trainrun.feature_columns import FeatureTransform
+
+    class RowsTransform(FeatureTransform):
+        """Encodes no feature: only how many rows a chunk of data has."""
+
+        def __init__(self) -> None:  # no columns to check
+            self.columns = []
+            self.required_keys = ()
+
+        def __repr__(self) -> str:
+            return "RowsTransform()"
+
+        @property
+        def string_keys(self) -> tuple[str, ...]:
+            return ()
+
+        def encode(self, data: Mapping[str, Any]) -> dict[str, Any]:
+            if not data:
+                raise InputError(
+                    "A baseline counts the rows of its input's features, but the input gave "
+                    "none: pass at least one feature column in the data (its values are "
+                    "ignored), e.g. input_fn(df, response='y') with df holding any other column."
+                )
+            n = len(next(iter(data.values())))
+            return {ROWS: torch.zeros(n, 0)}
+
+        def to_config(self) -> dict[str, Any]:
+            return {"columns": []}
+
+    return RowsTransform()
+
+
+def _baseline_model(units: int) -> Any:
+    import torch
+    from torch import nn
+
+    class BaselineModel(nn.Module):
+        """One learned bias per logit, whatever the features."""
+
+        def __init__(self, units: int) -> None:
+            super().__init__()
+            self.units = units
+            self.bias = nn.Parameter(torch.zeros(units))
+
+        def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
+            n = encoded[ROWS].shape[0]
+            return self.bias.unsqueeze(0).expand(n, self.units)
+
+        def to_config(self) -> dict[str, Any]:
+            return {"type": "baseline", "units": self.units}
+
+    return BaselineModel(units)
+
+
+class _Baseline(Estimator):
+    def _columns(self) -> dict[str, list[Any]]:
+        return {}
+
+    def _network_config(self, units: int) -> dict[str, Any]:
+        return {"type": "baseline", "units": units}
+
+    def _make_network(self, config: dict[str, Any], columns: dict[str, list[Any]]) -> Any:
+        return _baseline_model(config["units"])
+
+    def _make_transform(self, columns: dict[str, list[Any]]) -> Any:
+        return _rows_transform()
+
+    def _optimizer_settings(self) -> list[tuple[str, Any]]:
+        return [("all", self.optimizer)]
+
+    def train(
+        self, input_fn: Any, steps: Any = None, max_steps: Any = None, callbacks: Any = None
+    ) -> Any:
+        """As every estimator's ``train``; a fresh baseline first sets its bias from the
+        (weighted) labels of the input's first batch, so that the optimizer only refines it."""
+        self._build()
+        if self.global_step_ == 0 and getattr(self, "_checkpoint_path", None) is None:
+            self._init_bias(input_fn)
+        return super().train(input_fn, steps=steps, max_steps=max_steps, callbacks=callbacks)
+
+    def _init_bias(self, input_fn: Any) -> None:
+        import torch
+
+        from trainrun.estimators.base import _checked_batches
+
+        batch = next(_checked_batches(self._batches(input_fn, labels=True), "train"), None)
+        if batch is None:
+            return  # train() reports the empty input
+        head = self.head_
+        w = None if batch.weights is None else batch.weights.reshape(-1).double()
+        y = batch.labels.double()
+        n_classes = getattr(head, "n_classes", None)
+        if n_classes is not None:
+            onehot = torch.nn.functional.one_hot(y.reshape(-1).long(), n_classes).double()
+            y = onehot[:, 1:] if n_classes == 2 else onehot
+        y = y.reshape(len(y), -1)
+        mean = y.mean(0) if w is None else (y * w[:, None]).sum(0) / w.sum().clamp_min(1e-12)
+        if n_classes == 2:
+            p = mean.clamp(1e-4, 1 - 1e-4)
+            value = torch.log(p / (1 - p))
+        elif n_classes is not None:
+            value = torch.log(mean.clamp_min(1e-4))
+        else:
+            value = mean
+        with torch.no_grad():
+            self.network_.bias.copy_(value.to(self.network_.bias.dtype))
+
+    def _declared_columns(self) -> list[Any] | None:
+        return None  # fit(X, y) takes any columns: a baseline reads none of them
+
+    def export(self, path: str | os.PathLike[str]) -> Path:
+        """A baseline has no export: its prediction is one constant per class or target.
+
+        Read it from ``predict`` or the bias in ``latest_checkpoint()``; compare models
+        against ``evaluate()``'s metrics.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no export: it predicts one constant (the class prior "
+            "or label mean), read from predict() or its checkpoint. Export the model that "
+            "beats it instead."
+        )
+
+
+class BaselineClassifier(_Baseline):
+    """Predicts the class prior learned from the labels (tf.estimator's BaselineClassifier).
+
+    Two classes: one logit converging to ``log(p / (1 - p))`` of the (weighted) share of
+    the positive class; more: one logit per class, softmax of them the prior. Metrics are
+    the binary / multi-class heads' (``accuracy``, ``auc`` = 0.5, ``average_loss`` ...).
+    ``optimizer`` defaults to tf's FTRL.
+    """
+
+    _estimator_type = "classifier"
+
+    def __init__(
+        self,
+        *,
+        model_dir: str | os.PathLike[str] | None = None,
+        n_classes: int = 2,
+        weight_column: Any = None,
+        label_vocabulary: Sequence[str] | None = None,
+        optimizer: Any = "Ftrl",
+        config: RunConfig | None = None,
+        loss_reduction: str = "sum_over_batch_size",
+        warm_start_from: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.model_dir = model_dir
+        self.n_classes = n_classes
+        self.weight_column = weight_column
+        self.label_vocabulary = label_vocabulary
+        self.optimizer = optimizer
+        self.config = config
+        self.loss_reduction = loss_reduction
+        self.warm_start_from = warm_start_from
+
+    def _validate_more(self) -> None:
+        vocab, n = self.label_vocabulary, self.n_classes
+        if vocab is not None and len(vocab) != n:
+            raise ValueError(
+                f"The 'label_vocabulary' parameter of {type(self).__name__} must be a list of "
+                f"n_classes={n} distinct strings. Got {vocab!r} instead."
+            )
+
+    def _build_head(self) -> Any:
+        from trainrun.modules.heads import make_classification_head
+
+        return make_classification_head(self.n_classes, self.label_vocabulary, self.loss_reduction)
+
+
+class BaselineRegressor(_Baseline):
+    """Predicts the (weighted) mean of the labels (tf.estimator's BaselineRegressor)."""
+
+    _estimator_type = "regressor"
+
+    def __init__(
+        self,
+        *,
+        model_dir: str | os.PathLike[str] | None = None,
+        label_dimension: int = 1,
+        weight_column: Any = None,
+        optimizer: Any = "Ftrl",
+        config: RunConfig | None = None,
+        loss_reduction: str = "sum_over_batch_size",
+        warm_start_from: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.model_dir = model_dir
+        self.label_dimension = label_dimension
+        self.weight_column = weight_column
+        self.optimizer = optimizer
+        self.config = config
+        self.loss_reduction = loss_reduction
+        self.warm_start_from = warm_start_from
+
+    def _build_head(self) -> Any:
+        from trainrun.modules.heads import RegressionHead
+
+        return RegressionHead(self.label_dimension, self.loss_reduction)
