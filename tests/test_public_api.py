@@ -22,3 +22,22 @@ def test_import_does_not_load_torch():
     code = "import sys, trainrun, trainrun.runs.record; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_subpackages_resolve_after_a_plain_import():
+    # as the docs write it: `import trainrun` then `trainrun.runs.active.tensorboard_dir()`
+    code = (
+        "import sys, trainrun\n"
+        "assert trainrun.runs.active.tensorboard_dir() is None\n"
+        "assert trainrun.runs.active.model_dir() is None\n"
+        "assert 'torch' not in sys.modules, 'the runs half imported torch'\n"
+        "for bad in ('nope', 'runs.nope'):\n"
+        "    obj = trainrun\n"
+        "    try:\n"
+        "        for part in bad.split('.'):\n"
+        "            obj = getattr(obj, part)\n"
+        "    except AttributeError:\n"
+        "        continue\n"
+        "    raise SystemExit(f'{bad} resolved to {obj!r}')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

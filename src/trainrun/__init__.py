@@ -124,14 +124,29 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'trainrun' has no attribute {name!r}")
     import importlib
 
+    module = _EXPORTS.get(name)
+    if module is None:
+        # a subpackage (`trainrun.runs.active.run_dir()` after a plain `import trainrun`)
+        return _submodule(__name__, name)
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def _submodule(package: str, name: str) -> Any:
+    """``package.name`` imported on first attribute access, or AttributeError as usual."""
+    import importlib
+
+    if name.startswith("__"):
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    try:
+        return importlib.import_module(f"{package}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package}.{name}":
+            raise  # the submodule exists but something it needs is missing: say so
+        raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
 
 
 def __dir__() -> list[str]:

@@ -1,4 +1,5 @@
-"""Layer 4: the six canned estimators over one base class.
+"""The canned estimators over one base class: they take feature columns and input functions,
+build a network from ``modules``, train it with ``training`` and keep it in a ``model_dir``.
 
 ==============================  ==========================================  ==================
 estimator                       network                                     default optimizer

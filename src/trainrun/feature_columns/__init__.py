@@ -1,4 +1,5 @@
-"""Feature columns: declare how raw data columns become model inputs (tf.feature_column).
+"""Feature columns, first step of the estimators' flow: declare how raw data columns become
+model inputs (tf.feature_column).
 
 Declaring columns needs no torch; :class:`FeatureTransform` (stage 1, raw data ->
 tensors) and the layers :class:`DenseFeatures` / :class:`LinearFeatures` (stage 2)

@@ -1,4 +1,5 @@
-"""Input functions: feed a DataFrame, arrays, an Arrow table or CSV / Parquet files to a model.
+"""Input functions, second step of the estimators' flow: feed a DataFrame, arrays, an Arrow
+table or CSV / Parquet files to a model, encoded once by the feature columns.
 
 >>> import pandas as pd
 >>> from trainrun.inputs import input_fn

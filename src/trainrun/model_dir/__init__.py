@@ -1,4 +1,5 @@
-"""Layer 6: what lands on disk for a model — checkpoints and exports, never pickle.
+"""What lands on disk for a model, last step of the estimators' flow: checkpoints and
+exports, never pickle.
 
 A model directory::
 

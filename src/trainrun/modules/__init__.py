@@ -1,6 +1,7 @@
-"""Layer 3: torch modules — the linear, DNN and wide-and-deep networks, and the heads.
+"""The networks of the estimators, and their heads.
 
-``linear``, ``dnn`` and ``wide_deep`` map encoded features (from
-:class:`trainrun.feature_columns.FeatureTransform`) to logits; ``heads`` turns
-logits into losses, predictions and metrics.
+Third step of the estimators' flow (feature columns, then inputs, then these modules, then
+the estimators, their training loop and the model directory): ``linear``, ``dnn`` and
+``wide_deep`` map encoded features (from :class:`trainrun.feature_columns.FeatureTransform`)
+to logits; ``heads`` turns logits into losses, predictions and metrics.
 """
