@@ -86,9 +86,7 @@ def _xgb() -> Any:
     try:
         import xgboost
     except ImportError:
-        raise MissingExtraError(
-            "xgboost", "estimators", "BoostedTreesClassifier/Regressor"
-        ) from None
+        raise MissingExtraError("xgboost", "trees", "BoostedTreesClassifier/Regressor") from None
     return xgboost
 
 

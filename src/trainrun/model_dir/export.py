@@ -153,6 +153,11 @@ def load_exported(
     from trainrun.modules._build import build_network
 
     path = Path(path)
+    if (path / "model.ubj").is_file() and not (path / WEIGHTS_FILE).exists():
+        # A BoostedTrees export: XGBoost's own model format instead of safetensors.
+        from trainrun.estimators.boosted_trees import load_boosted_trees_export
+
+        return load_boosted_trees_export(path)  # type: ignore[return-value]
     spec_path, weights_path = path / SPEC_FILE, path / WEIGHTS_FILE
     if not (spec_path.exists() or spec_path.is_symlink()) or not (
         weights_path.exists() or weights_path.is_symlink()

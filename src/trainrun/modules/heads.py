@@ -670,4 +670,9 @@ def head_from_config(config: Mapping[str, Any]) -> Head:
             label_mean=config.get("label_mean"),
             label_scale=config.get("label_scale"),
         )
+    from trainrun.modules.heads_extra import extra_head_from_config
+
+    extra = extra_head_from_config(config)  # multi-label, Poisson, binary with thresholds
+    if extra is not None:
+        return extra
     raise ValueError(f"Unknown head type in a saved config. Received: type={kind!r}")
