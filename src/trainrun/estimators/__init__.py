@@ -11,12 +11,20 @@ DNNLinearCombined...            linear + DNN, logits summed                 FTRL
 """
 
 from trainrun.estimators.base import Estimator
+from trainrun.estimators.baseline import BaselineClassifier, BaselineRegressor
+from trainrun.estimators.boosted_trees import BoostedTreesClassifier, BoostedTreesRegressor
 from trainrun.estimators.combined import DNNLinearCombinedClassifier, DNNLinearCombinedRegressor
+from trainrun.estimators.custom import CustomEstimator
 from trainrun.estimators.dnn import DNNClassifier, DNNRegressor
 from trainrun.estimators.linear import LinearClassifier, LinearRegressor
 from trainrun.estimators.run_config import RunConfig
 
 __all__ = [
+    "BaselineClassifier",
+    "BaselineRegressor",
+    "BoostedTreesClassifier",
+    "BoostedTreesRegressor",
+    "CustomEstimator",
     "DNNClassifier",
     "DNNLinearCombinedClassifier",
     "DNNLinearCombinedRegressor",
