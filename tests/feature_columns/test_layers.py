@@ -243,3 +243,22 @@ def test_a_column_redefined_under_the_same_name_is_an_error_not_silent():
     enc2 = FeatureTransform([embedding_column(VOCAB, 2)]).encode(data)
     with pytest.raises(FeatureColumnError, match="'c' was encoded with a different"):
         DenseFeatures([embed2])(enc2)
+
+
+def test_layout_and_repr_use_the_feature_columns_names():
+    import trainrun as tr
+
+    contract = tr.categorical_column_with_vocabulary_list("contract", ["a", "b"])
+    city = tr.categorical_column_with_hash_bucket("city", 10)
+    columns = [
+        tr.numeric_column("tenure"),
+        tr.indicator_column(contract),
+        tr.bucketized_column(tr.numeric_column("age"), [1, 2]),
+        tr.embedding_column(city, 2),
+    ]
+    layer = tr.DenseFeatures(columns)
+    assert sorted(name for name, _, _ in layer.layout) == sorted(c.name for c in columns)
+    spans = {name: stop - start for name, start, stop in layer.layout}
+    assert spans == {"tenure": 1, "contract_indicator": 2, "age_bucketized": 3, "city_embedding": 2}
+    assert sum(spans.values()) == layer.output_dim
+    assert "contract_indicator[" in repr(layer) and "age_bucketized[" in repr(layer)

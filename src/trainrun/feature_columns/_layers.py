@@ -212,6 +212,7 @@ class DenseFeatures(nn.Module):
         super().__init__()
         cols = _sorted(columns, "feature_columns")
         numeric, onehot, embed = [], [], []
+        shown: dict[str, str] = {}  # a one-hot block's id-space name -> the column the user gave
         for col in cols:
             if isinstance(col, NumericColumn):
                 numeric.append(col)
@@ -219,6 +220,7 @@ class DenseFeatures(nn.Module):
                 onehot.append(col)
             elif isinstance(col, IndicatorColumn):
                 onehot.append(col.categorical_column)
+                shown[col.categorical_column.name] = col.name
             elif isinstance(col, EmbeddingColumn):
                 embed.append(col)
             elif isinstance(col, CategoricalColumn):
@@ -243,12 +245,18 @@ class DenseFeatures(nn.Module):
             pos += c.dimension
         if self._onehot is not None:
             for name, size in zip(self._onehot.names, self._onehot.sizes, strict=True):
-                self.layout.append((name, pos, pos + size))
+                self.layout.append((shown.get(name, name), pos, pos + size))
                 pos += size
         for c in embed:
             self.layout.append((c.name, pos, pos + c.dimension))
             pos += c.dimension
         self.output_dim: int = pos
+
+    def extra_repr(self) -> str:
+        # the same names as `layout` and the feature columns: [start, stop) of each column
+        return f"output_dim={self.output_dim}, layout=" + ", ".join(
+            f"{name}[{start}:{stop}]" for name, start, stop in self.layout
+        )
 
     def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = [] if self._numeric is None else [self._numeric(encoded)]
