@@ -89,14 +89,26 @@ def _board(args: argparse.Namespace) -> int:
         try:
             code = _serve(proc, args, run_dirs, logdir)
         except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            # Ctrl-C or SIGTERM: stop TensorBoard within STOP_S (it serves files, holds no
+            # state worth a slow shutdown), then the process exits
+            _stop(proc)
             return 130
     return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else 1
+
+
+#: how long TensorBoard is given to stop after SIGTERM before it is killed
+STOP_S = 1.5
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=STOP_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _serve(

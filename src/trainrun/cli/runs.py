@@ -486,22 +486,38 @@ def describe_run(info: dict[str, Any]) -> str:
         lines.extend(f"  {p}" for p in info["problems"])
     run_dir = info.get("run_dir")
     if run_dir and os.path.isdir(run_dir):
-        entries = []
-        for name in sorted(os.listdir(run_dir)):
-            path = os.path.join(run_dir, name)
-            if name.startswith("."):
-                continue
-            if os.path.isdir(path):
-                n = sum(len(files) for _, _, files in os.walk(path))
-                if n:
-                    entries.append(f"{name}/ ({n} file{'s' if n != 1 else ''})")
-            else:
-                entries.append(f"{name} ({_size(os.path.getsize(path))})")
+        entries = _file_entries(run_dir)
         if entries:
             lines.append("")
             lines.append("Files")
             lines.extend(f"  {e}" for e in entries)
     return "\n".join(lines)
+
+
+def _file_entries(run_dir: str) -> list[str]:
+    """The run folder's files for ``show``: links shown as links, never followed."""
+    from trainrun.runs.record import walk
+
+    tops: dict[str, list[dict[str, Any]]] = {}
+    for item in walk(run_dir, limit=100_000):
+        if item["path"].startswith("."):
+            continue
+        top, sep, _ = item["path"].partition("/")
+        tops.setdefault(top + ("/" if sep else ""), []).append(item)
+    entries = []
+    for name, items in tops.items():
+        if name.endswith("/"):
+            n = len(items)
+            entries.append(f"{name} ({n} file{'s' if n != 1 else ''})")
+            continue
+        item = items[0]
+        if item["kind"] == "file":
+            entries.append(f"{name} ({_size(item['size'])})")
+        elif item["kind"] == "link":
+            entries.append(f"{name} (a link to {item.get('target')}, not followed)")
+        else:
+            entries.append(f"{name} (a {item['kind']}, not read)")
+    return entries
 
 
 def _size(n: float) -> str:
