@@ -43,7 +43,7 @@ def test_dense_numeric_bucketized_indicator_by_hand():
     assert layer.output_dim == 1 + 2 + 3
     # numeric first, then one-hot blocks by name (b_bucketized, c)
     assert out.tolist() == [[1.5, 1, 0, 0, 0, 1], [-2.0, 0, 1, 0, 0, 0]]
-    assert [name for name, _, _ in layer.layout] == ["x", "b_bucketized", "c"]
+    assert [name for name, _, _ in layer.layout] == ["x", "b_bucketized", "c_indicator"]
 
 
 def test_indicator_multi_hot_counts_and_weights():
