@@ -64,9 +64,11 @@ def test_a_failing_ray_trial_and_resume(local_ray, script, runs_dir):
     assert second.loc[0, "run_dir"] == first.loc[0, "run_dir"]
 
 
-def test_bad_resources_are_named(script):
+def test_bad_resources_are_named_before_any_runs_folder_is_touched(script, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default runs_dir: ./runs
     with pytest.raises(ValueError, match="gpu=-1"):
         tuning_run(script, flags={"x": [1]}, backend="ray", resources_per_trial={"gpu": -1})
+    assert not (tmp_path / "runs").exists()
 
 
 def test_sigint_cancels_ray_trials_and_marks_them_interrupted(local_ray, script, runs_dir):

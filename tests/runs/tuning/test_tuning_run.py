@@ -85,18 +85,36 @@ def test_a_table_of_trials_and_a_sample(script, runs_dir):
     assert df["flag_label"].isin(["a", "b", "c"]).all()
 
 
-def test_bad_arguments_are_named(script, runs_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.py"):
-        tuning_run(tmp_path / "missing.py", flags={"x": [1]})
-    with pytest.raises(ValueError, match="workers=0"):
-        tuning_run(script, flags={"x": [1]}, workers=0)
-    with pytest.raises(ValueError, match="Could not interpret backend identifier: 'spark'"):
-        tuning_run(script, flags={"x": [1]}, backend="spark")
-    with pytest.raises(ValueError, match="mode='up'"):
-        tuning_run(script, flags={"x": [1]}, mode="up")
-    with pytest.raises(ValueError, match=r"x=\[1\]"):
-        tuning_run(script, flags={"x": 1})
-    assert not runs_dir.exists()
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"script": "missing.py"}, FileNotFoundError, "missing.py"),
+        ({"workers": 0}, ValueError, "workers=0"),
+        ({"backend": "spark"}, ValueError, "Could not interpret backend identifier: 'spark'"),
+        ({"mode": "up"}, ValueError, "mode='up'"),
+        ({"flags": {"x": 1}}, ValueError, r"x=\[1\]"),
+        ({"runs_dir": "notes.txt"}, ValueError, "'notes.txt' is a file"),
+        ({"runs_dir": 3}, ValueError, "runs_dir=3"),
+        ({"resources_per_trial": {"gpu": -1}}, ValueError, "gpu=-1"),
+        ({"resources_per_trial": [("cpu", 1)]}, ValueError, "must be a mapping"),
+        ({"address": "ray://head:10001"}, ValueError, "used with backend='ray'"),
+        ({"confirm": "yes"}, ValueError, "confirm='yes'"),
+        ({"echo": 1}, ValueError, "echo=1"),
+        ({"progress": None}, ValueError, "progress=None"),
+        ({"tuning_id": ""}, ValueError, "tuning_id=''"),
+    ],
+)
+def test_bad_arguments_are_named_before_any_runs_folder_is_touched(
+    script, tmp_path, monkeypatch, kwargs, error, fragment
+):
+    # from a fresh folder, with the default runs_dir: a check made after the runs folder
+    # was opened would leave runs/ (and its index) behind in the current directory
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a folder")
+    args = {"script": script, "flags": {"x": [1]}, **kwargs}
+    with pytest.raises(error, match=fragment):
+        tuning_run(**args)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_declining_the_confirmation_starts_nothing(script, runs_dir, monkeypatch):
@@ -106,13 +124,15 @@ def test_declining_the_confirmation_starts_nothing(script, runs_dir, monkeypatch
     assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
 
-def test_missing_extras_name_the_extra(script, monkeypatch):
+def test_missing_extras_name_the_extra(script, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "ray", None)
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(MissingExtraError, match=r"trainrun\[ray\]"):
         tuning_run(script, flags={"x": [1]}, backend="ray", progress=False)
     with pytest.raises(MissingExtraError, match=r"trainrun\[optuna\]"):
         optuna_search(script, {"x": ("float", 0.0, 4.0)}, n_trials=1)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_optuna_search_records_each_trial_and_resumes(script, runs_dir):
@@ -131,19 +151,23 @@ def test_optuna_search_records_each_trial_and_resumes(script, runs_dir):
     assert set(df["run_dir"]) <= set(more["run_dir"])
 
 
-def test_optuna_space_errors(script):
+def test_optuna_space_errors(script, tmp_path, monkeypatch):
     pytest.importorskip("optuna")
+    monkeypatch.chdir(tmp_path)  # the default runs_dir, ./runs, must stay untouched
     with pytest.raises(ValueError, match="Could not interpret the search space of 'x'"):
         optuna_search(script, {"x": ("normal", 0, 1)}, n_trials=1)
     with pytest.raises(ValueError, match="low <= high"):
         optuna_search(script, {"x": ("float", 2.0, 1.0)}, n_trials=1)
     with pytest.raises(ValueError, match="n_trials=0"):
         optuna_search(script, {"x": ["a"]}, n_trials=0)
+    assert not (tmp_path / "runs").exists()
 
 
-def test_optuna_fixed_flags_are_checked(script):
+def test_optuna_fixed_flags_are_checked(script, tmp_path, monkeypatch):
     pytest.importorskip("optuna")
+    monkeypatch.chdir(tmp_path)  # the default runs_dir, ./runs, must stay untouched
     with pytest.raises(ValueError, match="both searched and fixed: x"):
         optuna_search(script, {"x": ("float", 0.0, 1.0)}, flags={"x": 1.0})
     with pytest.raises(ValueError, match="Flag values must be strings"):
         optuna_search(script, {"x": ("float", 0.0, 1.0)}, flags={"sleep": [1]})
+    assert not (tmp_path / "runs").exists()

@@ -87,6 +87,48 @@ def _check_common(script: Any, workers: Any, backend: Any, mode: Any, metric: An
     return path
 
 
+def _check_run_args(
+    runs_dir: Any,
+    backend: str,
+    address: Any,
+    resources_per_trial: Any,
+    confirm: Any,
+    echo: Any,
+    progress: Any,
+) -> None:
+    """The arguments left after _check_common, all checked before the runs folder is touched
+    (a mistake must not create or index a runs folder, least of all the current directory's)."""
+    if not isinstance(runs_dir, (str, os.PathLike)) or not os.fspath(runs_dir):
+        raise ValueError(f"'runs_dir' must be a folder path. Received: runs_dir={runs_dir!r}")
+    if Path(runs_dir).exists() and not Path(runs_dir).is_dir():
+        raise ValueError(
+            f"'runs_dir' must be a folder, but {os.fspath(runs_dir)!r} is a file. "
+            f"Received: runs_dir={runs_dir!r}"
+        )
+    if address is not None and (not isinstance(address, str) or backend != "ray"):
+        raise ValueError(
+            "'address' is a Ray cluster address such as 'ray://head:10001', used with "
+            f"backend='ray'. Received: address={address!r}, backend={backend!r}"
+        )
+    if resources_per_trial is not None:
+        if not isinstance(resources_per_trial, Mapping):
+            raise ValueError(
+                "'resources_per_trial' must be a mapping such as {'cpu': 2, 'gpu': 0.5}. "
+                f"Received: resources_per_trial={resources_per_trial!r}"
+            )
+        ray_options(resources_per_trial)  # each value a number >= 0
+    for name, value, allowed in (
+        ("confirm", confirm, (True, False, None)),
+        ("echo", echo, (True, False)),
+        ("progress", progress, (True, False)),
+    ):
+        if not any(value is a for a in allowed):
+            shown = " or ".join(map(str, allowed))
+            raise ValueError(f"'{name}' must be {shown}. Received: {name}={value!r}")
+    if backend == "ray":
+        _import_ray()  # MissingExtraError naming trainrun[ray], before anything starts
+
+
 def _confirm(n: int, script: Path, confirm: bool | None) -> None:
     if confirm is False:
         return
@@ -585,6 +627,7 @@ def tuning_run(
         >>> runs.attrs["best"]["run_dir"]  # doctest: +SKIP
     """
     path = _check_common(script, workers, backend, mode, metric)
+    _check_run_args(runs_dir, backend, address, resources_per_trial, confirm, echo, progress)
     _check_resume(resume)
     trial_list = build_trials(flags, trials, sample, seed)
     check_trial_flags(path, [t.flags for t in trial_list])
@@ -694,6 +737,7 @@ def optuna_search(
 
     optuna = import_optuna()
     path = _check_common(script, workers, backend, mode, metric)
+    _check_run_args(runs_dir, backend, address, resources_per_trial, None, echo, progress)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"'n_trials' must be a positive integer. Received: n_trials={n_trials!r}")
     _check_resume(resume)
