@@ -106,6 +106,9 @@ def read_output(run_dir: Path, limit: int = OUTPUT_LIMIT) -> dict[str, Any]:
     except FileNotFoundError:
         return _absent()
     except OSError as exc:  # NotRegularFileError is one, and a RunRecordError
+        path = run_dir / record.OUTPUT_FILE
+        if path.is_symlink():
+            return _absent(f"{record.OUTPUT_FILE} is a link to {os.readlink(path)}: not followed")
         return _absent(str(exc))
     if not tail:
         text = clean_terminal_text(head.decode("utf-8", errors="replace"))
