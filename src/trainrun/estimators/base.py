@@ -925,7 +925,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         Given the data itself (a DataFrame or an array), this is scikit-learn's
         ``predict(X)``: one class label or value per row (see ``fit``).
         """
-        if _is_data(input_fn) and not isinstance(input_fn, (str, os.PathLike)):
+        if not hasattr(input_fn, "batches") and not callable(input_fn):
             return self._sklearn_predict(input_fn)  # scikit-learn's predict(X)
         if not isinstance(yield_single_examples, bool):
             raise ValueError(
