@@ -22,9 +22,10 @@ array([0, 1])
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,40 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+def _warn_column_vector(cls: str) -> None:
+    import warnings
+
+    try:
+        from sklearn.exceptions import DataConversionWarning as category
+    except ImportError:  # scikit-learn is optional: its warning class when it is there
+        category = UserWarning  # type: ignore[assignment,misc]
+    warnings.warn(
+        f"A column-vector y was passed when a 1d array was expected by {cls}: y is raveled "
+        "to shape (n_samples,). Pass y.ravel() to silence this.",
+        category,
+        stacklevel=4,
+    )
+
+
+class _ClassifierOnly:
+    """A method that exists only on classifiers (``hasattr(regressor, 'predict_proba')`` is
+    False, as scikit-learn expects)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner: Any, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        if obj._estimator_type != "classifier":
+            raise AttributeError(f"{type(obj).__name__} is a regressor: it has no {self.name}().")
+        return self.fn.__get__(obj, owner)
+
+
 class ScikitLearnMixin:
     """``fit`` / ``predict`` / ``score`` over the estimator's own train / predict.
 
@@ -56,8 +91,7 @@ class ScikitLearnMixin:
     """
 
     _estimator_type: str = ""
-    #: Budget of fit() when not given: passes over the data, examples per step.
-    _fit_epochs: int = 10
+    #: Examples per step of fit() when not given.
     _fit_batch_size: int = 128
 
     # ------------------------------------------------------------ tags and state
@@ -124,20 +158,20 @@ class ScikitLearnMixin:
             if arr.ndim != 2:
                 raise ValueError(
                     f"Expected 2D array, got {arr.ndim}D array instead: {cls} takes X of shape "
-                    "(n_samples, n_features); reshape with X.reshape(-1, 1) for one feature "
-                    "or X.reshape(1, -1) for one sample."
+                    "(n_samples, n_features). Reshape your data with X.reshape(-1, 1) for one "
+                    "feature or X.reshape(1, -1) for one sample."
                 )
             names = self._array_names(arr.shape[1], fitting)
             frame = pd.DataFrame({n: arr[:, i] for i, n in enumerate(names)})
             named = False
-        if frame.shape[0] == 0:
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={frame.shape}) while a minimum of 1 is "
-                f"required by {cls}."
-            )
         if frame.shape[1] == 0:
             raise ValueError(
                 f"Found array with 0 feature(s) (shape={frame.shape}) while a minimum of 1 is "
+                f"required by {cls}."
+            )
+        if frame.shape[0] == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={frame.shape}) while a minimum of 1 is "
                 f"required by {cls}."
             )
         self._check_values(frame, names)
@@ -221,6 +255,7 @@ class ScikitLearnMixin:
         if arr.ndim == 0:
             raise ValueError(f"y should be a 1d array, got a scalar {arr!r} instead.")
         if arr.ndim == 2 and arr.shape[1] == 1 and self._label_width() == 1:
+            _warn_column_vector(cls)
             arr = arr[:, 0]
         if arr.shape[0] != n:
             raise ValueError(
@@ -236,7 +271,8 @@ class ScikitLearnMixin:
 
     # ------------------------------------------------------------ classes
     def _fit_classes(self, y: np.ndarray) -> np.ndarray:
-        """classes_, and y as what the head reads (ids, or the labels for a vocabulary)."""
+        """classes_ (from ``label_vocabulary``, else learned from y as scikit-learn does), and
+        y as what the head reads: class ids, or the labels themselves for a vocabulary."""
         cls = type(self).__name__
         vocab = getattr(self, "label_vocabulary", None)
         n_classes = int(getattr(self, "n_classes", 2))
@@ -251,23 +287,31 @@ class ScikitLearnMixin:
                 f"(e.g. {y[y != np.round(y)][0]!r}); use a regressor for continuous targets."
             )
         uniques = np.unique(y)
-        ints = y.dtype.kind in "iub" or y.dtype.kind == "f"
-        if ints and uniques.min() >= 0 and uniques.max() < n_classes:
-            self.classes_ = np.arange(n_classes)
-            return y.astype(np.int64)
-        if len(uniques) > n_classes:
+        if len(uniques) < 2:
             raise ValueError(
-                f"y has {len(uniques)} classes {uniques[:10].tolist()} but {cls} has "
-                f"n_classes={n_classes}: construct it with n_classes={len(uniques)}."
+                f"{cls} needs samples of at least 2 classes in the data, but the data contains "
+                f"only one class: {uniques.tolist()!r}."
             )
-        if len(uniques) < n_classes:
-            raise ValueError(
-                f"y has {len(uniques)} classes {uniques.tolist()} and {cls} has "
-                f"n_classes={n_classes}; labels other than 0 .. n_classes-1 must show every "
-                f"class at fit. Encode them as 0 .. {n_classes - 1}, or pass label_vocabulary."
-            )
+        numeric = y.dtype.kind in "iubf"
+        if numeric and uniques.min() >= 0 and uniques.max() < n_classes:
+            uniques = np.arange(n_classes)  # ids 0 .. n_classes-1: a fold may lack a class
         self.classes_ = uniques
         return np.searchsorted(uniques, y).astype(np.int64)
+
+    @contextlib.contextmanager
+    def _fit_settings(self) -> Iterator[None]:
+        """While fit() builds the model, n_classes is the number of classes learned from y
+        (as scikit-learn learns it); the setting itself is restored afterwards."""
+        classes = getattr(self, "classes_", None)
+        declared = getattr(self, "n_classes", None)
+        if classes is None or declared is None or not isinstance(declared, int):
+            yield
+            return
+        self.n_classes = len(classes)
+        try:
+            yield
+        finally:
+            self.n_classes = declared
 
     # ------------------------------------------------------------ fit
     def _fresh_model_dir(self) -> Path:
@@ -304,8 +348,10 @@ class ScikitLearnMixin:
     ) -> Any:
         """Train a fresh model on ``X`` and ``y`` (scikit-learn's ``fit``); returns self.
 
-        ``epochs`` (default 10) passes of ``batch_size`` (default 128) examples per step, or
-        ``steps`` steps. ``sample_weight`` weighs each example's loss.
+        ``epochs`` passes of ``batch_size`` (default 128) examples per step, or ``steps``
+        steps; with neither, 10 epochs and at least 200 steps. ``sample_weight`` weighs
+        each example's loss. Classes are learned from ``y`` (or taken from
+        ``label_vocabulary``) and kept in ``classes_``.
         """
         from trainrun.inputs import input_fn
 
@@ -331,9 +377,17 @@ class ScikitLearnMixin:
                     f"sample_weight has {w.shape[0]} values for {len(frame)} samples; pass one "
                     "weight per sample."
                 )
+            if not np.isfinite(w).all() or (w < 0).any():
+                raise ValueError("sample_weight must be finite and >= 0.")
+            if not (w > 0).any():
+                raise ValueError(
+                    "sample_weight is zero for every sample: nothing to learn from. Give some "
+                    "samples a positive weight."
+                )
             data[WEIGHT_KEY] = w
         self._fit_prepare(frame)
-        epochs = self._fit_epochs if epochs is None and steps is None else epochs
+        if epochs is None and steps is None:
+            epochs, steps = self._fit_budget(len(frame), batch_size or self._fit_batch_size)
         fn = input_fn(
             data,
             features=list(frame.columns),
@@ -346,7 +400,8 @@ class ScikitLearnMixin:
         self.model_dir_ = self._fresh_model_dir()
         self._sample_weight_key = WEIGHT_KEY if sample_weight is not None else None
         try:
-            self.train(fn, steps=steps)  # type: ignore[attr-defined]
+            with self._fit_settings():
+                self.train(fn, steps=steps)  # type: ignore[attr-defined]
         except BaseException:
             for name in ("n_features_in_", "classes_"):
                 if hasattr(self, name):
@@ -355,6 +410,11 @@ class ScikitLearnMixin:
         finally:
             self._sample_weight_key = None
         return self
+
+    def _fit_budget(self, rows: int, batch_size: int) -> tuple[int | None, int | None]:
+        """(epochs, steps) of fit() when neither is given: 10 epochs, and at least 200 steps."""
+        per_epoch = -(-rows // batch_size)
+        return None, max(200, 10 * per_epoch)
 
     def _config(self) -> Any:
         return getattr(self, "config", None)
@@ -395,25 +455,22 @@ class ScikitLearnMixin:
             for i in range(n):
                 yield {k: v[i] for k, v in out.items()}
 
+    @_ClassifierOnly
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, one column per entry of ``classes_``."""
-        self._require_classifier("predict_proba")
         return self._outputs(X, ["probabilities"])["probabilities"].astype(np.float64)
 
+    @_ClassifierOnly
     def predict_log_proba(self, X: Any) -> np.ndarray:
-        self._require_classifier("predict_log_proba")
+        """The log of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
+    @_ClassifierOnly
     def decision_function(self, X: Any) -> np.ndarray:
         """The logits: one value per row for two classes, one per class above."""
-        self._require_classifier("decision_function")
         logits = self._outputs(X, ["logits"])["logits"].astype(np.float64)
         return logits[:, 0] if logits.shape[1] == 1 else logits
-
-    def _require_classifier(self, verb: str) -> None:
-        if self._estimator_type != "classifier":
-            raise AttributeError(f"{type(self).__name__} is a regressor: it has no {verb}().")
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy (classifiers) or R² (regressors), weighted by ``sample_weight``."""

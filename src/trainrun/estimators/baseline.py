@@ -17,75 +17,14 @@ into training runs like every other estimator, and report the same metric keys, 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from trainrun.estimators.base import Estimator
 from trainrun.estimators.run_config import RunConfig
-from trainrun.exceptions import InputError
 
 __all__ = ["BaselineClassifier", "BaselineRegressor"]
-
-#: The one entry a baseline's transform encodes: an empty [N, 0] tensor, for the row count.
-ROWS = "\x01rows"
-
-
-def _rows_transform() -> Any:
-    import torch
-
-    from trainrun.feature_columns import FeatureTransform
-
-    class RowsTransform(FeatureTransform):
-        """Encodes no feature: only how many rows a chunk of data has."""
-
-        def __init__(self) -> None:  # no columns to check
-            self.columns = []
-            self.required_keys = ()
-
-        def __repr__(self) -> str:
-            return "RowsTransform()"
-
-        @property
-        def string_keys(self) -> tuple[str, ...]:
-            return ()
-
-        def encode(self, data: Mapping[str, Any]) -> dict[str, Any]:
-            if not data:
-                raise InputError(
-                    "A baseline counts the rows of its input's features, but the input gave "
-                    "none: pass at least one feature column in the data (its values are "
-                    "ignored), e.g. input_fn(df, response='y') with df holding any other column."
-                )
-            n = len(next(iter(data.values())))
-            return {ROWS: torch.zeros(n, 0)}
-
-        def to_config(self) -> dict[str, Any]:
-            return {"columns": []}
-
-    return RowsTransform()
-
-
-def _baseline_model(units: int) -> Any:
-    import torch
-    from torch import nn
-
-    class BaselineModel(nn.Module):
-        """One learned bias per logit, whatever the features."""
-
-        def __init__(self, units: int) -> None:
-            super().__init__()
-            self.units = units
-            self.bias = nn.Parameter(torch.zeros(units))
-
-        def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
-            n = encoded[ROWS].shape[0]
-            return self.bias.unsqueeze(0).expand(n, self.units)
-
-        def to_config(self) -> dict[str, Any]:
-            return {"type": "baseline", "units": self.units}
-
-    return BaselineModel(units)
 
 
 class _Baseline(Estimator):
@@ -96,10 +35,14 @@ class _Baseline(Estimator):
         return {"type": "baseline", "units": units}
 
     def _make_network(self, config: dict[str, Any], columns: dict[str, list[Any]]) -> Any:
-        return _baseline_model(config["units"])
+        from trainrun.modules.baseline import BaselineModel
+
+        return BaselineModel(config["units"])
 
     def _make_transform(self, columns: dict[str, list[Any]]) -> Any:
-        return _rows_transform()
+        from trainrun.modules.baseline import RowsTransform
+
+        return RowsTransform()
 
     def _optimizer_settings(self) -> list[tuple[str, Any]]:
         return [("all", self.optimizer)]
@@ -143,6 +86,14 @@ class _Baseline(Estimator):
 
     def _declared_columns(self) -> list[Any] | None:
         return None  # fit(X, y) takes any columns: a baseline reads none of them
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # A baseline scores the prior by design: scikit-learn's score thresholds do not apply.
+        for kind in (tags.classifier_tags, tags.regressor_tags):
+            if kind is not None:
+                kind.poor_score = True
+        return tags
 
     def export(self, path: str | os.PathLike[str]) -> Path:
         """A baseline has no export: its prediction is one constant per class or target.

@@ -246,7 +246,8 @@ CHECKS: dict[str, tuple[Any, str]] = {
 class _BoostedTrees(ScikitLearnMixin):
     """Shared by the classifier and the regressor: settings, data, train, evaluate, predict."""
 
-    _fit_epochs = 1
+    def _fit_budget(self, rows: int, batch_size: int) -> tuple[int | None, int | None]:
+        return 1, None  # n_trees trees, each over the whole data
 
     # ------------------------------------------------------------ settings (scikit-learn's)
     @classmethod

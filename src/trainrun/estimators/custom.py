@@ -175,7 +175,7 @@ class CustomEstimator(Estimator):
         return [("all", self.optimizer)]
 
     # ------------------------------------------------------------ export
-    def export(self, path: str | os.PathLike[str]) -> Path:
+    def export(self, path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Path:
         """Write an export that :func:`trainrun.load_exported` rebuilds by importing ``model_fn``.
 
         The export stores the builder's reference (``"module:Name"``), ``params`` and the
@@ -189,4 +189,4 @@ class CustomEstimator(Estimator):
                 "load_exported imports it by name). A module instance, lambda or local "
                 f"function cannot be named. Received: model_fn={self.model_fn!r}"[:400]
             )
-        return super().export(path)
+        return super().export(path, *args, **kwargs)
