@@ -120,6 +120,17 @@ _EXPORTS: dict[str, str] = {
     "LinearRegressor": "trainrun.estimators",
     "RunConfig": "trainrun.estimators",
     "load_exported": "trainrun.model_dir.export",
+    # the train/evaluate workflow (issue 11)
+    "BestExporter": "trainrun.training.exporters",
+    "EvalSpec": "trainrun.training.train_and_evaluate",
+    "FinalExporter": "trainrun.training.exporters",
+    "LatestExporter": "trainrun.training.exporters",
+    "TrainSpec": "trainrun.training.train_and_evaluate",
+    "VocabInfo": "trainrun.estimators.warm_start",
+    "WarmStartSettings": "trainrun.estimators.warm_start",
+    "stop_if_no_decrease_hook": "trainrun.training.train_and_evaluate",
+    "stop_if_no_increase_hook": "trainrun.training.train_and_evaluate",
+    "train_and_evaluate": "trainrun.training.train_and_evaluate",
     # metrics, optimizers, dropout (metrics-optim)
     "FastDropout": "trainrun.modules.dropout",
     "Ftrl": "trainrun.training.optimizers",

@@ -955,11 +955,13 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         return predictions_to_frame(list(self._prediction_batches(fn, predict_keys)), predict_keys)
 
     # ------------------------------------------------------------ export
-    def export(self, path: str | os.PathLike[str]) -> Path:
+    def export(
+        self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
+    ) -> Path:
         """Write a self-contained artifact (safetensors weights + JSON spec with the feature columns).
 
         Load it with :func:`trainrun.load_exported`, which needs neither this
-        class nor the training code.
+        class nor the training code. ``metadata`` (JSON values) is stored in its spec.
 
         >>> est.export("churn_model")                                   # doctest: +SKIP
         >>> trainrun.load_exported("churn_model").predict(test_df)      # doctest: +SKIP
@@ -972,7 +974,11 @@ class Estimator(ScikitLearnMixin, abc.ABC):
             network=self.network_,
             head=self.head_,
             columns=self.columns_,
-            extra={"estimator": type(self).__name__, "global_step": self.global_step_},
+            extra={
+                **(metadata or {}),
+                "estimator": type(self).__name__,
+                "global_step": self.global_step_,
+            },
         )
 
     @property

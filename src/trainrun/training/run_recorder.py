@@ -5,7 +5,8 @@ Inside a training run (``trainrun.runs.active.is_active()``), estimators:
 - keep checkpoints in the run's ``model/`` folder when no ``model_dir`` is given,
 - write TensorBoard events to the run's ``tensorboard/`` folder,
 - log the loss history with ``log_metrics(step=global_step, loss=...)``,
-- write ``evaluate()``'s result with ``write_evaluation`` (``eval_*`` in ``ls_runs``).
+- write ``evaluate()``'s result with ``write_evaluation`` (``eval_*`` in ``ls_runs``),
+- log each evaluation of ``train_and_evaluate`` as ``val_<metric>`` rows of the history.
 
 Outside a run every function here is a no-op, so estimators work the same in a
 plain script.
@@ -25,6 +26,7 @@ __all__ = [
     "active_model_dir",
     "active_tensorboard_dir",
     "is_active",
+    "record_eval_metrics",
     "record_evaluation",
 ]
 
@@ -69,6 +71,19 @@ def record_evaluation(results: Mapping[str, Any], name: str | None = None) -> No
     if name is not None:
         values = {f"{name}/{k}": v for k, v in values.items()}
     active.write_evaluation(values)
+
+
+def record_eval_metrics(results: Mapping[str, Any], step: int) -> None:
+    """Log an evaluation made during training as ``val_<metric>`` at ``step`` (metrics.jsonl)."""
+    active = _active()
+    if active is None or not active.is_active():
+        return
+    values = {
+        "val_" + k.replace("/", "_"): v
+        for k, v in results.items()
+        if k != "global_step" and isinstance(v, (int, float))
+    }
+    active.log_metrics(step=step, **values)
 
 
 class RunRecorder(Callback):
