@@ -57,7 +57,7 @@ from trainrun.exceptions import FilterError, RunNotFoundError, RunRecordError, T
 from trainrun.runs import record
 from trainrun.runs.report import _data as _report_data
 from trainrun.runs.report import render, render_data, script_json, static_text
-from trainrun.runs.store import clean_runs, ls_runs, purge_runs
+from trainrun.runs.store import RunRecordWarning, clean_runs, ls_runs, purge_runs
 
 #: how often the pages ask for fresh statuses, in milliseconds
 POLL_MS = 2000
@@ -180,13 +180,20 @@ class Dashboard:
                 raise FilterError(
                     f"latest_n must be a positive integer. Received: latest_n={latest_n!r}"
                 ) from None
-        return ls_runs(
-            runs_dir=self.runs_dir,
-            order=params.get("order") or None,
-            decreasing=not params.get("asc"),
-            filter=filter_expr,
-            latest_n=latest_n,
-        )
+        # runs skipped or listed in part are shown on the page, not raised or lost
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RunRecordWarning)
+            df = ls_runs(
+                runs_dir=self.runs_dir,
+                order=params.get("order") or None,
+                decreasing=not params.get("asc"),
+                filter=filter_expr,
+                latest_n=latest_n,
+            )
+        df.attrs["problems"] = [
+            str(w.message) for w in caught if issubclass(w.category, RunRecordWarning)
+        ]
+        return df
 
     @staticmethod
     def _page(params: Any, total: int) -> tuple[int, int]:
@@ -203,11 +210,13 @@ class Dashboard:
     def list_runs(self, params: Any) -> dict[str, Any]:
         """One page of the runs table, through ls_runs (its filter language and order)."""
         filter_expr = (params.get("filter") or "").strip() or None
+        problems: list[str] = []
         if not self.runs_dir.is_dir():
             records, names, total = [], [], 0
             page, pages = 1, 1
         else:
             df = self._listing(params)
+            problems = df.attrs.get("problems", [])
             total = len(df)
             page, pages = self._page(params, total)
             part = df.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
@@ -230,6 +239,7 @@ class Dashboard:
             "page": page,
             "pages": pages,
             "page_size": PAGE_SIZE,
+            "problems": problems,
         }
 
     def statuses(self, params: Any) -> dict[str, Any]:
@@ -260,6 +270,7 @@ class Dashboard:
                 "page": 1,
                 "pages": 1,
                 "page_size": PAGE_SIZE,
+                "problems": [],
             }
         filter_text = request.query_params.get("filter", "")
         body = render(
