@@ -39,7 +39,7 @@ from typing import Any
 
 from trainrun.runs import active, record
 
-__all__ = ["AutoRun", "current", "ensure", "end_current"]
+__all__ = ["AutoRun", "current", "end_current", "ensure", "write_finished_run"]
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -157,6 +157,41 @@ def end_current(owner: object, status: str = "completed") -> None:
     run = current()
     if run is not None and run.owner_id == id(owner):
         run.end(status)
+
+
+def write_finished_run(
+    runs_dir: str | os.PathLike[str],
+    *,
+    integration: str,
+    flags: Mapping[str, Any],
+    evaluation: Mapping[str, Any],
+    metrics: list[dict[str, Any]] | None = None,
+    properties: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    duration: float | None = None,
+) -> Path:
+    """Write a whole completed run at once (a search's candidate); it never becomes active."""
+    folder = record.new_run_dir(Path(runs_dir))
+    info = _run_info(folder, integration)
+    now = record.utc_now()
+    info.update(
+        status="completed",
+        end=now,
+        duration=duration,
+        exit_code=0,
+        tags={**info["tags"], **(tags or {})},
+        properties=dict(properties or {}),
+    )
+    info["start"] = now
+    if metrics:
+        stamp = round(time.time(), 6)
+        record.append_jsonl(folder / record.METRICS_FILE, [{"time": stamp, **r} for r in metrics])
+    record.write_json(
+        folder / record.FLAGS_FILE, {"values": dict(flags), "declared": {}}, durable=False
+    )
+    record.write_json(folder / record.EVALUATION_FILE, dict(evaluation), durable=False)
+    record.write_json(folder / record.RUN_FILE, info, durable=False)
+    return folder
 
 
 def _run_info(folder: Path, integration: str) -> dict[str, Any]:

@@ -1,0 +1,191 @@
+"""PyTorch Lightning training recorded as a trainrun run: one ``Logger``.
+
+>>> import lightning.pytorch as pl                                  # doctest: +SKIP
+>>> from trainrun.lightning import TrainrunLogger                  # doctest: +SKIP
+>>> trainer = pl.Trainer(max_epochs=5, logger=TrainrunLogger())     # doctest: +SKIP
+>>> trainer.fit(model, train_loader, val_loader)                    # doctest: +SKIP
+>>> trainer.test(model, test_loader)                                # doctest: +SKIP
+
+What lands in the run:
+
+- ``flags.json``: the hyperparameters Lightning logs (``self.save_hyperparameters()``
+  in the module, the datamodule's too), nested ones as ``optimizer/lr``:
+  ``flag_*`` columns in ``ls_runs``.
+- ``metrics.jsonl``: everything ``self.log(...)`` sends to loggers, with
+  Lightning's global step as ``step`` (and its ``epoch``).
+- ``evaluation.json``: metrics logged while testing, named ``test_<name>`` or
+  ``test/<name>`` by Lightning's convention, without that prefix
+  (``test_acc`` becomes ``eval_acc``, as a trainrun estimator's ``evaluate``).
+- ``artifacts/checkpoints/``: ``ModelCheckpoint``'s files (the default one's too),
+  unless the checkpoint callback was given its own ``dirpath``.
+
+Inside ``trainrun run train.py`` that run is used. Otherwise the logger starts
+an in-process run under ``runs/`` (``runs_dir=``) when Lightning first uses it,
+and Lightning's ``finalize`` marks it completed, failed (with the traceback) or
+interrupted. Only the global-zero process writes (``rank_zero_only``).
+
+Uses the ``lightning`` package (``lightning.pytorch``), or ``pytorch_lightning``
+when only that one is installed.
+"""
+
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from trainrun._extras import installed, require
+
+if installed("lightning"):
+    from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
+    from lightning.pytorch.utilities import rank_zero_only
+else:
+    require("pytorch_lightning", "lightning", "trainrun.lightning", package="lightning")
+    from pytorch_lightning.loggers.logger import (  # type: ignore[no-redef,assignment]
+        Logger,
+        rank_zero_experiment,
+    )
+    from pytorch_lightning.utilities import rank_zero_only  # type: ignore[no-redef]
+
+from trainrun import _autorun  # noqa: E402
+from trainrun.runs import active  # noqa: E402
+
+__all__ = ["TrainrunLogger"]
+
+#: the prefixes Lightning users give test metrics; those metrics also become evaluation
+TEST_PREFIXES = ("test_", "test/")
+#: where ModelCheckpoint's files go inside the run (``<run>/<version>/checkpoints``)
+CHECKPOINTS_PARENT = "artifacts"
+
+
+def _rank() -> int:
+    """This process's global rank as Lightning sets it (0 when not distributed)."""
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Namespace):
+            value = vars(value)
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, name + "/"))
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        elif isinstance(value, (list, tuple)) and all(
+            v is None or isinstance(v, (bool, int, float, str)) for v in value
+        ):
+            flat[name] = list(value)
+        else:
+            text = repr(value)
+            flat[name] = text if len(text) <= 200 else text[:197] + "..."
+    return flat
+
+
+class TrainrunLogger(Logger):
+    """A Lightning ``Logger`` that records into the active run, or an in-process one.
+
+    Args:
+        runs_dir: where an in-process run is created when no run is active
+            (default ``runs``); ignored inside ``trainrun run``.
+    """
+
+    def __init__(self, runs_dir: str | Path | None = None) -> None:
+        super().__init__()
+        self.runs_dir = runs_dir
+
+    # ------------------------------------------------------------ where
+
+    def _run_dir(self, writing: bool = False) -> Path | None:
+        """The run this logger writes to, started (in-process) on first use when none is active.
+
+        ``writing``: an ended in-process run of this logger is marked running again
+        (``trainer.test`` after ``trainer.fit``); reading where it is does not.
+        """
+        run = _autorun.current()
+        if run is not None and run.owner_id == id(self):
+            if writing:
+                run.reopen()
+            return run.folder
+        _autorun.ensure(self, runs_dir=self.runs_dir, integration="lightning")
+        return active.run_dir()
+
+    @property
+    def name(self) -> str:
+        if _rank() != 0:
+            return "trainrun"
+        folder = self._run_dir()
+        return folder.name if folder is not None else "trainrun"
+
+    @property
+    def version(self) -> str:
+        return CHECKPOINTS_PARENT
+
+    @property
+    def save_dir(self) -> str | None:
+        """The runs folder, so that ``save_dir/name/version`` is the run's ``artifacts/``."""
+        if _rank() != 0:
+            return None
+        folder = self._run_dir()
+        return str(folder.parent) if folder is not None else None
+
+    @property
+    def root_dir(self) -> str | None:
+        return self.save_dir
+
+    @property
+    def log_dir(self) -> str | None:
+        folder = self._run_dir() if _rank() == 0 else None
+        return str(folder) if folder is not None else None
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Path | None:
+        """The run folder (Lightning's "experiment" object for this logger)."""
+        return self._run_dir()
+
+    # ------------------------------------------------------------ what
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(params, Namespace):
+            params = vars(params)
+        self._run_dir(writing=True)
+        flat = _flatten(dict(params or {}))
+        if flat:
+            active.write_run_metadata("flags", flat)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        self._run_dir(writing=True)
+        values = dict(metrics)
+        active.log_metrics(step=step, **values)
+        evaluation = {}
+        for key, value in values.items():
+            for prefix in TEST_PREFIXES:
+                if key.startswith(prefix) and len(key) > len(prefix):
+                    evaluation[key[len(prefix) :]] = value
+        if evaluation:
+            ok = {k: v for k, v in evaluation.items() if active._plain_metric(v)[0]}
+            active.write_evaluation({k: active._plain_metric(v)[1] for k, v in ok.items()})
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        run = _autorun.current()
+        if run is None or run.owner_id != id(self):
+            return  # a launched run: its launcher writes the outcome
+        if status == "failed":
+            exc = sys.exc_info()[1]
+            if isinstance(exc, KeyboardInterrupt):
+                run.end("interrupted", error="Interrupted (KeyboardInterrupt)")
+                return
+            import traceback
+
+            error = f"{type(exc).__name__}: {exc}" if exc is not None else "Lightning: failed"
+            tb = traceback.format_exc() if exc is not None else None
+            run.end("failed", error=error, tb=tb)
+            return
+        run.end("completed")
