@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -212,7 +211,7 @@ def test_working_folder_is_the_callers_or_the_scripts_on_request(tmp_path, monke
     (sub / "data").mkdir()
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train.csv").write_text("caller's data\n")
-    script = write(
+    write(
         sub,
         "cwd.py",
         "import os\nfrom trainrun import flags\nprint(os.getcwd(), flags(rate=0.1).rate)\n"
@@ -301,7 +300,7 @@ def test_view_calls_the_report(tmp_path, monkeypatch):
     assert len(seen) == 2
 
 
-def test_stop_all_runs_interrupts_runs_in_threads(tmp_path):
+def test_stop_all_runs_interrupts_runs_in_threads(tmp_path, wait_for_metrics):
     script = write(tmp_path, "loop.py", LOOP)
     results = []
     worker = threading.Thread(
@@ -318,14 +317,20 @@ def test_stop_all_runs_interrupts_runs_in_threads(tmp_path):
 # ---------------------------------------------------------------- launcher as a process
 
 
-def wait_for_metrics(runs: Path, n: int, timeout: float = 30.0) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for folder in runs.glob("*"):
-            if len(record.read_metrics(folder)) >= n:
-                return folder
-        time.sleep(0.05)
-    raise AssertionError(f"no run in {runs} logged {n} metric rows within {timeout} s")
+@pytest.fixture
+def wait_for_metrics(wait_until):
+    """``wait_for_metrics(runs, n)``: the first run folder in ``runs`` with ``n`` metric rows."""
+
+    def wait(runs: Path, n: int, timeout: float = 30.0) -> Path:
+        def logged() -> Path | None:
+            for folder in runs.glob("*"):
+                if len(record.read_metrics(folder)) >= n:
+                    return folder
+            return None
+
+        return wait_until(logged, timeout, 0.05, message=f"a run in {runs} to log {n} rows")
+
+    return wait
 
 
 def start_launcher(script: Path, runs: Path) -> subprocess.Popen:
@@ -342,7 +347,7 @@ def start_launcher(script: Path, runs: Path) -> subprocess.Popen:
     )
 
 
-def test_sigkill_of_the_launcher_reads_as_killed(tmp_path):
+def test_sigkill_of_the_launcher_reads_as_killed(tmp_path, wait_for_metrics, wait_until):
     script = write(tmp_path, "loop.py", LOOP)
     launcher = start_launcher(script, tmp_path / "runs")
     folder = wait_for_metrics(tmp_path / "runs", 3)
@@ -357,10 +362,11 @@ def test_sigkill_of_the_launcher_reads_as_killed(tmp_path):
         assert "looping" in (folder / "output.log").read_text()
         if sys.platform.startswith("linux"):
             # the script does not train on as an orphan (PR_SET_PDEATHSIG): gone in seconds
-            deadline = time.monotonic() + 10
-            while record.process_alive(child) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert not record.process_alive(child), "the script outlived its killed launcher"
+            wait_until(
+                lambda: not record.process_alive(child),
+                10,
+                message="the script to end with its killed launcher",
+            )
     finally:
         if child:
             try:
@@ -369,7 +375,7 @@ def test_sigkill_of_the_launcher_reads_as_killed(tmp_path):
                 pass
 
 
-def test_ctrl_c_marks_interrupted_and_stops_the_child(tmp_path):
+def test_ctrl_c_marks_interrupted_and_stops_the_child(tmp_path, wait_for_metrics):
     script = write(tmp_path, "loop.py", LOOP)
     launcher = start_launcher(script, tmp_path / "runs")
     folder = wait_for_metrics(tmp_path / "runs", 3)
@@ -429,7 +435,7 @@ def test_launch_path_imports_neither_pandas_nor_torch(tmp_path):
     assert "child heavy: False False" in (folder / "output.log").read_text()
 
 
-def test_interrupt_without_a_signal_reaches_the_wait(tmp_path):
+def test_interrupt_without_a_signal_reaches_the_wait(tmp_path, wait_for_metrics):
     """Ray cancels a task with interrupt_main(), which cannot break a blocking waitpid()."""
     import _thread
 
@@ -450,7 +456,7 @@ def test_interrupt_without_a_signal_reaches_the_wait(tmp_path):
     assert run["status"] == "interrupted" and run["exit_code"] == -signal.SIGINT
 
 
-def test_child_does_not_inherit_a_blocked_sigint(tmp_path):
+def test_child_does_not_inherit_a_blocked_sigint(tmp_path, wait_for_metrics):
     """Hosts such as Ray block SIGINT in their threads; the script must still stop on it."""
     script = write(tmp_path, "loop.py", LOOP)
     runs = tmp_path / "runs"
@@ -465,7 +471,7 @@ def test_child_does_not_inherit_a_blocked_sigint(tmp_path):
     assert run["status"] == "interrupted" and run["exit_code"] == -signal.SIGINT
 
 
-def test_terminal_ctrl_c_reaches_launcher_and_script_together(tmp_path):
+def test_terminal_ctrl_c_reaches_launcher_and_script_together(tmp_path, wait_for_metrics):
     """A terminal's Ctrl-C signals the whole foreground process group at once."""
     script = write(tmp_path, "loop.py", LOOP)
     code = (

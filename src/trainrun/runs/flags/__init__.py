@@ -253,6 +253,14 @@ def _collect(declarations: Iterable[Any]) -> dict[str, FlagSpec]:
     return specs
 
 
+def _declared_or_described(declarations: Iterable[Any]) -> dict[str, FlagSpec]:
+    """The declarations; under the launcher's flag check, written out and the process ended."""
+    specs = _collect(declarations)
+    if os.environ.get(DESCRIBE_ENV):
+        describe_and_exit({k: s.to_dict() for k, s in specs.items()})
+    return specs
+
+
 # ---------------------------------------------------------------- conversion
 
 _TYPE_WORDS = {
@@ -452,9 +460,7 @@ def parse_flags(
     >>> parse_flags([{"lr": 0.1, "epochs": 3}], argv=["--epochs=5"], file=False).epochs
     5
     """
-    specs = _collect(declarations)
-    if os.environ.get(DESCRIBE_ENV):
-        describe_and_exit({k: s.to_dict() for k, s in specs.items()})
+    specs = _declared_or_described(declarations)
     argv = list(sys.argv[1:] if argv is None else argv)
     found, unparsed, own, wants_help = parse_argv(argv, specs, allow_unknown)
 

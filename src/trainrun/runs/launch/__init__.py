@@ -67,6 +67,8 @@ _LAUNCHER_ENV = "TRAINRUN_LAUNCHER_PID"
 _OUTPUT_FD_ENV = "TRAINRUN_OUTPUT_FD"
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
+#: Final records that could not be written (a full disk), handed back to the caller.
+unwritten: dict[Path, dict[str, Any]] = {}
 _children_lock = threading.Lock()
 
 
@@ -765,10 +767,15 @@ def _write_final(run_dir: Path, final: dict[str, Any]) -> str | None:
     return problem
 
 
-def _outcome_note(final: dict[str, Any], pump_error: str | None) -> None:
+#: Characters of the output kept in run.json when output.log could not be written.
+OUTPUT_TAIL_CHARS = 4000
+
+
+def _outcome_note(final: dict[str, Any], pump_error: str | None, output: str) -> None:
     """A failed run on a full disk says so; output that could not be kept is noted."""
     if pump_error:
         final["output_error"] = pump_error
+        final["output_tail"] = output[-OUTPUT_TAIL_CHARS:]
     full = "No space left on device" in (pump_error or "") or "[Errno 28]" in str(
         final.get("error") or ""
     )
@@ -813,6 +820,10 @@ def _training_run(
         _save_report(folder)
     elif view or (view is None and interactive_session()):
         _view(folder)
+    final = unwritten.pop(folder, None)
+    if final is not None:
+        # what happened, though the disk could not take it: the caller is not lied to
+        return {**record.read_run(folder), **final}
     return record.read_run(folder)
 
 
@@ -990,9 +1001,11 @@ def _follow(
         }
         if interrupted and proc.returncode == 0:
             final["status"] = "completed"  # it finished before the interrupt reached it
-        _outcome_note(final, pump.error)
+        _outcome_note(final, pump.error, output)
         problem = _write_final(run_dir, final)
         if problem:
+            final["record_error"] = f"the final record could not be written: {problem}"
+            unwritten[run_dir] = final
             sys.stderr.write(
                 f"trainrun: error: could not write the final record of run {run_dir.name} "
                 f"({problem}); its run.json keeps the last record written. The script "
