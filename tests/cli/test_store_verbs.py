@@ -199,9 +199,12 @@ def test_help_is_fast_and_never_imports_torch(tmp_path: Path, env: dict[str, str
     assert "ls" in proc.stdout and "clean" in proc.stdout and "purge" in proc.stdout
 
 
-def test_ctrl_c_exits_130_and_records_interrupted(tmp_path: Path, env: dict[str, str]) -> None:
+def test_ctrl_c_exits_130_and_records_interrupted(
+    tmp_path: Path, env: dict[str, str], wait_until
+) -> None:
     import signal
-    import time
+
+    from trainrun.runs import record
 
     (tmp_path / "slow.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
     proc = subprocess.Popen(
@@ -214,7 +217,13 @@ def test_ctrl_c_exits_130_and_records_interrupted(tmp_path: Path, env: dict[str,
     )
     try:
         assert proc.stdout.readline().strip() == "started"
-        time.sleep(0.2)
+
+        def recorded_running() -> bool:  # the launcher has written the script's pid
+            folders = list((tmp_path / "runs").glob("*/run.json"))
+            run = record.read_json(folders[0], default={}) if folders else {}
+            return run.get("status") == "running" and bool(run.get("child_pid"))
+
+        wait_until(recorded_running, 30, 0.02, message="the run to be recorded as running")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -38,14 +37,20 @@ def _clean_env(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-def _wait_for_metrics(runs: Path, n: int, timeout: float = 30.0) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for folder in runs.glob("*"):
-            if (folder / "run.json").exists() and len(record.read_metrics(folder)) >= n:
-                return folder
-        time.sleep(0.05)
-    raise AssertionError(f"no run in {runs} logged {n} metric rows within {timeout} s")
+@pytest.fixture
+def wait_for_metrics(wait_until):
+    """``wait_for_metrics(runs, n)``: the first run folder in ``runs`` with ``n`` metric rows."""
+
+    def wait(runs: Path, n: int, timeout: float = 30.0) -> Path:
+        def logged() -> Path | None:
+            for folder in runs.glob("*"):
+                if (folder / "run.json").exists() and len(record.read_metrics(folder)) >= n:
+                    return folder
+            return None
+
+        return wait_until(logged, timeout, 0.05, message=f"a run in {runs} to log {n} rows")
+
+    return wait
 
 
 def _check_interrupted(folder: Path) -> None:
@@ -71,7 +76,7 @@ def _sigterm_and_wait(proc: subprocess.Popen, folder: Path) -> str:
     return err.decode("utf-8", "replace")
 
 
-def test_sigterm_to_the_cli_marks_interrupted_and_stops_the_script(tmp_path):
+def test_sigterm_to_the_cli_marks_interrupted_and_stops_the_script(tmp_path, wait_for_metrics):
     script = tmp_path / "loop.py"
     script.write_text(LOOP)
     runs = tmp_path / "runs"
@@ -79,14 +84,14 @@ def test_sigterm_to_the_cli_marks_interrupted_and_stops_the_script(tmp_path):
     proc = subprocess.Popen(
         [*cmd, "--runs-dir", str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    folder = _wait_for_metrics(runs, 3)
+    folder = wait_for_metrics(runs, 3)
     err = _sigterm_and_wait(proc, folder)
     assert proc.returncode == 130, err
     assert "interrupted" in err
     _check_interrupted(folder)
 
 
-def test_sigterm_to_a_training_run_caller_raises_keyboard_interrupt(tmp_path):
+def test_sigterm_to_a_training_run_caller_raises_keyboard_interrupt(tmp_path, wait_for_metrics):
     script = tmp_path / "loop.py"
     script.write_text(LOOP)
     runs = tmp_path / "runs"
@@ -105,7 +110,7 @@ def test_sigterm_to_a_training_run_caller_raises_keyboard_interrupt(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    folder = _wait_for_metrics(runs, 3)
+    folder = wait_for_metrics(runs, 3)
     err = _sigterm_and_wait(proc, folder)
     # a KeyboardInterrupt (subclass Terminated), and the default handler is back afterwards
     assert proc.returncode == 7 and "caught Terminated True" in err, err
@@ -158,7 +163,7 @@ def test_no_handler_outside_the_main_thread():
     assert seen == [None]
 
 
-def test_a_launcher_that_ignores_sigint_stops_its_script_with_sigterm(tmp_path):
+def test_a_launcher_that_ignores_sigint_stops_its_script_with_sigterm(tmp_path, wait_for_metrics):
     """A background job of a non-interactive shell ignores SIGINT, and so does its script."""
     marker = tmp_path / "got_sigint"
     script = tmp_path / "stubborn.py"
@@ -182,7 +187,7 @@ def test_a_launcher_that_ignores_sigint_stops_its_script_with_sigterm(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    folder = _wait_for_metrics(runs, 3)
+    folder = wait_for_metrics(runs, 3)
     _sigterm_and_wait(proc, folder)
     run = record.read_run(folder)
     assert run["status"] == "interrupted" and run["error"] == "Interrupted (SIGTERM)"

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -108,7 +107,7 @@ def free_port() -> int:
 class Page:
     """A minimal DevTools-protocol client for one headless Chromium tab."""
 
-    def __init__(self, profile: Path) -> None:
+    def __init__(self, profile: Path, wait_until) -> None:
         import websocket  # websocket-client, a dev dependency
 
         self.proc = subprocess.Popen(
@@ -122,22 +121,20 @@ class Page:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        self.wait_until = wait_until
         port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 60
-        while not (port_file.exists() and port_file.read_text().strip()):
-            assert time.monotonic() < deadline and self.proc.poll() is None, (
-                "chromium did not start"
-            )
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        targets = []
-        while not targets:
-            targets = [
-                t
-                for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json()
-                if t["type"] == "page"
-            ]
-            time.sleep(0.1)
+
+        def port_written() -> str:
+            assert self.proc.poll() is None, "chromium exited at start"
+            return port_file.exists() and port_file.read_text().strip()
+
+        port = int(wait_until(port_written, 60, 0.1, message="chromium to start").split()[0])
+
+        def pages() -> list:
+            listed = httpx.get(f"http://127.0.0.1:{port}/json/list").json()
+            return [t for t in listed if t["type"] == "page"]
+
+        targets = wait_until(pages, 60, 0.1, ignoring=httpx.TransportError, message="a page")
         self.ws = websocket.create_connection(
             targets[0]["webSocketDebuggerUrl"], timeout=60, suppress_origin=True
         )
@@ -160,15 +157,12 @@ class Page:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while True:
+        def value():
             # the page may be between two documents (a reload): an error means "not yet"
             result = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
-            value = None if "exceptionDetails" in result else result["result"].get("value")
-            if value:
-                return value
-            assert time.monotonic() < deadline, f"timed out waiting for: {expression}"
-            time.sleep(0.2)
+            return None if "exceptionDetails" in result else result["result"].get("value")
+
+        return self.wait_until(value, timeout, 0.2, message=expression)
 
     def goto(self, url: str) -> None:
         self.send("Page.navigate", url=url)
@@ -219,7 +213,7 @@ def column(page: Page, col: str) -> list:
 
 
 @pytest.fixture
-def dashboard(runs_dir, tmp_path):
+def dashboard(runs_dir, tmp_path, wait_until):
     runs_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     server = subprocess.Popen(
@@ -228,17 +222,13 @@ def dashboard(runs_dir, tmp_path):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "api/runs").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
+
+    def serving() -> bool:
         assert server.poll() is None, server.stdout.read().decode()
-        assert time.monotonic() < deadline, "the dashboard did not start"
-        time.sleep(0.2)
-    page = Page(tmp_path / "profile")
+        return httpx.get(url + "api/runs").status_code == 200
+
+    wait_until(serving, 60, 0.2, ignoring=httpx.TransportError, message="the dashboard")
+    page = Page(tmp_path / "profile", wait_until)
     yield url, page
     page.close()
     server.terminate()

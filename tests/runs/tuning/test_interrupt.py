@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from trainrun.runs import record
@@ -29,7 +28,7 @@ def _started_pids(runs_dir: Path) -> list[int]:
     return pids
 
 
-def test_sigint_stops_the_tuning_and_marks_running_trials_interrupted(script, runs_dir):
+def test_sigint_stops_the_tuning_and_marks_running_trials_interrupted(script, runs_dir, wait_until):
     # through the CLI, which turns the KeyboardInterrupt that tuning_run raises into exit 130
     proc = subprocess.Popen(
         [sys.executable, "-m", "trainrun", "tune", str(script), "--grid", "x=1,2,3,4",
@@ -37,11 +36,12 @@ def test_sigint_stops_the_tuning_and_marks_running_trials_interrupted(script, ru
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while len(_started_pids(runs_dir)) < 2:
+
+        def two_started() -> bool:
             assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "the trials never started"
-            time.sleep(0.1)
+            return len(_started_pids(runs_dir)) >= 2
+
+        wait_until(two_started, timeout=60, interval=0.1, message="two trials to start")
         children = _started_pids(runs_dir)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)

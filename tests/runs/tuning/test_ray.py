@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -71,7 +70,9 @@ def test_bad_resources_are_named_before_any_runs_folder_is_touched(script, tmp_p
     assert not (tmp_path / "runs").exists()
 
 
-def test_sigint_cancels_ray_trials_and_marks_them_interrupted(local_ray, script, runs_dir):
+def test_sigint_cancels_ray_trials_and_marks_them_interrupted(
+    local_ray, script, runs_dir, wait_until
+):
     address = ray.get_runtime_context().gcs_address
     code = textwrap.dedent(
         f"""
@@ -85,11 +86,12 @@ def test_sigint_cancels_ray_trials_and_marks_them_interrupted(local_ray, script,
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        deadline = time.monotonic() + 90
-        while len(_started(runs_dir)) < 2:
+
+        def two_started() -> bool:
             assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "the trials never started"
-            time.sleep(0.2)
+            return len(_started(runs_dir)) >= 2
+
+        wait_until(two_started, timeout=90, interval=0.2, message="two trials to start")
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=90)
     finally:
