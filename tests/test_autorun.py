@@ -1,0 +1,96 @@
+"""In-process runs the integrations start when no run is active (trainrun._autorun)."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from trainrun import _autorun
+from trainrun.runs import active, record
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_active():
+    active.deactivate()
+    yield
+    active.deactivate()
+    _autorun._current = None
+
+
+def _script(tmp_path, body):
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys\nfrom trainrun import _autorun\nimport trainrun as tr\n" + textwrap.dedent(body)
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if (p / "run.json").is_file()]
+    return out, run_dir
+
+
+@pytest.mark.parametrize(
+    ("raise_", "status", "error"),
+    [
+        ("raise ValueError('bad data')", "failed", "ValueError: bad data"),
+        ("raise KeyboardInterrupt", "interrupted", "KeyboardInterrupt"),
+        ("pass", "completed", None),
+    ],
+)
+def test_a_run_left_open_ends_with_the_process_outcome(tmp_path, raise_, status, error):
+    out, run_dir = _script(
+        tmp_path,
+        f"""
+        tr.log_metrics(step=1, loss=0.9)       # before the run: kept, then written into it
+        _autorun.ensure(object(), integration="test")
+        tr.log_metrics(step=2, loss=0.5)
+        {raise_}
+        """,
+    )
+    run = record.read_run(run_dir)
+    assert run["status"] == status, out.stderr
+    assert [r["loss"] for r in record.read_metrics(run_dir)] == [0.9, 0.5]
+    assert run["script"].endswith("train.py")
+    assert (run_dir / "source" / "train.py").is_file()
+    if error is None:
+        assert run["error"] is None and run["exit_code"] == 0
+    else:
+        assert error in run["error"]
+        assert "train.py" in run["traceback"]
+
+
+def test_the_same_owner_continues_and_another_one_starts_a_new_run(tmp_path):
+    a, b = object(), object()
+    first = _autorun.ensure(a, runs_dir=tmp_path, integration="test")
+    first.end()
+    assert _autorun.ensure(a, runs_dir=tmp_path, integration="test") is first
+    assert record.read_json(first.folder / record.RUN_FILE)["status"] == "running"
+    second = _autorun.ensure(b, runs_dir=tmp_path, integration="test")
+    assert second.folder != first.folder
+    assert record.read_json(first.folder / record.RUN_FILE)["status"] == "completed"
+    assert active.run_dir() == second.folder
+
+
+def test_an_outside_run_is_used_and_nothing_is_started(tmp_path):
+    outer = record.new_run_dir(tmp_path)
+    with active.activate(outer):
+        assert _autorun.ensure(object(), runs_dir=tmp_path, integration="test") is None
+    assert [p for p in tmp_path.iterdir() if not p.name.startswith(".")] == [outer]
+
+
+def test_a_finished_run_is_written_whole_and_never_becomes_active(tmp_path):
+    folder = _autorun.write_finished_run(
+        tmp_path,
+        integration="test",
+        flags={"C": 0.1},
+        evaluation={"mean_test_score": 0.8},
+        metrics=[{"step": 0, "test_score": 0.7}, {"step": 1, "test_score": 0.9}],
+        tags={"search": "abc"},
+        duration=1.5,
+    )
+    run = record.read_run(folder)
+    assert run["status"] == "completed" and run["flags"] == {"C": 0.1}
+    assert run["tags"] == {"integration": "test", "in_process": "true", "search": "abc"}
+    assert [r["test_score"] for r in record.read_metrics(folder)] == [0.7, 0.9]
+    assert not active.is_active()
