@@ -86,3 +86,38 @@ def test_json_writes_from_many_threads_stay_whole_and_leave_no_temporary_files(t
     final = record.read_json(path)
     assert final["i"] == 29 and len(final["pad"]) == 2000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+
+
+def _trainrun(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINRUN_")}
+    return subprocess.run(
+        [sys.executable, "-m", "trainrun", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_mistyped_flag_is_refused_with_no_run_folder(tmp_path):
+    (tmp_path / "train.py").write_text("from trainrun import flags\nflags(learning_rate=0.1)\n")
+    proc = _trainrun("run", "train.py", "--flag", "learning_rat=0.5", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Unknown flag 'learning_rat'" in proc.stderr and "'learning_rate'" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_default_script_and_the_scripts_folder_on_request(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "only.py").write_text("import os\nprint('cwd', os.getcwd())\n")
+    proc = _trainrun("run", "--no-echo", cwd=src)  # the folder's only script
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = (src / "runs").iterdir()
+    assert record.read_run(folder)["script"].endswith("only.py")
+    proc = _trainrun("run", "src/only.py", "--in-script-dir", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"cwd {src}" in proc.stdout
+    proc = _trainrun("run", "src/only.py", cwd=tmp_path)
+    assert f"cwd {tmp_path}" in proc.stdout

@@ -189,6 +189,17 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", default="runs", help=RUNS_DIR_HELP)
     p.add_argument("--no-echo", action="store_true", help="do not copy the script's output here")
     p.add_argument("--view", action="store_true", help="open the run's report when it ends")
+    p.add_argument(
+        "--cwd", default=None, metavar="DIR", help="run the script from DIR (default: here)"
+    )
+    p.add_argument(
+        "--in-script-dir", action="store_true", help="run the script from its own folder"
+    )
+    p.add_argument(
+        "--no-check-flags",
+        action="store_true",
+        help="pass --flag values unchecked (default: refused unless the script declares them)",
+    )
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -233,11 +244,12 @@ def _run_ref(text: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if not args.command or args.command[0].startswith("-"):
+    if args.command and args.command[0].startswith("-"):
         return _error(
             "`trainrun run` needs the script to run, e.g. trainrun run train.py --flag dropout=0.3"
         )
-    args.script, rest = args.command[0], list(args.command[1:])
+    # no script: train.py, else the folder's only .py file (tfruns' default)
+    args.script, rest = (args.command[0] if args.command else None), list(args.command[1:])
     script_args: list[str] = []
     if "--" in rest:
         cut = rest.index("--")
@@ -245,7 +257,7 @@ def _run(args: argparse.Namespace) -> int:
     # options given after the script: parse them with the same definitions
     late = argparse.ArgumentParser(prog="trainrun run SCRIPT", add_help=False, allow_abbrev=False)
     _run_options(late)
-    late.set_defaults(flag=[], tag=[], runs_dir=None)
+    late.set_defaults(flag=[], tag=[], runs_dir=None, cwd=None)
     opts, unknown = late.parse_known_args(rest)
     if unknown:
         return _error(
@@ -261,6 +273,10 @@ def _run(args: argparse.Namespace) -> int:
     from trainrun.exceptions import TrainrunError
     from trainrun.runs.launch import training_run
 
+    if args.in_script_dir or opts.in_script_dir:
+        if args.script is None:
+            return _error("--in-script-dir needs the script, e.g. trainrun run src/train.py")
+        args.cwd = os.path.dirname(os.path.abspath(args.script))
     try:
         info = training_run(
             args.script,
@@ -270,6 +286,8 @@ def _run(args: argparse.Namespace) -> int:
             tags=tags or None,
             echo=not (args.no_echo or opts.no_echo),
             view=True if (args.view or opts.view) else None,
+            cwd=opts.cwd or args.cwd,
+            check_flags=not (args.no_check_flags or opts.no_check_flags),
         )
     except KeyboardInterrupt:
         print("trainrun: interrupted", file=sys.stderr)

@@ -161,6 +161,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=True,
         help="skip trials already completed by this tuning (default: on)",
     )
+    p.add_argument(
+        "--reuse-edited",
+        action="store_true",
+        help="resume with trials completed before the script was last edited",
+    )
     p.add_argument("--echo", action="store_true", help="echo each trial's output")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
     p.set_defaults(func=run)
@@ -192,7 +197,7 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
         address=args.address,
         resources_per_trial=parse_resources(args.resources),
         tuning_id=args.tuning_id,
-        resume=args.resume,
+        resume="any" if args.resume and args.reuse_edited else args.resume,
         mode=args.mode,
         echo=args.echo,
     )
