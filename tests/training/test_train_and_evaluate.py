@@ -137,3 +137,26 @@ def test_specs_check_their_arguments():
         trainrun.EvalSpec(lambda: None, exporters=[trainrun.LatestExporter()] * 2)
     with pytest.raises(ValueError, match="exports_to_keep"):
         trainrun.BestExporter(exports_to_keep=0)
+
+
+@pytest.mark.slow
+def test_the_churn_example_stops_early_and_scores_its_best_export(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "churn_train_and_evaluate.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--eval_every", "50", "--patience_steps", "100",
+         "--max_steps", "600", "--model_dir", str(tmp_path / "model")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "wa_churn: 4,226 training, 1,408 validation, 1,409 test rows" in out
+    assert "best validation auc" in out and "test auc = 0." in out
+    assert (tmp_path / "train_and_evaluate.png").stat().st_size > 10_000
+    kept = export_folders(tmp_path / "model" / "export" / "best_exporter")
+    assert len(kept) == 1
