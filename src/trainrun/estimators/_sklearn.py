@@ -44,6 +44,24 @@ class NotFittedError(NotTrainedError, ValueError):
     """predict / score before fit (also a ValueError, as scikit-learn's NotFittedError)."""
 
 
+_NOT_FITTED: list[type] = []
+
+
+def _not_fitted_class() -> type:
+    """NotFittedError, also scikit-learn's NotFittedError when scikit-learn is in use."""
+    import sys
+
+    if "sklearn" not in sys.modules:
+        return NotFittedError
+    if not _NOT_FITTED:
+        from sklearn.exceptions import NotFittedError as SklearnNotFitted
+
+        _NOT_FITTED.append(
+            type("NotFittedError", (NotFittedError, SklearnNotFitted), {"__module__": __name__})
+        )
+    return _NOT_FITTED[0]
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
@@ -116,7 +134,7 @@ class ScikitLearnMixin:
 
     def _check_fitted(self, verb: str) -> None:
         if not self.__sklearn_is_fitted__():
-            raise NotFittedError(
+            raise _not_fitted_class()(
                 f"This {type(self).__name__} instance is not fitted yet: call fit(X, y) before "
                 f"{verb}(). (An estimator trained with train() predicts with predict(input_fn)"
                 " or predict_frame(input_fn).)"
@@ -305,6 +323,15 @@ class ScikitLearnMixin:
         classes = getattr(self, "classes_", None)
         declared = getattr(self, "n_classes", None)
         if classes is None or declared is None or not isinstance(declared, int):
+            yield
+            return
+        if "n_classes" not in self._param_names():  # type: ignore[attr-defined]
+            if len(classes) > declared:  # the head is given whole: its classes are fixed
+                raise ValueError(
+                    f"y has {len(classes)} classes {list(classes)[:10]} but the head of "
+                    f"{type(self).__name__} has n_classes={declared}: pass a head with "
+                    f"n_classes={len(classes)}."
+                )
             yield
             return
         self.n_classes = len(classes)

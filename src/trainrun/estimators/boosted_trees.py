@@ -454,23 +454,31 @@ class _BoostedTrees(ScikitLearnMixin):
         return w if w is None or isinstance(w, str) else w.key
 
     def _dmatrix(self, input_fn: Any) -> tuple[Any, int]:
-        """A QuantileDMatrix fed chunk by chunk (and the row count)."""
+        """A QuantileDMatrix fed chunk by chunk, and the row count.
+
+        XGBoost reads the chunks more than once (to sketch the bins, then to quantise):
+        in-memory data is encoded once and its chunks kept; files are read again on each
+        pass, so that only XGBoost's quantised copy (a byte per value) stays in memory.
+        """
+        from trainrun.estimators.base import _resolve_input_fn
+
         xgb = _xgb()
-        feats = self.features_
-        chunks = self._chunks(input_fn, labels=True)
-        counted = {"rows": 0}
+        feats, est = self.features_, self
+        fn = _resolve_input_fn(input_fn)
+        cached = list(self._chunks(fn, labels=True)) if getattr(fn, "in_memory", True) else None
+        rows: list[int] = []  # per pass
 
         class _Iter(xgb.DataIter):
             def __init__(self) -> None:
                 super().__init__(release_data=True)
-                self._source = iter(())
+                self._source: Any = iter(())
 
             def next(self, input_data: Any) -> bool:
                 item = next(self._source, None)
                 if item is None:
                     return False
                 x, y, w = item
-                counted["rows"] += len(x)
+                rows[-1] += len(x)
                 input_data(
                     data=x,
                     label=_xgb_label(y),
@@ -481,23 +489,26 @@ class _BoostedTrees(ScikitLearnMixin):
                 return True
 
             def reset(self) -> None:
-                self._source = iter(cached)
+                rows.append(0)
+                self._source = iter(cached) if cached is not None else est._chunks(fn, True)
 
-        # One pass over the input: chunks kept for XGBoost's two sketching passes.
-        cached = list(chunks)
-        if not cached:
-            raise InputError(
-                "input_fn produced no rows to train on. Check that the data is not empty."
-            )
         it = _Iter()
         it.reset()
-        dtrain = xgb.QuantileDMatrix(
-            it,
-            max_bin=self._booster_params(None, 1)["max_bin"],
-            enable_categorical=True,
-            nthread=self._booster_params(None, 1)["nthread"],
+        params = self._booster_params(None, 1)
+        empty = InputError(
+            "input_fn produced no rows to train on. Check that the data is not empty."
         )
-        return dtrain, sum(len(c[0]) for c in cached)
+        if cached is not None and not cached:
+            raise empty
+        try:
+            dtrain = xgb.QuantileDMatrix(
+                it, max_bin=params["max_bin"], enable_categorical=True, nthread=params["nthread"]
+            )
+        except xgb.core.XGBoostError:
+            if not rows[0]:
+                raise empty from None
+            raise
+        return dtrain, rows[0]
 
     # ------------------------------------------------------------ train
     def train(
