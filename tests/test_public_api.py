@@ -4,10 +4,22 @@ import sys
 import trainrun
 
 
-def test_all_is_sorted_and_resolves():
+def test_all_is_sorted_and_each_name_is_what_its_module_defines():
+    import importlib
+    import inspect
+    import types
+
     assert trainrun.__all__ == sorted(trainrun.__all__)
-    for name in trainrun.__all__:
-        assert getattr(trainrun, name) is not None, name
+    exports = trainrun._EXPORTS
+    assert set(trainrun.__all__) == {*exports, "__version__"}
+    assert isinstance(trainrun.__version__, str) and trainrun.__version__[0].isdigit()
+    for name, module in exports.items():
+        value = getattr(trainrun, name)
+        # the lazy loader hands out the module's own object, never a submodule by that name
+        assert value is getattr(importlib.import_module(module), name), name
+        assert not isinstance(value, types.ModuleType), name
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert value.__name__ == name, (name, value)
 
 
 def test_errors_subclass_builtin_exceptions():
