@@ -315,6 +315,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         self._validate_params()
         config = self.config_
         self.device_ = config.resolved_device()
+        self._data_parallel = _setup_distributed(self.device_)  # torchrun: join the group
         self.model_dir_ = self._resolve_model_dir()
         head = self._build_head()
         columns = self._columns()
@@ -544,7 +545,14 @@ class Estimator(ScikitLearnMixin, abc.ABC):
             return w
         return w.key
 
-    def _batches(self, input_fn: Any, labels: bool, seed: int | None = None) -> Iterator[Any]:
+    def _batches(
+        self,
+        input_fn: Any,
+        labels: bool,
+        seed: int | None = None,
+        shard: str | None = None,
+        steps: int | None = None,
+    ) -> Iterator[Any]:
         fn = _resolve_input_fn(input_fn)
         if seed is not None and getattr(fn, "shuffle", False) and getattr(fn, "seed", 0) is None:
             # RunConfig(seed=...) also fixes the order of an unseeded shuffled input, as
@@ -556,7 +564,14 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         response = getattr(fn, "response", None)
         label_fn = _NamedLabels(self.head_.label_fn, response) if labels else _ignore_labels
         weight_key = self._weight_key() if labels else None
-        batches = iter(fn.batches(self.transform_, label_fn=label_fn, weight_key=weight_key))
+        if shard is not None and getattr(self, "_data_parallel", False):
+            # several processes: this rank's share ("train" or "eval"; see inputs/_sharding.py)
+            from trainrun.inputs._sharding import make_shard
+
+            self.shard_ = make_shard(shard, fn, self.transform_, label_fn, weight_key, steps)
+            batches = self.shard_
+        else:
+            batches = iter(fn.batches(self.transform_, label_fn=label_fn, weight_key=weight_key))
         column = getattr(self, "weight_column", None)
         if labels and getattr(column, "normalizer_fn", None) is not None:
             return _normalized_weights(batches, column)
@@ -647,6 +662,8 @@ class Estimator(ScikitLearnMixin, abc.ABC):
 
         config = self.config_
         own: list[Any] = [NanLossGuard()]
+        if not self._is_chief():  # data-parallel: only rank 0 writes (events, metrics, checkpoints)
+            return [*own, history]
         tb_dir = self._tensorboard_dir()
         if tb_dir is not None:
             own.append(TensorBoardLogger(tb_dir, every=config.save_summary_steps))
@@ -659,6 +676,10 @@ class Estimator(ScikitLearnMixin, abc.ABC):
 
     def _step_fn(self) -> Callable[[Any], Any]:
         """One optimisation step on a batch; returns the loss people see (detached)."""
+        if getattr(self, "_data_parallel", False):
+            from trainrun.training.distributed import step_fn
+
+            return step_fn(self, lambda: self.shard_.global_rows)
         network, head, opts = self.network_, self.head_, self.optimizers_
         to_device = self._to_device
 
@@ -689,7 +710,9 @@ class Estimator(ScikitLearnMixin, abc.ABC):
             torch.manual_seed(config.seed + start)
         # Per train() call, so that a second call does not replay the first one's order.
         seed = None if config.seed is None else config.seed + start
-        batches = _checked_batches(self._batches(fn, labels=True, seed=seed), "train")
+        batches = _checked_batches(
+            self._batches(fn, labels=True, seed=seed, shard="train"), "train"
+        )
         self.network_.train()
         try:
             with config.threads():
@@ -701,6 +724,8 @@ class Estimator(ScikitLearnMixin, abc.ABC):
                     batch_size=_batch_size,
                     sync_every=_sync_every(config),
                 )
+            if getattr(self, "_data_parallel", False):
+                _barrier()  # rank 0's last checkpoint is on disk before any rank reads it
         except KeyboardInterrupt:
             # Ctrl-C keeps the steps done so far: checkpoint them, then stop as asked.
             if state.global_step > start:
@@ -742,8 +767,18 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         if parts:
             head.fit_label_scaling(torch.cat(parts))
 
+    def _is_chief(self) -> bool:
+        """False on ranks other than 0 of a data-parallel run (they write nothing)."""
+        if not getattr(self, "_data_parallel", False):
+            return True
+        from trainrun.training.distributed import is_chief
+
+        return is_chief()
+
     def _save_from_loop(self, step: int) -> None:
         self._global_step = step
+        if not self._is_chief():
+            return
         self._checkpoint_path = self._save_checkpoint(step)
 
     # ------------------------------------------------------------ evaluate
@@ -801,9 +836,9 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         with self._weights_of(checkpoint_path, "evaluate") as step:
             results = self._evaluate_batches(fn, steps)
         results["global_step"] = step
-        own: list[Any] = [RunRecorder()]
+        own: list[Any] = [RunRecorder()] if self._is_chief() else []
         tb_dir = self._tensorboard_dir(name, evaluating=True)
-        if tb_dir is not None:
+        if tb_dir is not None and self._is_chief():
             own.append(TensorBoardLogger(tb_dir))
         for cb in [*own, *extra]:
             cb.on_evaluate_end(results, name)
@@ -818,7 +853,9 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         head = self.head_
         try:
             with torch.no_grad(), self.config_.threads():
-                batches = _checked_batches(self._batches(fn, labels=True), "evaluate")
+                batches = _checked_batches(
+                    self._batches(fn, labels=True, shard="eval", steps=steps), "evaluate"
+                )
                 for i, batch in enumerate(batches):
                     if steps is not None and i >= steps:
                         break
@@ -832,6 +869,13 @@ class Estimator(ScikitLearnMixin, abc.ABC):
                         weights.append(batch.weights)
         finally:
             self.network_.train(was_training)
+        if getattr(self, "_data_parallel", False):  # every rank's batches, in one-process order
+            from trainrun.training.distributed import gather_evaluation
+
+            indices = self.shard_.indices
+            logits, labels, weights, losses = gather_evaluation(
+                logits, labels, weights, losses, indices
+            )
         if not logits:
             raise InputError(
                 "input_fn produced no batches to evaluate. Check that the data is not empty."
@@ -969,17 +1013,21 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         from trainrun.model_dir.export import export_model
 
         self._require_trained("export")
-        return export_model(
-            path,
-            network=self.network_,
-            head=self.head_,
-            columns=self.columns_,
-            extra={
-                **(metadata or {}),
-                "estimator": type(self).__name__,
-                "global_step": self.global_step_,
-            },
-        )
+        if not self._is_chief():  # data-parallel: rank 0 writes it; the others wait for it
+            _barrier()
+            return Path(path)
+        with _barrier_after(self):
+            return export_model(
+                path,
+                network=self.network_,
+                head=self.head_,
+                columns=self.columns_,
+                extra={
+                    **(metadata or {}),
+                    "estimator": type(self).__name__,
+                    "global_step": self.global_step_,
+                },
+            )
 
     @property
     def model_dir_path(self) -> Path | None:
@@ -1042,6 +1090,29 @@ class Estimator(ScikitLearnMixin, abc.ABC):
 _SCALING_SAMPLE = 1_000_000
 #: Fewer steps than this, with the budget set by epochs, draws a warning.
 FEW_STEPS = 50
+
+
+def _setup_distributed(device: Any) -> bool:
+    """Join torchrun's process group when launched by it (see training/distributed.py)."""
+    from trainrun.training.distributed import setup
+
+    return setup(device)
+
+
+def _barrier() -> None:
+    from trainrun.training.distributed import barrier
+
+    barrier()
+
+
+@contextlib.contextmanager
+def _barrier_after(estimator: Any) -> Iterator[None]:
+    """Data-parallel: the other ranks wait until rank 0 has written (an export)."""
+    try:
+        yield
+    finally:
+        if getattr(estimator, "_data_parallel", False):
+            _barrier()
 
 
 def _merge_hooks(callbacks: Any, hooks: Any, verb: str) -> list[Any]:

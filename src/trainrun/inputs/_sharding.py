@@ -1,0 +1,241 @@
+"""Each rank's share of an input, when several processes train or evaluate together.
+
+Training, data in memory (DataFrame, arrays, Arrow): every rank draws the same
+permutation per epoch (an unseeded input takes rank 0's seed) and so sees the same
+*global* batches as one process would; rank ``r`` keeps the ``r``-th of ``world``
+near-equal contiguous parts of each. No communication is needed to stay in step, and
+N steps on 2 ranks are N steps of one process on the same batches (a final global
+batch with fewer rows than ranks is skipped).
+
+Training, files: Parquet row groups (all files' row groups in order) or, for CSV,
+whole files are dealt round-robin to the ranks, and each rank streams only its own,
+in batches of ``batch_size // world`` rows. Shards may hold different numbers of
+batches, so before each step the ranks agree (one tiny all-reduce) on whether all
+still have one; all stop at the first that runs out.
+
+Evaluation: in memory, rank ``r`` evaluates the global batches ``r, r + world, ...``
+whole, so that the gathered results are exactly one process's; files are dealt as for
+training, in full batches. Every batch carries its global index for the gather.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainrun.exceptions import InputError
+from trainrun.inputs._input_fn import Batch, InputFn, _permute
+from trainrun.inputs._sources import FileSource
+
+__all__ = ["EvalShard", "TrainShard", "make_shard", "shard_units"]
+
+
+def make_shard(
+    kind: str, fn: Any, transform: Any, label_fn: Any, weight_key: Any, steps: int | None = None
+) -> TrainShard | EvalShard:
+    """This rank's share of ``fn`` for ``kind`` "train" or "eval" (``steps``: batches to evaluate)."""
+    if not isinstance(fn, InputFn):
+        raise InputError(
+            "Training in several processes needs a trainrun.input_fn(...) to split between "
+            f"them. Received: an input of type {type(fn).__name__}"
+        )
+    if kind == "train":
+        return TrainShard(fn, transform, label_fn, weight_key)
+    return EvalShard(fn, transform, label_fn, weight_key, steps)
+
+
+def _dist() -> Any:
+    from trainrun.training import distributed
+
+    return distributed
+
+
+class TrainShard:
+    """Iterator over this rank's part of each global training batch.
+
+    ``global_rows`` is the size of the global batch the last yielded part belongs to
+    (the data-parallel step scales its loss by it).
+    """
+
+    def __init__(self, fn: InputFn, transform: Any, label_fn: Any, weight_key: Any) -> None:
+        dist = _dist()
+        self.rank, self.world = dist.rank(), dist.world_size()
+        self.global_rows = 0
+        self._fn, self._args = fn, (transform, label_fn, weight_key)
+        if fn.in_memory:
+            # Every rank must draw the same permutations: an unseeded input takes rank 0's.
+            seed = fn.seed if fn.seed is not None else dist.broadcast_int(fn._base_seed())
+            self._it = self._memory(seed)
+        else:
+            self._it = self._stream()
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        return next(self._it)
+
+    def _memory(self, seed: int) -> Iterator[Batch]:
+        fn, (transform, label_fn, weight_key) = self._fn, self._args
+        data = fn._encoded(transform, label_fn, weight_key)
+        n, size, world = int(fn.num_rows or 0), fn.batch_size, self.world
+        parts = _my_parts(n, size, self.rank, world)
+        for epoch in fn._epochs():
+            order = (
+                torch.randperm(n, generator=fn._generator(seed, epoch)).numpy()
+                if fn.shuffle
+                else np.arange(n)
+            )
+            local = np.concatenate([order[lo:hi] for lo, hi, _ in parts]) if parts else order[:0]
+            tensors = _permute(data, torch.from_numpy(np.ascontiguousarray(local)))
+            offset = 0
+            for lo, hi, rows in parts:
+                self.global_rows = rows
+                yield fn._emit(tensors, offset, offset + hi - lo)
+                offset += hi - lo
+
+    def _stream(self) -> Iterator[Batch]:
+        dist = _dist()
+        fn = _sharded_copy(self._fn, self.rank, self.world)
+        fn.batch_size = max(1, self._fn.batch_size // self.world)
+        batches = fn.batches(*self._args)
+        while True:
+            batch = next(batches, None)
+            rows = 0 if batch is None else int(next(iter(batch.features.values())).shape[0])
+            all_have, total = dist.agree(batch is not None, rows)
+            if not all_have:
+                return
+            self.global_rows = total
+            yield batch
+
+
+class EvalShard:
+    """Iterator over this rank's evaluation batches; ``indices`` lists their global indices."""
+
+    def __init__(
+        self, fn: InputFn, transform: Any, label_fn: Any, weight_key: Any, steps: int | None
+    ) -> None:
+        dist = _dist()
+        self.rank, self.world = dist.rank(), dist.world_size()
+        self.indices: list[int] = []
+        self._steps = steps
+        if fn.in_memory:
+            self._source = enumerate(fn.batches(transform, label_fn, weight_key))
+        else:
+            sharded = _sharded_copy(fn, self.rank, self.world)
+            local = sharded.batches(transform, label_fn, weight_key)
+            self._source = ((k * self.world + self.rank, b) for k, b in enumerate(local))
+        self._memory = fn.in_memory
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        for i, batch in self._source:
+            if self._steps is not None and i >= self._steps:
+                raise StopIteration
+            if self._memory and i % self.world != self.rank:
+                continue
+            self.indices.append(i)
+            return batch
+        raise StopIteration
+
+
+def _my_parts(n: int, size: int, rank: int, world: int) -> list[tuple[int, int, int]]:
+    """(start, stop, global rows) of this rank's part of each global batch of an epoch."""
+    out = []
+    for start in range(0, n, size):
+        rows = min(start + size, n) - start
+        if rows < world:
+            continue  # a part per rank needs a row per rank
+        out.append((start + rows * rank // world, start + rows * (rank + 1) // world, rows))
+    return out
+
+
+# ---------------------------------------------------------------- files
+
+
+def shard_units(source: FileSource, rank: int, world: int) -> list[tuple[int, int | None]]:
+    """This rank's (file index, row group or None for the whole file), dealt round-robin.
+
+    Parquet files are split by row group; CSV files whole (with fewer CSV files than
+    ranks, every rank reads them all and keeps every ``world``-th chunk: unit (-1, None)).
+    """
+    units: list[tuple[int, int | None]] = []
+    if all(kind == "parquet" for kind in source.kinds):
+        import pyarrow.parquet as pq
+
+        for i, path in enumerate(source.paths):
+            units += [(i, g) for g in range(pq.ParquetFile(path).num_row_groups)]
+        if len(units) < world:
+            raise InputError(
+                f"The input holds {len(units)} Parquet row group(s) for {world} processes: "
+                "each process needs at least one. Write more or smaller row groups "
+                "(pyarrow.parquet.write_table(table, path, row_group_size=...)) or more files. "
+                f"Received: {[str(p) for p in source.paths][:5]}"
+            )
+    elif len(source.paths) >= world:
+        units = [(i, None) for i in range(len(source.paths))]
+    else:
+        return [(-1, None)]
+    return units[rank::world]
+
+
+class _ShardedFiles:
+    """A :class:`FileSource` seen through one rank's units (same ``chunks`` interface)."""
+
+    def __init__(self, source: FileSource, rank: int, world: int) -> None:
+        self.source, self.rank, self.world = source, rank, world
+        self.units = shard_units(source, rank, world)
+        self.paths = [f"{source.paths[i] if i >= 0 else 'chunks'}#{g}" for i, g in self.units]
+        self.columns = source.columns
+        self.kinds = source.kinds
+
+    @property
+    def num_rows(self) -> int | None:
+        if any(g is None for _, g in self.units):
+            return None
+        import pyarrow.parquet as pq
+
+        return sum(
+            pq.ParquetFile(self.source.paths[i]).metadata.row_group(int(g)).num_rows
+            for i, g in self.units
+        )
+
+    def chunks(
+        self, order: Sequence[int], needed: Sequence[str], string_keys: Sequence[str]
+    ) -> Iterator[dict[str, Any]]:
+        src = self.source
+        for u in order:
+            i, group = self.units[u]
+            if i < 0:  # fewer CSV files than ranks: every world-th chunk of all of them
+                every = src.chunks(range(len(src.paths)), needed, string_keys)
+                for k, cols in enumerate(every):
+                    if k % self.world == self.rank:
+                        yield cols
+            elif group is None:
+                yield from src.chunks([i], needed, string_keys)
+            else:
+                import pyarrow.parquet as pq
+
+                wanted = [c for c in src.columns if c in set(needed)]
+                for batch in pq.ParquetFile(src.paths[i]).iter_batches(
+                    batch_size=src.chunk_size, row_groups=[group], columns=wanted
+                ):
+                    yield {
+                        name: batch.column(j).to_pandas()
+                        for j, name in enumerate(batch.schema.names)
+                    }
+
+
+def _sharded_copy(fn: InputFn, rank: int, world: int) -> InputFn:
+    """A shallow copy of a streamed InputFn that reads only this rank's units."""
+    out = copy.copy(fn)
+    assert fn._file is not None
+    out._file = _ShardedFiles(fn._file, rank, world)  # type: ignore[assignment]
+    out.num_rows = out._file.num_rows
+    return out

@@ -1,0 +1,192 @@
+"""Data-parallel training with 2 local processes (torchrun, gloo, one thread each).
+
+Each test starts ``torch.distributed.run`` on 127.0.0.1 with a free port and a
+short worker script, then compares what rank 0 wrote with the same work done in
+this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import trainrun.feature_columns as fc
+from trainrun.estimators import DNNClassifier, DNNLinearCombinedClassifier, RunConfig
+from trainrun.inputs import input_fn
+from trainrun.inputs._sharding import _my_parts
+from trainrun.training import distributed
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def torchrun(
+    script: Path, *args: str, nproc: int = 2, timeout: float = 90
+) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT / "src"),
+        "TRAINRUN_DIST_TIMEOUT": "60",
+    }
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
+        f"--nproc-per-node={nproc}", "--rdzv-backend=static", "--master-addr=127.0.0.1",
+        f"--master-port={free_port()}", "--max-restarts=0", "--monitor-interval=0.05",
+        str(script), *args,
+    ]  # fmt: skip
+    return subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=script.parent
+    )
+
+
+def make_frame(n: int = 203, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    k = rng.choice(["a", "b", "c"], n)
+    score = 2.0 * x + np.where(k == "a", 1.5, 0.0) - 0.3 + rng.normal(scale=0.8, size=n)
+    return pd.DataFrame({"x": x, "k": k, "w": rng.uniform(0.5, 2.0, n), "y": (score > 0) * 1})
+
+
+def build(kind: str, model_dir: Path):
+    k = fc.categorical_column_with_vocabulary_list("k", ["a", "b", "c"])
+    x = fc.numeric_column("x")
+    cfg = RunConfig(seed=3, progress=False, num_threads=1)
+    if kind == "dnn":
+        return DNNClassifier(
+            hidden_units=[8, 4],
+            feature_columns=[x, fc.indicator_column(k)],
+            weight_column="w",
+            model_dir=model_dir,
+            config=cfg,
+        )
+    return DNNLinearCombinedClassifier(
+        linear_feature_columns=[x, k],
+        linear_optimizer="ftrl",
+        dnn_feature_columns=[x, fc.embedding_column(k, 3)],
+        dnn_hidden_units=[6],
+        model_dir=model_dir,
+        config=cfg,
+    )
+
+
+WORKER = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_distributed import build, make_frame
+from trainrun.inputs import input_fn
+from trainrun.training import distributed
+
+out, steps = Path(sys.argv[1]), int(sys.argv[2])
+df = make_frame()
+for kind in ("dnn", "wide_deep"):
+    est = build(kind, out / kind)
+    est.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), steps=steps)
+    result = est.evaluate(input_fn(df, response="y", batch_size=16, shuffle=False))
+    assert est.global_step_ == steps, est.global_step_
+    (out / f"eval-{{kind}}-{{distributed.rank()}}.json").write_text(json.dumps(result))
+(out / f"world-{{distributed.rank()}}.json").write_text(json.dumps(distributed.world_size()))
+"""
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Path:
+    path = tmp_path / "worker.py"
+    path.write_text(WORKER.format(tests=str(Path(__file__).parent)))
+    return path
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_weights_of_one_on_the_same_global_batches(
+    worker: Path, tmp_path: Path
+) -> None:
+    steps = 7
+    out = tmp_path / "dist"
+    out.mkdir()
+    proc = torchrun(worker, str(out), str(steps))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert json.loads((out / "world-0.json").read_text()) == 2
+    torch.set_num_threads(1)
+    df = make_frame()
+    for kind in ("dnn", "wide_deep"):  # the wide part trains with FTRL, the deep one embeds
+        alone = build(kind, tmp_path / f"alone-{kind}")
+        alone.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), steps=steps)
+        dist = build(kind, out / kind)  # reads rank 0's checkpoint
+        names = alone.get_variable_names()
+        assert names == dist.get_variable_names()
+        moved = 0
+        for name in names:
+            a, b = alone.get_variable_value(name), dist.get_variable_value(name)
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=f"{kind}: {name}")
+            moved += name != "global_step" and not np.allclose(a, 0)
+        assert moved > 2
+        assert dist.get_variable_value("global_step") == steps
+        # only rank 0 wrote checkpoints
+        assert [p.name for p in (out / kind).glob("ckpt-*.json")] == [f"ckpt-{steps}.json"]
+        # evaluation over 2 processes equals evaluation in one of the same weights,
+        # exactly, on every rank
+        expected = dist.evaluate(input_fn(df, response="y", batch_size=16, shuffle=False))
+        for r in (0, 1):
+            assert json.loads((out / f"eval-{kind}-{r}.json").read_text()) == expected, kind
+
+
+KILLED = """
+import os, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_distributed import build, make_frame
+from trainrun.training.callbacks import Callback
+from trainrun.inputs import input_fn
+from trainrun.training import distributed
+
+class Die(Callback):
+    def on_step_end(self, state):
+        if distributed.rank() == 1 and state.global_step == 3:
+            os._exit(9)
+
+est = build("dnn", Path(sys.argv[1]))
+est.train(input_fn(make_frame(), response="y", batch_size=10, epochs=None), steps=100000,
+          callbacks=[Die()])
+"""
+
+
+@pytest.mark.slow
+def test_a_rank_killed_mid_run_fails_the_run_without_hanging(tmp_path: Path) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED.format(tests=str(Path(__file__).parent)))
+    proc = torchrun(script, str(tmp_path / "model"), timeout=60)
+    assert proc.returncode != 0
+    assert "exitcode  : 9" in proc.stderr or "exit code 9" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_each_global_batch_is_split_into_near_equal_contiguous_parts() -> None:
+    # 23 rows, batches of 10: [0,10) [10,20) [20,23); 3 rows split 2 ways: 1 and 2
+    parts = [_my_parts(23, 10, r, 2) for r in (0, 1)]
+    assert parts[0] == [(0, 5, 10), (10, 15, 10), (20, 21, 3)]
+    assert parts[1] == [(5, 10, 10), (15, 20, 10), (21, 23, 3)]
+    # a final global batch with fewer rows than ranks is skipped on every rank
+    assert _my_parts(21, 10, 0, 2)[-1] == (10, 15, 10)
+    assert _my_parts(21, 10, 1, 2)[-1] == (15, 20, 10)
+
+
+def test_a_plain_process_is_not_distributed() -> None:
+    assert not distributed.setup()
+    assert (distributed.rank(), distributed.world_size(), distributed.is_chief()) == (0, 1, True)
+    assert distributed.agree(True, 7) == (True, 7)
+    t = torch.arange(6.0).reshape(3, 2)
+    assert distributed.all_gather_rows(t)[0] is t
