@@ -46,7 +46,7 @@ def _board(args: argparse.Namespace) -> int:
     from trainrun.exceptions import RunNotFoundError
     from trainrun.runs.tensorboard import link_runs, tensorboard_command, write_hparams
 
-    no_tensorboard = missing("tensorboard", "board", "trainrun board")
+    no_tensorboard = missing("tensorboard", "board", "serving TensorBoard")
     if no_tensorboard is not None:
         print(f"trainrun board: {no_tensorboard}", file=sys.stderr)
         return 1
