@@ -16,6 +16,7 @@ into training runs like every other estimator, and report the same metric keys, 
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,8 +51,9 @@ class _Baseline(Estimator):
     def train(
         self, input_fn: Any, steps: Any = None, max_steps: Any = None, callbacks: Any = None
     ) -> Any:
-        """As every estimator's ``train``; a fresh baseline first sets its bias from the
-        (weighted) labels of the input's first batch, so that the optimizer only refines it."""
+        """As every estimator's ``train``; a fresh baseline first sets its bias to the exact
+        (weighted) class prior or label mean over one pass of the input, so that the
+        optimizer's steps only refine it."""
         self._build()
         if self.global_step_ == 0 and getattr(self, "_checkpoint_path", None) is None:
             self._init_bias(input_fn)
@@ -60,25 +62,31 @@ class _Baseline(Estimator):
     def _init_bias(self, input_fn: Any) -> None:
         import torch
 
-        from trainrun.estimators.base import _checked_batches
+        from trainrun.estimators.base import _checked_batches, _resolve_input_fn
 
-        batch = next(_checked_batches(self._batches(input_fn, labels=True), "train"), None)
-        if batch is None:
+        fn = copy.copy(_resolve_input_fn(input_fn))
+        fn.epochs = 1  # one pass, even over an input that repeats forever
+        n_classes = getattr(self.head_, "n_classes", None)
+        total: Any = 0.0
+        weight = 0.0
+        for batch in _checked_batches(self._batches(fn, labels=True), "train"):
+            y = batch.labels.double()
+            if n_classes is not None:
+                y = torch.nn.functional.one_hot(y.reshape(-1).long(), n_classes).double()
+            y = y.reshape(len(y), -1)
+            w = torch.ones(len(y), dtype=torch.float64)
+            if batch.weights is not None:
+                w = batch.weights.reshape(-1).double()
+            total = total + (y * w[:, None]).sum(0)
+            weight += float(w.sum())
+        if weight <= 0:
             return  # train() reports the empty input
-        head = self.head_
-        w = None if batch.weights is None else batch.weights.reshape(-1).double()
-        y = batch.labels.double()
-        n_classes = getattr(head, "n_classes", None)
-        if n_classes is not None:
-            onehot = torch.nn.functional.one_hot(y.reshape(-1).long(), n_classes).double()
-            y = onehot[:, 1:] if n_classes == 2 else onehot
-        y = y.reshape(len(y), -1)
-        mean = y.mean(0) if w is None else (y * w[:, None]).sum(0) / w.sum().clamp_min(1e-12)
+        mean = total / weight
         if n_classes == 2:
-            p = mean.clamp(1e-4, 1 - 1e-4)
+            p = mean[1].clamp(1e-6, 1 - 1e-6).reshape(1)
             value = torch.log(p / (1 - p))
         elif n_classes is not None:
-            value = torch.log(mean.clamp_min(1e-4))
+            value = torch.log(mean.clamp_min(1e-6))
         else:
             value = mean
         with torch.no_grad():
@@ -114,7 +122,9 @@ class BaselineClassifier(_Baseline):
     Two classes: one logit converging to ``log(p / (1 - p))`` of the (weighted) share of
     the positive class; more: one logit per class, softmax of them the prior. Metrics are
     the binary / multi-class heads' (``accuracy``, ``auc`` = 0.5, ``average_loss`` ...).
-    ``optimizer`` defaults to tf's FTRL.
+    The bias starts at the exact (weighted) prior over one pass of the training input;
+    the optimizer (plain SGD by default) then only refines it. tf trains it from zero
+    with FTRL instead; FTRL's accumulator would pull a non-zero start back towards zero.
     """
 
     _estimator_type = "classifier"
@@ -126,7 +136,7 @@ class BaselineClassifier(_Baseline):
         n_classes: int = 2,
         weight_column: Any = None,
         label_vocabulary: Sequence[str] | None = None,
-        optimizer: Any = "Ftrl",
+        optimizer: Any = "SGD",
         config: RunConfig | None = None,
         loss_reduction: str = "sum_over_batch_size",
         warm_start_from: str | os.PathLike[str] | None = None,
@@ -165,7 +175,7 @@ class BaselineRegressor(_Baseline):
         model_dir: str | os.PathLike[str] | None = None,
         label_dimension: int = 1,
         weight_column: Any = None,
-        optimizer: Any = "Ftrl",
+        optimizer: Any = "SGD",
         config: RunConfig | None = None,
         loss_reduction: str = "sum_over_batch_size",
         warm_start_from: str | os.PathLike[str] | None = None,

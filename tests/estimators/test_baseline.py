@@ -1,0 +1,83 @@
+"""BaselineClassifier / BaselineRegressor: tf's baselines (prior / mean, weighted), same keys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import trainrun
+from trainrun.exceptions import InputError
+
+QUIET = trainrun.RunConfig(seed=0, progress=False, tensorboard=False)
+
+
+def frame(n: int = 800, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "y": (rng.random(n) < 0.3).astype(int),
+            "label": rng.choice(["a", "b", "c"], n, p=[0.2, 0.3, 0.5]),
+            "t": rng.normal(5.0, 2.0, n),
+            "w": rng.uniform(0.5, 2.0, n),
+        }
+    )
+
+
+def test_classifier_learns_the_weighted_class_prior_with_the_binary_keys(tmp_path):
+    df = frame()
+    est = trainrun.BaselineClassifier(weight_column="w", model_dir=tmp_path, config=QUIET)
+    est.train(trainrun.input_fn(df, features=["x"], response="y", epochs=None), steps=150)
+    results = est.evaluate(trainrun.input_fn(df, features=["x"], response="y", shuffle=False))
+    prior = np.average(df["y"], weights=df["w"])
+    assert results["prediction/mean"] == pytest.approx(prior, abs=0.01)
+    assert results["auc"] == pytest.approx(0.5)  # one score for every example
+    linear = trainrun.LinearClassifier(
+        feature_columns=[trainrun.numeric_column("x")], model_dir=tmp_path / "lin", config=QUIET
+    )
+    linear.train(trainrun.input_fn(df, features=["x"], response="y"), steps=2)
+    lin_results = linear.evaluate(trainrun.input_fn(df, features=["x"], response="y"))
+    assert set(results) == set(lin_results)
+    # the same prediction for any features
+    probs = est.predict_frame(trainrun.input_fn(pd.DataFrame({"x": [-5.0, 5.0]}), shuffle=False))
+    assert probs["probabilities_1"].nunique() == 1
+
+
+def test_multiclass_prior_regressor_mean_and_restore(tmp_path):
+    df = frame()
+    clf = trainrun.BaselineClassifier(
+        n_classes=3, label_vocabulary=["a", "b", "c"], model_dir=tmp_path / "c", config=QUIET
+    )
+    clf.train(trainrun.input_fn(df, features=["x"], response="label", epochs=None), steps=150)
+    probs = clf.predict_frame(trainrun.input_fn(df.head(1), features=["x"], shuffle=False))
+    shares = df["label"].value_counts(normalize=True).sort_index().to_numpy()
+    np.testing.assert_allclose(
+        probs[["probabilities_0", "probabilities_1", "probabilities_2"]].to_numpy()[0],
+        shares,
+        atol=0.02,
+    )
+    reg = trainrun.BaselineRegressor(weight_column="w", model_dir=tmp_path / "r", config=QUIET)
+    reg.train(trainrun.input_fn(df, features=["x"], response="t", epochs=None), steps=150)
+    first = reg.predict(trainrun.input_fn(df.head(1), features=["x"], shuffle=False))
+    value = float(next(first)["predictions"][0])
+    assert value == pytest.approx(np.average(df["t"], weights=df["w"]), abs=0.1)
+    # a new estimator on the model_dir restores the learned bias
+    again = trainrun.BaselineRegressor(weight_column="w", model_dir=tmp_path / "r", config=QUIET)
+    out = again.predict_frame(trainrun.input_fn(df.head(2), features=["x"], shuffle=False))
+    np.testing.assert_allclose(out["predictions"], value, rtol=1e-6)
+    assert again.global_step_ == 150
+
+
+def test_fit_predict_score_and_no_export(tmp_path):
+    df = frame()
+    est = trainrun.BaselineClassifier(config=QUIET).fit(df[["x"]], df["label"])
+    assert list(est.classes_) == ["a", "b", "c"]
+    assert set(est.predict(df[["x"]])) == {"c"}  # the majority class
+    assert est.score(df[["x"]], df["label"]) == pytest.approx((df["label"] == "c").mean())
+    with pytest.raises(NotImplementedError, match="no export: it predicts one constant"):
+        est.export(tmp_path / "e")
+    with pytest.raises(InputError, match="no response column"):
+        trainrun.BaselineRegressor(model_dir=tmp_path / "x", config=QUIET).train(
+            trainrun.input_fn(df[["x"]]), steps=1
+        )
