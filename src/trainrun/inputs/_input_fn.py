@@ -61,7 +61,7 @@ def _not_float32(values: np.ndarray) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         bad = np.abs(arr) > _FLOAT32_MAX  # NaN compares False
-    return bad.reshape(arr.shape[0], -1).any(axis=1)
+    return np.asarray(bad.reshape(arr.shape[0], -1).any(axis=1))
 
 
 def _infinite(raw: np.ndarray, bad_rows: np.ndarray, key: str | list[str], role: str) -> InputError:
