@@ -67,9 +67,10 @@ def _board(args: argparse.Namespace) -> int:
         return 2
     # TensorBoard reads a folder of links named by run id, so each run is named by its id;
     # the folder lives outside the runs folder so that nothing there looks like a run.
-    with tempfile.TemporaryDirectory(prefix="trainrun-board-") as logdir:
+    with tempfile.TemporaryDirectory(prefix="trainrun-board-") as folder:
+        logdir: str | None = folder
         try:
-            link_runs(run_dirs, logdir)
+            link_runs(run_dirs, folder)
         except OSError:  # no symlinks here: name the runs with --logdir_spec instead
             logdir = None
         cmd = tensorboard_command(

@@ -196,6 +196,13 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         "--in-script-dir", action="store_true", help="run the script from its own folder"
     )
     p.add_argument(
+        "--nproc",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="run the script on N processes with torchrun, as one run (docs/distributed.md)",
+    )
+    p.add_argument(
         "--no-check-flags",
         action="store_true",
         help="pass --flag values unchecked (default: refused unless the script declares them)",
@@ -288,6 +295,7 @@ def _run(args: argparse.Namespace) -> int:
             view=True if (args.view or opts.view) else None,
             cwd=opts.cwd or args.cwd,
             check_flags=not (args.no_check_flags or opts.no_check_flags),
+            nproc=opts.nproc or args.nproc,
         )
     except KeyboardInterrupt:
         print("trainrun: interrupted", file=sys.stderr)

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from trainrun._extras import require
 from trainrun.exceptions import RunNotFoundError, RunRecordError
@@ -69,7 +69,7 @@ def _epoch(iso: str | None) -> float:
         return 0.0
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
@@ -124,12 +124,13 @@ def _declared_info(name: str, declared: Mapping[str, Any], values: list[Any]) ->
     from tensorboard.plugins.hparams import api_pb2
 
     info = api_pb2.HParamInfo(name=name, display_name=name)
-    spec = declared.get(name) if isinstance(declared.get(name), Mapping) else {}
+    raw = declared.get(name)
+    spec: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     if spec.get("description"):
         info.description = str(spec["description"])
     kinds = {type(v) for v in values if v is not None}
     declared_type = {"numeric": float, "integer": float, "boolean": bool, "string": str}.get(
-        spec.get("type")
+        str(spec.get("type"))
     )
     if declared_type is not None and kinds <= {declared_type}:
         kinds = {declared_type}  # the declaration decides when no value contradicts it
@@ -253,8 +254,8 @@ def _metric_series(run: Mapping[str, Any]) -> dict[str, list[tuple[int, float, f
                 continue
             series.setdefault(METRICS_TAG + key, []).append((step, wall, float(value)))
     evaluation = run.get("evaluation") or {}
-    eval_step = evaluation.get("global_step")
-    eval_step = int(eval_step) if _is_number(eval_step) else last_step
+    step_value = evaluation.get("global_step")
+    eval_step = int(step_value) if _is_number(step_value) else last_step
     end = _epoch(run.get("end")) or start
     for key, value in sorted(evaluation.items()):
         tag = EVALUATION_TAG + key

@@ -373,7 +373,7 @@ class Dashboard:
     def compare_page(self, request: Request) -> Response:
         dirs = self._compare_dirs(request)
         if isinstance(dirs, Response):
-            return self.error_page(request, json.loads(dirs.body)["error"], dirs.status_code)
+            return self.error_page(request, json.loads(bytes(dirs.body))["error"], dirs.status_code)
         try:
             data = _report_data.comparison_data(dirs, runs_dir=self.runs_dir)
         except (RunRecordError, RunNotFoundError) as exc:

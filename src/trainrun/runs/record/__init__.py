@@ -449,7 +449,7 @@ def check_run_fields(run: dict[str, Any], problems: list[str]) -> dict[str, Any]
             bad.append(f"'{key}' is {type(value).__name__}, not {types[0].__name__}")
         elif key in _INT_FIELDS and not _is_int64(value):
             bad.append(f"'{key}' is out of range")
-        elif key == "duration" and not math.isfinite(value):
+        elif key == "duration" and not math.isfinite(value):  # type: ignore[arg-type]
             bad.append("'duration' is not a finite number")
         else:
             continue

@@ -145,7 +145,7 @@ def environment(*packages: str) -> jinja2.Environment:
 @functools.lru_cache(maxsize=8)
 def static_text(name: str, package: str = __name__) -> str:
     """A file of ``package``'s ``static/`` folder, for inlining into a page."""
-    return resources.files(package).joinpath("static", name).read_text(encoding="utf-8")
+    return resources.files(package).joinpath("static").joinpath(name).read_text(encoding="utf-8")
 
 
 def render(
@@ -282,7 +282,7 @@ def _comparison_dirs(
             f"Received: runs={runs!r}"
         )
     if hasattr(runs, "columns") and "run_dir" in getattr(runs, "columns", ()):
-        runs = list(runs["run_dir"])  # an ls_runs() DataFrame
+        runs = list(runs["run_dir"])  # type: ignore[call-overload]  # an ls_runs() DataFrame
     items = list(runs)
     if len(items) < 2:
         raise ValueError(f"compare_runs() needs at least two runs. Received: runs={items!r}")

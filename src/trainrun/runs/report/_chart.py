@@ -99,7 +99,7 @@ def metric_series(history: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, A
     for position, rec in enumerate(history):
         step = rec.get("step")
         # exact type checks (bool is no number here): this loop runs once per logged value
-        x = step if type(step) in (int, float) else position
+        x: float = step if type(step) in (int, float) else position  # type: ignore[assignment]
         for key, value in rec.items():
             kind = type(value)
             if (kind is float or kind is int) and key not in skip:
@@ -169,7 +169,7 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
     first = math.floor(lo / step) * step
-    ticks = []
+    ticks: list[float] = []
     v = first
     while v <= hi + step * 0.5 and len(ticks) < 50:
         ticks.append(round(v, 12))

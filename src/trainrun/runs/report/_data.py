@@ -335,7 +335,7 @@ def run_data(
     }
 
 
-def _value_table(keys: list[str], columns: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _value_table(keys: list[str], columns: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for key in keys:
         values = [col.get(key) for col in columns]
@@ -356,7 +356,7 @@ def unified_diff(a: str, b: str, name_a: str, name_b: str) -> dict[str, Any]:
     """A unified diff as lines tagged add/del/hunk/context, bounded to DIFF_LINE_LIMIT lines."""
     a_lines = a.splitlines()
     b_lines = b.splitlines()
-    lines = []
+    lines: list[dict[str, str]] = []
     truncated = False
     for line in difflib.unified_diff(a_lines, b_lines, name_a, name_b, lineterm="", n=3):
         if len(lines) >= DIFF_LINE_LIMIT:

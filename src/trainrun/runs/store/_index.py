@@ -601,6 +601,7 @@ class _Index:
             # a time within the racy window may hide a second change: scan again next time
             racy = dir_mtime > time.time_ns() - RACY_NS
             new_dir_mtime = None if racy else dir_mtime
+        mtimes: list[int | None]
         try:
             mtimes = [stat(base + name).st_mtime_ns for name in names]
         except FileNotFoundError:  # a folder removed while we looked: the slow way
@@ -612,7 +613,7 @@ class _Index:
                     mtimes.append(None)
         if aligned:
             # names are the rows' ids, in order: pick out the few rows worth a look in one pass
-            pairs = [
+            pairs: list[tuple[tuple[Any, ...], int | None]] = [
                 (r, m) for r, m in zip(rows, mtimes, strict=True) if m != r[1] or r[4] == "running"
             ]
         else:
@@ -738,7 +739,7 @@ class _Index:
         table.skipped = [(r[0], r[2]) for r in rows if r[3] == 1]
         table.partial = [(r[0], r[2]) for r in good if r[2]]
         n_meta = len(self._META)
-        columns = (
+        columns: list[Any] = (
             list(zip(*good, strict=True)) if good else [()] * (n_meta + len(_BASE_SQL) + len(cols))
         )
         table.ids = list(columns[0])
