@@ -160,7 +160,7 @@ def _tables(network: Any) -> dict[str, tuple[int, dict[str, tuple[int, int, Any]
         prefix = f"{path}." if path else ""
         if isinstance(module, (LinearFeatures, DenseFeatures)):
             for i, emb in enumerate(module.embeddings):
-                col = emb.column
+                col: Any = emb.column
                 out[f"{prefix}embeddings.{i}.bag.weight"] = (
                     0,
                     {col.name: (0, col.num_buckets, col)},
