@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tests.runs.store.conftest import write_run
 
-from trainrun.exceptions import RunNotFoundError
+from trainrun.exceptions import RunNotFoundError, RunRecordError
 from trainrun.runs import record
 from trainrun.runs.store import clean_runs, copy_run, get_run_dir, ls_runs, purge_runs, restore_runs
 
@@ -186,3 +186,20 @@ def test_copy_keeps_inside_links_and_skips_outside_ones(world, tmp_path):
     assert "password" not in "".join(
         p.read_text(errors="replace") for p in copy.rglob("*") if p.is_file() and not p.is_symlink()
     )
+
+
+def test_an_archive_that_is_a_link_is_refused(world, tmp_path):
+    outside = tmp_path / "outside-archive"
+    outside.mkdir()
+    victim = write_run(outside, "2026-11-27T08-00-00Z")
+    (world["runs"] / "archive").symlink_to(outside, target_is_directory=True)
+    for act in (
+        lambda: purge_runs(None, world["runs"], confirm=False),
+        lambda: purge_runs([victim.name], world["runs"], confirm=False),
+        lambda: clean_runs(None, world["runs"]),
+        lambda: restore_runs(None, world["runs"]),
+    ):
+        with pytest.raises(RunRecordError, match="is a link"):
+            act()
+    assert (victim / record.RUN_FILE).is_file() and intact(world)
+    assert not list(outside.glob("2026-11-27T10-*"))  # no run moved out through the link

@@ -220,6 +220,17 @@ def latest_run(runs_dir: PathLike = "runs") -> dict[str, Any]:
 # ---------------------------------------------------------------- archive, purge, copy
 
 
+def _archive(runs_dir: PathLike) -> Path:
+    """``runs_dir/archive``, refused when it is a link (runs would move or be deleted elsewhere)."""
+    archive = Path(runs_dir).resolve() / ARCHIVE_DIR
+    if archive.is_symlink() or (archive.exists() and not archive.is_dir()):
+        raise RunRecordError(
+            f"{archive} is a link or a file, not a folder: trainrun moves and deletes runs only "
+            "inside the runs folder. Replace it with a folder (or remove it)."
+        )
+    return archive
+
+
 def _refs(runs: Any) -> list[Any]:
     """One run, a list of runs, or an ls_runs() DataFrame as a list of references."""
     if hasattr(runs, "columns") and hasattr(runs, "iterrows"):  # a DataFrame
@@ -239,7 +250,7 @@ def _run_dirs(runs: Any, runs_dir: PathLike, *, where: str = "runs") -> list[Pat
     """Many runs as folders directly inside ``runs_dir`` (or its archive): None (all), an
     ls_runs() DataFrame, or one or a list of runs. Anything else is refused before any
     run is touched."""
-    base = Path(runs_dir) / ARCHIVE_DIR if where == "archive" else Path(runs_dir)
+    base = _archive(runs_dir) if where == "archive" else Path(runs_dir)
     if runs is None:
         root = base.resolve()
         return [root / n for n in record.run_folder_names(base)]
@@ -305,7 +316,7 @@ def clean_runs(
     ):
         return []
     moved = []
-    archive = Path(runs_dir).resolve() / ARCHIVE_DIR
+    archive = _archive(runs_dir)
     for path in paths:
         archive.mkdir(exist_ok=True)
         target = _free_name(archive, path.name)
@@ -358,7 +369,7 @@ def purge_runs(runs: Any = None, runs_dir: PathLike = "runs", *, confirm: bool =
 
 def _purge_target(ref: Any, runs_dir: PathLike) -> Path:
     """The run ``ref`` names, in the archive first, then in ``runs_dir``; never elsewhere."""
-    archive = Path(runs_dir) / ARCHIVE_DIR
+    archive = _archive(runs_dir)
     # an exact id wins over a prefix match in either place: "…Z" must not
     # delete an archived "…Z-2"
     if isinstance(ref, str):
