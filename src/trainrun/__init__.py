@@ -96,6 +96,13 @@ _EXPORTS: dict[str, str] = {
     "indicator_column": "trainrun.feature_columns",
     "input_fn": "trainrun.inputs",
     "numeric_column": "trainrun.feature_columns",
+    "SequenceFeatures": "trainrun.feature_columns",
+    "sequence_categorical_column_with_hash_bucket": "trainrun.feature_columns",
+    "sequence_categorical_column_with_identity": "trainrun.feature_columns",
+    "sequence_categorical_column_with_vocabulary_file": "trainrun.feature_columns",
+    "sequence_categorical_column_with_vocabulary_list": "trainrun.feature_columns",
+    "sequence_numeric_column": "trainrun.feature_columns",
+    "shared_embeddings": "trainrun.feature_columns",
     "weighted_categorical_column": "trainrun.feature_columns",
     # estimators, their training loop and exports
     "BaselineClassifier": "trainrun.estimators",

@@ -171,6 +171,13 @@ class CustomEstimator(Estimator):
 
         return CustomModel(columns["all"], config["units"], self.model_fn, self.params)
 
+    def _make_transform(self, columns: dict[str, list[Any]]) -> Any:
+        from trainrun.feature_columns._extra_layers import ExtendedTransform, needs_extended
+
+        if needs_extended(columns["all"]):
+            return ExtendedTransform(columns["all"])  # sequence or shared-embedding columns
+        return super()._make_transform(columns)
+
     def _optimizer_settings(self) -> list[tuple[str, Any]]:
         return [("all", self.optimizer)]
 

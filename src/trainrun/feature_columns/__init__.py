@@ -42,11 +42,23 @@ from trainrun.feature_columns._columns import (
     weighted_categorical_column,
 )
 from trainrun.feature_columns._infer import columns_from_frame
+from trainrun.feature_columns._sequence import (
+    SequenceCategoricalColumn,
+    SequenceNumericColumn,
+    sequence_categorical_column_with_hash_bucket,
+    sequence_categorical_column_with_identity,
+    sequence_categorical_column_with_vocabulary_file,
+    sequence_categorical_column_with_vocabulary_list,
+    sequence_numeric_column,
+)
+from trainrun.feature_columns._shared import SharedEmbeddingColumn, shared_embeddings
 
 _LAZY = {
     "DenseFeatures": "trainrun.feature_columns._layers",
     "LinearFeatures": "trainrun.feature_columns._layers",
     "FeatureTransform": "trainrun.feature_columns._transform",
+    "SequenceFeatures": "trainrun.feature_columns._extra_layers",
+    "SharedEmbeddings": "trainrun.feature_columns._extra_layers",
     "encoded_column": "trainrun.feature_columns._blocks",
 }
 
@@ -63,6 +75,11 @@ __all__ = [
     "IdentityColumn",
     "IndicatorColumn",
     "NumericColumn",
+    "SequenceCategoricalColumn",
+    "SequenceFeatures",
+    "SequenceNumericColumn",
+    "SharedEmbeddingColumn",
+    "SharedEmbeddings",
     "VocabularyColumn",
     "WeightedCategoricalColumn",
     "bucketized_column",
@@ -79,6 +96,12 @@ __all__ = [
     "encoded_column",
     "indicator_column",
     "numeric_column",
+    "sequence_categorical_column_with_hash_bucket",
+    "sequence_categorical_column_with_identity",
+    "sequence_categorical_column_with_vocabulary_file",
+    "sequence_categorical_column_with_vocabulary_list",
+    "sequence_numeric_column",
+    "shared_embeddings",
     "weighted_categorical_column",
 ]
 

@@ -909,6 +909,11 @@ def column_from_config(
         return embedding_column(
             cat, c["dimension"], c["combiner"], c.get("max_norm"), c["trainable"]
         )  # type: ignore[arg-type]
+    from trainrun.feature_columns._sequence import extra_column_from_config
+
+    extra = extra_column_from_config(c, normalizers)  # sequence and shared-embedding columns
+    if extra is not None:
+        return extra
     raise FeatureColumnError(f"Unknown feature column type in config. Received: type={kind!r}")
 
 

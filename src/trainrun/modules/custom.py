@@ -5,6 +5,8 @@ feature columns become one ``[N, in_features]`` tensor (``DenseFeatures``), sequ
 columns a ``[N, T, d]`` tensor and its lengths (``SequenceFeatures``), and the user's
 module maps them to ``[N, units]`` logits for the head.
 
+Shared-embedding columns join the dense features (``SharedEmbeddings``).
+
 ``model_fn`` is either a ``torch.nn.Module`` (used as is; deep-copied per build) or a
 builder called as ``model_fn(in_features=..., units=..., **params)`` (plus
 ``context_features=`` when there are sequence columns). Given sequence columns, the
@@ -63,12 +65,14 @@ def resolve_model_fn(reference: str) -> Callable[..., nn.Module]:
     return target  # type: ignore[no-any-return]
 
 
-def _split_columns(columns: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+def _split_columns(columns: Sequence[Any]) -> tuple[list[Any], list[Any], list[Any]]:
     from trainrun.feature_columns._sequence import is_sequence_column
+    from trainrun.feature_columns._shared import SharedEmbeddingColumn
 
-    dense = [c for c in columns if not is_sequence_column(c)]
     seq = [c for c in columns if is_sequence_column(c)]
-    return dense, seq
+    shared = [c for c in columns if isinstance(c, SharedEmbeddingColumn)]
+    dense = [c for c in columns if c not in seq and c not in shared]
+    return dense, shared, seq
 
 
 class CustomModel(nn.Module):
@@ -84,15 +88,21 @@ class CustomModel(nn.Module):
         super().__init__()
         from trainrun.feature_columns import DenseFeatures
 
-        dense, seq = _split_columns(list(columns))
+        dense, shared, seq = _split_columns(list(columns))
         self.units = int(units)
         self.params = dict(params or {})
         self.reference = model_fn_reference(model_fn)
         self.features = DenseFeatures(dense) if dense else None
+        self.shared: nn.Module | None = None
         self.sequence: nn.Module | None = None
         dense_width = self.features.output_dim if self.features is not None else 0
+        if shared:
+            from trainrun.feature_columns._extra_layers import SharedEmbeddings
+
+            self.shared = SharedEmbeddings(shared)
+            dense_width += self.shared.output_dim
         if seq:
-            from trainrun.feature_columns._sequence import SequenceFeatures
+            from trainrun.feature_columns._extra_layers import SequenceFeatures
 
             self.sequence = SequenceFeatures(seq)
         if isinstance(model_fn, nn.Module):
@@ -119,7 +129,10 @@ class CustomModel(nn.Module):
             self.body = body
 
     def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
-        dense = self.features(encoded) if self.features is not None else None
+        parts = [] if self.features is None else [self.features(encoded)]
+        if self.shared is not None:
+            parts.append(self.shared(encoded))
+        dense = None if not parts else parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         if self.sequence is not None:
             seq, lengths = self.sequence(encoded)
             out = self.body(seq, lengths, dense)
