@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -241,3 +242,22 @@ def test_board_missing_runs_folder_exits_2(tmp_path):
         timeout=60,
     )
     assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_hparams_are_never_written_through_a_link(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    good = make_run(runs, "a", {"lr": 0.1}, "completed", {"accuracy": 0.5})
+    linked = make_run(runs, "b", {"lr": 0.2}, "completed", {"accuracy": 0.6})
+    shutil.rmtree(linked / record.TENSORBOARD_DIR)
+    (linked / record.TENSORBOARD_DIR).symlink_to(outside, target_is_directory=True)
+    dangling = make_run(runs, "c", {"lr": 0.3}, "completed", {"accuracy": 0.7})
+    shutil.rmtree(dangling / record.TENSORBOARD_DIR)
+    (dangling / record.TENSORBOARD_DIR).symlink_to(tmp_path / "nowhere")
+    assert write_hparams(runs) == [good]
+    assert list(outside.iterdir()) == [] and not (tmp_path / "nowhere").exists()
+    assert "skipping b" in capsys.readouterr().err
+    logdir = tmp_path / "logdir"
+    link_runs([good, linked], logdir)
+    assert [p.name for p in logdir.iterdir()] == ["a"]  # TensorBoard is not pointed outside

@@ -428,7 +428,7 @@ def write_hparams(
         if Path(run["run_dir"]).resolve() not in skipped:
             try:
                 _write_bytes(run, _event_bytes(run, experiment))
-            except RunRecordError as exc:
+            except (RunRecordError, OSError) as exc:  # a tensorboard/ that is a link, a file
                 print(f"trainrun: skipping {Path(run['run_dir']).name}: {exc}", file=sys.stderr)
                 continue
         written.append(Path(run["run_dir"]))
