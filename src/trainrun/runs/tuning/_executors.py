@@ -248,7 +248,8 @@ def find_open_runs(
     base = Path(runs_dir)
     if not base.is_dir():
         return found
-    for folder in base.iterdir():
+    for name in record.run_folder_names(base):  # record's rule for which folders are runs
+        folder = base / name
         try:
             run = record.read_json(folder / record.RUN_FILE)
         except record.RunRecordError:
