@@ -61,6 +61,11 @@ _pending: dict[str, Any] = {"metrics": [], "evaluation": {}, "flags": None, "pro
 _dropped = 0
 
 
+def _other_rank() -> bool:
+    """A rank other than 0 of a run on several processes (torchrun sets RANK, WORLD_SIZE)."""
+    return os.environ.get("RANK", "0") not in ("", "0") and os.environ.get("WORLD_SIZE") != "1"
+
+
 def _warn_once(key: str, message: str) -> None:
     # stderr, not warnings.warn: a warnings filter set to "error" must not turn
     # a bookkeeping problem into a crash of the user's training script
@@ -305,6 +310,8 @@ def log_metrics(step: int | None = None, **values: Any) -> None:
     >>> log_metrics(step=10, loss=0.31, accuracy=0.88)
     """
     global _auto_step, _dropped
+    if _other_rank():  # several processes (torchrun): rank 0 alone records
+        return
     try:
         for reserved in ("time",):
             if reserved in values:
@@ -358,6 +365,8 @@ def write_evaluation(values: Mapping[str, Any] | None = None, **kw: Any) -> None
 
     >>> write_evaluation({"accuracy": 0.91}, auc=0.95)
     """
+    if _other_rank():  # several processes (torchrun): rank 0 alone records
+        return
     try:
         merged = {**dict(values or {}), **kw}
         if not merged:
@@ -399,6 +408,8 @@ def write_run_metadata(kind: str, data: Any) -> None:
 
     >>> write_run_metadata("properties", {"dataset": "churn"})
     """
+    if _other_rank():  # several processes (torchrun): rank 0 alone records
+        return
     try:
         if kind not in METADATA_KINDS:
             _warn_once(
@@ -447,6 +458,8 @@ def save_plot(fig: Any = None, name: str = "plot.png") -> Path | None:
     >>> import matplotlib  # doctest: +SKIP
     >>> save_plot(fig, "loss.png")  # doctest: +SKIP
     """
+    if _other_rank():  # several processes (torchrun): rank 0 alone records
+        return None
     try:
         folder = plots_dir()
         if folder is None:

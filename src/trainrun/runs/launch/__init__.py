@@ -454,6 +454,7 @@ def training_run(
     run_dir: str | os.PathLike[str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     check_flags: bool = True,
+    nproc: int | None = None,
 ) -> dict[str, Any]:
     """Run ``script`` as a training run and return its record (as ``read_run`` gives it).
 
@@ -480,6 +481,9 @@ def training_run(
     running the rest of it) and refuse an undeclared or mistyped override with
     FlagError; False passes the overrides unchecked (they are then recorded as
     given, ``sources`` "run").
+    ``nproc``: run the script on this many processes with torchrun, recorded as one
+    run (data-parallel estimators; see docs/distributed.md); the run fails when any
+    rank fails, and every rank is stopped when one dies or the run is interrupted.
 
     A failing script is not an error here: the record says "failed" with the
     error and traceback tail. Ctrl-C stops the script, records "interrupted" and
@@ -512,6 +516,7 @@ def training_run(
             run_dir=run_dir,
             cwd=cwd,
             check_flags=check_flags,
+            nproc=nproc,
         )
 
 
@@ -801,8 +806,13 @@ def _training_run(
     run_dir: str | os.PathLike[str] | None,
     cwd: str | os.PathLike[str] | None,
     check_flags: bool,
+    nproc: int | None = None,
 ) -> dict[str, Any]:
     plan = _plan(script, flags, runs_dir, args, env, cwd, check_flags)
+    if nproc is not None:  # several ranks under torchrun (see _multiprocess.py)
+        from trainrun.runs.launch._multiprocess import check_nproc, multiprocess_command
+
+        plan.command = multiprocess_command(plan.command, check_nproc(nproc))
     tag_map = {str(k): str(v) for k, v in (tags or {}).items()}
     # before any folder exists: a refused override, or a full disk, leaves nothing behind
     folder = _create_folder(plan, run_dir)
