@@ -998,6 +998,35 @@ class Estimator(ScikitLearnMixin, abc.ABC):
             )
         return predictions_to_frame(list(self._prediction_batches(fn, predict_keys)), predict_keys)
 
+    def predict_to(
+        self,
+        path: str | os.PathLike[str],
+        input_fn: Any,
+        predict_keys: Sequence[str] | None = None,
+        id_columns: Sequence[str] | None = None,
+        format: str | None = None,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+    ) -> Path:
+        """Stream predictions into a Parquet or CSV file, in input order, in bounded memory.
+
+        Columns as :meth:`predict_frame`'s, after the input's ``id_columns``; the format
+        follows the name (``.parquet``, ``.csv``) unless ``format`` says. The input_fn
+        must not shuffle. Under torchrun, rank 0 writes the file and the others wait.
+
+        >>> est.predict_to("scores.parquet", input_fn("big/", shuffle=False),
+        ...                id_columns=["customer_id"])                  # doctest: +SKIP
+        """
+        from trainrun.estimators._predict_to import check_input, predict_to
+
+        fn = _resolve_input_fn(input_fn)
+        check_input(fn, id_columns)  # before any prediction (and its shuffle warning)
+        if not self._is_chief():
+            _barrier()
+            return Path(path)
+        with _barrier_after(self):
+            batches = self._prediction_batches(fn, predict_keys, checkpoint_path)
+            return predict_to(path, fn, batches, id_columns, format)
+
     # ------------------------------------------------------------ export
     def export(
         self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None

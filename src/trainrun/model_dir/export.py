@@ -132,6 +132,20 @@ class ExportedModel:
         keys = self.head.check_predict_keys(predict_keys)
         return predictions_to_frame(self._outputs(data, keys, batch_size), keys)
 
+    def predict_to(
+        self,
+        path: str | os.PathLike[str],
+        input_fn: Any,
+        predict_keys: Sequence[str] | None = None,
+        id_columns: Sequence[str] | None = None,
+        format: str | None = None,
+    ) -> Path:
+        """Stream predictions over ``input_fn`` into a Parquet or CSV file (as an estimator's)."""
+        from trainrun.estimators._predict_to import exported_batches, predict_to
+
+        batches = exported_batches(self, input_fn, predict_keys)
+        return predict_to(path, input_fn, batches, id_columns, format)
+
     def __repr__(self) -> str:
         return f"ExportedModel({self.spec.get('estimator', '?')}, path={str(self.path)!r})"
 
