@@ -96,11 +96,19 @@ out, steps = Path(sys.argv[1]), int(sys.argv[2])
 df = make_frame()
 for kind in ("dnn", "wide_deep"):
     est = build(kind, out / kind)
-    est.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), steps=steps)
+    est.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), steps=steps - 3)
+    # resumed: a new estimator on every rank restores rank 0's checkpoint and goes on
+    est = build(kind, out / kind)
+    est.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), max_steps=steps)
     result = est.evaluate(input_fn(df, response="y", batch_size=16, shuffle=False))
     assert est.global_step_ == steps, est.global_step_
     (out / f"eval-{{kind}}-{{distributed.rank()}}.json").write_text(json.dumps(result))
 (out / f"world-{{distributed.rank()}}.json").write_text(json.dumps(distributed.world_size()))
+# Parquet row groups dealt to the ranks: shards of different lengths stop together
+est = build("dnn", out / "stream")
+est.train(input_fn(out / "data", response="y", batch_size=10, epochs=2, chunk_size=16))
+result = est.evaluate(input_fn(out / "data", response="y", batch_size=16, shuffle=False))
+(out / f"stream-{{distributed.rank()}}.json").write_text(json.dumps(result))
 """
 
 
@@ -118,14 +126,20 @@ def test_two_processes_train_the_weights_of_one_on_the_same_global_batches(
     steps = 7
     out = tmp_path / "dist"
     out.mkdir()
+    df = make_frame()
+    (out / "data").mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(df)), 3)):  # 68, 68, 67 rows
+        part = df.iloc[rows].reset_index(drop=True)  # 2 row groups each: 6 in all
+        part.to_parquet(out / "data" / f"part-{i}.parquet", row_group_size=40)
     proc = torchrun(worker, str(out), str(steps))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert json.loads((out / "world-0.json").read_text()) == 2
     torch.set_num_threads(1)
-    df = make_frame()
     for kind in ("dnn", "wide_deep"):  # the wide part trains with FTRL, the deep one embeds
         alone = build(kind, tmp_path / f"alone-{kind}")
-        alone.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), steps=steps)
+        alone.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), steps=4)
+        alone = build(kind, tmp_path / f"alone-{kind}")
+        alone.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), max_steps=7)
         dist = build(kind, out / kind)  # reads rank 0's checkpoint
         names = alone.get_variable_names()
         assert names == dist.get_variable_names()
@@ -137,12 +151,28 @@ def test_two_processes_train_the_weights_of_one_on_the_same_global_batches(
         assert moved > 2
         assert dist.get_variable_value("global_step") == steps
         # only rank 0 wrote checkpoints
-        assert [p.name for p in (out / kind).glob("ckpt-*.json")] == [f"ckpt-{steps}.json"]
+        assert sorted(p.name for p in (out / kind).glob("ckpt-*.json")) == [
+            "ckpt-4.json",
+            f"ckpt-{steps}.json",
+        ]
         # evaluation over 2 processes equals evaluation in one of the same weights,
         # exactly, on every rank
         expected = dist.evaluate(input_fn(df, response="y", batch_size=16, shuffle=False))
         for r in (0, 1):
             assert json.loads((out / f"eval-{kind}-{r}.json").read_text()) == expected, kind
+
+    # streamed: 6 row groups of 40 or 28 rows dealt 3 and 3; every rank took the
+    # same number of steps (the shorter shard's), and evaluation covers every row once
+    stream = [json.loads((out / f"stream-{r}.json").read_text()) for r in (0, 1)]
+    assert stream[0] == stream[1]
+    steps_done = stream[0]["global_step"]
+    assert 0 < steps_done <= 2 * -(-101 // 5)
+    alone = build("dnn", out / "stream")
+    expected = alone.evaluate(input_fn(out / "data", response="y", shuffle=False))
+    assert expected["global_step"] == steps_done
+    assert stream[0]["auc"] == expected["auc"]  # exact AUC over every rank's examples
+    for key in ("accuracy", "average_loss", "label/mean", "prediction/mean"):
+        assert stream[0][key] == pytest.approx(expected[key], rel=1e-6), key
 
 
 KILLED = """
