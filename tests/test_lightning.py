@@ -133,3 +133,26 @@ def test_inside_an_active_run_the_logger_starts_nothing(tmp_path):
     assert record.read_json(outer / record.RUN_FILE)["status"] == "running"
     assert any("train_loss" in r for r in record.read_metrics(outer))
     assert list((outer / "artifacts" / "checkpoints").glob("*.ckpt"))
+
+
+@pytest.mark.parametrize(("flush_s", "seen_during_training"), [(0.0, True), (1e9, False)])
+def test_rows_are_kept_at_most_flush_s_then_appended(
+    tmp_path, monkeypatch, flush_s, seen_during_training
+):
+    import trainrun.lightning
+
+    monkeypatch.setattr(trainrun.lightning, "FLUSH_S", flush_s)
+    runs_dir = tmp_path / "runs"
+    seen = []
+
+    class Peek(pl.Callback):
+        def on_train_epoch_end(self, trainer, module):
+            (run_dir,) = _runs(runs_dir)
+            seen.append(len(record.read_metrics(run_dir)))
+
+    logger = TrainrunLogger(runs_dir=runs_dir)
+    _trainer(logger, epochs=2, callbacks=[Peek()]).fit(Tiny(), _loader())
+    assert (seen[-1] > 0) is seen_during_training, seen
+    (run_dir,) = _runs(runs_dir)
+    rows = record.read_metrics(run_dir)
+    assert sum("train_loss" in r for r in rows) == 2  # everything is on disk after fit

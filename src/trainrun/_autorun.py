@@ -194,9 +194,20 @@ def write_finished_run(
     return folder
 
 
-def _run_info(folder: Path, integration: str) -> dict[str, Any]:
-    from trainrun.runs.launch._environment import package_versions
+_versions: dict[str, str] | None = None
 
+
+def _package_versions() -> dict[str, str]:
+    # once a process: a search writes one run per candidate, and installs do not change mid-run
+    global _versions
+    if _versions is None:
+        from trainrun.runs.launch._environment import package_versions
+
+        _versions = package_versions()
+    return dict(_versions)
+
+
+def _run_info(folder: Path, integration: str) -> dict[str, Any]:
     script, _ = _script()
     pid = os.getpid()
     return {
@@ -216,7 +227,7 @@ def _run_info(folder: Path, integration: str) -> dict[str, Any]:
         "pid_start": record.process_start_time(pid),
         "python": sys.version.split()[0],
         "python_executable": sys.executable,
-        "packages": package_versions(),
+        "packages": _package_versions(),
         "git": None,
         "tags": {"integration": integration, "in_process": "true"},
     }

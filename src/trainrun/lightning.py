@@ -31,6 +31,7 @@ when only that one is installed.
 from __future__ import annotations
 
 import sys
+import time
 from argparse import Namespace
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,7 +51,7 @@ else:
     from pytorch_lightning.utilities import rank_zero_only  # type: ignore[no-redef]
 
 from trainrun import _autorun  # noqa: E402
-from trainrun.runs import active  # noqa: E402
+from trainrun.runs import active, record  # noqa: E402
 
 __all__ = ["TrainrunLogger"]
 
@@ -58,6 +59,8 @@ __all__ = ["TrainrunLogger"]
 TEST_PREFIXES = ("test_", "test/")
 #: where ModelCheckpoint's files go inside the run (``<run>/<version>/checkpoints``)
 CHECKPOINTS_PARENT = "artifacts"
+#: metric rows are kept at most this long before they are appended to metrics.jsonl
+FLUSH_S = 1.0
 
 
 def _rank() -> int:
@@ -96,6 +99,10 @@ class TrainrunLogger(Logger):
     def __init__(self, runs_dir: str | Path | None = None) -> None:
         super().__init__()
         self.runs_dir = runs_dir
+        self._rows: list[dict[str, Any]] = []
+        self._rows_for: Path | None = None  # the run the kept rows belong to
+        self._flushed_at = time.monotonic()
+        self._next_step = 0
 
     # ------------------------------------------------------------ where
 
@@ -160,20 +167,48 @@ class TrainrunLogger(Logger):
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        self._run_dir(writing=True)
-        values = dict(metrics)
-        active.log_metrics(step=step, **values)
+        folder = self._run_dir(writing=True)
+        row: dict[str, Any] = {"step": step, "time": round(time.time(), 6)}
         evaluation = {}
-        for key, value in values.items():
-            for prefix in TEST_PREFIXES:
-                if key.startswith(prefix) and len(key) > len(prefix):
-                    evaluation[key[len(prefix) :]] = value
+        for key, value in metrics.items():
+            ok, plain = active._plain_metric(value)
+            if not ok:
+                continue
+            row[key] = plain
+            if key.startswith(TEST_PREFIXES):
+                for prefix in TEST_PREFIXES:
+                    if key.startswith(prefix) and len(key) > len(prefix):
+                        evaluation[key[len(prefix) :]] = plain
+        if step is None:
+            row["step"] = self._next_step
+        self._next_step = int(row["step"]) + 1
+        if folder != self._rows_for:
+            self._flush()  # kept rows go to the run they were logged in
+            self._rows_for = folder
+        self._rows.append(row)
         if evaluation:
-            ok = {k: v for k, v in evaluation.items() if active._plain_metric(v)[0]}
-            active.write_evaluation({k: active._plain_metric(v)[1] for k, v in ok.items()})
+            active.write_evaluation(evaluation)
+        # Lightning may log every step (and calls save() after each): rows are appended at
+        # most every FLUSH_S seconds, when the run changes, and at finalize
+        if time.monotonic() - self._flushed_at >= FLUSH_S:
+            self._flush()
+
+    def _flush(self) -> None:
+        rows, self._rows = self._rows, []
+        self._flushed_at = time.monotonic()
+        if not rows or self._rows_for is None:
+            return
+        try:
+            record.append_jsonl(self._rows_for / record.METRICS_FILE, rows)
+        except OSError as exc:
+            active._warn_once(
+                "lightning-metrics", f"could not write metrics to {self._rows_for}: {exc}"
+            )
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
+        if self._rows:
+            self._flush()
         run = _autorun.current()
         if run is None or run.owner_id != id(self):
             return  # a launched run: its launcher writes the outcome
