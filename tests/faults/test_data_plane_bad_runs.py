@@ -89,8 +89,23 @@ def test_nan_and_infinities_are_recorded_as_such(runs):
     assert info["flags"]["lr"] == math.inf and info["flags"]["beta"] == -math.inf
     assert math.isnan(info["flags"]["gamma"])
     assert math.isnan(info["metrics"]["loss"]) and info["metrics"]["grad"] == math.inf
-    df = ls_runs(runs)
-    assert df.loc[0, "flag_lr"] == math.inf and df.loc[0, "metric_grad"] == math.inf
+    write_run(runs, "2026-11-27T09-00-00Z", flags={"lr": 0.1, "gamma": 1.0})
+    for refresh in (True, False, True):  # through a rebuilt index, the kept table, a scan
+        df = ls_runs(runs, refresh=refresh).set_index("id")
+        assert (
+            df.loc[run.name, "flag_lr"] == math.inf and df.loc[run.name, "metric_grad"] == math.inf
+        )
+        # NaN is a value: the columns exist, hold NaN and are numeric
+        assert math.isnan(df.loc[run.name, "flag_gamma"]) and math.isnan(
+            df.loc[run.name, "metric_loss"]
+        )
+        assert (
+            df["flag_gamma"].dtype == float and df.loc["2026-11-27T09-00-00Z", "flag_gamma"] == 1.0
+        )
+    from trainrun.runs.store._index import load_table
+
+    scanned = load_table(runs, use_index=False).frame().set_index("id")
+    assert math.isnan(scanned.loc[run.name, "flag_gamma"])
 
 
 def damage(runs: Path, kind: str) -> Path:

@@ -78,7 +78,7 @@ log = logging.getLogger("trainrun.runs")
 INDEX_DIR = ".trainrun"
 INDEX_FILE = f"{INDEX_DIR}/index.sqlite"
 ARCHIVE_DIR = record.ARCHIVE_DIR
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: NaN kept (as a blob) in columns of kind "nan"
 #: times this close to "now" are not trusted (see the module docstring)
 RACY_NS = 2_000_000_000
 #: how long a listing waits for another process's index write before reading the folders
@@ -157,15 +157,16 @@ def _epoch_us(value: Any) -> int | None:
 
 
 def _scalar(value: Any) -> Any:
-    """A value as the index stores it: NaN as None (SQLite would), an integer beyond
-    SQLite's 64 bits as a float (or, beyond a float, as its text)."""
+    """A value as the index stores it: NaN as the blob ``_NAN`` (SQLite would make a NaN
+    NULL, and NaN is a value, not a missing one), an integer beyond SQLite's 64 bits as a
+    float (or, beyond a float, as its text)."""
     kind = type(value)  # exact types first: called for every value of every run
     if kind is str or kind is bool or value is None:
         return value
     if kind is int:
         return value if _INT64_MIN <= value <= _INT64_MAX else _big_int(value)
     if kind is float:
-        return None if value != value else value
+        return _NAN if value != value else value
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
@@ -178,6 +179,8 @@ def _scalar(value: Any) -> Any:
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: how a NaN is stored: a blob, which no flag, metric or evaluation value is otherwise
+_NAN = b"NaN"
 
 
 def _big_int(value: int) -> float | str:
@@ -310,6 +313,8 @@ class Table:
                 col = table.extra.get(key)
                 if col is None:
                     col = table.extra[key] = [None] * n
+                if value is _NAN:
+                    value = math.nan
                 col.append(value)
                 if isinstance(value, bool):
                     table.bools.add(key)
@@ -697,11 +702,20 @@ class _Index:
                         while f"c{n}" in existing:
                             n += 1
                         sqlcol = f"c{n}"
-                        kind = "bool" if isinstance(value, bool) or value is None else "other"
+                        kind = (
+                            "nan"
+                            if value is _NAN
+                            else "bool"
+                            if isinstance(value, bool) or value is None
+                            else "other"
+                        )
                         db.execute(f"ALTER TABLE runs ADD COLUMN {sqlcol}")
                         db.execute("INSERT INTO columns VALUES (?, ?, ?)", (key, sqlcol, kind))
                         existing.add(sqlcol)
                         cols[key] = (sqlcol, kind)
+                    elif value is _NAN and entry[1] != "nan":
+                        db.execute("UPDATE columns SET kind = 'nan' WHERE name = ?", (key,))
+                        cols[key] = (entry[0], "nan")
                     elif entry[1] == "bool" and value is not None and not isinstance(value, bool):
                         db.execute("UPDATE columns SET kind = 'other' WHERE name = ?", (key,))
                         cols[key] = (entry[0], "other")
@@ -747,7 +761,10 @@ class _Index:
             table.base[c] = columns[n_meta + i]
         first = n_meta + len(_BASE_SQL)
         for j, (name, _, kind) in enumerate(cols):
-            table.extra[name] = columns[first + j]
+            values = columns[first + j]
+            if kind == "nan":  # the blob that stands for NaN, back to NaN
+                values = [math.nan if v == _NAN else v for v in values]
+            table.extra[name] = values
             if kind == "bool":
                 table.bools.add(name)
         return table
