@@ -192,3 +192,29 @@ def test_temporary_model_dirs_go_at_exit_unless_kept(tmp_path, keep):
     import os
 
     assert os.path.isdir(path) is keep
+
+
+def test_warm_start_remaps_the_one_hot_inputs_of_a_dnns_first_layer(tmp_path):
+    def dnn(folder, vocab, **kw):
+        k = trainrun.categorical_column_with_vocabulary_list("k", list(vocab))
+        return trainrun.DNNClassifier(
+            hidden_units=[3], feature_columns=[X, trainrun.indicator_column(k)],
+            model_dir=tmp_path / folder, config=QUIET, **kw,
+        )  # fmt: skip
+
+    old = dnn("old", "abc")
+    old.train(trainrun.input_fn(data(), response="y", batch_size=16), steps=5)
+    w_old = old.get_variable_value("layers.0.weight")  # inputs: x, then one-hot a, b, c
+    new = dnn("new", "cda", warm_start_from=trainrun.WarmStartSettings(tmp_path / "old"))
+    new._build()
+    w_new = new.network_.state_dict()["layers.0.weight"].numpy()  # x, then c, d, a
+    assert w_new.shape == w_old.shape
+    np.testing.assert_array_equal(w_new[:, 0], w_old[:, 0])  # x
+    np.testing.assert_array_equal(w_new[:, 1], w_old[:, 3])  # c
+    np.testing.assert_array_equal(w_new[:, 3], w_old[:, 1])  # a
+    assert not any(np.array_equal(w_new[:, 2], w_old[:, j]) for j in range(4))  # d: fresh
+    # the layers after the first match by name and shape
+    np.testing.assert_array_equal(
+        new.network_.state_dict()["layers.3.weight"].numpy(),
+        old.get_variable_value("layers.3.weight"),
+    )

@@ -178,14 +178,16 @@ def _tables(network: Any) -> dict[str, tuple[int, dict[str, tuple[int, int, Any]
             # The one-hot block feeds the first layer of the DNN that owns these features.
             owner = path.rsplit(".", 1)[0] if "." in path else ""
             first = f"{owner}.layers.0.weight" if owner else "layers.0.weight"
-            by_name = {c.name: c for c in module._onehot.columns}
-            out[first] = (
-                1,
-                {
-                    name: (start, end - start, by_name.get(name))
-                    for name, start, end in module.layout
-                },
-            )
+            # layout: numeric columns, then the one-hot blocks in _onehot's order, then
+            # the embeddings; key each slice by its column's name (layout's display names
+            # may differ from the columns').
+            hot = list(module._onehot.columns)
+            n_numeric = len(module.layout) - len(hot) - len(module.embeddings)
+            entries: dict[str, tuple[int, int, Any]] = {}
+            for i, (name, start, end) in enumerate(module.layout):
+                col = hot[i - n_numeric] if n_numeric <= i < n_numeric + len(hot) else None
+                entries[col.name if col is not None else name] = (start, end - start, col)
+            out[first] = (1, entries)
     return out
 
 
