@@ -171,3 +171,23 @@ def test_importing_without_keras_names_the_extra(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("MissingExtraError")
     assert "pip install 'trainrun[keras]'" in out.stdout
+
+
+def test_evaluate_with_a_new_callback_joins_the_fit_run_and_alone_starts_one(tmp_path):
+    x, y = _data()
+    model = _model()
+    runs_dir = tmp_path / "runs"
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[TrainrunCallback(runs_dir=runs_dir)])
+    model.evaluate(x, y, verbose=0, callbacks=[TrainrunCallback(runs_dir=runs_dir)])
+    run_dir = _only_run(runs_dir)
+    assert set(record.read_json(run_dir / record.EVALUATION_FILE)) >= {"loss", "accuracy"}
+    assert record.read_run(run_dir)["status"] == "completed"
+
+    active.deactivate()
+    _autorun._current = None
+    alone = tmp_path / "alone"
+    model.evaluate(x, y, verbose=0, callbacks=[TrainrunCallback(runs_dir=alone)])
+    run_dir = _only_run(alone)
+    assert record.read_run(run_dir)["status"] == "completed"
+    assert "accuracy" in record.read_json(run_dir / record.EVALUATION_FILE)
+    assert record.read_metrics(run_dir) == []

@@ -11,8 +11,9 @@ What lands in the run:
 - ``metrics.jsonl``: one row per epoch, ``step`` = epochs completed, every value
   Keras logs (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
   ``learning_rate`` when a scheduler logs it): ``metric_*`` columns in ``ls_runs``.
-- ``evaluation.json``: what ``model.evaluate(..., callbacks=[cb])`` returns
-  (``eval_loss``, ``eval_accuracy``), as a trainrun estimator's ``evaluate``.
+- ``evaluation.json``: what ``model.evaluate(..., callbacks=[...])`` returns
+  (``eval_loss``, ``eval_accuracy``), as a trainrun estimator's ``evaluate``; the
+  same callback or a new one, the evaluation goes to the run of the last ``fit``.
 - run.json's properties (tfruns' columns): ``optimizer``, ``learning_rate``,
   ``loss_function``, ``epochs``, ``epochs_completed``, ``steps`` (batches an
   epoch), ``batch_size``, ``samples`` (training examples an epoch), ``metrics``,
@@ -60,10 +61,17 @@ __all__ = ["TrainrunCallback"]
 
 
 def _number(value: Any) -> float | None:
-    try:
-        return float(keras.ops.convert_to_numpy(value))
-    except Exception:  # noqa: BLE001 - a schedule or a tensor we cannot read: leave it out
-        return None
+    """A Python float from a number, a 0-d tensor (of any backend) or a Keras variable."""
+    for convert in (
+        float,
+        lambda v: float(v.item()),
+        lambda v: float(keras.ops.convert_to_numpy(v)),
+    ):
+        try:
+            return convert(value)
+        except Exception:  # noqa: BLE001 - a schedule or a tensor we cannot read: try the next
+            continue
+    return None
 
 
 def _loss_name(loss: Any) -> str | None:
@@ -167,7 +175,9 @@ class TrainrunCallback(keras.callbacks.Callback):
     # ------------------------------------------------------------ evaluate
 
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
-        if not self._in_fit:
+        # an evaluate() after fit() belongs to the fit's run, whichever callback it is given;
+        # only an evaluate() with no run at all starts one
+        if not self._in_fit and not active.is_active():
             _autorun.ensure(self, runs_dir=self.runs_dir, integration="keras")
 
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:

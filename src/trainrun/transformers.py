@@ -149,8 +149,10 @@ class TrainrunCallback(TrainerCallback):
         metrics: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if not (self._training or self._ensure(state)):
+        if not getattr(state, "is_world_process_zero", True):
             return
+        if not self._training and not active.is_active():
+            self._ensure(state)  # evaluate() with no run at all; otherwise the training's run
         values = _numbers(metrics)
         active.write_evaluation(
             {
