@@ -18,6 +18,7 @@ import torch
 
 from trainrun.exceptions import InputError
 from trainrun.feature_columns._transform import FeatureTransform, _to_float
+from trainrun.inputs._prefetch import prefetch
 from trainrun.inputs._sources import FileSource, as_columns, is_file_input
 
 __all__ = ["Batch", "InputFn", "input_fn"]
@@ -395,10 +396,14 @@ class InputFn:
             pending: list[dict[str, torch.Tensor]] = []
             rows = 0
             seen = 0
-            for cols in self._file.chunks(order, needed, transform.string_keys):
-                if not cols or next(iter(cols.values())).shape[0] == 0:
-                    continue
-                part = self._convert(cols, transform, label_fn, weight_key)
+            chunks = self._file.chunks(order, needed, transform.string_keys)
+            converted = (
+                self._convert(cols, transform, label_fn, weight_key)
+                for cols in chunks
+                if cols and next(iter(cols.values())).shape[0] > 0
+            )
+            # the next chunks are read and encoded in a thread while this one trains
+            for part in prefetch(converted):
                 pending.append(part)
                 k = next(iter(part.values())).shape[0]
                 rows += k
