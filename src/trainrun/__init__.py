@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "plots_dir": "trainrun.runs.active",
     "run_dir": "trainrun.runs.active",
     "save_plot": "trainrun.runs.active",
+    "start_run": "trainrun.runs.active",
     "tensorboard_dir": "trainrun.runs.active",
     "training_run": "trainrun.runs.launch",
     "write_evaluation": "trainrun.runs.active",

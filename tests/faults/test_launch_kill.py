@@ -24,12 +24,13 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pi
 
 # prints numbered lines; after each print returns, notes the number in a side file
 NOISY = """\
-import sys
-from pathlib import Path
-side = Path(sys.argv[1])
+import os, sys
+side = sys.argv[1]
 for i in range(1_000_000):
     print(f"line {i:07d} " + "x" * 90, flush=True)
-    side.write_text(str(i))
+    with open(side + ".tmp", "w") as f:
+        f.write(str(i))
+    os.replace(side + ".tmp", side)  # readers never see it half-written
 """
 
 LAUNCH = """\
@@ -49,6 +50,16 @@ def _state(pid: int) -> str:
 
 def _alive(pid: int) -> bool:
     return _state(pid) not in ("Z", "gone")
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers():
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:  # a failed test must not leave its launcher stopped or running
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _start(tmp_path: Path, script_text: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -74,9 +85,12 @@ def _run_of(runs: Path, wait_until) -> dict:
     )
 
 
-def test_output_in_the_pipe_survives_sigstop_then_sigkill_of_the_launcher(tmp_path, wait_until):
+def test_output_in_the_pipe_survives_sigstop_then_sigkill_of_the_launcher(
+    tmp_path, wait_until, _no_leftovers
+):
     side = tmp_path / "printed"
     proc, runs = _start(tmp_path, NOISY, str(side))
+    _no_leftovers.append(proc)
     run = _run_of(runs, wait_until)
     wait_until(lambda: side.exists() and int(side.read_text() or 0) > 100, message="output")
     os.kill(proc.pid, signal.SIGSTOP)
@@ -106,13 +120,16 @@ def _stalled(side: Path) -> bool:
     import time
 
     first = side.read_text()
-    time.sleep(0.3)  # noqa: the counter is polled twice to see that it stopped
+    time.sleep(0.3)  # the counter is read twice, apart, to see that it stopped
     return first == side.read_text()
 
 
-def test_a_stopped_script_is_continued_and_ended_when_its_launcher_is_killed(tmp_path, wait_until):
+def test_a_stopped_script_is_continued_and_ended_when_its_launcher_is_killed(
+    tmp_path, wait_until, _no_leftovers
+):
     side = tmp_path / "printed"
     proc, runs = _start(tmp_path, NOISY.replace('"x" * 90', '"x"'), str(side))
+    _no_leftovers.append(proc)
     run = _run_of(runs, wait_until)
     child = run["child_pid"]
     wait_until(side.exists, message="the script running")  # its watcher is up by then

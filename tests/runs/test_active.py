@@ -143,3 +143,109 @@ def test_one_bad_metric_does_not_cost_the_row(tmp_path, capsys):
     assert rows[0]["seen"] == 3 and rows[1]["n"] == 2 and "weights" not in rows[1]
     err = capsys.readouterr().err
     assert "skipped the metric 'weights'" in err and "array([1., 2.])" in err
+
+
+# ---------------------------------------------------------------- start_run: in-process runs
+
+
+def test_start_run_records_a_complete_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with active.start_run(flags={"lr": 0.1, "units": 3}, tags={"who": "me"}) as run:
+        print("inside the block", run.flags["lr"])
+        active.log_metrics(step=0, loss=1.0)
+        active.write_evaluation(accuracy=0.9)
+        (tmp_path / "model.txt").write_text("weights")
+    assert run.status == "completed" and "inside the block" in capsys.readouterr().out
+    got = record.read_run(run.run_dir)
+    assert got["status"] == "completed" and got["in_process"] is True
+    assert got["flags"] == {"lr": 0.1, "units": 3}
+    assert got["declared_flags"]["units"]["type"] == "integer"
+    assert got["metrics"] == {"loss": 1.0} and got["evaluation"] == {"accuracy": 0.9}
+    assert got["tags"] == {"who": "me"} and got["end"] and got["packages"]
+    assert "inside the block 0.1" in (run.run_dir / "output.log").read_text()
+    assert (run.run_dir / "source" / "test_active.py").is_file()  # the calling file
+    assert (run.run_dir / "artifacts" / "model.txt").read_text() == "weights"
+    assert got["artifacts"]["files"] == ["model.txt"]
+    assert not active.is_active()  # the block's end deactivates it
+
+
+def test_start_run_records_failed_and_interrupted_blocks(tmp_path):
+    runs = tmp_path / "runs"
+    with pytest.raises(ValueError), active.start_run(runs_dir=runs, artifacts=False) as failed:
+        raise ValueError("diverged")
+    got = record.read_run(failed.run_dir)
+    assert got["status"] == "failed" and got["error"] == "ValueError: diverged"
+    assert "raise ValueError" in got["traceback"]
+    with pytest.raises(KeyboardInterrupt), active.start_run(runs_dir=runs) as stopped:
+        raise KeyboardInterrupt
+    assert record.read_run(stopped.run_dir)["status"] == "interrupted"
+    run = active.start_run(runs_dir=runs, capture_output=False)
+    assert record.read_run(run.run_dir)["status"] == "running"  # this process is alive
+    run.end()
+    assert record.read_run(run.run_dir)["status"] == "completed"
+
+
+def test_start_run_inside_a_run_is_refused(tmp_path):
+    from trainrun.exceptions import FlagError
+
+    with active.start_run(runs_dir=tmp_path / "runs", artifacts=False):
+        with pytest.raises(FlagError, match="already recording"):
+            active.start_run(runs_dir=tmp_path / "runs")
+
+
+def test_open_figures_land_in_plots(tmp_path):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    with active.start_run(runs_dir=tmp_path / "runs", artifacts=False) as run:
+        plt.figure()
+        plt.plot([1, 2, 3])
+    plt.close("all")
+    assert [p.suffix for p in (run.run_dir / "plots").iterdir()] == [".png"]
+
+
+# ---------------------------------------------------------------- python train.py
+
+PLAIN = """\
+import sys
+from trainrun import flags, log_metrics
+FLAGS = flags(lr=0.1)
+log_metrics(step=0, loss=0.5)
+print("trained", flush=True)
+if "--fail" in sys.argv:
+    sys.exit(3)
+"""
+
+
+def _python(tmp_path, *args, **env):
+    script = tmp_path / "train.py"
+    script.write_text(PLAIN)
+    base = {k: v for k, v in __import__("os").environ.items() if not k.startswith("TRAINRUN_")}
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_plain_python_says_once_that_it_is_not_recording(tmp_path):
+    proc = _python(tmp_path)
+    assert proc.returncode == 0 and "trained" in proc.stdout
+    assert proc.stderr.count("trainrun: not recording") == 1
+    assert "TRAINRUN_RECORD=1" in proc.stderr and not (tmp_path / "runs").exists()
+    assert _python(tmp_path, TRAINRUN_RECORD="0").stderr == ""
+
+
+def test_trainrun_record_makes_a_plain_script_record_itself(tmp_path):
+    proc = _python(tmp_path, "--lr", "0.2", TRAINRUN_RECORD="1")
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    got = record.read_run(folder)
+    assert got["status"] == "completed" and got["flags"] == {"lr": 0.2}
+    assert got["metrics"] == {"loss": 0.5} and "trained" in (folder / "output.log").read_text()
+    proc = _python(tmp_path, "--", "--fail", TRAINRUN_RECORD="1", TRAINRUN_RUNS_DIR="other")
+    assert proc.returncode == 3
+    (folder,) = (tmp_path / "other").iterdir()
+    got = record.read_run(folder)
+    assert got["status"] == "failed" and got["exit_code"] == 3

@@ -34,6 +34,7 @@ from trainrun.runs import record
 
 __all__ = [
     "RUN_DIR_ENV",
+    "start_run",
     "activate",
     "artifacts_dir",
     "deactivate",
@@ -88,7 +89,9 @@ def run_dir() -> Path | None:
     if path is None:
         env = os.environ.get(RUN_DIR_ENV)
         if not env:
-            return None
+            if _plain_script_checked:
+                return None
+            return _no_run()
         path = Path(env)
     if not path.is_dir():
         _warn_once(
@@ -99,6 +102,44 @@ def run_dir() -> Path | None:
     if path != _flushed_for:
         _flush(path)
     return path
+
+
+_plain_script_checked = False
+
+
+def _no_run() -> Path | None:
+    """First call without a run: a plain ``python train.py`` says so, or records itself."""
+    global _plain_script_checked
+    _plain_script_checked = True
+    from trainrun.runs.launch._plain import no_run
+
+    try:
+        started = no_run()
+    except Exception:  # noqa: BLE001 - never into the user's script
+        return None
+    return _explicit if started else None
+
+
+def start_run(
+    flags: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    runs_dir: str | os.PathLike[str] = "runs",
+    **options: Any,
+) -> Any:
+    """Record a run in this process: ``with start_run(flags={...}, tags={...}) as run:``.
+
+    In a notebook or any Python program: the block gets its own run folder with
+    run.json (completed, failed or interrupted), flags, metrics logged inside it,
+    output, a source snapshot, artifacts and open figures; listed like any other
+    run. Options: ``run_dir``, ``capture_output``, ``artifacts`` (see
+    :func:`trainrun.runs.launch._inprocess.start_run`).
+
+    >>> with start_run(flags={"lr": 0.1}) as run:  # doctest: +SKIP
+    ...     log_metrics(step=0, loss=0.5)
+    """
+    from trainrun.runs.launch._inprocess import start_run as _start
+
+    return _start(flags, tags, runs_dir, **options)
 
 
 def is_active() -> bool:

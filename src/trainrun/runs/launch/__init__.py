@@ -455,6 +455,8 @@ def training_run(
     cwd: str | os.PathLike[str] | None = None,
     check_flags: bool = True,
     nproc: int | None = None,
+    artifacts: bool | None = None,
+    output_scalars: bool | str = False,
 ) -> dict[str, Any]:
     """Run ``script`` as a training run and return its record (as ``read_run`` gives it).
 
@@ -481,6 +483,11 @@ def training_run(
     running the rest of it) and refuse an undeclared or mistyped override with
     FlagError; False passes the overrides unchecked (they are then recorded as
     given, ``sources`` "run").
+    ``artifacts``: copy the files the script creates or changes under its working
+    folder into the run's ``artifacts/`` (default: on, unless
+    ``TRAINRUN_ARTIFACTS=0``; limits and exclusions in docs/flags-and-runs.md).
+    ``output_scalars``: True records printed ``key: value`` / ``key=value`` lines
+    as metrics; a regular expression with named groups picks them instead.
     ``nproc``: run the script on this many processes with torchrun, recorded as one
     run (data-parallel estimators; see docs/distributed.md); the run fails when any
     rank fails, and every rank is stopped when one dies or the run is interrupted.
@@ -517,6 +524,8 @@ def training_run(
             cwd=cwd,
             check_flags=check_flags,
             nproc=nproc,
+            artifacts=artifacts,
+            output_scalars=output_scalars,
         )
 
 
@@ -592,6 +601,9 @@ class _Plan:
     command: list[str]
     extra_env: dict[str, str | None]
     check_flags: bool
+    artifacts: bool | None
+    output_scalars: bool | str
+    before: dict[str, tuple[int, int]] | None  # the working folder before the script ran
 
 
 def _resolve_script(script: str | os.PathLike[str] | None, cwd: Any) -> tuple[Path, Path, str]:
@@ -807,8 +819,12 @@ def _training_run(
     cwd: str | os.PathLike[str] | None,
     check_flags: bool,
     nproc: int | None = None,
+    artifacts: bool | None = None,
+    output_scalars: bool | str = False,
 ) -> dict[str, Any]:
     plan = _plan(script, flags, runs_dir, args, env, cwd, check_flags)
+    plan.artifacts = artifacts
+    plan.output_scalars = _check_scalars(output_scalars)
     if nproc is not None:  # several ranks under torchrun (see _multiprocess.py)
         from trainrun.runs.launch._multiprocess import check_nproc, multiprocess_command
 
@@ -835,6 +851,31 @@ def _training_run(
         # what happened, though the disk could not take it: the caller is not lied to
         return {**record.read_run(folder), **final}
     return record.read_run(folder)
+
+
+def _check_scalars(pattern: bool | str) -> bool | str:
+    if isinstance(pattern, bool):
+        return pattern
+    if isinstance(pattern, str):
+        import re
+
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(
+                f"training_run() output_scalars is not a valid regular expression ({exc}). "
+                f"Received: output_scalars={pattern!r}"
+            ) from None
+        if not compiled.groupindex:
+            raise ValueError(
+                "training_run() output_scalars needs named groups, e.g. "
+                f"r'loss=(?P<loss>\\S+)'. Received: output_scalars={pattern!r}"
+            )
+        return pattern
+    raise ValueError(
+        "training_run() output_scalars must be True, False or a regular expression. "
+        f"Received: output_scalars={pattern!r}"
+    )
 
 
 def _first_info(plan: _Plan, run_dir: Path, tags: dict[str, str]) -> dict[str, Any]:
@@ -918,9 +959,13 @@ def _launch(
     """Start the script, follow it, write the final record; returns what to raise after."""
     import shutil
 
+    from trainrun.runs.launch import _artifacts
     from trainrun.runs.launch._output import OutputPump
 
     info = _first_info(plan, run_dir, tags)
+    plan.before = None
+    if _artifacts.enabled(plan.artifacts):
+        plan.before = _artifacts.scan(plan.work_dir, exclude=[plan.runs_root])
     start = time.time()
     # The child starts first and run.json is written while its interpreter boots,
     # so the record's fsync adds nothing to the launch. A launcher killed in between
@@ -949,7 +994,14 @@ def _launch(
         _children[proc.pid] = proc
     info["child_pid"] = proc.pid
     try:
-        pump = OutputPump(read_fd, run_dir / record.OUTPUT_FILE, echo)
+        scalars = None
+        if plan.output_scalars:
+            from trainrun.runs.launch._scalars import ScalarParser
+
+            scalars = ScalarParser(plan.output_scalars)
+        pump = OutputPump(
+            read_fd, run_dir / record.OUTPUT_FILE, echo, scalars, run_dir / record.METRICS_FILE
+        )
         pump.start()
     except BaseException:
         os.close(read_fd)
@@ -1012,6 +1064,15 @@ def _follow(
         if interrupted and proc.returncode == 0:
             final["status"] = "completed"  # it finished before the interrupt reached it
         _outcome_note(final, pump.error, output)
+        if plan.before is not None:
+            from trainrun.runs.launch._artifacts import capture_artifacts
+
+            try:
+                final["artifacts"] = capture_artifacts(
+                    plan.work_dir, run_dir / record.ARTIFACTS_DIR, plan.before, [plan.runs_root]
+                )
+            except Exception as exc:  # noqa: BLE001 - the record matters more
+                final["artifacts"] = {"files": [], "count": 0, "bytes": 0, "skipped": [str(exc)]}
         problem = _write_final(run_dir, final)
         if problem:
             final["record_error"] = f"the final record could not be written: {problem}"

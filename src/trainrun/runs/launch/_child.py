@@ -104,6 +104,23 @@ def _start_watcher(launcher: int | None) -> None:
         os.close(fd)  # the script itself must never hold the read end
 
 
+def _launcher_drains(launcher_fd: int, fd: int) -> bool:  # pragma: no cover
+    """After the script ended: False once the launcher has read the pipe to its end,
+    True if the launcher died first (what is left in the pipe is then the watcher's)."""
+    import select
+
+    pipe = select.poll()
+    pipe.register(fd, select.POLLIN | select.POLLHUP)
+    waiter = select.poll()
+    waiter.register(launcher_fd, select.POLLIN)
+    while True:
+        if waiter.poll(50):
+            return True
+        events = dict(pipe.poll(0)).get(fd, 0)
+        if events & select.POLLHUP and not events & select.POLLIN:
+            return False  # every writer closed and nothing left unread
+
+
 def _watch(launcher_fd: int, script: int, fd: int, log: str) -> None:  # pragma: no cover
     import select
     import time
@@ -118,8 +135,8 @@ def _watch(launcher_fd: int, script: int, fd: int, log: str) -> None:  # pragma:
         poller.register(launcher_fd, select.POLLIN)
         poller.register(script_fd, select.POLLIN)
         ready = {f for f, _ in poller.poll()}
-        if script_fd in ready:
-            os._exit(0)  # the script ended first: the launcher does the rest
+        if launcher_fd not in ready and not _launcher_drains(launcher_fd, fd):
+            os._exit(0)  # the script ended and the launcher read all it printed
         for sig in (_SIGCONT, _SIGTERM):
             try:
                 os.kill(script, sig)
@@ -273,6 +290,68 @@ def _hook_argparse(describe: bool) -> None:
     argparse.ArgumentParser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
+# ---------------------------------------------------------------- matplotlib figures
+
+
+def _plots_module() -> types.ModuleType:
+    """trainrun's _plots.py, loaded by path (trainrun may not be importable here)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_plots.py")
+    spec = importlib.util.spec_from_file_location("_trainrun_plots", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+class _PyplotHook:
+    """A meta-path finder that waits for ``matplotlib.pyplot`` and then diverts its figures.
+
+    Once pyplot is imported: ``show()`` saves the open figures into plots/, and an
+    exit handler (registered after pyplot's own, so that it runs before pyplot
+    closes the figures) saves those still open.
+    """
+
+    def __init__(self, plots_dir: str) -> None:
+        self.plots_dir = plots_dir
+
+    def find_spec(self, name: str, path: object, target: object = None) -> object:
+        if name != "matplotlib.pyplot":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        original = loader.exec_module
+        plots_dir = self.plots_dir
+
+        def exec_module(module: types.ModuleType) -> None:
+            original(module)
+            try:
+                plots = _plots_module()
+                plots.patch_show(module, plots_dir)
+                import atexit
+
+                atexit.register(plots.save_open_figures, plots_dir)
+            except Exception as exc:  # noqa: BLE001 - figures are a courtesy
+                sys.stderr.write(f"trainrun: warning: plots will not be saved: {exc}\n")
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _divert_plots() -> None:
+    run_dir = os.environ.get("TRAINRUN_RUN_DIR")
+    if not run_dir or os.environ.get("TRAINRUN_PLOTS", "1") in ("0", "false", "no", "off"):
+        return
+    if "matplotlib.pyplot" in sys.modules:
+        return
+    sys.meta_path.insert(0, _PyplotHook(os.path.join(run_dir, "plots")))  # type: ignore[arg-type]
+
+
 def _trim(tb: types.TracebackType | None) -> types.TracebackType | None:
     """Drop this file's frames, so the traceback starts in the script as usual."""
     here = os.path.abspath(__file__)
@@ -325,6 +404,8 @@ def main(argv: list[str]) -> None:
     with open(script, "rb") as handle:
         source = handle.read()
     describe = bool(os.environ.get(_DESCRIBE_ENV))
+    if not describe:
+        _divert_plots()
     # argparse costs ~3 ms to import: only for scripts that name it (or the probe)
     if describe or b"argparse" in source or b"ArgumentParser" in source:
         _hook_argparse(describe)

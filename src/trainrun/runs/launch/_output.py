@@ -9,10 +9,15 @@ was printed. The last :data:`TAIL_BYTES` stay in memory to find the error.
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import sys
 import threading
 from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TAIL_BYTES = 256_000
 TRACEBACK_LINES = 60
@@ -22,41 +27,99 @@ TRACEBACK_START = "Traceback (most recent call last):"
 class OutputPump(threading.Thread):
     """Copy a pipe to a log file and, when ``echo``, to ``sys.stdout``."""
 
-    def __init__(self, fd: int, log_path: str | os.PathLike[str], echo: bool) -> None:
+    def __init__(
+        self,
+        fd: int,
+        log_path: str | os.PathLike[str],
+        echo: bool,
+        scalars: Any = None,
+        metrics_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         super().__init__(name="trainrun-output", daemon=True)
         self.fd = fd
         self.log_path = Path(log_path)
         self.echo = echo
         self.tail = bytearray()
         self.error: str | None = None
+        # output scalars (see _scalars.py): a parser, and where its rows go
+        self.scalars = scalars
+        self.metrics_path = metrics_path
+
+    def _scalars(self, chunk: bytes, final: bool = False) -> None:
+        if self.scalars is None or self.metrics_path is None:
+            return
+        try:
+            rows = self.scalars.feed(chunk, final)
+            if rows:
+                from trainrun.runs.record import append_jsonl
+
+                append_jsonl(self.metrics_path, rows)
+        except Exception as exc:  # noqa: BLE001 - the output itself must keep flowing
+            self.error = self.error or f"could not record output scalars: {exc}"
 
     def run(self) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         try:
-            with open(self.log_path, "ab", buffering=0) as log:
-                while True:
+            log = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+            os.lseek(log, 0, os.SEEK_END)
+        except OSError as exc:
+            self.error = f"could not open {self.log_path}: {exc}"
+            log = -1
+        # splice() moves the output from the pipe into output.log inside the kernel: a
+        # launcher stopped or killed at any instant has lost nothing it took from the
+        # pipe (what is still in the pipe, the bootstrap's watcher saves)
+        splice = getattr(os, "splice", None) if log >= 0 else None
+        try:
+            while True:
+                if splice is not None:
+                    try:
+                        moved = splice(self.fd, log, 65536)
+                    except OSError as exc:
+                        # a full disk (the data stays in the pipe) or no splice for this file
+                        if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                            self.error = f"could not write {self.log_path}: {exc}"
+                        splice = None
+                        continue
+                    if not moved:
+                        break
+                    end = os.lseek(log, 0, os.SEEK_CUR)
+                    chunk = os.pread(log, moved, end - moved)
+                else:
                     try:
                         chunk = os.read(self.fd, 65536)
                     except OSError:
                         break
                     if not chunk:
                         break
-                    try:
-                        log.write(chunk)
-                    except OSError as exc:
-                        self.error = f"could not write {self.log_path}: {exc}"
-                    self.tail += chunk
-                    if len(self.tail) > TAIL_BYTES:
-                        del self.tail[: len(self.tail) - TAIL_BYTES]
-                    if self.echo:
-                        self._echo(decoder.decode(chunk))
-        except OSError as exc:
-            self.error = f"could not open {self.log_path}: {exc}"
+                    self._write(log, chunk)
+                self._take(chunk, decoder)
+            self._scalars(b"", final=True)
         finally:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
+            for fd in (self.fd, log):
+                try:
+                    if fd >= 0:
+                        os.close(fd)
+                except OSError:
+                    pass
+
+    def _write(self, log: int, chunk: bytes) -> None:
+        if log < 0:
+            return
+        try:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(log, view) :]
+        except OSError as exc:
+            self.error = f"could not write {self.log_path}: {exc}"
+
+    def _take(self, chunk: bytes, decoder: codecs.IncrementalDecoder) -> None:
+        """A chunk now safe in output.log: keep its tail, read its scalars, echo it."""
+        self._scalars(chunk)
+        self.tail += chunk
+        if len(self.tail) > TAIL_BYTES:
+            del self.tail[: len(self.tail) - TAIL_BYTES]
+        if self.echo:
+            self._echo(decoder.decode(chunk))
 
     def _echo(self, text: str) -> None:
         out = sys.stdout

@@ -1,0 +1,348 @@
+"""In-process runs: ``with start_run(...) as run:`` records a run from a notebook or any process.
+
+MLflow's two lines, with trainrun's record: the block gets its own run folder,
+listed like any other. run.json says "running" with this process's pid while
+the block runs (a process that dies is then read as killed) and then
+completed, failed (the exception and its traceback) or interrupted (Ctrl-C).
+What the block prints through ``sys.stdout`` / ``sys.stderr`` is copied to
+output.log (output written straight to the file descriptors by C code is not
+seen); the calling file is snapshotted into ``source/`` (in Jupyter, the
+notebook's cells as ``source/notebook.py``, and the ``.ipynb`` itself when its
+path is known); files the block creates or changes under the working folder
+are copied into ``artifacts/``; matplotlib figures left open land in ``plots/``.
+
+>>> from trainrun import start_run, log_metrics
+>>> with start_run(flags={"lr": 0.1}, runs_dir="runs") as run:  # doctest: +SKIP
+...     log_metrics(step=0, loss=1.0)
+>>> run.status  # doctest: +SKIP
+'completed'
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from trainrun.exceptions import FlagError
+from trainrun.runs import active, record
+from trainrun.runs.record._lock import update_json, update_run
+
+TRACEBACK_LINES = 60
+
+
+class _Tee:
+    """A text stream that writes to the original and appends to output.log."""
+
+    def __init__(self, original: Any, log: Any, lock: threading.Lock) -> None:
+        self._original, self._log, self._lock = original, log, lock
+
+    def write(self, text: str) -> int:
+        try:
+            with self._lock:
+                self._log.write(text)
+                self._log.flush()
+        except (OSError, ValueError):
+            pass  # a full disk or a closed log must not break the user's print()
+        return self._original.write(text) if self._original is not None else len(text)
+
+    def flush(self) -> None:
+        if self._original is not None:
+            self._original.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._original, name)
+
+
+def _caller_file() -> str | None:
+    """The first frame outside trainrun: the file (or notebook cell) that started the run."""
+    here = str(Path(__file__).resolve().parents[2])  # .../trainrun
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not os.path.abspath(name).startswith(here) and not name.startswith("<frozen"):
+            return name
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def _ipython() -> Any:
+    shell = sys.modules.get("IPython")
+    try:
+        return shell.get_ipython() if shell is not None else None  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _snapshot(caller: str | None, run_dir: Path, runs_root: Path) -> dict[str, Any]:
+    """source/: the calling script and its neighbours, or the notebook's cells."""
+    from trainrun.runs.launch.snapshot import snapshot_source
+
+    dest = run_dir / record.SOURCE_DIR
+    shell = _ipython()
+    if caller and os.path.isfile(caller) and shell is None:
+        return snapshot_source(caller, dest, exclude=[runs_root]).summary()
+    if shell is not None:
+        namespace = getattr(shell, "user_ns", {}) or {}
+        cells = [c for c in namespace.get("In", []) if isinstance(c, str) and c.strip()]
+        dest.mkdir(exist_ok=True)
+        files = []
+        (dest / "notebook.py").write_text(
+            "".join(f"# In[{i}]:\n{c.rstrip()}\n\n" for i, c in enumerate(cells, 1)),
+            encoding="utf-8",
+        )
+        files.append("notebook.py")
+        for key in ("__vsc_ipynb_file__", "__session__"):
+            path = namespace.get(key)
+            if isinstance(path, str) and path.endswith(".ipynb") and os.path.isfile(path):
+                if not os.path.islink(path) and os.path.getsize(path) <= 20_000_000:
+                    import shutil
+
+                    shutil.copyfile(path, dest / os.path.basename(path))
+                    files.append(os.path.basename(path))
+                break
+        return {"files": len(files), "bytes": 0, "skipped": [], "notebook": True}
+    return {"files": 0, "bytes": 0, "skipped": ["no source file (interactive session)"]}
+
+
+def _flags_record(flags: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if flags is None:
+        return None
+    if not isinstance(flags, Mapping):
+        raise FlagError(
+            f"start_run() takes flags as a dict of names to values. Received: {flags!r}"
+        )
+    from trainrun.runs.flags import Flags, _infer
+
+    specs = {}
+    for name, value in flags.items():
+        spec = _infer(str(name), value)
+        specs[spec.name] = spec
+    values = {spec.name: spec.default for spec in specs.values()}
+    return Flags(values, specs, dict.fromkeys(values, "run")).record()
+
+
+class Run:
+    """A run recorded in this process; ``with start_run(...) as run`` gives one.
+
+    ``run_dir``, ``id``, ``flags`` (a read-only mapping), ``status`` ("running",
+    then "completed", "failed" or "interrupted"). :meth:`end` finishes it
+    without a ``with`` block.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        runs_root: Path,
+        flags: Any,
+        capture_output: bool,
+        artifacts: bool,
+        caller: str | None,
+    ) -> None:
+        self.run_dir, self.id = run_dir, run_dir.name
+        self.runs_root = runs_root
+        self.flags = flags
+        self.status = "running"
+        self._capture, self._artifacts, self._caller = capture_output, artifacts, caller
+        self._start = time.time()
+        self._streams: tuple[Any, Any] | None = None
+        self._log: Any = None
+        self._details: threading.Thread | None = None
+        self._fields: dict[str, Any] = {}
+        self._before: Any = None
+
+    # ------------------------------------------------------------ life
+    def _begin(self) -> None:
+        from trainrun.runs.launch._artifacts import scan
+
+        if self._artifacts:
+            self._before = scan(Path.cwd(), exclude=[self.runs_root])
+        self._details = threading.Thread(target=self._look_up, daemon=True, name="trainrun-run")
+        self._details.start()
+        if self._capture:
+            self._log = open(self.run_dir / record.OUTPUT_FILE, "a", encoding="utf-8")  # noqa: SIM115
+            lock = threading.Lock()
+            self._streams = (sys.stdout, sys.stderr)
+            sys.stdout = _Tee(sys.stdout, self._log, lock)  # type: ignore[assignment]
+            sys.stderr = _Tee(sys.stderr, self._log, lock)  # type: ignore[assignment]
+        active.activate(self.run_dir)
+
+    def _look_up(self) -> None:
+        from trainrun.runs.launch._environment import git_state, package_versions
+
+        fields: dict[str, Any] = {}
+        try:
+            fields["source"] = _snapshot(self._caller, self.run_dir, self.runs_root)
+        except Exception as exc:  # noqa: BLE001 - the run goes on without a snapshot
+            fields["source"] = {"files": 0, "bytes": 0, "skipped": [f"snapshot failed: {exc}"]}
+        try:
+            fields["packages"] = package_versions()
+            fields["git"] = git_state(Path.cwd(), exclude=(self.runs_root,))
+        except Exception:  # noqa: BLE001
+            pass
+        self._fields = fields
+
+    def end(self, exc: BaseException | None = None) -> None:
+        """Finish the run: its status from ``exc`` (None: completed); idempotent."""
+        if self.status != "running":
+            return
+        from trainrun.runs.launch._artifacts import capture_artifacts
+        from trainrun.runs.launch._plots import save_open_figures
+
+        exit_code = None
+        if isinstance(exc, SystemExit) and exc.code in (None, 0):
+            exc = None
+        if exc is None:
+            outcome = {"status": "completed", "error": None, "traceback": None}
+        elif isinstance(exc, SystemExit):
+            exit_code = exc.code if isinstance(exc.code, int) else 1
+            outcome = {
+                "status": "failed",
+                "error": f"Exited with code {exc.code}",
+                "traceback": None,
+            }
+        else:
+            lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+            text = "".join(lines).splitlines()
+            if len(text) > TRACEBACK_LINES:
+                text = [text[0], "  ...", *text[-(TRACEBACK_LINES - 2) :]]
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            error = (
+                "Interrupted (KeyboardInterrupt)"
+                if interrupted
+                else (f"{type(exc).__name__}: {exc}")
+            )
+            outcome = {
+                "status": "interrupted" if interrupted else "failed",
+                "error": error[:2000],
+                "traceback": "\n".join(text),
+            }
+        try:
+            save_open_figures(self.run_dir / record.PLOTS_DIR)
+        except Exception:  # noqa: BLE001 - figures are a courtesy
+            pass
+        if self._streams is not None:
+            sys.stdout, sys.stderr = self._streams
+            self._streams = None
+        if self._log is not None:
+            self._log.close()
+        active.deactivate()
+        if self._details is not None:
+            self._details.join(10.0)
+        final: dict[str, Any] = {
+            **self._fields,
+            **outcome,
+            "end": record.utc_now(),
+            "duration": round(time.time() - self._start, 6),
+            "exit_code": exit_code,
+        }
+        if self._before is not None:
+            final["artifacts"] = capture_artifacts(
+                Path.cwd(), self.run_dir / record.ARTIFACTS_DIR, self._before, [self.runs_root]
+            )
+        self.status = outcome["status"]
+        try:
+            update_run(self.run_dir, final)
+        except OSError as exc2:
+            sys.stderr.write(f"trainrun: error: could not finish run {self.id}: {exc2}\n")
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        self.end(exc)
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r}, status={self.status!r}, run_dir={str(self.run_dir)!r})"
+
+
+def start_run(
+    flags: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    runs_dir: str | os.PathLike[str] = "runs",
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    capture_output: bool = True,
+    artifacts: bool = True,
+) -> Run:
+    """Start recording a run in this process; use as ``with start_run(...) as run:``.
+
+    ``flags``: the run's settings, recorded as its flags (types inferred, as
+    ``flags()`` does) and given back as ``run.flags``. ``tags``: ``{str: str}``.
+    ``run_dir``: record into this new or empty folder instead of a new one under
+    ``runs_dir``. ``capture_output``: copy what is printed to output.log.
+    ``artifacts``: copy files the block creates or changes under the working
+    folder into ``artifacts/`` (limits and exclusions as for ``training_run``).
+    Inside the block, ``log_metrics``, ``write_evaluation``, ``save_plot`` and
+    the rest write into this run. Without ``with``, call ``run.end()``.
+
+    >>> with start_run(flags={"dropout": 0.2}) as run:  # doctest: +SKIP
+    ...     print(run.flags["dropout"])
+    """
+    active._plain_script_checked = True  # a program that starts runs needs no reminder
+    if active.is_active():
+        raise FlagError(
+            "start_run() was called while a run is already recording this process "
+            f"({active.run_dir()}); end that run first (leave its with-block or call run.end())."
+        )
+    record_flags = _flags_record(flags)
+    runs_root = Path(runs_dir).expanduser().resolve()
+    if run_dir is not None:
+        from trainrun.runs.launch import _own_run_dir
+
+        folder = _own_run_dir(run_dir)
+    else:
+        try:
+            folder = record.new_run_dir(runs_root)
+        except OSError as exc:
+            from trainrun.runs.launch import _cannot_start
+
+            raise _cannot_start(runs_root, exc) from exc
+    caller = _caller_file()
+    pid = os.getpid()
+    shell = _ipython()
+    script = "<notebook>" if shell is not None else (caller or "<interactive>")
+    info = {
+        "id": folder.name,
+        "script": script,
+        "command": list(sys.argv),
+        "cwd": os.getcwd(),
+        "in_process": True,
+        "status": "running",
+        "start": record.utc_now(),
+        "end": None,
+        "duration": None,
+        "exit_code": None,
+        "error": None,
+        "traceback": None,
+        "host": record.HOST,
+        "pid": pid,
+        "pid_start": record.process_start_time(pid),
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "packages": {},
+        "git": None,
+        "tags": {str(k): str(v) for k, v in (tags or {}).items()},
+    }
+    update_run(folder, info)
+    values = None
+    if record_flags is not None:
+        update_json(folder / record.FLAGS_FILE, lambda cur: cur.update(record_flags))
+        values = record_flags["values"]
+    from trainrun.runs.flags import Flags
+
+    run = Run(
+        folder,
+        runs_root,
+        Flags(values or {}, {}, {}),
+        capture_output,
+        artifacts,
+        caller,
+    )
+    run._begin()
+    return run
