@@ -214,3 +214,27 @@ def test_training_after_few_steps_logs_a_warning(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="trainrun"):
         est.train(trainrun.input_fn(df, response="y", epochs=None), steps=5)  # asked for: quiet
     assert "Training ended" not in caplog.text
+
+
+def test_a_warm_started_regressor_keeps_the_scaling_its_weights_were_trained_with(tmp_path):
+    df = pd.DataFrame({"x": np.linspace(0, 1, 64)})
+    df["y"] = 500 + 100 * df["x"]
+    cols = [trainrun.numeric_column("x")]
+    inp = trainrun.input_fn(df, response="y", batch_size=16, epochs=None, seed=0)
+    test = trainrun.input_fn(df[["x"]], shuffle=False)
+    for standardize in (False, True):
+        src = trainrun.LinearRegressor(
+            feature_columns=cols, model_dir=tmp_path / f"src{standardize}", config=QUIET,
+            standardize_labels=standardize, optimizer="Adam",
+        )  # fmt: skip
+        src.train(inp, steps=30)
+        before = src.predict_frame(test)["predictions"].to_numpy()
+        # the new one asks for standardisation; the weights it starts from decide
+        new = trainrun.LinearRegressor(
+            feature_columns=cols, model_dir=tmp_path / f"new{standardize}", config=QUIET,
+            warm_start_from=tmp_path / f"src{standardize}", optimizer=sgd0,
+        )  # fmt: skip
+        new.train(inp, steps=1)  # lr 0: the weights stay the warm-started ones
+        after = new.predict_frame(test)["predictions"].to_numpy()
+        np.testing.assert_allclose(after, before, rtol=1e-5)
+        assert new.head_.scaled is standardize

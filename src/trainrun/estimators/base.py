@@ -522,6 +522,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         from trainrun.estimators.warm_start import WarmStartSettings, warm_start
 
         loaded = warm_start(self, source)
+        self._warm_started = True  # its weights bring their target scaling (or none)
         where = source.ckpt_to_initialize_from if isinstance(source, WarmStartSettings) else source
         if not loaded:
             raise ModelDirError(
@@ -755,6 +756,8 @@ class Estimator(ScikitLearnMixin, abc.ABC):
             return
         if self.global_step_ > 0 or getattr(self, "_checkpoint_path", None) is not None:
             return
+        if getattr(self, "_warm_started", False):
+            return  # warm-started weights keep the scaling they were trained with
         import torch
 
         limit = fn.num_rows if getattr(fn, "num_rows", None) else _SCALING_SAMPLE
