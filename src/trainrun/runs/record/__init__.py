@@ -50,6 +50,7 @@ from trainrun.runs.record._folders import (
     run_folder_names,
     run_inside,
 )
+from trainrun.runs.record._journal import note_change
 
 __all__ = [
     "ARCHIVE_DIR",
@@ -180,6 +181,7 @@ def write_json(path: str | os.PathLike[str], obj: Any, *, durable: bool = True) 
     """
     text = json.dumps(_clean(obj), default=_default, ensure_ascii=False, indent=2) + "\n"
     replace_text(path, text, durable=durable)
+    note_change(path)  # after the rename: a listing that reads the note sees the file
 
 
 def append_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]]) -> None:

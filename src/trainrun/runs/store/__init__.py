@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from trainrun.exceptions import FilterError, RunNotFoundError, RunRecordError, TrainrunError
 from trainrun.runs import record
+from trainrun.runs.store import _pushdown
 from trainrun.runs.store._filter import Filter, parse_filter
 from trainrun.runs.store._index import (
     ARCHIVE_DIR,
@@ -69,6 +70,7 @@ def ls_runs(
     columns: str | Sequence[str] | None = None,
     *,
     refresh: bool = False,
+    limit: int | None = None,
 ) -> pd.DataFrame:
     """The runs in ``runs_dir`` as a pandas DataFrame, one row per run, newest first.
 
@@ -88,6 +90,10 @@ def ls_runs(
         columns: the columns to return, in order; shell patterns such as ``"eval_*"`` work.
         refresh: re-read every run folder instead of trusting the index (an in-place
             edit of a finished run's file is otherwise not seen).
+        limit: keep only the first ``limit`` rows, after ``order`` (a top-N by any column).
+
+    A filter, ``latest_n`` and ``limit`` are answered by the index in SQL where the
+    filter allows (``trainrun.runs.store._pushdown``): only the rows asked for are read.
 
     A run whose run.json is corrupt is skipped, and one with another unreadable
     file is listed without it; both are reported by a ``RunRecordWarning``.
@@ -95,12 +101,22 @@ def ls_runs(
     >>> ls_runs("runs", order="eval_accuracy", latest_n=10)  # doctest: +SKIP
     """
     query = parse_filter(filter) if filter is not None else None
-    if latest_n is not None and (
-        isinstance(latest_n, bool) or not isinstance(latest_n, int) or latest_n < 1
-    ):
-        raise FilterError(
-            f"latest_n must be a positive integer or None. Received: latest_n={latest_n!r}"
-        )
+    for name, value in (("latest_n", latest_n), ("limit", limit)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise FilterError(
+                f"{name} must be a positive integer or None. Received: {name}={value!r}"
+            )
+    pushed = (
+        None
+        if refresh or (query is None and latest_n is None and limit is None)
+        else _pushdown.ls_query(runs_dir, query, order, decreasing, latest_n, limit)
+    )
+    if pushed is not None:
+        return (
+            pushed[_pick_columns(pushed, columns)] if columns is not None else pushed
+        ).reset_index(drop=True)
     table = load_table(runs_dir, refresh=refresh)
     table.warn()
     df = table.frame()
@@ -116,6 +132,8 @@ def ls_runs(
     else:
         # a stable sort of newest-first rows: ties stay newest first
         df = _sort(df, [order] if isinstance(order, str) else list(order), decreasing)
+    if limit is not None:
+        df = df.head(limit)
     if columns is not None:
         df = df[_pick_columns(df, columns)]
     return df.reset_index(drop=True)

@@ -56,6 +56,7 @@ from typing import Any, NamedTuple
 
 from trainrun.exceptions import RunRecordError
 from trainrun.runs import record
+from trainrun.runs.store import _pushdown
 
 __all__ = [
     "ARCHIVE_DIR",
@@ -590,6 +591,10 @@ class _Index:
         self, rows: list[tuple[Any, ...]], full: bool
     ) -> tuple[list[tuple[str, int]], list[tuple[str, str]], list[str], int | None]:
         """What to read again, statuses to update, rows to drop, and the folder time to store."""
+        if not full:  # a large index: the journal names what changed (see _pushdown)
+            found = _pushdown.fast_changes(self)
+            if found is not None:
+                return found
         base = os.path.join(self.runs_dir, "")
         stat = os.stat
         # The runs folder's own time changes when a run folder is added, removed or renamed:
@@ -737,6 +742,7 @@ class _Index:
             db.executemany("DELETE FROM runs WHERE id = ?", [(g,) for g in gone])
             if dir_mtime is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('dir_mtime', ?)", (str(dir_mtime),))
+            _pushdown.store_offset(self)  # how far the journal was read
             # a new random token on every write: a table a process keeps is good while the
             # token is unchanged (random, so that a rebuilt index never repeats an old one)
             token = os.urandom(12).hex()
