@@ -81,6 +81,40 @@ def _warn_column_vector(cls: str) -> None:
     )
 
 
+def _num_samples(X: Any) -> int:
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) >= 1:
+        return int(shape[0])
+    if isinstance(X, Mapping):
+        return len(next(iter(X.values()))) if X else 0
+    try:
+        return len(X) if hasattr(X, "__len__") else int(np.asarray(X).shape[0])
+    except (TypeError, IndexError):
+        raise ValueError(
+            f"X must be a DataFrame, a 2-D array or a dict of columns. Received: {type(X).__name__}"
+        ) from None
+
+
+def _check_array(arr: np.ndarray, cls: str, allow_nan: bool) -> None:
+    """scikit-learn's checks on a plain 2-D array, before its columns get names."""
+    if arr.shape[1] == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is "
+            f"required by {cls}."
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is "
+            f"required by {cls}."
+        )
+    if arr.dtype.kind in "fiub" and not allow_nan and not np.isfinite(arr).all():
+        bad = "NaN" if np.isnan(arr.astype(np.float64)).any() else "infinity"
+        raise ValueError(
+            f"Input X contains {bad}; {cls} needs finite values: impute them first (e.g. "
+            "sklearn.impute.SimpleImputer)."
+        )
+
+
 class _ClassifierOnly:
     """A method that exists only on classifiers (``hasattr(regressor, 'predict_proba')`` is
     False, as scikit-learn expects)."""
@@ -164,6 +198,8 @@ class ScikitLearnMixin:
             )
         if isinstance(X, Mapping):
             X = pd.DataFrame({str(k): np.asarray(v) for k, v in X.items()})
+        elif not isinstance(X, pd.DataFrame) and not hasattr(X, "shape"):
+            X = np.asarray(X)  # lists and other array-likes
         if isinstance(X, pd.DataFrame):
             names = [str(c) for c in X.columns]
             frame = X.copy(deep=False)
@@ -179,6 +215,7 @@ class ScikitLearnMixin:
                     "(n_samples, n_features). Reshape your data with X.reshape(-1, 1) for one "
                     "feature or X.reshape(1, -1) for one sample."
                 )
+            _check_array(arr, cls, self._allows_nan())
             names = self._array_names(arr.shape[1], fitting)
             frame = pd.DataFrame({n: arr[:, i] for i, n in enumerate(names)})
             named = False
@@ -267,7 +304,7 @@ class ScikitLearnMixin:
 
     def _target(self, y: Any, n: int) -> np.ndarray:
         cls = type(self).__name__
-        if y is None:
+        if y is None or (isinstance(y, str) and y == "no_validation"):
             raise ValueError(f"{cls} requires y to be passed, but the target y is None: fit(X, y).")
         arr = np.asarray(y)
         if arr.ndim == 0:
@@ -383,11 +420,19 @@ class ScikitLearnMixin:
         from trainrun.inputs import input_fn
 
         self._reset()
-        frame = self._frame(X, fitting=True)
-        self._array_keys_ = list(frame.columns)
-        target = self._target(y, len(frame))
+        # y first: its mistakes (None, one class, continuous labels) are the likelier ones
+        target = self._target(y, _num_samples(X))
         if self._estimator_type == "classifier" and self._label_width() == 1:
             target = self._fit_classes(target)
+            if sample_weight is not None:
+                w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+                if w.shape == target.shape and (w > 0).any() and len(np.unique(target[w > 0])) < 2:
+                    raise ValueError(
+                        f"{type(self).__name__} needs samples of at least 2 classes with a "
+                        "positive sample_weight; only one class has any weight."
+                    )
+        frame = self._frame(X, fitting=True)
+        self._array_keys_ = list(frame.columns)
         data = frame.copy(deep=False)
         response: str | list[str]
         if target.ndim == 2:
