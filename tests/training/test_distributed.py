@@ -220,3 +220,66 @@ def test_a_plain_process_is_not_distributed() -> None:
     assert distributed.agree(True, 7) == (True, 7)
     t = torch.arange(6.0).reshape(3, 2)
     assert distributed.all_gather_rows(t)[0] is t
+
+
+RAY_TRAIN = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import ray
+from ray.train import RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+def train_loop(config):
+    import json, sys
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from test_distributed import build, make_frame
+    from trainrun.inputs import input_fn
+    from trainrun.training import distributed
+
+    out = Path(config["out"])
+    df = make_frame()
+    est = build("dnn", out / "model")  # the same script as under torchrun
+    est.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), steps=7)
+    result = est.evaluate(input_fn(df, response="y", batch_size=16, shuffle=False))
+    (out / f"ray-{{distributed.rank()}}.json").write_text(json.dumps(result))
+
+out = sys.argv[1]
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+result = TorchTrainer(
+    train_loop,
+    train_loop_config={{"out": out}},
+    scaling_config=ScalingConfig(num_workers=2, use_gpu=False, resources_per_worker={{"CPU": 1}}),
+    run_config=RunConfig(storage_path=str(Path(out) / "ray"), name="estimator"),
+).fit()
+assert result.error is None, result.error
+"""
+
+
+@pytest.mark.slow
+def test_ray_train_torch_trainer_runs_the_same_estimator_data_parallel(tmp_path: Path) -> None:
+    pytest.importorskip("ray.train.torch")
+    script = tmp_path / "ray_train.py"
+    script.write_text(RAY_TRAIN.format(tests=str(Path(__file__).parent)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    torch.set_num_threads(1)
+    df = make_frame()
+    alone = build("dnn", tmp_path / "alone")
+    alone.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), steps=7)
+    ray_model = build("dnn", tmp_path / "model")  # rank 0's checkpoint
+    for name in alone.get_variable_names():
+        np.testing.assert_allclose(
+            ray_model.get_variable_value(name), alone.get_variable_value(name), rtol=1e-5, atol=1e-6
+        )
+    expected = ray_model.evaluate(input_fn(df, response="y", batch_size=16, shuffle=False))
+    for r in (0, 1):
+        assert json.loads((tmp_path / f"ray-{r}.json").read_text()) == expected

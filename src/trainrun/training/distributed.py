@@ -105,14 +105,17 @@ def _timeout() -> datetime.timedelta:
 def setup(device: Any = None) -> bool:
     """Join the process group that torchrun's environment describes; True when distributed.
 
-    Called by estimators before their first step; a no-op in a plain process and when
-    the group already exists (a script may create its own). The backend is NCCL when
+    Called by estimators before their first step; a no-op in a plain process. A group
+    that already exists (made by the script, or by a host such as Ray Train's
+    TorchTrainer) is used as it is. The backend is NCCL when
     ``device`` is a CUDA device (each rank then uses ``cuda:LOCAL_RANK``), else gloo.
     """
     dist = torch.distributed
-    if not launched() or not dist.is_available():
+    if not dist.is_available():
         return False
-    if not dist.is_initialized():
+    if dist.is_initialized():  # made by the script or a host such as Ray Train
+        return is_distributed()
+    if launched():
         cuda = device is not None and torch.device(device).type == "cuda"
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
