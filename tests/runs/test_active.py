@@ -101,13 +101,13 @@ def test_problems_warn_once_and_never_raise(tmp_path, monkeypatch, capsys):
     (folder / "metrics.jsonl").mkdir()  # appending now fails with an OSError
     active.log_metrics(loss=3)
     active.log_metrics(loss=4)
-    active.write_run_metadata("nonsense", {})
+    active.write_run_metadata("no such kind!", {})
     active.write_run_metadata("metrics", 42)
     active.log_metrics(time=1.0, loss=5)
     active.save_plot("not a figure")
     err = capsys.readouterr().err
     assert err.count("could not write metrics") == 1
-    assert "unknown kind" in err and "ignores a metric named 'time'" in err
+    assert "kind must be one of" in err and "ignores a metric named 'time'" in err
     assert "needs a matplotlib Figure" in err
 
 

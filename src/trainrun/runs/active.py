@@ -437,7 +437,9 @@ def _metric_rows(data: Any) -> list[dict[str, Any]]:
     raise TypeError(f"expected a dict, a list of dicts or a DataFrame, got {type(data).__name__}")
 
 
-def write_run_metadata(kind: str, data: Any) -> None:
+def write_run_metadata(
+    kind: str, data: Any, run_dir: str | os.PathLike[str] | None = None
+) -> None:
     """Record ``data`` of one ``kind`` into the active run (tfruns' write_run_metadata).
 
     - ``"metrics"``: rows of history (a dict, a list of dicts, a dict of lists or
@@ -445,19 +447,25 @@ def write_run_metadata(kind: str, data: Any) -> None:
     - ``"evaluation"``: a dict merged into evaluation.json.
     - ``"flags"``: either flags.json's whole record ``{"values", "declared"}``
       (replaces it) or a dict of values (merged into ``values``).
-    - ``"properties"``: a dict merged into run.json's ``properties``.
+    - ``"properties"``: a dict merged into run.json's ``properties`` (listed by
+      ``ls_runs`` as ``prop_*`` columns).
+    - any other name (letters, digits, ``_``): a custom kind, as in tfruns. ``data``
+      is either a function, called with the folder ``metadata/<kind>/`` of the run
+      to write its files into, or JSON-able data written to ``metadata/<kind>.json``.
+
+    ``run_dir``: write into this run folder instead of the active run.
 
     >>> write_run_metadata("properties", {"dataset": "churn"})
+    >>> write_run_metadata("confusion", lambda folder: None)  # a custom kind
     """
     if _other_rank():  # several processes (torchrun): rank 0 alone records
         return
     try:
+        if run_dir is not None:
+            _write_to(Path(run_dir), kind, data)
+            return
         if kind not in METADATA_KINDS:
-            _warn_once(
-                f"kind:{kind}",
-                f"write_run_metadata() got an unknown kind; expected one of "
-                f"{', '.join(METADATA_KINDS)}. Received: kind={kind!r}",
-            )
+            _write_custom(run_dir_(), kind, data)
             return
         if kind == "metrics":
             for row in _metric_rows(data):
@@ -469,7 +477,7 @@ def write_run_metadata(kind: str, data: Any) -> None:
             write_evaluation(dict(data))
             return
         data = dict(data)
-        path = run_dir()
+        path = run_dir_()
         if kind == "flags":
             if path is not None:
                 _write_flags(path, data)
@@ -487,6 +495,59 @@ def write_run_metadata(kind: str, data: Any) -> None:
                 _pending["properties"].update(data)
     except Exception as exc:  # noqa: BLE001
         _warn_once(f"metadata:{kind}", f"write_run_metadata({kind!r}) failed: {exc}")
+
+
+run_dir_ = run_dir  # the function, where a parameter shadows its name
+
+
+def _write_custom(folder: Path | None, kind: Any, data: Any) -> None:
+    """A custom kind: ``data(folder)`` writes into metadata/<kind>/, or JSON to metadata/<kind>.json."""
+    if not isinstance(kind, str) or not kind.isidentifier():
+        _warn_once(
+            f"kind:{kind}",
+            "write_run_metadata() kind must be one of "
+            f"{', '.join(METADATA_KINDS)} or a custom name of letters, digits and '_'. "
+            f"Received: kind={kind!r}",
+        )
+        return
+    if folder is None:
+        _warn_once(
+            f"custom:{kind}",
+            f"write_run_metadata({kind!r}) was not recorded: custom kinds need a run "
+            "(no run is active and no run_dir= was given).",
+        )
+        return
+    base = folder / "metadata"
+    base.mkdir(exist_ok=True)
+    if callable(data):
+        target = base / kind
+        target.mkdir(exist_ok=True)
+        data(target)
+    else:
+        record.write_json(base / f"{kind}.json", data)
+
+
+def _write_to(folder: Path, kind: str, data: Any) -> None:
+    """write_run_metadata(..., run_dir=folder): straight into that run, active or not."""
+    if not folder.is_dir():
+        _warn_once(f"run_dir:{folder}", f"write_run_metadata(): no run folder {folder}.")
+        return
+    if kind == "metrics":
+        rows = []
+        for n, row in enumerate(_metric_rows(data)):
+            row = dict(row)
+            row.setdefault("step", n)
+            row.setdefault("time", round(time.time(), 6))
+            rows.append(row)
+        _append_metrics(folder, rows)
+    elif kind == "evaluation":
+        _merge_json(folder / record.EVALUATION_FILE, dict(data), "evaluation")
+    elif kind == "flags":
+        _write_flags(folder, dict(data))
+    elif kind == "properties":
+        _write_properties(folder, dict(data))
+    else:
+        _write_custom(folder, kind, data)
 
 
 def save_plot(fig: Any = None, name: str = "plot.png") -> Path | None:

@@ -52,7 +52,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~3 ms at start-up: annotations only
     from typing import Any
 
-__all__ = ["training_run", "stop_all_runs"]
+__all__ = ["training_run", "stop_all_runs", "unique_run_dir"]
 
 #: Seconds the child gets after SIGINT, then after SIGTERM, before SIGKILL.
 INTERRUPT_GRACE = 5.0
@@ -529,6 +529,22 @@ def training_run(
         )
 
 
+def unique_run_dir(runs_dir: str | os.PathLike[str] = "runs") -> Path:
+    """A new, empty run folder under ``runs_dir``, named by the UTC time (tfruns' unique_run_dir).
+
+    Created at once (``mkdir`` is atomic), so that two processes never get the
+    same one; pass it on as ``training_run(run_dir=...)`` or ``start_run(run_dir=...)``.
+
+    >>> folder = unique_run_dir("runs")  # doctest: +SKIP
+    >>> training_run("train.py", run_dir=folder)  # doctest: +SKIP
+    """
+    runs_root = Path(runs_dir).expanduser().resolve()
+    try:
+        return record.new_run_dir(runs_root)
+    except OSError as exc:
+        raise _cannot_start(runs_root, exc) from exc
+
+
 def _default_script(folder: Path) -> Path:
     """tfruns runs train.R by default; here train.py, else the folder's only script."""
     if (folder / "train.py").is_file():
@@ -560,7 +576,10 @@ def _own_run_dir(path: str | os.PathLike[str]) -> Path:
     folder = Path(path).expanduser().resolve()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        if any(folder.iterdir()):
+        if any(
+            p.name not in record.SUBDIRS or not p.is_dir() or any(p.iterdir())
+            for p in folder.iterdir()
+        ):
             raise FlagError(
                 f"training_run(run_dir=...) needs a new or empty folder; {folder} already "
                 f"holds files. Choose another folder, or use unique_run_dir(). "

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 from trainrun.exceptions import FilterError, RunNotFoundError, RunRecordError, TrainrunError
 from trainrun.runs import record
-from trainrun.runs.store import _pushdown
+from trainrun.runs.store import _many, _pushdown
+from trainrun.runs.store._files import copy_run_files
 from trainrun.runs.store._filter import Filter, parse_filter
 from trainrun.runs.store._index import (
     ARCHIVE_DIR,
@@ -44,6 +45,7 @@ __all__ = [
     "RunRecordWarning",
     "clean_runs",
     "copy_run",
+    "copy_run_files",
     "get_run_dir",
     "latest_run",
     "ls_runs",
@@ -100,6 +102,8 @@ def ls_runs(
 
     >>> ls_runs("runs", order="eval_accuracy", latest_n=10)  # doctest: +SKIP
     """
+    _many.check_runs_dir(runs_dir)  # tfruns' first argument is a filter: no silent empty list
+    filter = _many.tfruns_filter(filter)  # tfruns' `completed` column
     query = parse_filter(filter) if filter is not None else None
     for name, value in (("latest_n", latest_n), ("limit", limit)):
         if value is not None and (
@@ -205,6 +209,7 @@ def get_run_dir(run: RunRef, runs_dir: PathLike = "runs") -> Path:
     >>> get_run_dir(0, "runs")                     # doctest: +SKIP
     PosixPath('/home/me/project/runs/2026-11-27T10-15-42Z')
     """
+    run = _many.single(run, "get_run_dir")  # one row or a one-row table of ls_runs()
     return record.resolve_run(run, runs_dir, newest_first=_ids_newest_first)
 
 
@@ -212,12 +217,16 @@ def _ids_newest_first(runs_dir: Path) -> list[str]:
     return load_ids(runs_dir)
 
 
-def run_info(run: RunRef, runs_dir: PathLike = "runs") -> dict[str, Any]:
+def run_info(run: RunRef, runs_dir: PathLike = "runs") -> Any:
     """Everything recorded about one run (``record.read_run``): status, flags, metrics, evaluation.
+
+    Given several (a table of ``ls_runs()``, a list of ids), a list of records.
 
     >>> info = run_info(0, "runs")                 # doctest: +SKIP
     >>> info["flags"], info["evaluation"]          # doctest: +SKIP
     """
+    if _many.is_many(run):
+        return [record.read_run(get_run_dir(r, runs_dir)) for r in _many.many(run)]
     return record.read_run(get_run_dir(run, runs_dir))
 
 
@@ -421,7 +430,14 @@ def copy_run(
 
     >>> copy_run(0, "shared_runs", runs_dir="runs")  # doctest: +SKIP
     PosixPath('shared_runs/2026-11-27T10-15-42Z')
+
+    Given several runs (a table of ``ls_runs()``, a list), copies each and returns
+    the list of copies (``rename`` is then refused).
     """
+    if _many.is_many(run):
+        if rename is not None:
+            raise RunRecordError("copy_run() cannot rename several runs to one name; drop rename=.")
+        return [copy_run(r, to, runs_dir=runs_dir) for r in _many.many(run)]  # type: ignore[misc]
     source = get_run_dir(run, runs_dir)
     name = rename or source.name
     if not name or "/" in name or os.sep in name or name.startswith("."):

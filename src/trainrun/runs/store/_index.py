@@ -79,13 +79,13 @@ log = logging.getLogger("trainrun.runs")
 INDEX_DIR = ".trainrun"
 INDEX_FILE = f"{INDEX_DIR}/index.sqlite"
 ARCHIVE_DIR = record.ARCHIVE_DIR
-SCHEMA_VERSION = "2"  # 2: NaN kept (as a blob) in columns of kind "nan"
+SCHEMA_VERSION = "3"  # 3: prop_* and error_* columns; 2: NaN kept (as a blob) in columns of kind "nan"
 #: times this close to "now" are not trusted (see the module docstring)
 RACY_NS = 2_000_000_000
 #: how long a listing waits for another process's index write before reading the folders
 BUSY_TIMEOUT_S = 10.0
 BASE_COLUMNS = ("run_dir", "id", "status", "start", "end", "duration", "script", "exit_code")
-GROUPS = ("tag_", "flag_", "metric_", "eval_")
+GROUPS = ("tag_", "flag_", "metric_", "eval_", "prop_", "error_")
 _BASE_SQL = ("status", "start", "end", "duration", "script", "exit_code")
 _NAT = -(2**63)  # numpy's NaT as int64: start/end missing
 #: the ``corrupt`` column of a folder that is not a run (kept so that it is not read again
@@ -276,6 +276,13 @@ def read_row(run_dir: str, name: str, now: float | None = None) -> dict[str, Any
     extra.update({_column("metric_", k): _scalar(v) for k, v in metrics.items()})
     evaluation = _load_json(path + os.sep + record.EVALUATION_FILE, problems) or {}
     extra.update({_column("eval_", k): _scalar(v) for k, v in evaluation.items()})
+    # tfruns' listing: properties (write_run_metadata) and the error as columns
+    properties = run.get("properties")
+    if isinstance(properties, dict):
+        extra.update({_column("prop_", str(k)): _scalar(v) for k, v in properties.items()})
+    for key, column in (("error", "error_message"), ("traceback", "error_traceback")):
+        if isinstance(run.get(key), str) and run[key]:
+            extra[column] = run[key]
     row["extra"] = extra
     row["problem"] = "; ".join(problems) or None
     return row
