@@ -60,6 +60,18 @@ def test_a_run_left_open_ends_with_the_process_outcome(tmp_path, raise_, status,
         assert "train.py" in run["traceback"]
 
 
+def test_starting_a_run_does_not_first_tell_the_script_it_is_not_recorded(tmp_path):
+    out, run_dir = _script(
+        tmp_path,
+        """
+        _autorun.ensure(object(), integration="test")
+        tr.log_metrics(step=1, loss=0.5)
+        """,
+    )
+    assert record.read_run(run_dir)["status"] == "completed", out.stderr
+    assert "not recording" not in out.stderr
+
+
 def test_the_same_owner_continues_and_another_one_starts_a_new_run(tmp_path):
     a, b = object(), object()
     first = _autorun.ensure(a, runs_dir=tmp_path, integration="test")

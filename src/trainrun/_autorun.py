@@ -39,7 +39,7 @@ from typing import Any
 
 from trainrun.runs import active, record
 
-__all__ = ["AutoRun", "current", "end_current", "ensure", "write_finished_run"]
+__all__ = ["AutoRun", "current", "end_current", "ensure", "recording", "write_finished_run"]
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -95,6 +95,18 @@ class AutoRun:
             active._warn_once("autorun-reopen", f"could not update the run {self.folder}: {exc}")
 
 
+def recording() -> bool:
+    """True when a run records this process (launched, activated, or started here).
+
+    Asks ``active.run_dir()`` only when something names a run, so that a plain
+    script is not told "not recording" by the lookup an integration makes just
+    before it starts an in-process run.
+    """
+    if active._explicit is None and not os.environ.get(active.RUN_DIR_ENV):
+        return False
+    return active.run_dir() is not None
+
+
 def current() -> AutoRun | None:
     """The in-process run started here, if it is still this process's active run."""
     run = _current
@@ -133,7 +145,7 @@ def ensure(
     global _current
     with _lock:
         mine = current()
-        if mine is None and active.is_active():
+        if mine is None and recording():
             return None  # a run launched from outside (or activated by the user) records us
         if mine is not None:
             if mine.owner_id == id(owner):

@@ -177,7 +177,7 @@ class TrainrunCallback(keras.callbacks.Callback):
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         # an evaluate() after fit() belongs to the fit's run, whichever callback it is given;
         # only an evaluate() with no run at all starts one
-        if not self._in_fit and not active.is_active():
+        if not self._in_fit and not _autorun.recording():
             _autorun.ensure(self, runs_dir=self.runs_dir, integration="keras")
 
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:

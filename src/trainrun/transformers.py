@@ -151,7 +151,7 @@ class TrainrunCallback(TrainerCallback):
     ) -> None:
         if not getattr(state, "is_world_process_zero", True):
             return
-        if not self._training and not active.is_active():
+        if not self._training and not _autorun.recording():
             self._ensure(state)  # evaluate() with no run at all; otherwise the training's run
         values = _numbers(metrics)
         active.write_evaluation(
