@@ -114,3 +114,15 @@ def test_mistakes_are_named(tmp_path):
     with pytest.raises(InputError, match="scikit-learn estimators"):
         log_model(object(), runs_dir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()  # no run folder for a refused call
+
+
+def test_inside_start_run_the_model_is_recorded_into_that_run(tmp_path):
+    X_train, X_test, y_train, y_test = _classification()
+    model = LogisticRegression(C=2.0).fit(X_train, y_train)
+    runs_dir = tmp_path / "runs"
+    with trainrun.start_run(runs_dir=runs_dir, capture_output=False, artifacts=False) as run:
+        assert log_model(model, X_test, y_test, runs_dir=runs_dir) == run.run_dir
+    assert [p for p in runs_dir.iterdir() if not p.name.startswith(".")] == [run.run_dir]
+    info = record.read_run(run.run_dir)
+    assert info["status"] == "completed" and info["flags"]["C"] == 2.0
+    assert "accuracy" in record.read_json(run.run_dir / record.EVALUATION_FILE)
