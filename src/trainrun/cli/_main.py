@@ -17,7 +17,7 @@ from trainrun import __version__
 from trainrun.exceptions import TrainrunError
 
 # one module per family of verbs, in the order shown by --help
-VERB_MODULES = ("runs", "tune", "view", "ui", "board")
+VERB_MODULES = ("runs", "tune", "view", "ui", "board", "import_tfruns")
 # the family of each known verb: `trainrun ls ...` imports cli/runs.py alone, which
 # keeps a command's start-up short; --help and any other word load every family
 VERB_FAMILY = {
@@ -27,6 +27,7 @@ VERB_FAMILY = {
     "compare": "view",
     "ui": "ui",
     "board": "board",
+    "import-tfruns": "import_tfruns",
 }
 
 EXIT_CODES = """exit codes:
