@@ -82,7 +82,7 @@ class TrainShard:
     def _memory(self, seed: int) -> Iterator[Batch]:
         fn, (transform, label_fn, weight_key) = self._fn, self._args
         data = fn._encoded(transform, label_fn, weight_key)
-        n, size, world = int(fn.num_rows or 0), fn.batch_size, self.world
+        n, size, world = int(fn.num_rows or 0), int(fn.batch_size or 1), self.world
         parts = _my_parts(n, size, self.rank, world)
         for epoch in fn._epochs():
             order = (
@@ -107,7 +107,7 @@ class TrainShard:
             batch = next(batches, None)
             rows = 0 if batch is None else int(next(iter(batch.features.values())).shape[0])
             all_have, total = dist.agree(batch is not None, rows)
-            if not all_have:
+            if not all_have or batch is None:
                 return
             self.global_rows = total
             yield batch
@@ -123,6 +123,7 @@ class EvalShard:
         self.rank, self.world = dist.rank(), dist.world_size()
         self.indices: list[int] = []
         self._steps = steps
+        self._source: Iterator[tuple[int, Batch]]
         if fn.in_memory:
             self._source = enumerate(fn.batches(transform, label_fn, weight_key))
         else:
@@ -202,8 +203,9 @@ class _ShardedFiles:
         import pyarrow.parquet as pq
 
         return sum(
-            pq.ParquetFile(self.source.paths[i]).metadata.row_group(int(g)).num_rows
+            pq.ParquetFile(self.source.paths[i]).metadata.row_group(g).num_rows
             for i, g in self.units
+            if g is not None
         )
 
     def chunks(
@@ -236,6 +238,7 @@ def _sharded_copy(fn: InputFn, rank: int, world: int) -> InputFn:
     """A shallow copy of a streamed InputFn that reads only this rank's units."""
     out = copy.copy(fn)
     assert fn._file is not None
-    out._file = _ShardedFiles(fn._file, rank, world)  # type: ignore[assignment]
-    out.num_rows = out._file.num_rows
+    files = _ShardedFiles(fn._file, rank, world)
+    out._file = files  # type: ignore[assignment]
+    out.num_rows = files.num_rows
     return out

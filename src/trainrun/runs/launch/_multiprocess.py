@@ -57,9 +57,7 @@ def multiprocess_command(command: list[str], nproc: int) -> list[str]:
         from trainrun.exceptions import MissingExtraError
 
         raise MissingExtraError(
-            "Running a script on several processes (nproc) needs torch (torch.distributed). "
-            "Install it with: pip install 'trainrun[estimators]'. Received: nproc="
-            f"{nproc}"
+            "torch", "estimators", f"Running a script on several processes (nproc={nproc})"
         )
     return [command[0], str(Path(__file__).resolve()), f"{NPROC_OPTION}={nproc}", *command[1:]]
 
