@@ -106,3 +106,11 @@ def test_a_finished_run_is_written_whole_and_never_becomes_active(tmp_path):
     assert run["tags"] == {"integration": "test", "in_process": "true", "search": "abc"}
     assert [r["test_score"] for r in record.read_metrics(folder)] == [0.7, 0.9]
     assert not active.is_active()
+
+
+def test_an_unwritable_runs_folder_warns_and_training_goes_on(tmp_path, capfd):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert _autorun.ensure(object(), runs_dir=blocker / "runs", integration="test") is None
+    assert "this training is not recorded" in capfd.readouterr().err
+    assert not active.is_active()

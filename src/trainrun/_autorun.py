@@ -153,9 +153,19 @@ def ensure(
                 return mine
             mine.end("completed")
             active.deactivate()
-        folder = record.new_run_dir(Path(runs_dir or DEFAULT_RUNS_DIR).expanduser().resolve())
-        run = AutoRun(folder, owner, _run_info(folder, integration))
-        record.write_json(folder / record.RUN_FILE, run.info)
+        root = Path(runs_dir or DEFAULT_RUNS_DIR).expanduser().resolve()
+        try:
+            folder = record.new_run_dir(root)
+            run = AutoRun(folder, owner, _run_info(folder, integration))
+            record.write_json(folder / record.RUN_FILE, run.info)
+        except OSError as exc:
+            # bookkeeping must not stop the training: say so once and train unrecorded
+            active._warn_once(
+                f"autorun:{root}",
+                f"could not start a run in {root} ({exc}); this training is not recorded. "
+                "Pass runs_dir= a writable folder, or run the script with `trainrun run`.",
+            )
+            return None
         _snapshot(folder)
         _current = run
         active.activate(folder)

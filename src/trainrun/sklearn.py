@@ -285,7 +285,15 @@ def _record_search(search: Any, folder: Path, candidate_runs: bool | None) -> No
         candidate_runs = n <= MAX_CANDIDATE_RUNS
     if candidate_runs:
         for i in range(n):
-            _candidate_run(folder, search, results, i, splits)
+            try:
+                _candidate_run(folder, search, results, i, splits)
+            except OSError as exc:
+                active._warn_once(
+                    "sklearn-candidates",
+                    f"could not write the search's candidate runs beside {folder} ({exc}); "
+                    f"{i} of {n} written, the whole table is in artifacts/cv_results.csv.",
+                )
+                break
 
 
 def _candidate_run(
