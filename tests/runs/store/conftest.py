@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+# the shared-store tests' S3 server (moto on 127.0.0.1) and a fresh bucket per test
+from tests.runs.store.s3server import s3, s3_server  # noqa: F401
+
 from trainrun.runs import record
 
 SRC = str(Path(__file__).resolve().parents[3] / "src")

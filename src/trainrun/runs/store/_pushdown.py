@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,7 +48,7 @@ from trainrun.runs import record
 from trainrun.runs.record._journal import JOURNAL_FILE
 from trainrun.runs.store._filter import BoolOp, Column, Compare, Filter, InList, Literal, Not
 
-__all__ = ["JOURNAL_MIN_RUNS", "fast_changes", "ls_query", "to_sql"]
+__all__ = ["JOURNAL_MIN_RUNS", "fast_changes", "ls_query", "query_frame", "to_sql"]
 
 #: from this many runs in the index on, freshness comes from the journal (see above)
 JOURNAL_MIN_RUNS = 5000
@@ -355,9 +355,8 @@ def _query(
     latest_n: int | None,
     limit: int | None,
 ) -> Any:
-    """The listing as ls_runs returns it (before ``columns``), or None for the DataFrame path."""
+    """(the Table of the rows asked for, the listing's columns); _NoPush for the DataFrame path."""
     db = index.db
-    _refresh(index)
     _ensure_indexes(db)
     cols = db.execute("SELECT name, sqlcol, kind FROM columns").fetchall()
     cols.sort(key=lambda c: int(c[1][1:]))
@@ -369,7 +368,7 @@ def _query(
         filt.check_columns(available)
         found = to_sql(filt, colmap)
         if found is None:
-            return None
+            raise _NoPush
         where += f" AND {found[0]}"
         params = found[1]
     sort: str = _NEWEST
@@ -428,35 +427,32 @@ def _order_sql(
     return ", ".join([*parts, _NEWEST])
 
 
-def ls_query(
-    runs_dir: str | os.PathLike[str],
+def query_frame(
+    index: Any,
     filt: Filter | None,
     order: str | Sequence[str] | None,
     decreasing: bool,
     latest_n: int | None,
     limit: int | None,
+    *,
+    refresh: Callable[[Any], None] | None = _refresh,
+    runs_dir: str | None = None,
 ) -> Any:
-    """ls_runs's answer through SQL (a DataFrame, before ``columns``), or None when the
-    DataFrame path must answer (no usable index, or a filter SQL does not cover)."""
-    from trainrun.runs.store._index import _through_index
-
-    runs_dir = os.path.abspath(os.fspath(runs_dir))
-    if not os.path.isdir(runs_dir):
-        return None
+    """ls_runs's answer (a DataFrame, before ``columns``) from the open ``index``, brought up
+    to date by ``refresh`` first; None when the DataFrame path must answer."""
     keys = None if order is None else ([order] if isinstance(order, str) else list(order))
+    if refresh is not None:
+        refresh(index)
     try:
-        found = _through_index(
-            runs_dir, lambda index: _query(index, filt, keys, decreasing, latest_n, limit)
-        )
+        table, available = _query(index, filt, keys, decreasing, latest_n, limit)
     except _NoPush:
         return None
-    if found is None:
-        return None
-    table, available = found
+    if runs_dir is not None:
+        table.runs_dir = runs_dir  # run_dir values: the store's URL, not the cache's folder
     table.warn()
     df = table.frame()
     # a column none of these rows holds is still a column of the listing (as in the full table)
-    df = df.reindex(columns=[c for c in available if c in df.columns or c not in ("run_dir",)])
+    df = df.reindex(columns=available)
     from trainrun.runs.store import _sort
 
     if keys is not None and (latest_n is not None or limit is None):
@@ -466,3 +462,23 @@ def ls_query(
     if limit is not None:
         df = df.head(limit)
     return df
+
+
+def ls_query(
+    runs_dir: str | os.PathLike[str],
+    filt: Filter | None,
+    order: str | Sequence[str] | None,
+    decreasing: bool,
+    latest_n: int | None,
+    limit: int | None,
+) -> Any:
+    """ls_runs's answer through SQL over a local runs folder's index, or None when the
+    DataFrame path must answer (no usable index, or a filter SQL does not cover)."""
+    from trainrun.runs.store._index import _through_index
+
+    runs_dir = os.path.abspath(os.fspath(runs_dir))
+    if not os.path.isdir(runs_dir):
+        return None
+    return _through_index(
+        runs_dir, lambda index: query_frame(index, filt, order, decreasing, latest_n, limit)
+    )
