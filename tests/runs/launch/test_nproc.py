@@ -29,6 +29,11 @@ pids = os.environ.get("PIDS")
 if pids:
     Path(pids, f"rank-{rank}").write_text(str(os.getpid()))
 if rank == FLAGS.fail_rank:
+    deadline = time.monotonic() + 30  # fail once every rank is up (and has said so)
+    while pids and len(os.listdir(pids)) < int(os.environ["WORLD_SIZE"]):
+        if time.monotonic() > deadline:
+            sys.exit("the other ranks never started")
+        time.sleep(0.02)
     if FLAGS.how == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     raise ValueError(f"rank {rank} broke on purpose")
