@@ -36,8 +36,10 @@ _EXPORTS: dict[str, str] = {
     "NotTrainedError": "trainrun.exceptions",
     "RunNotFoundError": "trainrun.exceptions",
     "RunRecordError": "trainrun.exceptions",
+    "ScriptNotFoundError": "trainrun.exceptions",
     "TrainrunError": "trainrun.exceptions",
     "TuningError": "trainrun.exceptions",
+    "UsageError": "trainrun.exceptions",
     # bundled data and MNIST-format loaders
     "load_churn": "trainrun.data",
     "load_mnist": "trainrun.data",
@@ -81,6 +83,9 @@ _EXPORTS: dict[str, str] = {
     "purge_runs": "trainrun.runs.store",
     "restore_runs": "trainrun.runs.store",
     "run_info": "trainrun.runs.store",
+    "name_run": "trainrun.runs.store",
+    "note_run": "trainrun.runs.store",
+    "tag_run": "trainrun.runs.store",
     # tuning
     "optuna_search": "trainrun.runs.tuning",
     "tuning_run": "trainrun.runs.tuning",

@@ -8,6 +8,8 @@ exception users already catch::
     ├── FilterError .......... ValueError          a bad `ls_runs(filter=...)` expression
     ├── RunRecordError ....... ValueError          a run folder that is corrupt or half-written
     ├── RunNotFoundError ..... FileNotFoundError   no run by that id or path
+    ├── ScriptNotFoundError .. FileNotFoundError   no training script at that path
+    ├── UsageError ........... ValueError          a malformed command-line option or argument
     ├── FeatureColumnError ... ValueError          a feature column misdeclared or fed bad data
     ├── InputError ........... ValueError          an input_fn given unusable data
     ├── ModelDirError ........ ValueError          a model directory holding an incompatible model
@@ -35,8 +37,10 @@ __all__ = [
     "NotTrainedError",
     "RunNotFoundError",
     "RunRecordError",
+    "ScriptNotFoundError",
     "TrainrunError",
     "TuningError",
+    "UsageError",
 ]
 
 
@@ -58,6 +62,14 @@ class RunRecordError(TrainrunError, ValueError):
 
 class RunNotFoundError(TrainrunError, FileNotFoundError):
     """No run matches the given id or path."""
+
+
+class ScriptNotFoundError(TrainrunError, FileNotFoundError):
+    """No training script at the path given (or no default script in the folder)."""
+
+
+class UsageError(TrainrunError, ValueError):
+    """A command-line option or argument that is malformed (``--flag`` without ``=``...)."""
 
 
 class FeatureColumnError(TrainrunError, ValueError):

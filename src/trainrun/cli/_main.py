@@ -14,14 +14,15 @@ import os
 import sys
 
 from trainrun import __version__
-from trainrun.exceptions import TrainrunError
+from trainrun.exceptions import MissingExtraError, TrainrunError, TuningError
 
 # one module per family of verbs, in the order shown by --help
-VERB_MODULES = ("runs", "tune", "view", "ui", "board", "import_tfruns")
+VERB_MODULES = ("runs", "annotate", "tune", "view", "ui", "board", "import_tfruns")
 # the family of each known verb: `trainrun ls ...` imports cli/runs.py alone, which
 # keeps a command's start-up short; --help and any other word load every family
 VERB_FAMILY = {
     **dict.fromkeys(("run", "ls", "show", "clean", "restore", "purge", "copy"), "runs"),
+    **dict.fromkeys(("tag", "note", "name"), "annotate"),
     "tune": "tune",
     "view": "view",
     "compare": "view",
@@ -30,11 +31,17 @@ VERB_FAMILY = {
     "import-tfruns": "import_tfruns",
 }
 
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
 EXIT_CODES = """exit codes:
   0  success
   1  the command ran but failed (a failed run, a failed trial)
   2  bad usage or bad input (unknown flag, bad filter, no such run)
-  130  interrupted (Ctrl-C or SIGTERM)"""
+  130  interrupted (Ctrl-C or SIGTERM)
+  141  the output's reader went away (a closed pipe)"""
 
 
 def build_parser(
@@ -55,12 +62,7 @@ def build_parser(
     parser.add_argument("--version", action="version", version=f"trainrun {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
     for name in families:
-        try:
-            module = importlib.import_module(f"trainrun.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"trainrun.cli.{name}":
-                raise
-            continue  # verb not built yet
+        module = importlib.import_module(f"trainrun.cli.{name}")
         if verb is not None and hasattr(module, "register_verb"):
             module.register_verb(sub, verb)
         else:
@@ -82,15 +84,55 @@ def run(argv: list[str]) -> int:
     try:
         with sigterm_as_interrupt():
             code = int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
-    except TrainrunError as exc:
-        # bad input from the user: the message says what to fix; a traceback would bury it
-        print(f"trainrun: error: {exc}", file=sys.stderr)
-        return 2
+    except BaseException as exc:
+        code = handle_error(exc)
+        if code is None:
+            raise
+        return code
     if getattr(args, "exit_at_once", False) and _is_this_command(argv):
         _exit_at_once(code)
     return code
+
+
+#: the exit code of each error a command may end with (the first class that matches)
+ERROR_EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (TuningError, EXIT_FAILED),  # a tuning that could not go on: the command ran, and failed
+    (MissingExtraError, EXIT_FAILED),  # an optional package to install, not a usage mistake
+    (TrainrunError, EXIT_USAGE),  # bad input from the user: the message says what to fix
+)
+
+
+def handle_error(exc: BaseException) -> int | None:
+    """The one place a command's error becomes a message on stderr and an exit code.
+
+    A ``TrainrunError`` prints ``trainrun: error: <message>`` (no traceback: it would bury
+    what to fix); Ctrl-C (or SIGTERM) prints ``trainrun: interrupted`` and gives 130; a
+    closed pipe (``trainrun ls | head -1``) ends quietly with 141, as a shell command
+    killed by SIGPIPE does. Anything else is a bug: None, and the caller re-raises it.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        _print_error("trainrun: interrupted")
+        return EXIT_INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        # the reader went away: further writes to stdout would raise again at exit
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return EXIT_BROKEN_PIPE
+    for kind, code in ERROR_EXIT_CODES:
+        if isinstance(exc, kind):
+            _print_error(f"trainrun: error: {exc}")
+            return code
+    return None
+
+
+def _print_error(message: str) -> None:
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # stderr closed too: the exit code still tells
+        pass
 
 
 def _is_this_command(argv: list[str]) -> bool:

@@ -1,4 +1,4 @@
-"""``trainrun board [runs_dir]``: TensorBoard over a runs folder, each run a named run.
+"""``trainrun board [--runs-dir DIR]``: TensorBoard over a runs folder, each run a named run.
 
 Before starting TensorBoard it writes (or refreshes, idempotently) every run's
 HParams data, so the HParams dashboard lists each run with its flags, status
@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 
+from trainrun.cli._options import add_runs_dir, runs_dir
+
 HELP = "serve TensorBoard over a runs folder, with each run's flags in HParams"
 
 
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="exit codes: 0 TensorBoard stopped; 1 TensorBoard failed; "
         "2 bad usage or no such runs folder; 130 interrupted (Ctrl-C)",
     )
-    p.add_argument("runs_dir", nargs="?", default="runs", help="runs folder (default: runs)")
+    add_runs_dir(p, positional_alias=True)
     p.add_argument("--port", type=int, default=6006, help="port (default: 6006)")
     p.add_argument(
         "--host",
@@ -43,28 +45,21 @@ def _board(args: argparse.Namespace) -> int:
     import tempfile
 
     from trainrun._extras import missing
-    from trainrun.exceptions import RunNotFoundError
+    from trainrun.exceptions import UsageError
     from trainrun.runs.tensorboard import link_runs, tensorboard_command, write_hparams
 
+    args.runs_dir = runs_dir(args)
     no_tensorboard = missing("tensorboard", "board", "serving TensorBoard")
     if no_tensorboard is not None:
-        print(f"trainrun board: {no_tensorboard}", file=sys.stderr)
-        return 1
+        raise no_tensorboard
     if not 0 <= args.port <= 65535:
-        print(f"trainrun board: --port must be 0 to 65535. Received: {args.port}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--port must be 0 to 65535. Received: {args.port}")
     if args.reload_interval <= 0:
-        print(
-            "trainrun board: --reload-interval must be a positive number of seconds. "
-            f"Received: {args.reload_interval}",
-            file=sys.stderr,
+        raise UsageError(
+            "--reload-interval must be a positive number of seconds. "
+            f"Received: {args.reload_interval}"
         )
-        return 2
-    try:
-        run_dirs = write_hparams(args.runs_dir)
-    except RunNotFoundError as exc:
-        print(f"trainrun board: {exc}", file=sys.stderr)
-        return 2
+    run_dirs = write_hparams(args.runs_dir)
     # TensorBoard reads a folder of links named by run id, so each run is named by its id;
     # the folder lives outside the runs folder so that nothing there looks like a run.
     with tempfile.TemporaryDirectory(prefix="trainrun-board-") as folder:

@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
 import warnings
 from collections.abc import Iterator
 
+from trainrun.cli._options import (
+    RUNS_DIR_HELP,
+    add_run_ref,
+    add_runs_dir,
+    add_selection,
+    one_run,
+    positive_int,
+    run_ref,
+    runs_dir,
+    selected,
+)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~3 ms at start-up: annotations only
     from typing import Any
 
-RUNS_DIR_HELP = "folder that holds the runs (default: runs)"
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -57,19 +66,19 @@ def _add_ls(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "ls",
         help="list runs as a table",
-        description="List the runs of a runs folder, newest first.",
+        description="List the runs of a runs folder, newest first: the flags that differ "
+        "between the listed runs come first, then the metrics; flags that are the same in "
+        "every run are summed up in one line under the table (--all shows them as columns).",
         epilog='example: trainrun ls --filter "eval_accuracy > 0.8 and flag_dropout < 0.3" '
         "--order eval_accuracy --latest 10",
     )
-    p.add_argument("--runs-dir", default="runs", help=RUNS_DIR_HELP)
+    p.add_argument("runs", nargs="*", metavar="RUN", help="only these runs (default: all)")
+    add_runs_dir(p)
+    add_selection(p)
     p.add_argument(
         "--order", default=None, metavar="COL", help="sort by this column (default: start)"
     )
     p.add_argument("--asc", action="store_true", help="sort ascending (default: descending)")
-    p.add_argument("--filter", default=None, metavar="EXPR", help="keep runs matching EXPR")
-    p.add_argument(
-        "--latest", type=_positive_int, default=None, metavar="N", help="only the N latest runs"
-    )
     p.add_argument(
         "--columns",
         default=None,
@@ -77,7 +86,16 @@ def _add_ls(subparsers: argparse._SubParsersAction) -> None:
         help="columns to show, comma separated; patterns such as 'eval_*' work",
     )
     p.add_argument(
+        "--all", action="store_true", help="show every column, constant flags and paths too"
+    )
+    p.add_argument(
         "--format", choices=("table", "csv", "json"), default="table", help="output format"
+    )
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour statuses (auto: on a terminal, unless NO_COLOR is set)",
     )
     p.add_argument("--refresh", action="store_true", help="re-read every run folder, not the index")
     p.set_defaults(func=_ls)
@@ -87,13 +105,9 @@ def _add_show(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "show", help="show one run's record", description="Show everything a run recorded."
     )
-    p.add_argument(
-        "run",
-        nargs="?",
-        default="0",
-        help="run id, unique id prefix, folder, or N-th latest (default 0)",
-    )
-    p.add_argument("--runs-dir", default="runs", help=RUNS_DIR_HELP)
+    add_run_ref(p)
+    add_runs_dir(p)
+    add_selection(p)
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.set_defaults(func=_show)
 
@@ -106,8 +120,8 @@ def _add_clean(subparsers: argparse._SubParsersAction) -> None:
         "With no RUN and no --filter, every run. Running runs are left in place.",
     )
     p.add_argument("runs", nargs="*", metavar="RUN", help="runs to archive (default: all)")
-    p.add_argument("--runs-dir", default="runs", help=RUNS_DIR_HELP)
-    p.add_argument("--filter", default=None, metavar="EXPR", help="archive the runs matching EXPR")
+    add_runs_dir(p)
+    add_selection(p)
     p.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
     p.set_defaults(func=_clean)
 
@@ -119,7 +133,7 @@ def _add_restore(subparsers: argparse._SubParsersAction) -> None:
         description="Move runs from RUNS_DIR/archive back into RUNS_DIR.",
     )
     p.add_argument("runs", nargs="*", metavar="RUN", help="archived runs to restore (default: all)")
-    p.add_argument("--runs-dir", default="runs", help=RUNS_DIR_HELP)
+    add_runs_dir(p)
     p.set_defaults(func=_restore)
 
 
@@ -133,7 +147,7 @@ def _add_purge(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "runs", nargs="*", metavar="RUN", help="runs to delete (default: the whole archive)"
     )
-    p.add_argument("--runs-dir", default="runs", help=RUNS_DIR_HELP)
+    add_runs_dir(p)
     p.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
     p.set_defaults(func=_purge)
 
@@ -144,10 +158,10 @@ def _add_copy(subparsers: argparse._SubParsersAction) -> None:
         help="copy a run folder elsewhere",
         description="Copy a run's folder into the folder TO.",
     )
-    p.add_argument("run", help="run id, unique id prefix, folder, or N-th latest")
+    add_run_ref(p, required=True)
     p.add_argument("to", help="folder to copy the run into (created if needed)")
     p.add_argument("--rename", default=None, help="name of the copy (default: the run's id)")
-    p.add_argument("--runs-dir", default="runs", help=RUNS_DIR_HELP)
+    add_runs_dir(p)
     p.set_defaults(func=_copy)
 
 
@@ -165,14 +179,7 @@ _VERBS = {
 # ---------------------------------------------------------------- helpers
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+_positive_int = positive_int
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -210,24 +217,17 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
+    from trainrun.exceptions import UsageError
+
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise _Usage(
+            raise UsageError(
                 f"--{what} expects NAME=VALUE, e.g. --{what} dropout=0.3. Received: {item!r}"
             )
         out[name.strip()] = value
     return out
-
-
-class _Usage(Exception):
-    """Bad command-line usage: message printed, exit code 2."""
-
-
-def _error(message: Any) -> int:
-    print(f"trainrun: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
 
 
 @contextlib.contextmanager
@@ -242,17 +242,17 @@ def _warnings_to_stderr() -> Iterator[None]:
                 print(f"trainrun: warning: {w.message}", file=sys.stderr)
 
 
-def _run_ref(text: str) -> Any:
-    # "0", "1"... count back from the latest run, as the Python API's integers do
-    return int(text) if text.isdigit() and len(text) < 6 else text
+_run_ref = run_ref
 
 
 # ---------------------------------------------------------------- run
 
 
 def _run(args: argparse.Namespace) -> int:
+    from trainrun.exceptions import UsageError
+
     if args.command and args.command[0].startswith("-"):
-        return _error(
+        raise UsageError(
             "`trainrun run` needs the script to run, e.g. trainrun run train.py --flag dropout=0.3"
         )
     # no script: train.py, else the folder's only .py file (tfruns' default)
@@ -267,41 +267,32 @@ def _run(args: argparse.Namespace) -> int:
     late.set_defaults(flag=[], tag=[], runs_dir=None, cwd=None)
     opts, unknown = late.parse_known_args(rest)
     if unknown:
-        return _error(
+        raise UsageError(
             f"unknown option(s) for `trainrun run`: {' '.join(unknown)}. Give flags as "
             f"--flag NAME=VALUE, or pass arguments to the script after '--' "
             f"(trainrun run {args.script} -- {' '.join(unknown)})."
         )
-    try:
-        flags = _pairs(args.flag + opts.flag, "flag")
-        tags = _pairs(args.tag + opts.tag, "tag")
-    except _Usage as exc:
-        return _error(exc)
-    from trainrun.exceptions import TrainrunError
+    flags = _pairs(args.flag + opts.flag, "flag")
+    tags = _pairs(args.tag + opts.tag, "tag")
     from trainrun.runs.launch import training_run
 
     if args.in_script_dir or opts.in_script_dir:
         if args.script is None:
-            return _error("--in-script-dir needs the script, e.g. trainrun run src/train.py")
+            raise UsageError("--in-script-dir needs the script, e.g. trainrun run src/train.py")
         args.cwd = os.path.dirname(os.path.abspath(args.script))
-    try:
-        info = training_run(
-            args.script,
-            flags=flags or None,
-            runs_dir=opts.runs_dir or args.runs_dir,
-            args=script_args,
-            tags=tags or None,
-            echo=not (args.no_echo or opts.no_echo),
-            view=True if (args.view or opts.view) else None,
-            cwd=opts.cwd or args.cwd,
-            check_flags=not (args.no_check_flags or opts.no_check_flags),
-            nproc=opts.nproc or args.nproc,
-        )
-    except KeyboardInterrupt:
-        print("trainrun: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (TrainrunError, FileNotFoundError) as exc:
-        return _error(exc)
+    # errors (a bad flag, no such script, Ctrl-C) go to the one handler in cli/_main.py
+    info = training_run(
+        args.script,
+        flags=flags or None,
+        runs_dir=opts.runs_dir or args.runs_dir,
+        args=script_args,
+        tags=tags or None,
+        echo=not (args.no_echo or opts.no_echo),
+        view=True if (args.view or opts.view) else None,
+        cwd=opts.cwd or args.cwd,
+        check_flags=not (args.no_check_flags or opts.no_check_flags),
+        nproc=opts.nproc or args.nproc,
+    )
     status = info.get("status")
     print(f"trainrun: run {info.get('id')} {status} ({info.get('run_dir')})", file=sys.stderr)
     # all on disk now: the command may skip the interpreter's teardown, unless a report
@@ -317,111 +308,51 @@ def _run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- ls
 
 
-#: the order in which ``trainrun ls`` shows columns until the terminal is full
-def _default_columns(names: list[str]) -> list[str]:
-    head = ["id", "status", "start", "duration"]
-    groups = [[c for c in names if c.startswith(p)] for p in ("eval_", "metric_", "flag_")]
-    tail = ["script", *[c for c in names if c.startswith("tag_")], "exit_code", "end", "run_dir"]
-    out = [c for c in head if c in names]
-    for group in groups:
-        out += group
-    return out + [c for c in tail if c in names and c not in out]
+def format_table(
+    df: Any, width: int | None = None, columns: list[str] | None = None, **kw: Any
+) -> str:
+    """The runs as an aligned text table (see ``trainrun.cli._table``)."""
+    from trainrun.cli._table import format_table as table
+
+    return table(df, width=width, columns=columns, **kw)
 
 
-def _cell(value: Any, column: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    if hasattr(value, "strftime"):
-        if value != value:  # NaT
-            return ""
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if column == "duration" and isinstance(value, (int, float)):
-        return _duration(float(value))
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if value.__class__.__name__ == "NAType":
-        return ""
-    text = str(value).replace("\n", " ")
-    return text if len(text) <= 40 else text[:39] + "…"
+def _use_color(choice: str) -> bool:
+    from trainrun._interactive import is_terminal
 
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def format_table(df: Any, width: int | None = None, columns: list[str] | None = None) -> str:
-    """The runs as an aligned text table that fits ``width`` characters (columns dropped from the right)."""
-    names = columns or _default_columns(list(df.columns))
-    if len(df) == 0:
-        return "No runs."
-    rendered: list[tuple[str, list[str], bool]] = []
-    used = 0
-    hidden = 0
-    for name in names:
-        values = df[name].tolist()
-        cells = [_cell(v, name) for v in values]
-        numeric = all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) or _cell(v, name) == ""
-            for v in values
-        )
-        w = max([len(name), *(len(c) for c in cells)])
-        if width is not None and rendered and used + w + 2 > width and columns is None:
-            hidden += 1
-            continue
-        used += w + 2
-        rendered.append((name, cells, numeric))
-    widths = [max([len(n), *(len(c) for c in cells)]) for n, cells, _ in rendered]
-    lines = [
-        "  ".join(
-            n.rjust(w) if num else n.ljust(w)
-            for (n, _, num), w in zip(rendered, widths, strict=True)
-        ).rstrip()
-    ]
-    for i in range(len(df)):
-        lines.append(
-            "  ".join(
-                cells[i].rjust(w) if num else cells[i].ljust(w)
-                for (_, cells, num), w in zip(rendered, widths, strict=True)
-            ).rstrip()
-        )
-    if hidden:
-        lines.append(
-            f"({hidden} more column(s) hidden: widen the terminal, or use --columns or --format csv)"
-        )
-    return "\n".join(lines)
+    if choice != "auto":
+        return choice == "always"
+    return (
+        is_terminal(sys.stdout)
+        and not os.environ.get("NO_COLOR")
+        and os.environ.get("TERM") != "dumb"
+    )
 
 
 def _ls(args: argparse.Namespace) -> int:
     import json
     import shutil
 
-    from trainrun.exceptions import TrainrunError
     from trainrun.runs.store import ls_runs
 
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
-    try:
-        with _warnings_to_stderr():
-            df = ls_runs(
-                args.runs_dir,
-                order=args.order,
-                decreasing=not args.asc,
-                filter=args.filter,
-                latest_n=args.latest,
-                columns=columns,
-                refresh=args.refresh,
-            )
-    except TrainrunError as exc:
-        return _error(exc)
+    folder = runs_dir(args)
+    only = selected(argparse.Namespace(runs_dir=folder), args.runs) if args.runs else None
+    with _warnings_to_stderr():
+        df = ls_runs(
+            folder,
+            order=args.order,
+            decreasing=not args.asc,
+            filter=args.filter,
+            latest_n=args.latest,
+            columns=columns,
+            refresh=args.refresh,
+        )
+    if only is not None:
+        from trainrun.runs.store import get_run_dir
+
+        names = {get_run_dir(r, folder).name for r in only}
+        df = df[df["id"].isin(names)].reset_index(drop=True)
     if args.format == "csv":
         df.to_csv(sys.stdout, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
     elif args.format == "json":
@@ -430,7 +361,16 @@ def _ls(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         width = shutil.get_terminal_size((160, 24)).columns
-        print(format_table(df, width=width, columns=list(df.columns) if columns else None))
+        print(
+            format_table(
+                df,
+                width=width,
+                columns=list(df.columns) if columns else None,
+                color=_use_color(args.color),
+                show_all=args.all,
+                order=args.order,
+            )
+        )
     return 0
 
 
@@ -440,13 +380,9 @@ def _ls(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     import json
 
-    from trainrun.exceptions import TrainrunError
     from trainrun.runs.store import run_info
 
-    try:
-        info = run_info(_run_ref(args.run), args.runs_dir)
-    except TrainrunError as exc:
-        return _error(exc)
+    info = run_info(one_run(args, args.run), runs_dir(args))
     if args.json:
         from trainrun.runs.record import dumps
 
@@ -458,7 +394,10 @@ def _show(args: argparse.Namespace) -> int:
 
 def describe_run(info: dict[str, Any]) -> str:
     """A run record as readable text (what ``trainrun show`` prints)."""
-    lines = [f"Run {info.get('id')}  [{info.get('status')}]"]
+    from trainrun import _humanize
+
+    name = f"  {info['name']}" if isinstance(info.get("name"), str) else ""
+    lines = [f"Run {info.get('id')}{name}  [{info.get('status')}]"]
 
     def field(label: str, value: Any) -> None:
         if value not in (None, "", [], {}):
@@ -475,7 +414,7 @@ def describe_run(info: dict[str, Any]) -> str:
     field("started", info.get("start"))
     field("ended", info.get("end"))
     if isinstance(info.get("duration"), (int, float)):
-        field("duration", _duration(float(info["duration"])))
+        field("duration", _humanize.duration(info["duration"]))
     field("exit code", info.get("exit_code"))
     field("error", info.get("error"))
     if info.get("host") or info.get("pid"):
@@ -486,7 +425,8 @@ def describe_run(info: dict[str, Any]) -> str:
         field("git", f"{git['commit']}{' (uncommitted changes)' if git.get('dirty') else ''}")
     tags = info.get("tags") or {}
     if isinstance(tags, dict):
-        field("tags", ", ".join(f"{k}={v}" for k, v in tags.items()))
+        field("tags", ", ".join(k if v is True else f"{k}={v}" for k, v in tags.items()))
+    field("note", info.get("note") if isinstance(info.get("note"), str) else None)
 
     def section(title: str, values: Any) -> None:
         if not values or not isinstance(values, dict):
@@ -495,7 +435,7 @@ def describe_run(info: dict[str, Any]) -> str:
         lines.append(title)
         w = max(len(str(k)) for k in values)
         for key, value in values.items():
-            shown = f"{value:.6g}" if isinstance(value, float) else value
+            shown = _humanize.number(value)
             lines.append(f"  {str(key):<{w}}  {shown}")
 
     section("Flags", info.get("flags"))
@@ -522,6 +462,7 @@ def describe_run(info: dict[str, Any]) -> str:
 
 def _file_entries(run_dir: str) -> list[str]:
     """The run folder's files for ``show``: links shown as links, never followed."""
+    from trainrun import _humanize
     from trainrun.runs.record import walk
 
     tops: dict[str, list[dict[str, Any]]] = {}
@@ -538,7 +479,7 @@ def _file_entries(run_dir: str) -> list[str]:
             continue
         item = items[0]
         if item["kind"] == "file":
-            entries.append(f"{name} ({_size(item['size'])})")
+            entries.append(f"{name} ({_humanize.size(item['size'])})")
         elif item["kind"] == "link":
             entries.append(f"{name} (a link to {item.get('target')}, not followed)")
         else:
@@ -546,91 +487,49 @@ def _file_entries(run_dir: str) -> list[str]:
     return entries
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
 # ---------------------------------------------------------------- clean, restore, purge, copy
 
 
-def _selection(args: argparse.Namespace) -> Any:
-    """RUN arguments and/or --filter as what the store's verbs take (None: every run)."""
-    from trainrun.runs.store import ls_runs
-
-    refs = [_run_ref(r) for r in args.runs] or None
-    if getattr(args, "filter", None):
-        df = ls_runs(args.runs_dir, filter=args.filter, columns=["run_dir"])
-        chosen = df["run_dir"].tolist()
-        if refs is not None:
-            from trainrun.runs.store import get_run_dir
-
-            wanted = {str(get_run_dir(r, args.runs_dir)) for r in refs}
-            chosen = [c for c in chosen if c in wanted]
-        return chosen
-    return refs
-
-
-def _interactive() -> bool:
-    return bool(sys.stdin and sys.stdin.isatty())
-
-
 def _clean(args: argparse.Namespace) -> int:
-    from trainrun.exceptions import TrainrunError
+    from trainrun._interactive import can_prompt
     from trainrun.runs.store import clean_runs
 
-    try:
-        with _warnings_to_stderr():
-            runs = _selection(args)
-            if runs == []:
-                print("No runs match.")
-                return 0
-            moved = clean_runs(runs, args.runs_dir, confirm=_interactive() and not args.yes)
-    except TrainrunError as exc:
-        return _error(exc)
+    folder = runs_dir(args)
+    with _warnings_to_stderr():
+        runs = selected(args, args.runs)
+        if runs == []:
+            print("No runs match.")
+            return 0
+        moved = clean_runs(runs, folder, confirm=can_prompt() and not args.yes)
     print(
-        f"Archived {len(moved)} run(s) into {os.path.join(args.runs_dir, 'archive')} (undo: trainrun restore)."
+        f"Archived {len(moved)} run(s) into {os.path.join(folder, 'archive')} (undo: trainrun restore)."
     )
     return 0
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from trainrun.exceptions import TrainrunError
     from trainrun.runs.store import restore_runs
 
-    try:
-        restored = restore_runs([_run_ref(r) for r in args.runs] or None, args.runs_dir)
-    except TrainrunError as exc:
-        return _error(exc)
-    print(f"Restored {len(restored)} run(s) into {args.runs_dir}.")
+    folder = runs_dir(args)
+    restored = restore_runs([run_ref(r) for r in args.runs] or None, folder)
+    print(f"Restored {len(restored)} run(s) into {folder}.")
     return 0
 
 
 def _purge(args: argparse.Namespace) -> int:
-    from trainrun.exceptions import TrainrunError
     from trainrun.runs.store import purge_runs
 
-    try:
-        with _warnings_to_stderr():
-            deleted = purge_runs(
-                [_run_ref(r) for r in args.runs] or None, args.runs_dir, confirm=not args.yes
-            )
-    except TrainrunError as exc:
-        return _error(exc)
+    with _warnings_to_stderr():
+        deleted = purge_runs(
+            [run_ref(r) for r in args.runs] or None, runs_dir(args), confirm=not args.yes
+        )
     print(f"Deleted {len(deleted)} run(s) permanently.")
     return 0
 
 
 def _copy(args: argparse.Namespace) -> int:
-    from trainrun.exceptions import TrainrunError
     from trainrun.runs.store import copy_run
 
-    try:
-        target = copy_run(_run_ref(args.run), args.to, runs_dir=args.runs_dir, rename=args.rename)
-    except (TrainrunError, FileExistsError) as exc:
-        return _error(exc)
+    target = copy_run(run_ref(args.run), args.to, runs_dir=runs_dir(args), rename=args.rename)
     print(f"Copied to {target}")
     return 0

@@ -10,8 +10,10 @@ cancelled; 2 bad usage (a malformed --grid, no such script, a missing extra);
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
+
+from trainrun.cli._options import add_runs_dir, runs_dir
+from trainrun.exceptions import UsageError
 
 EPILOG = """examples:
   trainrun tune train.py --grid dropout=0.1,0.2 --grid layer1=128,256
@@ -26,6 +28,10 @@ exit codes:
   1  a trial failed, or the tuning was cancelled at the prompt
   2  bad usage or bad input
   130  interrupted (Ctrl-C); running trials are recorded as interrupted"""
+
+
+class _Bounds(Exception):
+    """--space bounds that are not LOW:HIGH[:log] (turned into a UsageError below)."""
 
 
 def parse_value(text: str) -> Any:
@@ -48,12 +54,12 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
         name, sep, values = item.partition("=")
         name = name.strip()
         if not sep or not name or not values:
-            raise ValueError(
+            raise UsageError(
                 "--grid takes NAME=VALUE[,VALUE...], e.g. --grid dropout=0.1,0.2. "
                 f"Received: --grid {item!r}"
             )
         if name in grid:
-            raise ValueError(
+            raise UsageError(
                 f"--grid gives the flag '{name}' twice; list all its values once: "
                 f"--grid {name}=A,B. Received: --grid {item!r}"
             )
@@ -72,7 +78,7 @@ def parse_space(items: list[str]) -> dict[str, Any]:
         name, sep, spec = item.partition("=")
         name = name.strip()
         if not sep or not name or not spec:
-            raise ValueError(
+            raise UsageError(
                 "--space takes NAME=float:LOW:HIGH[:log], NAME=int:LOW:HIGH[:log] or "
                 f"NAME=CHOICE1,CHOICE2. Received: --space {item!r}"
             )
@@ -82,10 +88,10 @@ def parse_space(items: list[str]) -> dict[str, Any]:
             convert = float if kind == "float" else int
             try:
                 if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
-                    raise ValueError(parts)
+                    raise _Bounds(parts)
                 bounds = [convert(parts[0]), convert(parts[1])]
-            except ValueError:
-                raise ValueError(
+            except (ValueError, _Bounds):
+                raise UsageError(
                     f"--space {name}={kind}:LOW:HIGH[:log] needs two {kind} bounds. "
                     f"Received: --space {item!r}"
                 ) from None
@@ -107,7 +113,7 @@ def parse_resources(text: str | None) -> dict[str, float] | None:
         except ValueError:
             sep = ""
         if not sep or not name.strip():
-            raise ValueError(
+            raise UsageError(
                 f"--resources takes NAME=NUMBER[,NAME=NUMBER], e.g. cpu=2,gpu=1. Received: {text!r}"
             )
     return out
@@ -151,7 +157,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--address", help="Ray cluster address (backend ray)")
     p.add_argument("--resources", metavar="cpu=N,gpu=N", help="Ray resources per trial")
-    p.add_argument("--runs-dir", default="runs", help="runs folder (default: runs)")
+    add_runs_dir(p)
     p.add_argument("--metric", help="report the best trial by this column, e.g. eval_accuracy")
     p.add_argument("--mode", choices=("max", "min"), default="max")
     p.add_argument("--tuning-id", help="the tuning's id (default: a hash of script and trials)")
@@ -172,20 +178,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainrun.exceptions import MissingExtraError, TuningError
-
-    try:
-        grid = parse_grid(args.grid) if args.grid else None
-        if args.space:
-            df = _search(args, grid)
-        else:
-            df = _tune(args, grid)
-    except TuningError as exc:
-        print(f"trainrun tune: {exc}", file=sys.stderr)
-        return 1
-    except (ValueError, FileNotFoundError, MissingExtraError) as exc:
-        print(f"trainrun tune: error: {exc}", file=sys.stderr)
-        return 2
+    # errors (a malformed --grid, no such script, a missing extra) go to cli/_main.py
+    args.runs_dir = runs_dir(args)
+    grid = parse_grid(args.grid) if args.grid else None
+    df = _search(args, grid) if args.space else _tune(args, grid)
     return 0 if (df["status"] == "completed").all() else 1
 
 
@@ -210,7 +206,7 @@ def _tune(args: argparse.Namespace, grid: dict[str, list[Any]] | None) -> Any:
 
         trials = pd.read_csv(args.trials)
     if grid is None and trials is None:
-        raise ValueError(
+        raise UsageError(
             "Give the values to try with --grid NAME=V1,V2, a --trials CSV, or an Optuna "
             "search with --space NAME=SPEC."
         )
@@ -233,11 +229,11 @@ def _tune(args: argparse.Namespace, grid: dict[str, list[Any]] | None) -> Any:
 
 def _search(args: argparse.Namespace, grid: dict[str, list[Any]] | None) -> Any:
     if args.trials or args.sample is not None:
-        raise ValueError("--space (an Optuna search) cannot be combined with --trials or --sample.")
+        raise UsageError("--space (an Optuna search) cannot be combined with --trials or --sample.")
     fixed = {}
     for name, values in (grid or {}).items():
         if len(values) != 1:
-            raise ValueError(
+            raise UsageError(
                 f"With --space, --grid gives fixed values: one value per flag. "
                 f"Received: --grid {name}={','.join(map(str, values))}"
             )

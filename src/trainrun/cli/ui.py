@@ -1,9 +1,10 @@
-"""``trainrun ui [runs_dir]``: the local dashboard."""
+"""``trainrun ui [--runs-dir DIR]``: the local dashboard."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+
+from trainrun.cli._options import add_runs_dir, runs_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,9 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "table of runs, run pages, comparisons, each with a JSON twin under /api. "
         "Listens on 127.0.0.1 unless --host says otherwise.",
     )
-    p.add_argument(
-        "runs_dir", nargs="?", default="runs", help="folder that holds the runs (default: runs)"
-    )
+    add_runs_dir(p, positional_alias=True)
     p.add_argument(
         "--port", type=int, default=8700, help="port (default: 8700; 0 picks a free one)"
     )
@@ -29,10 +28,7 @@ def _ui(args: argparse.Namespace) -> int:
     from trainrun.web.server import serve
 
     try:
-        serve(args.runs_dir, host=args.host, port=args.port, open_browser=args.open)
-    except (OSError, ValueError) as exc:
-        print(f"trainrun: error: {exc}", file=sys.stderr)
-        return 2
+        serve(runs_dir(args), host=args.host, port=args.port, open_browser=args.open)
     except KeyboardInterrupt:
-        return 0
+        return 0  # Ctrl-C is how a dashboard is meant to stop
     return 0

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from trainrun.cli._options import (
+    add_run_ref,
+    add_runs_dir,
+    add_selection,
+    one_run,
+    runs_dir,
+    selected,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,10 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write a run's report page (one self-contained HTML file) and open it "
         "in a browser when the session is interactive. The path is printed either way.",
     )
-    p.add_argument(
-        "run", nargs="?", default=None, help="run id or folder (default: the latest run)"
-    )
-    p.add_argument("--runs-dir", default="runs", help="folder that holds the runs (default: runs)")
+    add_run_ref(p)
+    add_runs_dir(p)
+    add_selection(p)
     p.add_argument("-o", "--output", default=None, help="write the page here, do not open it")
     p.add_argument("--no-open", action="store_true", help="never open a browser")
     p.set_defaults(func=_view)
@@ -27,51 +34,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write a page comparing runs side by side (metrics, evaluation, flags, "
         "source and output diffs) and open it when interactive.",
     )
-    p.add_argument("runs", nargs="*", help="run ids or folders (default: the latest two)")
-    p.add_argument("--runs-dir", default="runs", help="folder that holds the runs (default: runs)")
+    p.add_argument(
+        "runs", nargs="*", metavar="RUN", help="run ids or folders (default: the latest two)"
+    )
+    add_runs_dir(p)
+    add_selection(p)
     p.add_argument("-o", "--output", default=None, help="write the page here, do not open it")
     p.add_argument("--no-open", action="store_true", help="never open a browser")
     p.set_defaults(func=_compare)
 
 
-def _fail(exc: Exception) -> int:
-    print(f"trainrun: error: {exc}", file=sys.stderr)
-    return 2
-
-
-def _run_arg(value: str | None):
-    # "0", "1" ... mean "latest", "one before" (as the Python API's integer index)
-    return int(value) if value is not None and value.isdigit() and len(value) < 6 else value
-
-
 def _view(args: argparse.Namespace) -> int:
-    from trainrun.exceptions import TrainrunError
     from trainrun.runs.report import save_run_view, view_run
 
-    try:
-        if args.output:
-            path = save_run_view(_run_arg(args.run), args.output, runs_dir=args.runs_dir)
-            print(f"Run report: {path}")
-        else:
-            view_run(
-                _run_arg(args.run), runs_dir=args.runs_dir, viewer=False if args.no_open else None
-            )
-    except (TrainrunError, FileNotFoundError, ValueError) as exc:
-        return _fail(exc)
+    folder = runs_dir(args)
+    run = one_run(args, args.run)
+    if args.output:
+        print(f"Run report: {save_run_view(run, args.output, runs_dir=folder)}")
+    else:
+        view_run(run, runs_dir=folder, viewer=False if args.no_open else None)
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from trainrun.exceptions import TrainrunError
     from trainrun.runs.report import compare_runs, save_run_comparison
 
-    runs = [_run_arg(r) for r in args.runs] or None
-    try:
-        if args.output:
-            path = save_run_comparison(runs, args.output, runs_dir=args.runs_dir)
-            print(f"Run comparison: {path}")
-        else:
-            compare_runs(runs, runs_dir=args.runs_dir, viewer=False if args.no_open else None)
-    except (TrainrunError, FileNotFoundError, ValueError) as exc:
-        return _fail(exc)
+    runs = selected(args, args.runs)
+    if runs is not None and (args.filter or args.latest):
+        runs = list(reversed(runs))  # oldest first: the diff reads from earlier to later
+    if args.output:
+        print(f"Run comparison: {save_run_comparison(runs, args.output, runs_dir=runs_dir(args))}")
+    else:
+        compare_runs(runs, runs_dir=runs_dir(args), viewer=False if args.no_open else None)
     return 0

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from trainrun._extras import require
-from trainrun.exceptions import RunNotFoundError, RunRecordError
+from trainrun.exceptions import RunNotFoundError, RunRecordError, UsageError
 from trainrun.runs import record
 
 __all__ = [
@@ -472,7 +472,7 @@ def tensorboard_command(
     ['--host', '127.0.0.1', '--port', '6007']
     """
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ValueError(f"port must be an integer from 0 to 65535. Received: port={port!r}")
+        raise UsageError(f"port must be an integer from 0 to 65535. Received: port={port!r}")
     cmd = [sys.executable, "-m", "tensorboard.main"]
     if logdir is not None:
         cmd += ["--logdir", str(Path(logdir).resolve())]

@@ -51,28 +51,26 @@ def make_three(make_run) -> None:
 def test_columns_and_types(runs_dir: Path, make_run) -> None:
     make_three(make_run)
     df = ls_runs(runs_dir)
-    assert list(df.columns[:8]) == [
-        "run_dir",
+    # what differs between the runs first: id, status, the flags that differ, the
+    # metrics (evaluation, then last logged), then tags, times, script, the folder last
+    assert list(df.columns) == [
         "id",
         "status",
+        "flag_dropout",
+        "flag_layer1",
+        "flag_activation",
+        "flag_batch_norm",
+        "eval_accuracy",
+        "eval_label_mean",  # "label/mean" made an identifier
+        "metric_loss",
+        "metric_val_loss",
+        "tag_tuning_id",
         "start",
         "end",
         "duration",
         "script",
         "exit_code",
-    ]
-    rest = list(df.columns[8:])
-    # groups in the contract's order: tag_, flag_, metric_, eval_
-    assert rest == [
-        "tag_tuning_id",
-        "flag_dropout",
-        "flag_layer1",
-        "flag_activation",
-        "flag_batch_norm",
-        "metric_loss",
-        "metric_val_loss",
-        "eval_accuracy",
-        "eval_label_mean",  # "label/mean" made an identifier
+        "run_dir",
     ]
     assert df["id"].tolist() == ["r3", "r2", "r1"]  # newest first
     assert df["run_dir"].tolist() == [str(runs_dir.resolve() / i) for i in ("r3", "r2", "r1")]
@@ -99,7 +97,7 @@ def test_warm_listing_equals_cold_listing(runs_dir: Path, make_run) -> None:
     scanned = load_table(runs_dir, use_index=False).frame()
     pd.testing.assert_frame_equal(
         warm.sort_values("id").reset_index(drop=True),
-        scanned.sort_values("id").reset_index(drop=True),
+        scanned[list(warm.columns)].sort_values("id").reset_index(drop=True),
     )
 
 
@@ -158,7 +156,7 @@ def test_absent_or_empty_runs_folder_lists_nothing(tmp_path: Path) -> None:
     assert len(df) == 0 and list(df.columns) == ["id", "eval_accuracy"]
     assert not (tmp_path / "nope").exists()  # listing creates nothing
     (tmp_path / "empty").mkdir()
-    assert list(ls_runs(tmp_path / "empty").columns[:3]) == ["run_dir", "id", "status"]
+    assert list(ls_runs(tmp_path / "empty").columns[:2]) == ["id", "status"]
 
 
 def test_deleted_index_is_rebuilt(runs_dir: Path, make_run) -> None:
@@ -424,3 +422,20 @@ def test_stray_folders_are_not_runs(runs_dir: Path, make_run) -> None:
     # once trainrun writes into it, the folder is a run
     record.write_json(runs_dir / "data" / record.EVALUATION_FILE, {"accuracy": 0.5})
     assert sorted(ls_runs(runs_dir)["id"].tolist()) == ["data", "r1"]
+
+
+def test_flags_the_same_in_every_run_come_after_the_metrics(runs_dir: Path, make_run) -> None:
+    for i, lr in enumerate((0.1, 0.2, 0.3)):
+        make_run(
+            f"r{i}",
+            start=t(i),
+            flags={"epochs": 5, "lr": lr, "activation": "relu"},
+            evaluation={"accuracy": 0.5 + lr, "loss": 1 - lr},
+        )
+    df = ls_runs(runs_dir, order="eval_loss")
+    assert list(df.columns[:5]) == ["id", "status", "flag_lr", "eval_loss", "eval_accuracy"]
+    assert df.columns.get_loc("flag_epochs") > df.columns.get_loc("eval_accuracy")
+    assert df.columns[-1] == "run_dir"
+    # one run: nothing to compare with, so every flag counts as varying
+    one = ls_runs(runs_dir, latest_n=1)
+    assert list(one.columns[2:5]) == ["flag_epochs", "flag_lr", "flag_activation"]

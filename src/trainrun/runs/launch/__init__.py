@@ -43,7 +43,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from trainrun.exceptions import FlagError, RunRecordError
+from trainrun.exceptions import FlagError, RunRecordError, ScriptNotFoundError, UsageError
 from trainrun.runs import record
 from trainrun.runs.launch._signals import SigtermInterrupt, Terminated, sigterm_as_interrupt
 from trainrun.runs.record._lock import update_json, update_run
@@ -152,7 +152,7 @@ def _check_env(env: Mapping[str, Any] | None) -> dict[str, str | None]:
         key = str(key)
         text = None if value is None else str(value)
         if not key or "=" in key or "\x00" in key or (text is not None and "\x00" in text):
-            raise ValueError(
+            raise UsageError(
                 "training_run() env names must be non-empty without '=' or NUL, and values "
                 f"without NUL. Received: {key!r}={value!r}"
             )
@@ -505,7 +505,7 @@ def training_run(
     ('completed', 0.3)
     """
     if view not in (None, True, False, "save"):
-        raise ValueError(
+        raise UsageError(
             "training_run() view must be True, False, None (open it in an interactive "
             f"session) or 'save'. Received: view={view!r}"
         )
@@ -553,7 +553,7 @@ def _default_script(folder: Path) -> Path:
     if len(scripts) == 1:
         return scripts[0]
     listed = ", ".join(p.name for p in scripts[:10]) or "none"
-    raise FileNotFoundError(
+    raise ScriptNotFoundError(
         f"No script was given and {folder} has no train.py and not exactly one .py file "
         f"(found: {listed}); pass the script to run. Received: script=None"
     )
@@ -628,7 +628,7 @@ class _Plan:
 def _resolve_script(script: str | os.PathLike[str] | None, cwd: Any) -> tuple[Path, Path, str]:
     work_dir = Path(cwd).expanduser().resolve() if cwd is not None else Path.cwd()
     if not work_dir.is_dir():
-        raise FileNotFoundError(
+        raise ScriptNotFoundError(
             f"training_run() cwd must be an existing folder. Received: cwd={os.fspath(cwd)!r}"
         )
     if script is None:
@@ -637,7 +637,7 @@ def _resolve_script(script: str | os.PathLike[str] | None, cwd: Any) -> tuple[Pa
     if not script_path.is_absolute() and cwd is not None and not script_path.is_file():
         script_path = work_dir / script_path
     if not script_path.is_file():
-        raise FileNotFoundError(
+        raise ScriptNotFoundError(
             f"The training script {os.fspath(script)!r} does not exist "
             f"(looked in {Path.cwd()}); pass the path of a Python file. "
             f"Received: script={os.fspath(script)!r}"
@@ -671,7 +671,7 @@ def _plan(
     try:
         source = script_path.read_bytes()
     except OSError as exc:
-        raise FileNotFoundError(f"Could not read the training script {script_path}: {exc}") from exc
+        raise ScriptNotFoundError(f"Could not read the training script {script_path}: {exc}") from exc
     declaration = Declaration("unknown", problem="not checked (check_flags=False)")
     if overrides and check_flags:
         probe_env = {**os.environ, **{k: v for k, v in extra_env.items() if v is not None}}
@@ -841,6 +841,13 @@ def _training_run(
     artifacts: bool | None = None,
     output_scalars: bool | str = False,
 ) -> dict[str, Any]:
+    remote = None
+    if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):
+        # a shared store: the run is written here first and pushed as it goes (store/_sync.py)
+        from trainrun.runs.store._sync import RunSync, check_store, staging_dir
+
+        remote, runs_dir = runs_dir, staging_dir(runs_dir)
+        check_store(remote)  # a wrong bucket or credentials: refused before any folder exists
     plan = _plan(script, flags, runs_dir, args, env, cwd, check_flags)
     plan.artifacts = artifacts
     plan.output_scalars = _check_scalars(output_scalars)
@@ -851,10 +858,13 @@ def _training_run(
     tag_map = {str(k): str(v) for k, v in (tags or {}).items()}
     # before any folder exists: a refused override, or a full disk, leaves nothing behind
     folder = _create_folder(plan, run_dir)
+    sync = RunSync(folder, remote).start() if remote is not None else None
     try:
         outcome = _launch(plan, folder, tag_map, echo, guard)
     finally:
         _unlink(folder / RESERVE_FILE)
+        if sync is not None:
+            sync.stop()  # everything pushed (retried while the server is away)
     if outcome is not None:
         raise outcome
     if guard is not None:
@@ -881,17 +891,17 @@ def _check_scalars(pattern: bool | str) -> bool | str:
         try:
             compiled = re.compile(pattern)
         except re.error as exc:
-            raise ValueError(
+            raise UsageError(
                 f"training_run() output_scalars is not a valid regular expression ({exc}). "
                 f"Received: output_scalars={pattern!r}"
             ) from None
         if not compiled.groupindex:
-            raise ValueError(
+            raise UsageError(
                 "training_run() output_scalars needs named groups, e.g. "
                 f"r'loss=(?P<loss>\\S+)'. Received: output_scalars={pattern!r}"
             )
         return pattern
-    raise ValueError(
+    raise UsageError(
         "training_run() output_scalars must be True, False or a regular expression. "
         f"Received: output_scalars={pattern!r}"
     )

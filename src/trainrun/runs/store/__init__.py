@@ -20,7 +20,6 @@ import fnmatch
 import os
 import shutil
 import stat
-import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -49,9 +48,12 @@ __all__ = [
     "get_run_dir",
     "latest_run",
     "ls_runs",
+    "name_run",
+    "note_run",
     "purge_runs",
     "restore_runs",
     "run_info",
+    "tag_run",
 ]
 
 #: what names a run: an id (or a unique prefix of one), a path, an index from the
@@ -76,9 +78,12 @@ def ls_runs(
 ) -> pd.DataFrame:
     """The runs in ``runs_dir`` as a pandas DataFrame, one row per run, newest first.
 
-    Columns: ``run_dir, id, status, start, end, duration, script, exit_code``,
-    then ``tag_*``, ``flag_*``, ``metric_*`` (the last logged value) and
-    ``eval_*``; names are made identifiers (``label/mean`` -> ``eval_label_mean``).
+    Columns, what differs between the runs first (``trainrun.runs.store._columns``):
+    ``id, status``, ``run_name`` (``name_run``), the ``flag_*`` columns whose values
+    differ across the listed runs, the metrics (the ``order`` column first, then
+    ``eval_*``, then ``metric_*``: the last logged value), the flags that are the same
+    in every run, ``tag_*``, ``run_note``, ``start, end, duration, script, exit_code``
+    and ``run_dir`` last; names are made identifiers (``label/mean`` -> ``eval_label_mean``).
     ``start``/``end`` are UTC datetimes; a run whose process died reads as
     ``killed``.
 
@@ -118,9 +123,7 @@ def ls_runs(
         else _pushdown.ls_query(runs_dir, query, order, decreasing, latest_n, limit)
     )
     if pushed is not None:
-        return (
-            pushed[_pick_columns(pushed, columns)] if columns is not None else pushed
-        ).reset_index(drop=True)
+        return _arranged(pushed, columns, order)
     table = load_table(runs_dir, refresh=refresh)
     table.warn()
     df = table.frame()
@@ -138,9 +141,15 @@ def ls_runs(
         df = _sort(df, [order] if isinstance(order, str) else list(order), decreasing)
     if limit is not None:
         df = df.head(limit)
-    if columns is not None:
-        df = df[_pick_columns(df, columns)]
-    return df.reset_index(drop=True)
+    return _arranged(df, columns, order)
+
+
+def _arranged(df: pd.DataFrame, columns: Any, order: Any) -> pd.DataFrame:
+    """The columns asked for, or all of them with what differs between the runs first."""
+    from trainrun.runs.store._columns import column_order
+
+    picked = _pick_columns(df, columns) if columns is not None else column_order(df, order)
+    return df[picked].reset_index(drop=True)
 
 
 def _newest_first(df: pd.DataFrame) -> pd.DataFrame:
@@ -210,6 +219,10 @@ def get_run_dir(run: RunRef, runs_dir: PathLike = "runs") -> Path:
     PosixPath('/home/me/project/runs/2026-11-27T10-15-42Z')
     """
     run = _many.single(run, "get_run_dir")  # one row or a one-row table of ls_runs()
+    if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):
+        from trainrun.runs.store._remote_index import RemoteRuns
+
+        return RemoteRuns(runs_dir).fetch(run)  # a local copy, fetched from the shared store
     return record.resolve_run(run, runs_dir, newest_first=_ids_newest_first)
 
 
@@ -230,13 +243,57 @@ def run_info(run: RunRef, runs_dir: PathLike = "runs") -> Any:
     return record.read_run(get_run_dir(run, runs_dir))
 
 
+def tag_run(
+    run: RunRef,
+    add: str | Iterable[str] = (),
+    remove: str | Iterable[str] = (),
+    runs_dir: PathLike = "runs",
+) -> dict[str, Any]:
+    """Add and remove tags of a run after the fact; returns its tags, note and name.
+
+    A tag is a word (``"best"``, listed as ``tag_best == true``) or ``KEY=VALUE``
+    (``"dataset=v2"``, listed as ``tag_dataset``). Stored atomically in run.json,
+    under the lock the launcher uses, so a run may be tagged while it runs.
+
+    >>> tag_run(0, add=["best", "dataset=v2"], remove="draft", runs_dir="runs")  # doctest: +SKIP
+    {'tags': {'best': True, 'dataset': 'v2'}, 'note': None, 'name': None}
+    """
+    from trainrun.runs.record._annotations import annotate
+
+    return annotate(get_run_dir(run, runs_dir), add_tags=add, remove_tags=remove)
+
+
+def note_run(run: RunRef, note: str | None, runs_dir: PathLike = "runs") -> dict[str, Any]:
+    """Set a run's note (free text, listed as ``run_note``); ``""`` or None removes it.
+
+    >>> note_run(0, "lr too high after epoch 3", runs_dir="runs")["note"]  # doctest: +SKIP
+    'lr too high after epoch 3'
+    """
+    from trainrun.runs.record._annotations import annotate
+
+    return annotate(get_run_dir(run, runs_dir), note=note)
+
+
+def name_run(run: RunRef, name: str | None, runs_dir: PathLike = "runs") -> dict[str, Any]:
+    """Give a run a short readable name (listed as ``run_name``); ``""`` or None removes it.
+
+    >>> name_run(0, "baseline", runs_dir="runs")["name"]  # doctest: +SKIP
+    'baseline'
+    """
+    from trainrun.runs.record._annotations import annotate
+
+    return annotate(get_run_dir(run, runs_dir), name=name)
+
+
 def latest_run(runs_dir: PathLike = "runs") -> dict[str, Any]:
     """The record of the most recently started run; RunNotFoundError when there is none.
 
     >>> latest_run("runs")["id"]                   # doctest: +SKIP
     '2026-11-27T10-15-42Z'
     """
-    ids = _ids_newest_first(Path(runs_dir))
+    ids = load_ids(runs_dir) if isinstance(runs_dir, str) else _ids_newest_first(Path(runs_dir))
+    if ids and isinstance(runs_dir, str) and runs_dir.startswith("s3://"):
+        return run_info(ids[0], runs_dir)
     if not ids:
         raise RunNotFoundError(
             f"There are no runs in {runs_dir} yet: start one with `trainrun run train.py`."
@@ -308,7 +365,9 @@ def _without_running(paths: list[Path], verb: str) -> list[Path]:
 def _confirm(question: str, confirm: bool, what: str) -> bool:
     if not confirm:
         return True
-    if not (sys.stdin and sys.stdin.isatty()):
+    from trainrun._interactive import can_prompt
+
+    if not can_prompt():
         raise TrainrunError(
             f"{what} needs confirmation, and there is no terminal to ask on. "
             "Pass confirm=False (or --yes) to go ahead without asking. Received: confirm=True"

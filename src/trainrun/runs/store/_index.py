@@ -79,7 +79,9 @@ log = logging.getLogger("trainrun.runs")
 INDEX_DIR = ".trainrun"
 INDEX_FILE = f"{INDEX_DIR}/index.sqlite"
 ARCHIVE_DIR = record.ARCHIVE_DIR
-SCHEMA_VERSION = "3"  # 3: prop_* and error_* columns; 2: NaN kept (as a blob) in columns of kind "nan"
+SCHEMA_VERSION = (
+    "3"  # 3: prop_* and error_* columns; 2: NaN kept (as a blob) in columns of kind "nan"
+)
 #: times this close to "now" are not trusted (see the module docstring)
 RACY_NS = 2_000_000_000
 #: how long a listing waits for another process's index write before reading the folders
@@ -114,6 +116,8 @@ class RunRecordWarning(UserWarning):
     """A run folder that could not be read fully; the listing skipped it or part of it."""
 
 
+#: run_name and run_note (what a person wrote about a run: record._annotations) come first
+GROUPS = ("run_", *GROUPS)
 sanitize = record.column_suffix
 #: the folders a listing looks at (record owns the rule; read_row drops non-runs)
 run_folders = record.candidate_names
@@ -269,6 +273,9 @@ def read_row(run_dir: str, name: str, now: float | None = None) -> dict[str, Any
     extra: dict[str, Any] = (
         {_column("tag_", str(k)): _scalar(v) for k, v in tags.items()} if tags else {}
     )
+    for field in ("name", "note"):
+        if isinstance(run.get(field), str):
+            extra["run_" + field] = run[field]
     flags = _load_json(path + os.sep + record.FLAGS_FILE, problems) or {}
     values, _ = record.check_flags(flags, problems)
     extra.update({_column("flag_", str(k)): _scalar(v) for k, v in values.items()})
@@ -850,6 +857,10 @@ def load_table(
     runs_dir: str | os.PathLike[str], *, refresh: bool = False, use_index: bool = True
 ) -> Table:
     """Every run of ``runs_dir`` as a Table, through the index when it can be used."""
+    if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):  # this machine's cache of it
+        from trainrun.runs.store._remote_index import RemoteRuns
+
+        return RemoteRuns(runs_dir).load_table(refresh)  # type: ignore[no-any-return]
     runs_dir = os.path.abspath(os.fspath(runs_dir))
     if not os.path.isdir(runs_dir):
         return Table(runs_dir)
@@ -861,6 +872,10 @@ def load_table(
 
 def load_ids(runs_dir: str | os.PathLike[str]) -> list[str]:
     """The ids of the listable runs of ``runs_dir``, newest first (cheaper than a table)."""
+    if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):
+        from trainrun.runs.store._remote_index import RemoteRuns
+
+        return RemoteRuns(runs_dir).ids()
     runs_dir = os.path.abspath(os.fspath(runs_dir))
     if not os.path.isdir(runs_dir):
         return []

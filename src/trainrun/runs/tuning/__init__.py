@@ -18,13 +18,12 @@ Every trial is a run made by :func:`trainrun.runs.launch.training_run`, tagged
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainrun.exceptions import MissingExtraError, TuningError
+from trainrun.exceptions import MissingExtraError, ScriptNotFoundError, TuningError, UsageError
 from trainrun.runs import record
 from trainrun.runs.tuning._executors import (
     LocalExecutor,
@@ -61,26 +60,26 @@ INTERRUPTED_NOTE = "Interrupted: the tuning was stopped (Ctrl-C) while this tria
 
 def _check_common(script: Any, workers: Any, backend: Any, mode: Any, metric: Any) -> Path:
     if not isinstance(script, (str, os.PathLike)):
-        raise ValueError(f"'script' must be a path to a Python script. Received: script={script!r}")
+        raise UsageError(f"'script' must be a path to a Python script. Received: script={script!r}")
     path = Path(script)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise ScriptNotFoundError(
             f"The training script {str(path)!r} does not exist; pass the path of a Python "
             f"script (relative to {os.getcwd()} or absolute). Received: script={script!r}"
         )
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(
+        raise UsageError(
             f"'workers' must be a positive integer (trials run at once). Received: workers={workers!r}"
         )
     if backend not in BACKENDS:
-        raise ValueError(
+        raise UsageError(
             f"Could not interpret backend identifier: {backend!r}. Valid backends: "
             f"{', '.join(map(repr, BACKENDS))}."
         )
     if mode not in ("max", "min"):
-        raise ValueError(f"'mode' must be 'max' or 'min'. Received: mode={mode!r}")
+        raise UsageError(f"'mode' must be 'max' or 'min'. Received: mode={mode!r}")
     if metric is not None and (not isinstance(metric, str) or not metric):
-        raise ValueError(
+        raise UsageError(
             "'metric' must be a column name such as 'eval_accuracy' or 'metric_loss'. "
             f"Received: metric={metric!r}"
         )
@@ -99,20 +98,20 @@ def _check_run_args(
     """The arguments left after _check_common, all checked before the runs folder is touched
     (a mistake must not create or index a runs folder, least of all the current directory's)."""
     if not isinstance(runs_dir, (str, os.PathLike)) or not os.fspath(runs_dir):
-        raise ValueError(f"'runs_dir' must be a folder path. Received: runs_dir={runs_dir!r}")
+        raise UsageError(f"'runs_dir' must be a folder path. Received: runs_dir={runs_dir!r}")
     if Path(runs_dir).exists() and not Path(runs_dir).is_dir():
-        raise ValueError(
+        raise UsageError(
             f"'runs_dir' must be a folder, but {os.fspath(runs_dir)!r} is a file. "
             f"Received: runs_dir={runs_dir!r}"
         )
     if address is not None and (not isinstance(address, str) or backend != "ray"):
-        raise ValueError(
+        raise UsageError(
             "'address' is a Ray cluster address such as 'ray://head:10001', used with "
             f"backend='ray'. Received: address={address!r}, backend={backend!r}"
         )
     if resources_per_trial is not None:
         if not isinstance(resources_per_trial, Mapping):
-            raise ValueError(
+            raise UsageError(
                 "'resources_per_trial' must be a mapping such as {'cpu': 2, 'gpu': 0.5}. "
                 f"Received: resources_per_trial={resources_per_trial!r}"
             )
@@ -124,7 +123,7 @@ def _check_run_args(
     ):
         if not any(value is a for a in allowed):
             shown = " or ".join(map(str, allowed))
-            raise ValueError(f"'{name}' must be {shown}. Received: {name}={value!r}")
+            raise UsageError(f"'{name}' must be {shown}. Received: {name}={value!r}")
     if backend == "ray":
         _import_ray()  # MissingExtraError naming trainrun[ray], before anything starts
 
@@ -133,8 +132,9 @@ def _confirm(n: int, script: Path, confirm: bool | None) -> None:
     if confirm is False:
         return
     if confirm is None:
-        interactive = sys.stdin is not None and sys.stdin.isatty() and not os.environ.get("CI")
-        if not (interactive and n > CONFIRM_ABOVE):
+        from trainrun._interactive import can_prompt
+
+        if not (can_prompt() and n > CONFIRM_ABOVE):
             return
     try:
         answer = input(f"Start a tuning of {n} trials of {script}? [Y/n] ")
@@ -162,7 +162,7 @@ class _Said:
 
 def _check_resume(resume: Any) -> None:
     if resume not in (True, False, "any"):
-        raise ValueError(
+        raise UsageError(
             "'resume' must be True (skip trials completed with this version of the script), "
             f"False (run every trial) or 'any' (reuse them even after an edit). Received: resume={resume!r}"
         )
@@ -634,7 +634,7 @@ def tuning_run(
     if tuning_id is None:
         tuning_id = tuning_id_for(path, trial_list)
     elif not isinstance(tuning_id, str) or not tuning_id:
-        raise ValueError(
+        raise UsageError(
             f"'tuning_id' must be a non-empty string. Received: tuning_id={tuning_id!r}"
         )
     runs_path = Path(runs_dir).resolve()
@@ -739,14 +739,14 @@ def optuna_search(
     path = _check_common(script, workers, backend, mode, metric)
     _check_run_args(runs_dir, backend, address, resources_per_trial, None, echo, progress)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"'n_trials' must be a positive integer. Received: n_trials={n_trials!r}")
+        raise UsageError(f"'n_trials' must be a positive integer. Received: n_trials={n_trials!r}")
     _check_resume(resume)
     distributions = parse_space(optuna, space)
     fixed = fixed_flags(flags)
     _check_space_names(path, distributions, fixed)
     overlap = sorted(set(fixed) & set(distributions))
     if overlap:
-        raise ValueError(
+        raise UsageError(
             f"A flag cannot be both searched and fixed: {', '.join(overlap)} is in 'space' and "
             f"in 'flags'; remove it from one. Received: flags={dict(flags or {})!r}"
         )

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from trainrun.exceptions import UsageError
 from trainrun.runs import record
 from trainrun.runs.tuning._trials import Trial
 
@@ -375,7 +376,7 @@ def ray_options(resources: Mapping[str, Any] | None) -> dict[str, Any]:
     custom: dict[str, float] = {}
     for key, value in (resources or {}).items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(
+            raise UsageError(
                 "Each value of 'resources_per_trial' must be a number >= 0. "
                 f"Received: {key}={value!r}"
             )

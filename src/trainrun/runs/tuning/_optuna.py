@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from trainrun.exceptions import MissingExtraError
+from trainrun.exceptions import MissingExtraError, UsageError
 from trainrun.runs import record
 from trainrun.runs.tuning._executors import Outcome, metric_value
 from trainrun.runs.tuning._trials import Trial
@@ -32,7 +32,7 @@ def parse_space(optuna: Any, space: Mapping[str, Any]) -> dict[str, Any]:
     """
     dists = optuna.distributions
     if not isinstance(space, Mapping) or not space:
-        raise ValueError(
+        raise UsageError(
             "The 'space' argument of optuna_search must be a non-empty dict such as "
             "{'dropout': ('float', 0.0, 0.5), 'layer1': ('int', 16, 256), "
             f"'activation': ['relu', 'tanh']}}. Received: space={space!r}"
@@ -40,34 +40,34 @@ def parse_space(optuna: Any, space: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, spec in space.items():
         if not isinstance(name, str) or not name:
-            raise ValueError(f"Search space names must be non-empty strings. Received: {name!r}")
+            raise UsageError(f"Search space names must be non-empty strings. Received: {name!r}")
         if isinstance(spec, dists.BaseDistribution):
             out[name] = spec
         elif isinstance(spec, list):
             if not spec:
-                raise ValueError(f"The choices of '{name}' are empty. Received: {name}=[]")
+                raise UsageError(f"The choices of '{name}' are empty. Received: {name}=[]")
             out[name] = dists.CategoricalDistribution(spec)
         elif isinstance(spec, tuple) and len(spec) in (3, 4) and spec[0] in KINDS:
             kind, low, high = spec[:3]
             log = len(spec) == 4 and spec[3] == "log"
             if len(spec) == 4 and not log:
-                raise ValueError(
+                raise UsageError(
                     f"The fourth item of '{name}' may only be 'log'. Received: {name}={spec!r}"
                 )
             numbers = (int, float) if kind == "float" else (int,)
             if any(isinstance(v, bool) or not isinstance(v, numbers) for v in (low, high)):
-                raise ValueError(
+                raise UsageError(
                     f"The bounds of '{name}' must be {kind}s. Received: {name}={spec!r}"
                 )
             if low > high or (log and low <= 0):
-                raise ValueError(
+                raise UsageError(
                     f"The range of '{name}' must have low <= high (and low > 0 on a log "
                     f"scale). Received: {name}={spec!r}"
                 )
             cls = dists.FloatDistribution if kind == "float" else dists.IntDistribution
             out[name] = cls(low, high, log=log)
         else:
-            raise ValueError(
+            raise UsageError(
                 f"Could not interpret the search space of '{name}': use ('float', low, high), "
                 "('int', low, high), either with 'log' appended, a list of choices, or an "
                 f"optuna distribution. Received: {name}={spec!r}"

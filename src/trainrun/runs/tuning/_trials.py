@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainrun.exceptions import UsageError
+
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -41,7 +43,7 @@ def _plain(value: Any, where: str) -> Any:
         except (TypeError, ValueError):
             pass
     if not isinstance(value, _SCALARS):
-        raise ValueError(
+        raise UsageError(
             f"Flag values must be strings, numbers, booleans or None; {where} is a "
             f"{type(value).__name__}. Received: {value!r}"
         )
@@ -50,7 +52,7 @@ def _plain(value: Any, where: str) -> Any:
 
 def _check_name(name: Any, arg: str) -> str:
     if not isinstance(name, str) or not name:
-        raise ValueError(
+        raise UsageError(
             f"The '{arg}' argument of tuning_run must have non-empty string flag names. "
             f"Received: {name!r}"
         )
@@ -64,12 +66,12 @@ def expand_grid(flags: Mapping[str, Any]) -> list[dict[str, Any]]:
     [{'dropout': 0.1, 'layer1': 64}, {'dropout': 0.1, 'layer1': 128}, {'dropout': 0.2, 'layer1': 64}, {'dropout': 0.2, 'layer1': 128}]
     """
     if not isinstance(flags, Mapping):
-        raise ValueError(
+        raise UsageError(
             "The 'flags' argument of tuning_run must be a dict mapping flag names to lists "
             f"of values, e.g. {{'dropout': [0.1, 0.2]}}. Received: {flags!r}"
         )
     if not flags:
-        raise ValueError(
+        raise UsageError(
             "The 'flags' argument of tuning_run is empty; give at least one flag with a list "
             "of values, e.g. {'dropout': [0.1, 0.2]}. Received: flags={}"
         )
@@ -80,13 +82,13 @@ def expand_grid(flags: Mapping[str, Any]) -> list[dict[str, Any]]:
             if hasattr(values, "tolist") and not isinstance(values, _SCALARS):
                 values = values.tolist()  # numpy arrays and pandas Series
             else:
-                raise ValueError(
+                raise UsageError(
                     f"The grid value of flag '{name}' must be a list of values to try; wrap a "
                     f"single value in a list: {name}=[{values!r}]. Received: {name}={values!r}"
                 )
         values = [_plain(v, f"a value of flag '{name}'") for v in values]
         if not values:
-            raise ValueError(
+            raise UsageError(
                 f"The grid value of flag '{name}' is an empty list; give at least one value. "
                 f"Received: {name}=[]"
             )
@@ -110,16 +112,16 @@ def table_trials(trials: Any) -> list[dict[str, Any]]:
     elif isinstance(trials, Sequence) and not isinstance(trials, (str, bytes)):
         rows = list(trials)
     else:
-        raise ValueError(
+        raise UsageError(
             "The 'trials' argument of tuning_run must be a pandas DataFrame or a list of dicts "
             f"of flag values. Received: {type(trials).__name__}"
         )
     if not rows:
-        raise ValueError("The 'trials' argument of tuning_run holds no trials. Received: trials=[]")
+        raise UsageError("The 'trials' argument of tuning_run holds no trials. Received: trials=[]")
     out = []
     for i, row in enumerate(rows, start=1):
         if not isinstance(row, Mapping):
-            raise ValueError(
+            raise UsageError(
                 f"Trial {i} in 'trials' must be a dict of flag values. Received: {row!r}"
             )
         out.append(
@@ -136,7 +138,7 @@ def fixed_flags(flags: Mapping[str, Any] | None) -> dict[str, Any]:
     if flags is None:
         return {}
     if not isinstance(flags, Mapping):
-        raise ValueError(
+        raise UsageError(
             f"'flags' must be a dict of fixed flag values, e.g. {{'epochs': 5}}. Received: {flags!r}"
         )
     return {_check_name(k, "flags"): _plain(v, f"flag '{k}'") for k, v in flags.items()}
@@ -145,21 +147,21 @@ def fixed_flags(flags: Mapping[str, Any] | None) -> dict[str, Any]:
 def sample_count(sample: Any, total: int) -> int:
     """How many trials ``sample`` asks for out of ``total``: a fraction in (0, 1] or a count."""
     if isinstance(sample, bool) or not isinstance(sample, (int, float)):
-        raise ValueError(
+        raise UsageError(
             "The 'sample' argument of tuning_run must be a fraction in (0, 1] or a positive "
             f"count of trials. Received: sample={sample!r}"
         )
     if isinstance(sample, float):
         if not 0.0 < sample <= 1.0:
-            raise ValueError(
+            raise UsageError(
                 "A fractional 'sample' must be in (0, 1]; for a count of trials pass an int. "
                 f"Received: sample={sample!r}"
             )
         return max(1, round(sample * total))
     if sample < 1:
-        raise ValueError(f"A 'sample' count must be at least 1. Received: sample={sample!r}")
+        raise UsageError(f"A 'sample' count must be at least 1. Received: sample={sample!r}")
     if sample > total:
-        raise ValueError(
+        raise UsageError(
             f"sample={sample} asks for more trials than there are ({total}); pass at most "
             f"{total}, or a fraction. Received: sample={sample!r}"
         )
@@ -178,12 +180,12 @@ def build_trials(
     ``seed`` is given) and kept in grid order.
     """
     if flags is not None and trials is not None:
-        raise ValueError(
+        raise UsageError(
             "tuning_run takes either 'flags' (a grid to expand) or 'trials' (a table of "
             "trials), not both."
         )
     if flags is None and trials is None:
-        raise ValueError(
+        raise UsageError(
             "tuning_run needs 'flags' (a grid such as {'dropout': [0.1, 0.2]}) or 'trials' "
             "(a DataFrame or list of dicts, one trial each). Received neither."
         )
