@@ -35,7 +35,7 @@ SKIP_DIRS = frozenset(
     {
         ".git", ".hg", ".svn", ".venv", "venv", "env", "__pycache__", "node_modules",
         "site-packages", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-        ".tox", "mlruns", "wandb", "tfruns.d",
+        ".tox", "mlruns", "wandb", "tfruns.d", "runs",
     }
 )  # fmt: skip
 
@@ -54,14 +54,15 @@ def _skip_dir(entry: os.DirEntry[str], excluded: set[str]) -> bool:
         return True
     if entry.is_symlink():
         return True
-    real = os.path.realpath(entry.path)
-    if real in excluded or any(real.startswith(e + os.sep) for e in excluded):
+    # the scan starts at a real path and never follows links: entry.path is real already
+    if entry.path in excluded:
         return True
-    if os.path.isfile(os.path.join(entry.path, "pyvenv.cfg")):
-        return True  # a virtual environment by another name
-    # another runs folder (its index) or a run folder
-    return os.path.isdir(os.path.join(entry.path, ".trainrun")) or os.path.isfile(
-        os.path.join(entry.path, "run.json")
+    # a run folder (the commonest of these in a project: check it first), another runs
+    # folder (its index), a virtual environment by another name
+    return (
+        os.path.exists(entry.path + "/run.json")
+        or os.path.exists(entry.path + "/.trainrun")
+        or os.path.exists(entry.path + "/pyvenv.cfg")
     )
 
 
@@ -70,7 +71,8 @@ def scan(root: Path, exclude: Iterable[str | os.PathLike[str]] = ()) -> Scan:
     excluded = {os.path.realpath(p) for p in exclude}
     found: Scan = {}
     seen = 0
-    stack: list[tuple[str, int]] = [(str(root), 0)]
+    top = os.path.realpath(root)
+    stack: list[tuple[str, int]] = [(top, 0)]
     while stack:
         folder, depth = stack.pop()
         try:
@@ -90,7 +92,7 @@ def scan(root: Path, exclude: Iterable[str | os.PathLike[str]] = ()) -> Scan:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            rel = os.path.relpath(entry.path, root)
+            rel = os.path.relpath(entry.path, top)
             if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
                 found[rel] = (st.st_mtime_ns, st.st_size if stat.S_ISREG(st.st_mode) else -1)
     return found

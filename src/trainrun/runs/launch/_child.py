@@ -70,13 +70,15 @@ _SIGCONT, _SIGKILL = 18, 9
 def _start_watcher(launcher: int | None) -> None:
     """A tiny process that outlives a killed launcher: it saves the output and ends the script.
 
-    Forked twice before the script runs (so it is no child of the script and holds
-    none of its memory), it waits on pidfds for the launcher or the script to end.
-    The script ending first: it exits. The launcher dying first (SIGKILL, even while
+    Spawned (``posix_spawn``, not waited for: the script starts at once) as
+    ``python -I -S _child.py --watch ...`` with only the pipe's read end and
+    ``/dev/null`` for its standard streams, it waits on pidfds for the launcher
+    or the script to end. The script ending first (and the launcher having read
+    all it printed): it exits. The launcher dying first (SIGKILL, even while
     stopped): it sends the script SIGCONT, so that a stopped script receives its
-    death signal, and SIGTERM, copies what is left in the output pipe (it holds the
-    pipe's read end) and what the script still prints to output.log, and after
-    :data:`WATCH_GRACE` seconds sends SIGKILL.
+    death signal, and SIGTERM, copies what is left in the output pipe and what
+    the script still prints to output.log, and after :data:`WATCH_GRACE` seconds
+    sends SIGKILL.
     """
     text = os.environ.pop(OUTPUT_FD_ENV, None)
     fd = int(text) if text and text.isdigit() else -1
@@ -84,24 +86,34 @@ def _start_watcher(launcher: int | None) -> None:
     if fd < 0:
         return
     try:
-        if launcher is None or not run_dir or not hasattr(os, "pidfd_open"):
+        if launcher is None or not run_dir or not hasattr(os, "posix_spawn"):
             return
+        os.set_inheritable(fd, True)
+        null = os.open(os.devnull, os.O_RDWR)
         try:
-            launcher_fd = os.pidfd_open(launcher)
+            os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-I", "-S", os.path.abspath(__file__), "--watch",
+                 str(launcher), str(os.getpid()), str(fd), os.path.join(run_dir, "output.log")],
+                {"PATH": os.environ.get("PATH", "")},
+                file_actions=[(os.POSIX_SPAWN_DUP2, null, n) for n in (0, 1, 2)],
+                setsid=True,  # out of the terminal's process group: Ctrl-C is not for it
+            )  # fmt: skip
         except OSError:
-            return
-        script = os.getpid()
-        middle = os.fork()
-        if middle == 0:  # pragma: no cover - runs in the forked processes
-            try:
-                if os.fork() == 0:
-                    _watch(launcher_fd, script, fd, os.path.join(run_dir, "output.log"))
-            finally:
-                os._exit(0)
-        os.close(launcher_fd)
-        os.waitpid(middle, 0)
+            pass  # no watcher: a killed launcher then loses what is left in the pipe
+        finally:
+            os.close(null)
     finally:
         os.close(fd)  # the script itself must never hold the read end
+
+
+def _watch_main(argv: list[str]) -> None:  # pragma: no cover - the watcher process
+    launcher, script, fd = int(argv[0]), int(argv[1]), int(argv[2])
+    try:
+        launcher_fd = os.pidfd_open(launcher)
+    except ProcessLookupError:
+        launcher_fd = -1  # already gone: act at once
+    _watch(launcher_fd, script, fd, argv[3])
 
 
 def _launcher_drains(launcher_fd: int, fd: int) -> bool:  # pragma: no cover
@@ -123,25 +135,33 @@ def _launcher_drains(launcher_fd: int, fd: int) -> bool:  # pragma: no cover
 
 def _watch(launcher_fd: int, script: int, fd: int, log: str) -> None:  # pragma: no cover
     import select
+    import signal
     import time
 
     try:
-        os.setsid()  # out of the terminal's process group: Ctrl-C is not for it
-        null = os.open(os.devnull, os.O_RDWR)
-        for std in (0, 1, 2):
-            os.dup2(null, std)  # holds no writer of the pipe: EOF still comes
-        script_fd = os.pidfd_open(script)
-        poller = select.poll()
-        poller.register(launcher_fd, select.POLLIN)
-        poller.register(script_fd, select.POLLIN)
-        ready = {f for f, _ in poller.poll()}
-        if launcher_fd not in ready and not _launcher_drains(launcher_fd, fd):
-            os._exit(0)  # the script ended and the launcher read all it printed
+        try:
+            script_fd = os.pidfd_open(script)
+        except ProcessLookupError:
+            script_fd = -1
+
+        def send(sig: int) -> None:
+            # through the pidfd: never a signal to a process that reused the pid
+            if script_fd >= 0:
+                try:
+                    signal.pidfd_send_signal(script_fd, sig)
+                except OSError:
+                    pass
+
+        if launcher_fd >= 0:
+            poller = select.poll()
+            poller.register(launcher_fd, select.POLLIN)
+            if script_fd >= 0:
+                poller.register(script_fd, select.POLLIN)
+            ready = {f for f, _ in poller.poll()}
+            if launcher_fd not in ready and not _launcher_drains(launcher_fd, fd):
+                os._exit(0)  # the script ended and the launcher read all it printed
         for sig in (_SIGCONT, _SIGTERM):
-            try:
-                os.kill(script, sig)
-            except OSError:
-                pass
+            send(sig)
         out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         kill_at = time.monotonic() + WATCH_GRACE
         give_up = kill_at + 5.0
@@ -149,10 +169,7 @@ def _watch(launcher_fd: int, script: int, fd: int, log: str) -> None:  # pragma:
         reader.register(fd, select.POLLIN | select.POLLHUP)
         while time.monotonic() < give_up:
             if time.monotonic() >= kill_at:
-                try:
-                    os.kill(script, _SIGKILL)
-                except OSError:
-                    pass
+                send(_SIGKILL)
                 kill_at = give_up
             if not reader.poll(200):
                 continue
@@ -388,6 +405,9 @@ def main(argv: list[str]) -> None:
     if not argv:
         sys.stderr.write("usage: python -m trainrun.runs.launch._child SCRIPT [ARGS ...]\n")
         raise SystemExit(2)
+    if argv[0] == "--watch":
+        _watch_main(argv[1:])
+        return
     _start_watcher(_die_with_launcher())
     script = argv[0]
     sys.argv[:] = argv
