@@ -416,12 +416,14 @@ def _order_sql(
         else:
             raise _NoPush  # run_dir
         # numbers in some runs and texts in others: pandas orders those by their text
-        mixed = db.execute(
-            f"SELECT EXISTS(SELECT 1 FROM runs WHERE {where} AND typeof({c}) = 'text') "
-            f"AND EXISTS(SELECT 1 FROM runs WHERE {where} AND typeof({c}) IN ('integer', 'real'))",
-            params + params,
-        ).fetchone()[0]
-        if mixed:
+        # one pass: SQL orders numbers before texts, so the least value is a number and the
+        # greatest a text exactly when both kinds are present (NaN blobs left out)
+        low, high = db.execute(
+            f"SELECT typeof(min(v)), typeof(max(v)) FROM (SELECT CASE WHEN typeof({c}) = 'blob' "
+            f"THEN NULL ELSE {c} END AS v FROM runs WHERE {where})",
+            params,
+        ).fetchone()
+        if low in ("integer", "real") and high == "text":
             raise _NoPush
         parts.append(f"({c} IS NULL OR typeof({c}) = 'blob'), {c} {way}")
     return ", ".join([*parts, _NEWEST])
@@ -476,6 +478,10 @@ def ls_query(
     DataFrame path must answer (no usable index, or a filter SQL does not cover)."""
     from trainrun.runs.store._index import _through_index
 
+    if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):
+        from trainrun.runs.store._remote_index import RemoteRuns
+
+        return RemoteRuns(runs_dir).ls_query(filt, order, decreasing, latest_n, limit)
     runs_dir = os.path.abspath(os.fspath(runs_dir))
     if not os.path.isdir(runs_dir):
         return None

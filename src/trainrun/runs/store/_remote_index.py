@@ -60,6 +60,11 @@ def _row(data: bytes, run_id: str) -> dict[str, Any] | None:
     return row
 
 
+def _stamp(key: str) -> int:
+    """The writer's time in a change marker's key (``.trainrun/changes/<ns>-<run id>``)."""
+    return int(key[len(CHANGES) :].split("-", 1)[0])
+
+
 def _stale(sig: str | None, now: float | None = None) -> bool:
     try:
         beat = float(sig) if sig is not None else 0.0
@@ -98,19 +103,24 @@ class RemoteRuns:
         known = {r[0] for r in db.execute("SELECT id FROM runs")}
         if full or "remote_after" not in meta:
             started = time.time_ns()
+            # the recent markers first: every row fetched after is at least as new as they say
+            marks = [
+                e.key for e in self.store.list(CHANGES, after=f"{CHANGES}{started - window:020d}")
+            ]
             ids = [
                 e.key[len(INDEX) : -len(".json")]
                 for e in self.store.list(INDEX)
                 if e.key.endswith(".json")
             ]
             fetched = self._fetch(ids)
-            after, seen = started - window, []
+            after = max([started - window, *(_stamp(k) for k in marks)])
+            seen = marks
         else:
             after = int(meta["remote_after"])
             seen_before = set(json.loads(meta.get("remote_seen", "[]")))
             start = f"{CHANGES}{max(0, after - window):020d}"
             keys = [e.key for e in self.store.list(CHANGES, after=start)]
-            stamps = {k: int(k[len(CHANGES) :].split("-", 1)[0]) for k in keys}
+            stamps = {k: _stamp(k) for k in keys}
             new = [k for k in keys if k not in seen_before]
             ids = sorted({k[len(CHANGES) :].split("-", 1)[1] for k in new})
             fetched = self._fetch(ids)

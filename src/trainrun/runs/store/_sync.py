@@ -52,7 +52,14 @@ from trainrun.runs.store._objectstore import (
     parse_url,
 )
 
-__all__ = ["RunSync", "cache_root", "heartbeat_timeout", "push_pending", "staging_dir"]
+__all__ = [
+    "RunSync",
+    "cache_root",
+    "check_store",
+    "heartbeat_timeout",
+    "push_pending",
+    "staging_dir",
+]
 
 log = logging.getLogger("trainrun.runs")
 
@@ -95,6 +102,15 @@ def cache_root(url: str) -> Path:
 def staging_dir(url: str) -> Path:
     """Where runs launched on this machine into ``url`` are written first."""
     return cache_root(url) / "staging"
+
+
+def check_store(url: str) -> None:
+    """StoreError for a store that cannot work (URL, credentials, bucket); a server that does
+    not answer only warns: the run is recorded locally and pushed later."""
+    try:
+        ObjectStore(url).check()
+    except StoreUnavailableError as exc:
+        log.warning("%s; the run is recorded locally and pushed when it answers.", exc)
 
 
 def _files(run_dir: Path) -> list[str]:

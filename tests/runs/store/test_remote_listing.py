@@ -1,0 +1,124 @@
+"""Listing, showing and fetching runs of a shared store through this machine's index cache."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from tests.runs.store.s3server import S3
+
+from trainrun.exceptions import FilterError, RunNotFoundError
+from trainrun.runs import record
+from trainrun.runs.store import copy_run, get_run_dir, latest_run, ls_runs, run_info
+from trainrun.runs.store._objectstore import INDEX, ObjectStore
+from trainrun.runs.store._sync import RunSync
+
+pytestmark = pytest.mark.slow
+
+
+def t(minute: int) -> str:
+    return f"2026-11-27T10:{minute:02d}:00.000000Z"
+
+
+def push(s3: S3, folder: Path) -> str:
+    """A finished local run pushed as the launcher's sync does at the end; its id in the store."""
+    sync = RunSync(folder, s3.url)
+    sync.push(final=True)
+    assert sync.run_id is not None
+    return sync.run_id
+
+
+@pytest.fixture
+def pushed(s3: S3, tmp_path: Path, write_run) -> dict[str, str]:
+    local = tmp_path / "machine-a"
+    ids = {}
+    for name, minute, acc, dropout in (
+        ("r1", 1, 0.81, 0.1),
+        ("r2", 2, None, 0.4),
+        ("r3", 3, 0.9, 0.2),
+    ):
+        folder = write_run(
+            local,
+            name,
+            start=t(minute),
+            status="failed" if name == "r2" else "completed",
+            flags={"dropout": dropout, "activation": "relu"},
+            metrics=[{"step": 0, "loss": 1.0 / minute}],
+            evaluation=None if acc is None else {"accuracy": acc, "loss": math.nan},
+        )
+        (folder / "plots").mkdir(exist_ok=True)
+        (folder / "plots" / "loss.png").write_bytes(b"\x89PNG fake")
+        ids[name] = push(s3, folder)
+    return ids
+
+
+def test_a_store_lists_like_a_folder(s3: S3, pushed: dict[str, str]) -> None:
+    df = ls_runs(s3.url)
+    assert df["id"].tolist() == ["r3", "r2", "r1"]
+    row = df.set_index("id").loc["r3"]
+    assert row["status"] == "completed" and row["flag_dropout"] == 0.2
+    assert row["eval_accuracy"] == 0.9 and math.isnan(row["eval_loss"])  # NaN kept as NaN
+    assert row["run_dir"] == f"{s3.url}/r3"
+    # filters, latest_n and limit through SQL over the cache, as locally
+    assert ls_runs(s3.url, filter="eval_accuracy > 0.85")["id"].tolist() == ["r3"]
+    assert ls_runs(s3.url, latest_n=2)["id"].tolist() == ["r3", "r2"]
+    assert ls_runs(s3.url, order="flag_dropout", limit=1)["id"].tolist() == ["r2"]
+    assert ls_runs(s3.url, filter="status == 'failed'", columns=["id"])["id"].tolist() == ["r2"]
+    with pytest.raises(FilterError, match="Did you mean: flag_dropout"):
+        ls_runs(s3.url, filter="flag_dropuot > 1")
+
+
+def test_a_refresh_reads_only_what_changed(
+    s3: S3, pushed: dict[str, str], tmp_path: Path, write_run
+) -> None:
+    assert len(ls_runs(s3.url)) == 3
+    # a row removed behind the index's back (no change marker): an incremental refresh does
+    # not list every row again, so it is still listed; a full refresh drops it
+    ObjectStore(s3.url).delete(INDEX + "r1.json")
+    # a new run from another machine, pushed with its marker: seen at once
+    other = write_run(tmp_path / "machine-b", "r9", start=t(9), flags={"dropout": 0.3})
+    push(s3, other)
+    assert ls_runs(s3.url)["id"].tolist() == ["r9", "r3", "r2", "r1"]
+    assert ls_runs(s3.url, refresh=True)["id"].tolist() == ["r9", "r3", "r2"]
+
+
+def test_same_local_ids_from_two_machines_get_distinct_store_ids(
+    s3: S3, tmp_path: Path, write_run
+) -> None:
+    a = write_run(tmp_path / "a", "2026-11-27T10-00-00Z", start=t(0), flags={"m": "a"})
+    b = write_run(tmp_path / "b", "2026-11-27T10-00-00Z", start=t(0), flags={"m": "b"})
+    assert (push(s3, a), push(s3, b)) == ("2026-11-27T10-00-00Z", "2026-11-27T10-00-00Z-2")
+    df = ls_runs(s3.url).set_index("id")
+    assert df.loc["2026-11-27T10-00-00Z", "flag_m"] == "a"
+    assert df.loc["2026-11-27T10-00-00Z-2", "flag_m"] == "b"
+    # pushing again keeps the claimed id (remembered beside the local run)
+    assert push(s3, b) == "2026-11-27T10-00-00Z-2"
+
+
+def test_show_fetches_a_local_copy_of_one_run(
+    s3: S3, pushed: dict[str, str], tmp_path: Path
+) -> None:
+    folder = get_run_dir(0, s3.url)
+    assert folder.name == "r3" and (folder / "plots" / "loss.png").read_bytes() == b"\x89PNG fake"
+    assert run_info("r1", s3.url)["flags"]["dropout"] == 0.1
+    assert latest_run(s3.url)["evaluation"]["accuracy"] == 0.9
+    copied = copy_run("r2", tmp_path / "shared", runs_dir=s3.url)
+    assert record.read_json(copied / record.RUN_FILE)["status"] == "failed"
+    with pytest.raises(RunNotFoundError, match="No run 'r7'"):
+        get_run_dir("r7", s3.url)
+    with pytest.raises(RunNotFoundError, match="It matches 3 runs"):
+        get_run_dir("r", s3.url)
+
+
+def test_a_run_whose_heartbeat_stops_reads_killed(
+    s3: S3, tmp_path: Path, write_run, monkeypatch: pytest.MonkeyPatch, wait_until
+) -> None:
+    monkeypatch.setenv("TRAINRUN_HEARTBEAT_TIMEOUT", "1.5")
+    folder = write_run(tmp_path / "a", "live", start=t(5), status="running")
+    sync = RunSync(folder, s3.url)
+    sync.push()  # a heartbeat now, then none: its machine died
+    assert ls_runs(s3.url)["status"].tolist() == ["running"]
+    wait_until(lambda: ls_runs(s3.url)["status"].tolist() == ["killed"], timeout=20)
+    sync.push()  # a late heartbeat (the machine was only cut off): running again
+    assert ls_runs(s3.url, filter="status == 'running'")["id"].tolist() == ["live"]
