@@ -121,3 +121,11 @@ def test_default_script_and_the_scripts_folder_on_request(tmp_path):
     assert f"cwd {src}" in proc.stdout
     proc = _trainrun("run", "src/only.py", cwd=tmp_path)
     assert f"cwd {tmp_path}" in proc.stdout
+
+
+def test_output_scalars_from_the_command_line(tmp_path):
+    (tmp_path / "fit.py").write_text("for i in range(2):\n    print(f'loss={0.5 / (i + 1)}')\n")
+    proc = _trainrun("run", "fit.py", "--output-scalars", "--no-echo", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert [r["loss"] for r in record.read_metrics(folder)] == [0.5, 0.25]

@@ -214,6 +214,11 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="pass --flag values unchecked (default: refused unless the script declares them)",
     )
+    p.add_argument(
+        "--output-scalars",
+        action="store_true",
+        help="record printed 'key: value' / 'key=value' lines as metrics",
+    )
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -291,6 +296,7 @@ def _run(args: argparse.Namespace) -> int:
         view=True if (args.view or opts.view) else None,
         cwd=opts.cwd or args.cwd,
         check_flags=not (args.no_check_flags or opts.no_check_flags),
+        output_scalars=bool(args.output_scalars or opts.output_scalars),
         nproc=opts.nproc or args.nproc,
     )
     status = info.get("status")
