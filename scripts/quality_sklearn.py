@@ -8,8 +8,8 @@ training split's mean and standard deviation; every model sees the same arrays.
 ==================  ===================================  ====================================
 trainrun            budget                               scikit-learn reference
 ==================  ===================================  ====================================
-Linear*             300 epochs, batch 32, defaults        LogisticRegression(C=1) / Ridge(1)
-DNN*                [64, 32], 300 epochs, batch 32        MLPClassifier / MLPRegressor
+Linear*             100 epochs, batch 32, defaults        LogisticRegression(C=1) / Ridge(1)
+DNN*                [64, 32], 100 epochs, batch 32        MLPClassifier / MLPRegressor
                                                           ((64, 32), max_iter=1000)
 BoostedTrees*       200 trees, depth 3, lr 0.1            HistGradientBoosting* (200, depth 3)
 Estimator(model_fn) a residual MLP (width 64), as DNN     MLPClassifier / MLPRegressor
@@ -90,10 +90,11 @@ def families(d: int, n_classes: int, classify: bool):
 
     import trainrun as tr
 
-    cfg = tr.RunConfig(seed=SEED, progress=False, tensorboard=False)
+    # one intra-op thread: these networks are tiny, and more threads only contend
+    cfg = tr.RunConfig(seed=SEED, progress=False, tensorboard=False, num_threads=1)
     cols = [tr.numeric_column(f"x{i}") for i in range(d)]
     k = {"n_classes": n_classes} if classify else {}
-    nets = {"epochs": 300, "batch_size": 32}
+    nets = {"epochs": 100, "batch_size": 32}
     mlp = (MLPClassifier if classify else MLPRegressor)(
         hidden_layer_sizes=(64, 32), max_iter=1000, random_state=SEED
     )
