@@ -109,7 +109,7 @@ def test_artifacts_are_listed_with_sizes_in_the_report_and_downloadable(run_dir,
     listed = {a["path"]: a["size"] for a in report.data["artifacts"]}
     assert listed == {"data/vocab.txt": 1234}
     html = report.html
-    assert "data/vocab.txt" in html and "1.2 KB" in html
+    assert "data/vocab.txt" in html and "1.2 KiB" in html
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")

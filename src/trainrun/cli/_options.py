@@ -20,7 +20,7 @@ RUN_HELP = "run id, unique id prefix, run folder, or N-th latest (0 = latest)"
 
 def add_runs_dir(p: argparse.ArgumentParser, *, positional_alias: bool = False) -> None:
     """``--runs-dir DIR``; with ``positional_alias`` the older ``VERB [RUNS_DIR]`` form too."""
-    p.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help=RUNS_DIR_HELP)
     if positional_alias:
         p.add_argument(
             "old_runs_dir",
@@ -38,7 +38,7 @@ def runs_dir(args: argparse.Namespace) -> str:
 
     old = getattr(args, "old_runs_dir", None)
     if old is not None:
-        if args.runs_dir is not None and args.runs_dir != old:
+        if args.runs_dir not in ("runs", old):
             raise UsageError(
                 f"Two runs folders were given: --runs-dir {args.runs_dir} and {old}. "
                 f"Give one, as --runs-dir {old}."
@@ -49,7 +49,7 @@ def runs_dir(args: argparse.Namespace) -> str:
             file=sys.stderr,
         )
         return str(old)
-    return args.runs_dir if args.runs_dir is not None else "runs"
+    return str(args.runs_dir)
 
 
 def add_run_ref(p: argparse.ArgumentParser, *, required: bool = False) -> None:

@@ -11,6 +11,8 @@ import threading
 import webbrowser
 from pathlib import Path
 
+from trainrun.exceptions import UsageError
+
 DEFAULT_PORT = 8700
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -23,7 +25,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise OSError(
+        raise UsageError(
             f"Could not listen on {host}:{port} ({exc.strerror}). "
             "Pick another port with --port N (0 picks a free one)."
         ) from exc
@@ -51,10 +53,10 @@ def serve(
     from trainrun.web.app import LOOPBACK_NAMES, create_app
 
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ValueError(f"The port must be an integer from 0 to 65535. Received: port={port!r}")
+        raise UsageError(f"The port must be an integer from 0 to 65535. Received: port={port!r}")
     runs_path = Path(runs_dir).resolve()
     if runs_path.exists() and not runs_path.is_dir():
-        raise NotADirectoryError(
+        raise UsageError(
             f"The runs folder {runs_path} is a file, not a folder. Pass the folder that holds "
             f"your runs. Received: runs_dir={os.fspath(runs_dir)!r}"
         )

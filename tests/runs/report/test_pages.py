@@ -203,7 +203,7 @@ def test_pages_fetch_nothing_from_the_network(make_run):
 def test_notebook_display_is_an_isolated_iframe(make_run):
     rep = report.run_report(make_run(flags={"q": 'say "hi" & <b>'}))
     html = rep._repr_html_()
-    assert html.startswith("<iframe srcdoc=") and "<b>" not in html
+    assert html.startswith("<iframe id=") and " srcdoc=" in html and "<b>" not in html
     assert repr(rep).startswith("<RunReport run ")
 
 

@@ -19,11 +19,9 @@ import functools
 import html
 import json
 import os
-import sys
 import tempfile
 import webbrowser
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from trainrun import _humanize, _interactive
+from trainrun.exceptions import UsageError
 from trainrun.runs.report import _data as _report_data
 from trainrun.runs.report._chart import chart_geometry
 
@@ -48,23 +48,16 @@ RunLike = Any  # an id, a path, an index (0 = latest), a record dict or an ls_ru
 Viewer = Callable[[str], Any]
 
 #: environment variables that mark a CI job: never open a browser there
-CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "TF_BUILD")
+CI_VARIABLES = _interactive.CI_VARIABLES
 
 
 # ---------------------------------------------------------------- templates
 
 
-def _fmt(value: Any) -> str:
-    """A value as a table cell shows it."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+_fmt = _humanize.number
+_filesize = _humanize.size
+_duration = _humanize.duration
+_when = _humanize.timestamp
 
 
 def _cell(value: Any, column: str = "") -> str:
@@ -74,39 +67,6 @@ def _cell(value: Any, column: str = "") -> str:
     if column == "script" and isinstance(value, str):
         text = value.replace("\\", "/").rsplit("/", 1)[-1]
     return text if len(text) <= 60 else text[:59] + "…"
-
-
-def _filesize(n: Any) -> str:
-    if not isinstance(n, (int, float)):
-        return "—"
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return str(n)
-
-
-def _duration(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, sec = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {sec} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
-
-
-def _when(value: Any) -> str:
-    """An ISO UTC timestamp shown to the second: '2026-11-27 10:15:42 UTC'."""
-    if not isinstance(value, str) or not value:
-        return "—"
-    try:
-        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def script_json(obj: Any) -> Markup:
@@ -186,6 +146,25 @@ def _chart_views(data: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Markup]
     return views, script_json(embedded)
 
 
+def render_live(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A running run's redrawn parts (``_data.live_data``) as HTML fragments and chart data,
+    rendered by the same macros as the page, so the page and its updates cannot differ."""
+    views, charts_json = _chart_views(data)
+    env = environment()
+    charts_html = env.get_template("_live.html").module.charts(views)  # type: ignore[attr-defined]
+    output_html = env.get_template("_live.html").module.output_part(data["output"])  # type: ignore[attr-defined]
+    return {
+        "id": data["id"],
+        "status": data["status"],
+        "elapsed": data["elapsed"],
+        "elapsed_text": _humanize.duration(data["elapsed"]),
+        "metric_points": data["metric_points"],
+        "charts_html": str(charts_html),
+        "charts": json.loads(str(charts_json)),
+        "output_html": str(output_html),
+    }
+
+
 def render_data(data: Mapping[str, Any], *, dashboard: Mapping[str, Any] | None = None) -> str:
     """The HTML page of a run or comparison dict built by ``_report_data``."""
     views, charts_json = _chart_views(data)
@@ -235,11 +214,34 @@ class RunReport:
         return path
 
     def _repr_html_(self) -> str:
-        srcdoc = html.escape(self.html, quote=True)
-        return (
-            f'<iframe srcdoc="{srcdoc}" style="width:100%;height:720px;border:1px solid #ddd" '
-            'sandbox="allow-scripts"></iframe>'
+        """The page in an isolated frame that takes the height of its content.
+
+        The page tells its height to the notebook (``postMessage``, see report.js) and a
+        small script there sizes the frame; where the notebook runs no scripts (an
+        untrusted notebook) the frame starts at a height estimated from the content.
+        """
+        frame = f"trainrun-report-{id(self):x}"
+        srcdoc = html.escape(
+            self.html.replace("<body>", f'<body data-frame="{frame}">', 1), quote=True
         )
+        return (
+            f'<iframe id="{frame}" srcdoc="{srcdoc}" style="width:100%;height:{self._height()}px;'
+            'border:1px solid #ddd" sandbox="allow-scripts allow-downloads"></iframe>'
+            "<script>(function(){var f=document.getElementById(" + json.dumps(frame) + ");"
+            "window.addEventListener('message',function(e){var d=e.data;"
+            "if(f&&d&&d.trainrunFrame===f.id&&typeof d.height==='number')"
+            "{f.style.height=Math.min(Math.max(d.height,80),20000)+'px';}});})();</script>"
+        )
+
+    def _height(self) -> int:
+        """A first guess at the page's height in pixels, from what it holds."""
+        d = self.data
+        rows = (
+            len(d.get("flags") or []) + len(d.get("evaluation") or {}) + len(d.get("summary") or [])
+        )
+        height = 260 + 28 * min(rows, 60) + 330 * ((len(d.get("charts") or []) + 1) // 2)
+        height += 120 * len(d.get("sources") or d.get("diffs") or []) + 300
+        return int(min(max(height, 300), 4000))
 
     def __repr__(self) -> str:
         if self.kind == "run":
@@ -277,7 +279,7 @@ def _comparison_dirs(
         # oldest first, so that the diff reads from the earlier run to the later one
         return list(reversed(_report_data.latest_run_dirs(2, runs_dir)))
     if isinstance(runs, (str, bytes, os.PathLike)) or not hasattr(runs, "__iter__"):
-        raise ValueError(
+        raise UsageError(
             "compare_runs() takes a list of two or more runs (ids, paths or records). "
             f"Received: runs={runs!r}"
         )
@@ -285,7 +287,7 @@ def _comparison_dirs(
         runs = list(runs["run_dir"])  # type: ignore[call-overload]  # an ls_runs() DataFrame
     items = list(runs)
     if len(items) < 2:
-        raise ValueError(f"compare_runs() needs at least two runs. Received: runs={items!r}")
+        raise UsageError(f"compare_runs() needs at least two runs. Received: runs={items!r}")
     return [_report_data.resolve_run_dir(r, runs_dir) for r in items]
 
 
@@ -294,30 +296,10 @@ def _comparison_dirs(
 
 def is_interactive() -> bool:
     """True when a browser can be shown: not under CI, a display exists, stdout is a terminal."""
-    if any(os.environ.get(name) for name in CI_VARIABLES):
-        return False
-    if os.environ.get("TRAINRUN_NO_BROWSER"):
-        return False
-    if not (
-        sys.platform in ("darwin", "win32")
-        or os.environ.get("DISPLAY")
-        or os.environ.get("WAYLAND_DISPLAY")
-    ):
-        return False
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
+    return _interactive.can_open_browser()
 
 
-def _in_notebook() -> bool:
-    shell = sys.modules.get("IPython")
-    if shell is None or "ipykernel" not in sys.modules:
-        return False
-    try:
-        return shell.get_ipython() is not None
-    except Exception:  # a half-initialised IPython: treat as no notebook
-        return False
+_in_notebook = _interactive.in_notebook
 
 
 def _show(report: RunReport, path: Path, viewer: Viewer | bool | None, label: str) -> None:

@@ -18,12 +18,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainrun.exceptions import RunNotFoundError, RunRecordError
+from trainrun.exceptions import RunNotFoundError, RunRecordError, UsageError
 from trainrun.runs import record
 from trainrun.runs.report._chart import build_charts
 
 #: output larger than this shows its head and tail only
 OUTPUT_LIMIT = 200_000
+#: what a running run's page redraws of its output every poll (head and tail)
+LIVE_OUTPUT_LIMIT = 32_000
 #: a source file larger than this is listed, not shown
 SOURCE_LIMIT = 200_000
 #: a plot larger than this is listed, not embedded
@@ -175,6 +177,25 @@ def read_sources(run_dir: Path) -> list[dict[str, Any]]:
     return files
 
 
+def script_first(sources: list[dict[str, Any]], script: Any) -> list[dict[str, Any]]:
+    """The run's own script first (marked ``main``), the other source files after it."""
+    if not isinstance(script, str) or not script:
+        return sources
+    name = script.replace("\\", "/").rsplit("/", 1)[-1]
+    tail = script.replace("\\", "/").lstrip("./")
+
+    def rank(entry: dict[str, Any]) -> int:
+        path = entry["path"]
+        return 0 if path == tail or tail.endswith("/" + path) else 1 if path == name else 2
+
+    ordered = sorted(sources, key=rank)  # stable: the rest keep their order
+    for entry in ordered:
+        entry["main"] = False
+    if ordered and rank(ordered[0]) < 2:
+        ordered[0]["main"] = True
+    return ordered
+
+
 def read_plots(run_dir: Path) -> list[dict[str, Any]]:
     """Images in plots/ as data URIs, so the page needs no other file (regular files only;
     a link is listed as a link, never embedded)."""
@@ -267,6 +288,43 @@ def summary(run: Mapping[str, Any]) -> dict[str, Any]:
         "git_dirty": git.get("dirty") if isinstance(git, Mapping) else None,
         "tags": dict(run.get("tags") or {}),
         "packages": dict(run.get("packages") or {}),
+        "name": run.get("name") if isinstance(run.get("name"), str) else None,
+        "note": run.get("note") if isinstance(run.get("note"), str) else None,
+        "elapsed": elapsed(run),
+    }
+
+
+def elapsed(run: Mapping[str, Any]) -> float | None:
+    """Seconds since a running run started (its duration once it ended)."""
+    if run.get("status") != "running":
+        duration = run.get("duration")
+        return float(duration) if _is_number(duration) else None
+    start = run.get("start")
+    if not isinstance(start, str):
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        began = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if began.tzinfo is None:
+        began = began.replace(tzinfo=timezone.utc)
+    return max(0.0, (datetime.now(timezone.utc) - began).total_seconds())
+
+
+def live_data(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a running run's page redraws: status, elapsed time, charts and the output's tail."""
+    run_dir = record.run_path(run_dir)
+    run, history = _read(run_dir)
+    return {
+        "kind": "live",
+        "id": run["id"],
+        "status": run["status"],
+        "elapsed": elapsed(run),
+        "charts": build_charts([(run["id"], history)]),
+        "metric_points": len(history),
+        "output": read_output(run_dir, LIVE_OUTPUT_LIMIT),
     }
 
 
@@ -327,7 +385,7 @@ def run_data(
         "evaluation": run.get("evaluation") or {},
         "flags": flag_rows(run),
         "output": read_output(run_dir),
-        "sources": read_sources(run_dir),
+        "sources": script_first(read_sources(run_dir), run.get("script")),
         "plots": read_plots(run_dir),
         "artifacts": list_files(run_dir / record.ARTIFACTS_DIR),
         "tensorboard": tensorboard_commands(run_dir, runs_root),
@@ -335,12 +393,44 @@ def run_data(
     }
 
 
-def _value_table(keys: list[str], columns: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+#: summary fields that always differ between two runs, so never flagged as a difference
+NOT_DIFFERENCES = ("start", "end", "duration")
+#: a metric whose name holds one of these is better when lower
+_LOWER_IS_BETTER = re.compile(r"loss|error|err\b|mse|mae|rmse|perplexity|wer|cer|regret", re.I)
+
+
+def lower_is_better(name: str) -> bool:
+    """True for losses and errors (``loss``, ``val_loss``, ``rmse``...), False for scores."""
+    return bool(_LOWER_IS_BETTER.search(name))
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) != float("inf")
+    )
+
+
+def _value_table(
+    keys: list[str], columns: Sequence[Mapping[str, Any]], *, best: bool = False
+) -> list[dict[str, Any]]:
+    """Rows of values side by side; ``differs`` when they are not all equal, and with
+    ``best`` the index of the better value of each numeric row (None on a tie)."""
     rows = []
     for key in keys:
         values = [col.get(key) for col in columns]
-        differs = any(v != values[0] for v in values[1:])
-        rows.append({"name": key, "values": values, "differs": differs})
+        differs = key not in NOT_DIFFERENCES and any(v != values[0] for v in values[1:])
+        row: dict[str, Any] = {"name": key, "values": values, "differs": differs, "best": None}
+        numbers = [v for v in values if _is_number(v)]
+        if best and differs and len(numbers) > 1:
+            lower = lower_is_better(key)
+            target = min(numbers) if lower else max(numbers)
+            if numbers.count(target) == 1:
+                row["best"] = next(i for i, v in enumerate(values) if _is_number(v) and v == target)
+            row["better"] = "lower" if lower else "higher"
+        rows.append(row)
     return rows
 
 
@@ -373,9 +463,34 @@ def unified_diff(a: str, b: str, name_a: str, name_b: str) -> dict[str, Any]:
         else:
             kind = "ctx"
         lines.append({"kind": kind, "text": line})
+    _mark_numbers_only(lines)
     added = sum(1 for x in lines if x["kind"] == "add")
     removed = sum(1 for x in lines if x["kind"] == "del")
     return {"lines": lines, "added": added, "removed": removed, "truncated": truncated}
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _mark_numbers_only(lines: list[dict[str, Any]]) -> None:
+    """Mark added/removed lines that another changed line of the same hunk matches once
+    their numbers are ignored (progress lines: "step 10 loss 0.31" vs "step 10 loss 0.29")."""
+    hunk: list[dict[str, Any]] = []
+    for line in [*lines, {"kind": "hunk", "text": ""}]:
+        if line["kind"] in ("add", "del"):
+            hunk.append(line)
+            continue
+        if line["kind"] == "hunk" and hunk:
+            masked = {"add": {}, "del": {}}  # type: dict[str, dict[str, int]]
+            for item in hunk:
+                key = _NUMBER.sub("#", item["text"][1:])
+                masked[item["kind"]][key] = masked[item["kind"]].get(key, 0) + 1
+            for item in hunk:
+                other = "del" if item["kind"] == "add" else "add"
+                key = _NUMBER.sub("#", item["text"][1:])
+                if key in masked[other] and _NUMBER.search(item["text"][1:]):
+                    item["numbers_only"] = True
+            hunk = []
 
 
 def _output_text(out: Mapping[str, Any]) -> str:
@@ -394,7 +509,7 @@ def comparison_data(
     """
     dirs = [record.run_path(d) for d in run_dirs]
     if len(dirs) < 2:
-        raise ValueError(
+        raise UsageError(
             f"A comparison needs at least two runs. Received: runs={[str(d) for d in run_dirs]!r}"
         )
     read = [_read(d) for d in dirs]
@@ -454,8 +569,8 @@ def comparison_data(
         "charts": build_charts(histories),
         "colors": {rid: c for rid, c in zip(ids, _run_colors(len(ids)), strict=True)},
         "flags": _value_table(_ordered_union(flags), flags),
-        "evaluation": _value_table(_ordered_union(evals), evals),
-        "metrics": _value_table(_ordered_union(metrics), metrics),
+        "evaluation": _value_table(_ordered_union(evals), evals, best=True),
+        "metrics": _value_table(_ordered_union(metrics), metrics, best=True),
         "diffs": diffs,
         "problems": [f"{r['id']}: {p}" for r in runs for p in r.get("problems") or []],
     }

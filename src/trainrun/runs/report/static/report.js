@@ -2,10 +2,27 @@
    embedded as JSON in <script type="application/json" id="trainrun-charts">. */
 (function () {
   "use strict";
-  var node = document.getElementById("trainrun-charts");
-  if (!node) return;
-  var charts;
-  try { charts = JSON.parse(node.textContent); } catch (e) { return; }
+  var charts = [];
+
+  // in a notebook the page lives in a frame: tell the notebook its height, so the
+  // frame fits the content instead of scrolling inside a fixed box
+  var frame = document.body && document.body.getAttribute("data-frame");
+  if (frame && window.parent !== window) {
+    var sendHeight = function () {
+      window.parent.postMessage({trainrunFrame: frame, height: document.documentElement.scrollHeight + 4}, "*");
+    };
+    window.addEventListener("load", sendHeight);
+    document.addEventListener("toggle", sendHeight, true);  // a <details> opened or closed
+    if (window.ResizeObserver) new ResizeObserver(sendHeight).observe(document.body);
+    sendHeight();
+  }
+
+  // the comparison: hide output lines that differ only in numbers (progress lines)
+  document.querySelectorAll("input.numbers-only").forEach(function (box) {
+    box.addEventListener("change", function () {
+      document.body.classList.toggle("hide-numbers-only", box.checked);
+    });
+  });
 
   function nearest(xs, x) {
     var lo = 0, hi = xs.length - 1;
@@ -22,7 +39,13 @@
     return (a >= 1e5 || a < 1e-3) ? v.toExponential(3) : String(+v.toPrecision(6));
   }
 
-  document.querySelectorAll("figure.chart").forEach(function (fig) {
+  function bind() {
+    var node = document.getElementById("trainrun-charts");
+    if (!node) return;
+    try { charts = JSON.parse(node.textContent); } catch (e) { return; }
+    document.querySelectorAll("figure.chart").forEach(bindChart);
+  }
+  function bindChart(fig) {
     var chart = charts[+fig.getAttribute("data-chart")];
     var svg = fig.querySelector("svg");
     var tip = fig.querySelector(".tooltip");
@@ -54,5 +77,8 @@
     svg.addEventListener("mouseleave", function () {
       tip.style.display = "none"; cursor.style.display = "none";
     });
-  });
+  }
+  bind();
+  // a running run's page (the dashboard) redraws its charts and calls this again
+  window.trainrunCharts = {bind: bind};
 })();
