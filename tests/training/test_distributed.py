@@ -23,6 +23,7 @@ import trainrun.feature_columns as fc
 from trainrun.estimators import DNNClassifier, DNNLinearCombinedClassifier, RunConfig
 from trainrun.inputs import input_fn
 from trainrun.inputs._sharding import _my_parts
+from trainrun.model_dir.export import load_exported
 from trainrun.training import distributed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,6 +110,9 @@ est = build("dnn", out / "stream")
 est.train(input_fn(out / "data", response="y", batch_size=10, epochs=2, chunk_size=16))
 result = est.evaluate(input_fn(out / "data", response="y", batch_size=16, shuffle=False))
 (out / f"stream-{{distributed.rank()}}.json").write_text(json.dumps(result))
+# rank 0 writes the export and the predictions; every rank gets the path once they exist
+paths = [est.export(out / "export"), est.predict_to(out / "scores.csv", input_fn(df, shuffle=False))]
+assert all(p.exists() for p in paths), paths
 """
 
 
@@ -161,6 +165,16 @@ def test_two_processes_train_the_weights_of_one_on_the_same_global_batches(
         for r in (0, 1):
             assert json.loads((out / f"eval-{kind}-{r}.json").read_text()) == expected, kind
 
+    # the export and the predictions, written once by rank 0
+    exported = load_exported(out / "export")
+    scores = pd.read_csv(out / "scores.csv")
+    stream_model = build("dnn", out / "stream")
+    expected_scores = stream_model.predict_frame(input_fn(df, shuffle=False))
+    np.testing.assert_allclose(scores["logistic"], expected_scores["logistic"], rtol=1e-6)
+    np.testing.assert_allclose(
+        exported.predict_frame(df)["logistic"], expected_scores["logistic"], rtol=1e-6
+    )
+
     # streamed: 6 row groups of 40 or 28 rows dealt 3 and 3; every rank took the
     # same number of steps (the shorter shard's), and evaluation covers every row once
     stream = [json.loads((out / f"stream-{r}.json").read_text()) for r in (0, 1)]
@@ -176,32 +190,50 @@ def test_two_processes_train_the_weights_of_one_on_the_same_global_batches(
 
 
 KILLED = """
-import os, sys
+import json, os, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_distributed import build, make_frame
+from trainrun.estimators import RunConfig
 from trainrun.training.callbacks import Callback
 from trainrun.inputs import input_fn
 from trainrun.training import distributed
 
 class Die(Callback):
     def on_step_end(self, state):
-        if distributed.rank() == 1 and state.global_step == 3:
+        if distributed.rank() == 1 and state.global_step == 5:
             os._exit(9)
 
-est = build("dnn", Path(sys.argv[1]))
-est.train(input_fn(make_frame(), response="y", batch_size=10, epochs=None), steps=100000,
-          callbacks=[Die()])
+model, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
+est = build("dnn", model)
+est.set_params(config=RunConfig(seed=3, progress=False, num_threads=1, save_checkpoints_steps=2))
+fn = input_fn(make_frame(), response="y", batch_size=10, epochs=None)
+if not resume:
+    est.train(fn, steps=100000, callbacks=[Die()])
+else:
+    est.train(fn, max_steps=9)
+    seen = {{"end": est.global_step_, "history": est.get_variable_value("global_step")}}
+    (model / f"resumed-{{distributed.rank()}}.json").write_text(json.dumps(seen))
 """
 
 
 @pytest.mark.slow
-def test_a_rank_killed_mid_run_fails_the_run_without_hanging(tmp_path: Path) -> None:
+def test_a_rank_killed_mid_run_fails_the_run_and_every_rank_resumes_from_the_checkpoint(
+    tmp_path: Path,
+) -> None:
     script = tmp_path / "killed.py"
     script.write_text(KILLED.format(tests=str(Path(__file__).parent)))
-    proc = torchrun(script, str(tmp_path / "model"), timeout=60)
+    model = tmp_path / "model"
+    proc = torchrun(script, str(model), "kill", timeout=60)
     assert proc.returncode != 0
-    assert "exitcode  : 9" in proc.stderr or "exit code 9" in proc.stderr, proc.stderr[-2000:]
+    assert "exitcode  : 9" in proc.stderr, proc.stderr[-2000:]
+    # rank 0 checkpointed every 2 steps; rank 1 died after step 5, so step 6 never ended
+    assert sorted(p.name for p in model.glob("ckpt-*.json")) == ["ckpt-2.json", "ckpt-4.json"]
+    resumed = torchrun(script, str(model), "resume", timeout=60)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for r in (0, 1):  # both ranks restored step 4 and trained together to 9
+        assert json.loads((model / f"resumed-{r}.json").read_text()) == {"end": 9, "history": 9}
+    assert (model / "ckpt-9.json").exists()
 
 
 def test_each_global_batch_is_split_into_near_equal_contiguous_parts() -> None:
