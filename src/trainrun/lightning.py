@@ -30,6 +30,7 @@ when only that one is installed.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from argparse import Namespace
@@ -103,6 +104,9 @@ class TrainrunLogger(Logger):
         self._rows_for: Path | None = None  # the run the kept rows belong to
         self._flushed_at = time.monotonic()
         self._next_step = 0
+        # what the last lookup of the run saw, so that a step's log_metrics needs no lookup
+        self._seen: tuple[Any, ...] | None = None
+        self._seen_folder: Path | None = None
 
     # ------------------------------------------------------------ where
 
@@ -165,9 +169,34 @@ class TrainrunLogger(Logger):
         if flat:
             active.write_run_metadata("flags", flat)
 
+    def _writing_dir(self) -> Path | None:
+        """``_run_dir(writing=True)``, remembered while nothing that decides it has changed.
+
+        Lightning may log every step; the lookup (a lock and a stat of the folder) is then
+        most of a call's cost, and the answer only changes when a run is activated or
+        ended, or the environment names another run.
+        """
+        run = _autorun._current
+        key = (
+            active._explicit,
+            os.environ.get(active.RUN_DIR_ENV),
+            run,
+            run is not None and run.ended,
+        )
+        if key != self._seen:
+            self._seen_folder = self._run_dir(writing=True)
+            run = _autorun._current
+            self._seen = (
+                active._explicit,
+                os.environ.get(active.RUN_DIR_ENV),
+                run,
+                run is not None and run.ended,
+            )
+        return self._seen_folder
+
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        folder = self._run_dir(writing=True)
+        folder = self._writing_dir()
         row: dict[str, Any] = {"step": step, "time": round(time.time(), 6)}
         evaluation = {}
         for key, value in metrics.items():
