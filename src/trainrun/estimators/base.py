@@ -850,10 +850,17 @@ class Estimator(ScikitLearnMixin, abc.ABC):
     def _evaluate_batches(self, fn: Any, steps: int | None) -> dict[str, Any]:
         import torch
 
+        from trainrun.modules.metrics import MetricAccumulator
+
         logits, labels, weights, losses = [], [], [], []
         was_training = self.network_.training
         self.network_.eval()
         head = self.head_
+        # Bounded memory: running sums, plus score/label/weight columns for the exact AUCs.
+        # Batches are kept whole only for a head whose metrics need the whole set, and
+        # under data parallelism, to fold every rank's batches in one-process order.
+        acc = MetricAccumulator.for_head(head)
+        parallel = getattr(self, "_data_parallel", False)
         try:
             with torch.no_grad(), self.config_.threads():
                 batches = _checked_batches(
@@ -865,27 +872,37 @@ class Estimator(ScikitLearnMixin, abc.ABC):
                     batch = self._to_device(batch)
                     out = self.network_(batch.features)
                     loss = head.loss(out, batch.labels, batch.weights)
-                    losses.append(head.reported_loss(loss, out, batch.labels, batch.weights))
+                    loss = head.reported_loss(loss, out, batch.labels, batch.weights)
+                    if acc is not None and not parallel:
+                        acc.update(out, batch.labels, batch.weights, loss=loss)
+                        continue
+                    losses.append(loss)
                     logits.append(out)
                     labels.append(batch.labels)
                     if batch.weights is not None:
                         weights.append(batch.weights)
         finally:
             self.network_.train(was_training)
-        if getattr(self, "_data_parallel", False):  # every rank's batches, in one-process order
+        if parallel:  # every rank's batches, in one-process order
             from trainrun.training.distributed import gather_evaluation
 
             indices = self.shard_.indices
             logits, labels, weights, losses = gather_evaluation(
                 logits, labels, weights, losses, indices
             )
-        if not logits:
+            if acc is not None:
+                for j, (out, y, loss) in enumerate(zip(logits, labels, losses, strict=True)):
+                    acc.update(out, y, weights[j] if weights else None, loss=loss)
+        if not logits and (acc is None or acc.num_batches == 0):
             raise InputError(
                 "input_fn produced no batches to evaluate. Check that the data is not empty."
             )
-        loss = float(torch.stack(losses).mean())
-        all_w = torch.cat(weights).cpu() if weights else None
-        results = head.metrics(torch.cat(logits).cpu(), torch.cat(labels).cpu(), all_w, loss)
+        if acc is not None:
+            results = acc.result()
+        else:
+            loss = float(torch.stack(losses).mean())
+            all_w = torch.cat(weights).cpu() if weights else None
+            results = head.metrics(torch.cat(logits).cpu(), torch.cat(labels).cpu(), all_w, loss)
         return {
             k: (float(v) if isinstance(v, (int, float)) or hasattr(v, "item") else v)
             for k, v in results.items()

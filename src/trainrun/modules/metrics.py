@@ -2,7 +2,7 @@
 
 Three functions turn a whole evaluation set (logits, labels, optional weights)
 into the dictionary ``evaluate()`` returns, and :class:`MetricAccumulator`
-collects that set batch by batch:
+collects that set batch by batch in bounded memory:
 
 =========================  ======  ==========  ==========  ==============================
 key                        binary  multiclass  regression  meaning
@@ -36,9 +36,12 @@ the ROC and precision-recall curves, the means, the loss); weights must be
 finite and non-negative. A metric that is undefined for the data (an AUC when
 every label is the same class) is ``nan``; run records store it as ``null``.
 
-Cost. Exact AUCs need every score: the accumulator keeps the logits, labels and
-weights of the whole evaluation set, O(N) memory (about 12 bytes an example
-for a binary head), and one O(N log N) sort at the end.
+Memory. Every metric but the two AUCs is a running sum. The exact AUCs need each
+example's score, label and weight: a binary accumulator keeps them in preallocated
+chunks as float32 score (float64 only for float64 logits), uint8 label and, when
+there are weights, float32 weight: 5 bytes an example, 9 with weights. The final
+sort adds an int64 index per example: the peak is about 17 (21 with weights) bytes
+an example. Multi-class and regression heads keep no per-example state at all.
 
 >>> import torch
 >>> m = binary_metrics(torch.tensor([2.0, -1.0, 0.5, -3.0]), torch.tensor([1, 0, 0, 0]), None, 0.4)
@@ -49,6 +52,7 @@ for a binary head), and one O(N log N) sort at the end.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -67,6 +71,10 @@ __all__ = [
 
 #: The kinds :meth:`MetricAccumulator.result` understands.
 METRIC_KINDS = ("binary", "multiclass", "regression")
+
+#: Elements per chunk of a growing per-example column, and per step of the curve pass.
+_CHUNK = 1 << 18
+_PASS = 1 << 16
 
 
 # ---------------------------------------------------------------- checks
@@ -108,22 +116,14 @@ def _check_rows(n_labels: int, n_logits: int, what: str) -> None:
             f"labels and {what} must have the same number of examples. Received: "
             f"{n_labels} labels and {n_logits} {what}"
         )
-    if n_labels == 0:
+
+
+def _check_some(n: int) -> None:
+    if n == 0:
         raise ValueError(
             "Cannot compute metrics over zero examples; the evaluation input gave no rows. "
             "Received: 0 examples"
         )
-
-
-def _mean(values: torch.Tensor, w: torch.Tensor | None) -> float:
-    """Weighted mean; nan when the weights sum to zero."""
-    values = values.to(torch.float64)
-    if w is None:
-        return float(values.mean())
-    total = float(w.sum())
-    if total <= 0:
-        return math.nan
-    return float((values * w).sum()) / total
 
 
 def _ratio(num: float, den: float) -> float:
@@ -131,28 +131,155 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else 0.0
 
 
+class _Sum:
+    """Running weighted sums of per-example values, for weighted means.
+
+    ``add(values, w)`` adds ``sum(values * w)`` (``sum(values)`` when unweighted);
+    ``mean(key)`` divides by the summed weights (the count when unweighted), and is
+    nan when weights sum to zero, as a mean over no weight.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.weight = 0.0
+        self.weighted = False
+
+    def add_rows(self, n: int, w: torch.Tensor | None) -> None:
+        self.count += n
+        if w is not None:
+            self.weighted = True
+            self.weight += float(w.sum())
+
+    def add(self, key: str, values: torch.Tensor, w: torch.Tensor | None) -> None:
+        values = values.to(torch.float64)
+        total = float(values.sum() if w is None else (values * w).sum())
+        self.sums[key] = self.sums.get(key, 0.0) + total
+
+    def mean(self, key: str) -> float:
+        if not self.weighted:
+            return self.sums[key] / self.count
+        return self.sums[key] / self.weight if self.weight > 0 else math.nan
+
+
+# ---------------------------------------------------------------- growing columns
+
+
+def _exact_dtype(t: torch.Tensor) -> np.dtype:
+    """float32 when it holds every value of ``t`` exactly, else float64."""
+    small = (torch.float32, torch.float16, torch.bfloat16, torch.bool, torch.uint8, torch.int8)
+    return (
+        np.dtype(np.float32) if t.dtype in small or t.dtype == torch.int16 else np.dtype(np.float64)
+    )
+
+
+class _Column:
+    """A growing 1-D array in preallocated fixed-size chunks: no object per batch, at
+    most one partly filled chunk of slack, and one contiguous copy made only when read."""
+
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = np.dtype(dtype)
+        self.size = 0
+        self._chunks: list[np.ndarray] = []
+        self._room = 0  # free slots at the end of the last chunk
+
+    def extend(self, values: np.ndarray) -> None:
+        if np.result_type(values.dtype, self.dtype) != self.dtype:
+            self._promote(np.result_type(values.dtype, self.dtype))  # float32 -> float64
+        pos = 0
+        while pos < values.size:
+            if self._room == 0:
+                self._chunks.append(np.empty(_CHUNK, self.dtype))
+                self._room = _CHUNK
+            last = self._chunks[-1]
+            used = last.size - self._room
+            k = min(self._room, values.size - pos)
+            last[used : used + k] = values[pos : pos + k]
+            pos += k
+            self._room -= k
+        self.size += values.size
+
+    def _promote(self, dtype: np.dtype) -> None:
+        chunks = []
+        for i, chunk in enumerate(self._chunks):
+            wider = np.empty(chunk.size, dtype)
+            used = chunk.size - (self._room if i == len(self._chunks) - 1 else 0)
+            wider[:used] = chunk[:used]  # the unused tail is uninitialised: not converted
+            chunks.append(wider)
+        self._chunks, self.dtype = chunks, dtype
+
+    def array(self) -> np.ndarray:
+        """The values as one array, which then becomes the column's only chunk."""
+        if len(self._chunks) == 1 and self._room == 0:
+            return self._chunks[0]
+        out = np.empty(self.size, self.dtype)
+        pos = 0
+        while self._chunks:  # each chunk freed as soon as it is copied
+            chunk = self._chunks.pop(0)
+            used = chunk.size - (self._room if not self._chunks else 0)
+            out[pos : pos + used] = chunk[:used]
+            pos += used
+            del chunk
+        self._chunks, self._room = [out], 0
+        return out
+
+
 # ---------------------------------------------------------------- exact curves
 
 
-def _curve(
+def _areas(
     scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Cumulative weighted true and false positives at each distinct score, high to low.
+) -> tuple[float, float]:
+    """The exact ROC AUC and average precision of ``scores`` (higher = more positive).
 
-    None when a score is not finite (the curve is then undefined).
+    One stable sort of the scores, high to low; then one pass in steps of ``_PASS``
+    examples accumulates the weighted true and false positives (a running cumulative
+    sum), closes a point of the curves at the last example of each run of tied scores,
+    and sums the trapezoids (ROC) and the precision-weighted recall steps (average
+    precision). The pass holds only a step's temporaries, so the cost beyond the
+    columns is the sort's int64 index. ``scores`` is negated in place during the sort
+    and restored. nan when a score is not finite, or a class is absent.
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.float64)
-    w = np.ones_like(scores) if weights is None else np.asarray(weights, dtype=np.float64)
-    if not np.isfinite(scores).all():
-        return None
-    order = np.argsort(-scores, kind="stable")
-    scores, labels, w = scores[order], labels[order], w[order]
-    tp = np.cumsum(w * labels)
-    fp = np.cumsum(w * (1.0 - labels))
-    # the last index of each run of equal scores: ties enter the curve together
-    ends = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]
-    return tp[ends], fp[ends]
+    n = scores.size
+    if n == 0 or not np.isfinite(scores).all():
+        return math.nan, math.nan
+    np.negative(scores, out=scores)  # a stable ascending sort of -s keeps ties in order
+    try:
+        order = np.argsort(scores, kind="stable")
+        area = ap = 0.0
+        tp_run = fp_run = 0.0  # cumulative sums up to the previous step
+        tp_end = fp_end = 0.0  # the curve's last closed point
+        for start in range(0, n, _PASS):
+            idx = order[start : start + _PASS]
+            lab = labels[idx].astype(np.float64)
+            pos_part, neg_part = lab, 1.0 - lab
+            if weights is not None:
+                w = weights[idx].astype(np.float64)
+                pos_part, neg_part = w * lab, w * neg_part
+            tp = np.cumsum(np.r_[tp_run, pos_part])[1:]
+            fp = np.cumsum(np.r_[fp_run, neg_part])[1:]
+            tp_run, fp_run = float(tp[-1]), float(fp[-1])
+            # one score past the step decides whether its last example ends a tie run
+            sorted_scores = scores[order[start : start + _PASS + 1]]
+            ends = np.flatnonzero(sorted_scores[1:] != sorted_scores[:-1])
+            if start + _PASS >= n:
+                ends = np.r_[ends, idx.size - 1]
+            if ends.size == 0:
+                continue
+            tp_e, fp_e = tp[ends], fp[ends]
+            tp_prev, fp_prev = np.r_[tp_end, tp_e[:-1]], np.r_[fp_end, fp_e[:-1]]
+            area += float(np.sum((fp_e - fp_prev) * (tp_e + tp_prev)))
+            predicted = tp_e + fp_e
+            # a threshold that admits only zero-weight rows has no precision; its recall step is 0
+            precision = np.divide(tp_e, predicted, out=np.ones_like(tp_e), where=predicted > 0)
+            ap += float(np.sum((tp_e - tp_prev) * precision))
+            tp_end, fp_end = float(tp_e[-1]), float(fp_e[-1])
+        del order
+    finally:
+        np.negative(scores, out=scores)
+    pos, neg = tp_run, fp_run
+    auc = area / 2.0 / (pos * neg) if pos > 0 and neg > 0 else math.nan
+    return auc, (ap / pos if pos > 0 else math.nan)
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
@@ -161,17 +288,9 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None =
     >>> roc_auc(np.array([0.9, 0.5, 0.5, 0.1]), np.array([1.0, 1.0, 0.0, 0.0]))
     0.875
     """
-    curve = _curve(scores, labels, weights)
-    if curve is None:
-        return math.nan
-    tp, fp = curve
-    pos, neg = tp[-1], fp[-1]
-    if pos <= 0 or neg <= 0:
-        return math.nan
-    tp = np.r_[0.0, tp]
-    fp = np.r_[0.0, fp]
-    area = np.sum(np.diff(fp) * (tp[1:] + tp[:-1])) / 2.0
-    return float(area / (pos * neg))
+    s = np.array(scores, dtype=np.float64).reshape(-1)  # a copy: _areas negates in place
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    return _areas(s, np.asarray(labels, dtype=np.float64).reshape(-1), w)[0]
 
 
 def average_precision(
@@ -182,21 +301,209 @@ def average_precision(
     >>> average_precision(np.array([0.9, 0.8, 0.3]), np.array([1.0, 0.0, 1.0]))
     0.8333333333333333
     """
-    curve = _curve(scores, labels, weights)
-    if curve is None:
-        return math.nan
-    tp, fp = curve
-    pos = tp[-1]
-    if pos <= 0:
-        return math.nan
-    predicted = tp + fp
-    # a threshold that admits only zero-weight rows has no precision; its recall step is 0
-    precision = np.divide(tp, predicted, out=np.ones_like(tp), where=predicted > 0)
-    recall = tp / pos
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    s = np.array(scores, dtype=np.float64).reshape(-1)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    return _areas(s, np.asarray(labels, dtype=np.float64).reshape(-1), w)[1]
 
 
-# ---------------------------------------------------------------- per head
+# ---------------------------------------------------------------- per head, streamed
+
+
+class _Binary:
+    """Running sums for a binary head, plus the score, label and weight columns the
+    exact AUCs need."""
+
+    kind = "binary"
+
+    def __init__(self) -> None:
+        self.sums = _Sum()
+        self.finite = True
+        self.scores = _Column(np.float32)
+        self.hard = _Column(np.uint8)
+        self.weights: _Column | None = None
+
+    def update(self, logits: Any, labels: Any, weights: Any) -> None:
+        raw = _as_tensor(logits, "logits")
+        z = raw.to(torch.float64)
+        if z.dim() == 2 and z.shape[1] == 1:
+            z, raw = z[:, 0], raw[:, 0]
+        if z.dim() != 1:
+            raise ValueError(
+                "A binary head needs one logit per example ([N] or [N, 1]). Received: logits of "
+                f"shape {tuple(z.shape)}"
+            )
+        y = _as_tensor(labels, "labels").reshape(-1).to(torch.float64)
+        _check_rows(y.numel(), z.numel(), "logits")
+        if not bool(((y >= 0) & (y <= 1)).all()):
+            bad = torch.unique(y[~((y >= 0) & (y <= 1))])[:5].tolist()
+            raise ValueError(
+                f"Binary labels must be 0 or 1 (or soft labels in [0, 1]); map the classes with "
+                f"label_vocabulary. Received: labels containing {bad}"
+            )
+        w = _weights(weights, y.numel())
+        predicted = (z > 0).to(torch.float64)
+        # Soft labels enter the loss and label/mean as they are; the metrics that compare
+        # classes threshold them at 0.5, as tf.estimator's binary head does.
+        hard = (y > 0.5).to(torch.float64)
+        s = self.sums
+        s.add_rows(y.numel(), w)
+        s.add("correct", (predicted == hard).to(torch.float64), w)
+        s.add("tp", predicted * hard, w)
+        s.add("predicted", predicted, w)
+        s.add("positive", hard, w)
+        s.add("label", y, w)
+        s.add("prob", torch.sigmoid(z), w)
+        s.add("loss", F.binary_cross_entropy_with_logits(z, y, reduction="none"), w)
+        if self.finite and not bool(torch.isfinite(z).all()):
+            self.finite = False  # the curves are undefined: stop keeping scores
+            self.scores = _Column(np.float32)
+            self.hard = _Column(np.uint8)
+            self.weights = None
+        if not self.finite:
+            return
+        # rank by logit, not probability: sigmoid is monotone but rounds large logits
+        # to exactly 1.0, which would tie examples the model ranks apart
+        exact = torch.float32 if _exact_dtype(raw) == np.float32 else torch.float64
+        self.scores.extend(raw.to(exact).numpy())
+        self.hard.extend((y > 0.5).numpy().astype(np.uint8))
+        if w is not None:
+            if self.weights is None:
+                self.weights = _Column(np.float32)
+            raw_w = _as_tensor(weights, "weights").reshape(-1)
+            self.weights.extend(w.numpy().astype(_exact_dtype(raw_w)))
+
+    def result(self, loss: float) -> dict[str, float]:
+        s = self.sums
+        _check_some(s.count)
+        auc = ap = math.nan
+        if self.finite:
+            w = None if self.weights is None else self.weights.array()
+            auc, ap = _areas(self.scores.array(), self.hard.array(), w)
+        label_mean = s.mean("label")
+        return {
+            "accuracy": s.mean("correct"),
+            "accuracy_baseline": max(label_mean, 1.0 - label_mean),
+            "auc": auc,
+            "auc_precision_recall": ap,
+            "average_loss": s.mean("loss"),
+            "label/mean": label_mean,
+            "loss": float(loss),
+            "precision": _ratio(s.sums["tp"], s.sums["predicted"]),
+            "prediction/mean": s.mean("prob"),
+            "recall": _ratio(s.sums["tp"], s.sums["positive"]),
+        }
+
+
+class _Multiclass:
+    """Running sums for a multi-class head: no per-example state."""
+
+    kind = "multiclass"
+
+    def __init__(self) -> None:
+        self.sums = _Sum()
+        self.n_classes: int | None = None
+
+    def update(self, logits: Any, labels: Any, weights: Any) -> None:
+        z = _as_tensor(logits, "logits").to(torch.float64)
+        if z.dim() != 2 or z.shape[1] < 2 or z.shape[1] != (self.n_classes or z.shape[1]):
+            expected = "n_classes >= 2" if self.n_classes is None else f"n_classes={self.n_classes}"
+            raise ValueError(
+                f"A multi-class head needs logits of shape [N, n_classes] with {expected}. "
+                f"Received: logits of shape {tuple(z.shape)}"
+            )
+        self.n_classes = int(z.shape[1])
+        y = _as_tensor(labels, "labels").reshape(-1)
+        _check_rows(y.numel(), z.shape[0], "logits")
+        if y.is_floating_point():
+            if not bool((y == torch.round(y)).all()):
+                raise ValueError(
+                    "Multi-class labels must be integer class ids. Received: labels containing "
+                    f"{y[y != torch.round(y)][:3].tolist()}"
+                )
+        y = y.to(torch.int64)
+        if bool(((y < 0) | (y >= z.shape[1])).any()):
+            bad = torch.unique(y[(y < 0) | (y >= z.shape[1])])[:5].tolist()
+            raise ValueError(
+                f"Class ids must lie in [0, {z.shape[1] - 1}] for {z.shape[1]} classes. "
+                f"Received: labels containing {bad}"
+            )
+        w = _weights(weights, y.numel())
+        self.sums.add_rows(y.numel(), w)
+        self.sums.add("correct", (z.argmax(dim=1) == y).to(torch.float64), w)
+        self.sums.add("loss", F.cross_entropy(z, y, reduction="none"), w)
+
+    def result(self, loss: float) -> dict[str, float]:
+        _check_some(self.sums.count)
+        return {
+            "accuracy": self.sums.mean("correct"),
+            "average_loss": self.sums.mean("loss"),
+            "loss": float(loss),
+        }
+
+
+class _Regression:
+    """Running sums for a regression head, over every (example, label dimension) value."""
+
+    kind = "regression"
+
+    def __init__(self) -> None:
+        self.sums = _Sum()
+        self.dims: int | None = None
+
+    def update(self, predictions: Any, labels: Any, weights: Any) -> None:
+        p = _as_tensor(predictions, "predictions").to(torch.float64)
+        y = _as_tensor(labels, "labels").to(torch.float64)
+        if p.dim() == 1:
+            p = p[:, None]
+        if y.dim() == 1:
+            y = y[:, None]
+        if p.dim() != 2 or p.shape != y.shape or p.shape[1] != (self.dims or p.shape[1]):
+            raise ValueError(
+                "predictions and labels must have the same shape [N, label_dimension]"
+                + ("" if self.dims is None else f" with label_dimension={self.dims}")
+                + f". Received: predictions of shape {tuple(p.shape)} and labels of shape "
+                f"{tuple(y.shape)}"
+            )
+        self.dims = int(y.shape[1])
+        _check_rows(y.shape[0], p.shape[0], "predictions")
+        if weights is not None and _as_tensor(weights, "weights").dim() == 2 and y.shape[1] > 1:
+            # one weight per (example, label dimension), as tf.estimator's regression head
+            per_dim = _as_tensor(weights, "weights")
+            if tuple(per_dim.shape) != tuple(y.shape):
+                raise ValueError(
+                    f"weights must have shape [N], [N, 1] or [N, {y.shape[1]}] (the labels'). "
+                    f"Received: weights of shape {tuple(per_dim.shape)}"
+                )
+            wide = _weights(per_dim, y.numel())
+        else:
+            w = _weights(weights, y.shape[0])
+            wide = None if w is None else w[:, None].expand_as(y).reshape(-1)
+        self.sums.add_rows(y.numel(), wide)
+        self.sums.add("squared_error", ((p - y) ** 2).reshape(-1), wide)
+        self.sums.add("label", y.reshape(-1), wide)
+        self.sums.add("prediction", p.reshape(-1), wide)
+
+    def result(self, loss: float) -> dict[str, float]:
+        _check_some(self.sums.count)
+        return {
+            "average_loss": self.sums.mean("squared_error"),
+            "label/mean": self.sums.mean("label"),
+            "loss": float(loss),
+            "prediction/mean": self.sums.mean("prediction"),
+        }
+
+
+_STATES: dict[str, Callable[[], Any]] = {
+    "binary": _Binary,
+    "multiclass": _Multiclass,
+    "regression": _Regression,
+}
+
+
+def _one_shot(kind: str, outputs: Any, labels: Any, weights: Any, loss: float) -> dict[str, float]:
+    state = _STATES[kind]()
+    state.update(outputs, labels, weights)
+    return state.result(loss)
 
 
 def binary_metrics(
@@ -220,48 +527,7 @@ def binary_metrics(
     >>> sorted(m)[:4], m["accuracy_baseline"]
     (['accuracy', 'accuracy_baseline', 'auc', 'auc_precision_recall'], 0.5)
     """
-    z = _as_tensor(logits, "logits").to(torch.float64)
-    if z.dim() == 2 and z.shape[1] == 1:
-        z = z[:, 0]
-    if z.dim() != 1:
-        raise ValueError(
-            "A binary head needs one logit per example ([N] or [N, 1]). Received: logits of "
-            f"shape {tuple(z.shape)}"
-        )
-    y = _as_tensor(labels, "labels").reshape(-1).to(torch.float64)
-    _check_rows(y.numel(), z.numel(), "logits")
-    if not bool(((y >= 0) & (y <= 1)).all()):
-        bad = torch.unique(y[~((y >= 0) & (y <= 1))])[:5].tolist()
-        raise ValueError(
-            f"Binary labels must be 0 or 1 (or soft labels in [0, 1]); map the classes with "
-            f"label_vocabulary. Received: labels containing {bad}"
-        )
-    w = _weights(weights, y.numel())
-
-    prob = torch.sigmoid(z)
-    predicted = (z > 0).to(torch.float64)
-    # Soft labels enter the loss and label/mean as they are; the metrics that compare
-    # classes threshold them at 0.5, as tf.estimator's binary head does.
-    hard = (y > 0.5).to(torch.float64)
-    per_example = F.binary_cross_entropy_with_logits(z, y, reduction="none")
-    ww = torch.ones_like(y) if w is None else w
-    tp = float((ww * predicted * hard).sum())
-    label_mean = _mean(y, w)
-    np_w = None if w is None else w.numpy()
-    return {
-        "accuracy": _mean((predicted == hard).to(torch.float64), w),
-        "accuracy_baseline": max(label_mean, 1.0 - label_mean),
-        # rank by logit, not probability: sigmoid is monotone but rounds large logits
-        # to exactly 1.0, which would tie examples the model ranks apart
-        "auc": roc_auc(z.numpy(), hard.numpy(), np_w),
-        "auc_precision_recall": average_precision(z.numpy(), hard.numpy(), np_w),
-        "average_loss": _mean(per_example, w),
-        "label/mean": label_mean,
-        "loss": float(loss),
-        "precision": _ratio(tp, float((ww * predicted).sum())),
-        "prediction/mean": _mean(prob, w),
-        "recall": _ratio(tp, float((ww * hard).sum())),
-    }
+    return _one_shot("binary", logits, labels, weights, loss)
 
 
 def multiclass_metrics(
@@ -276,34 +542,7 @@ def multiclass_metrics(
     >>> multiclass_metrics(torch.eye(3) * 5, torch.tensor([0, 1, 1]), None, 0.1)["accuracy"]
     0.6666666666666666
     """
-    z = _as_tensor(logits, "logits").to(torch.float64)
-    if z.dim() != 2 or z.shape[1] < 2:
-        raise ValueError(
-            "A multi-class head needs logits of shape [N, n_classes] with n_classes >= 2. "
-            f"Received: logits of shape {tuple(z.shape)}"
-        )
-    y = _as_tensor(labels, "labels").reshape(-1)
-    _check_rows(y.numel(), z.shape[0], "logits")
-    if y.is_floating_point():
-        if not bool((y == torch.round(y)).all()):
-            raise ValueError(
-                "Multi-class labels must be integer class ids. Received: labels containing "
-                f"{y[y != torch.round(y)][:3].tolist()}"
-            )
-    y = y.to(torch.int64)
-    if bool(((y < 0) | (y >= z.shape[1])).any()):
-        bad = torch.unique(y[(y < 0) | (y >= z.shape[1])])[:5].tolist()
-        raise ValueError(
-            f"Class ids must lie in [0, {z.shape[1] - 1}] for {z.shape[1]} classes. "
-            f"Received: labels containing {bad}"
-        )
-    w = _weights(weights, y.numel())
-    per_example = F.cross_entropy(z, y, reduction="none")
-    return {
-        "accuracy": _mean((z.argmax(dim=1) == y).to(torch.float64), w),
-        "average_loss": _mean(per_example, w),
-        "loss": float(loss),
-    }
+    return _one_shot("multiclass", logits, labels, weights, loss)
 
 
 def regression_metrics(
@@ -323,43 +562,7 @@ def regression_metrics(
     >>> regression_metrics(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 1.0]), None, 2.0)["average_loss"]
     2.0
     """
-    p = _as_tensor(predictions, "predictions").to(torch.float64)
-    y = _as_tensor(labels, "labels").to(torch.float64)
-    if p.dim() == 1:
-        p = p[:, None]
-    if y.dim() == 1:
-        y = y[:, None]
-    if p.dim() != 2 or p.shape != y.shape:
-        raise ValueError(
-            "predictions and labels must have the same shape [N, label_dimension]. Received: "
-            f"predictions of shape {tuple(p.shape)} and labels of shape {tuple(y.shape)}"
-        )
-    _check_rows(y.shape[0], p.shape[0], "predictions")
-    if weights is not None and _as_tensor(weights, "weights").dim() == 2 and y.shape[1] > 1:
-        # one weight per (example, label dimension), as tf.estimator's regression head
-        per_dim = _as_tensor(weights, "weights")
-        if tuple(per_dim.shape) != tuple(y.shape):
-            raise ValueError(
-                f"weights must have shape [N], [N, 1] or [N, {y.shape[1]}] (the labels'). "
-                f"Received: weights of shape {tuple(per_dim.shape)}"
-            )
-        wide = _weights(per_dim, y.numel())
-    else:
-        w = _weights(weights, y.shape[0])
-        wide = None if w is None else w[:, None].expand_as(y).reshape(-1)
-    return {
-        "average_loss": _mean(((p - y) ** 2).reshape(-1), wide),
-        "label/mean": _mean(y.reshape(-1), wide),
-        "loss": float(loss),
-        "prediction/mean": _mean(p.reshape(-1), wide),
-    }
-
-
-_METRIC_FNS = {
-    "binary": binary_metrics,
-    "multiclass": multiclass_metrics,
-    "regression": regression_metrics,
-}
+    return _one_shot("regression", predictions, labels, weights, loss)
 
 
 def _batch_loss(
@@ -390,10 +593,12 @@ def _batch_loss(
 class MetricAccumulator:
     """Collects an evaluation set batch by batch, then computes the metrics exactly.
 
-    ``update`` (alias ``append``) keeps each batch's outputs, labels and
-    weights (detached, on the CPU) and adds the batch loss to a running sum.
-    ``result(kind)`` concatenates them and calls the function for ``kind``
-    ("binary", "multiclass" or "regression").
+    With ``kind`` ("binary", "multiclass" or "regression") each ``update`` (alias
+    ``append``) folds the batch into running sums at once, and a binary head also
+    keeps each example's score, label and weight for the exact AUCs (5 bytes an
+    example, 9 with weights; see the module's "Memory"): memory stays bounded
+    whatever the number of batches. Without ``kind`` the batches are kept as given
+    until ``result(kind)`` names it (O(N) tensors: pass ``kind`` for large sets).
 
     - ``loss`` is the mean of the per-batch losses, tf.estimator's ``loss``:
       pass each batch's training loss as ``loss=``; when omitted it is computed
@@ -402,32 +607,57 @@ class MetricAccumulator:
     - ``average_loss`` is the weighted mean per-example loss over all examples,
       so the two differ when batches differ in size or weights vary.
 
-    Memory is O(N): exact AUCs need every score (about 12 bytes an example for
-    a binary head, 12 MB per million examples).
-
     >>> import torch
-    >>> acc = MetricAccumulator()
+    >>> acc = MetricAccumulator("binary")
     >>> acc.update(torch.tensor([2.0, -2.0]), torch.tensor([1, 0]), loss=0.2)
     >>> acc.update(torch.tensor([1.0]), torch.tensor([0]), loss=0.4)
-    >>> r = acc.result("binary")
+    >>> r = acc.result()
     >>> r["loss"], r["auc"], acc.num_examples, acc.num_batches
     (0.30000000000000004, 1.0, 3, 2)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str | None = None) -> None:
+        if kind is not None:
+            _check_kind(kind)
+        self.kind = kind
+        self._prepare: Callable[[Any, Any, Any], tuple[Any, Any, Any]] | None = None
         self.reset()
+
+    @classmethod
+    def for_head(cls, head: Any) -> MetricAccumulator | None:
+        """A bounded accumulator computing exactly what ``head.metrics`` computes over the
+        whole set, fed each batch's raw network outputs, labels and weights; None for a
+        head whose metrics need the whole set at once (one that overrides ``metrics``).
+        """
+        from trainrun.modules.heads import BinaryHead, MultiClassHead, RegressionHead
+
+        kind = {BinaryHead: "binary", MultiClassHead: "multiclass"}.get(type(head))
+        if type(head) is RegressionHead:
+            kind = "regression"
+        if kind is None:
+            return None
+        acc = cls(kind)
+
+        def prepare(out: Any, labels: Any, weights: Any) -> tuple[Any, Any, Any]:
+            # the same shaping as the head's own metrics(): one owner of the weights' rules
+            w = None if weights is None else head.example_weights(weights, out.shape[0])
+            if kind == "binary":
+                return out.reshape(-1), labels.reshape(-1), w
+            if kind == "multiclass":
+                return out, labels.reshape(-1), w
+            return head.to_target_units(out), labels.reshape(out.shape), w
+
+        acc._prepare = prepare
+        return acc
 
     def reset(self) -> None:
         """Forget every batch."""
-        self._outputs: list[torch.Tensor] = []
-        self._labels: list[torch.Tensor] = []
-        self._weights: list[torch.Tensor | None] = []
-        self._losses: list[float | None] = []
+        self._state = None if self.kind is None else _STATES[self.kind]()
+        self._kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float | None]] = []
+        self._weighted: bool | None = None
+        self._loss_sum = 0.0
+        self.num_batches = 0
         self.num_examples = 0
-
-    @property
-    def num_batches(self) -> int:
-        return len(self._outputs)
 
     def update(
         self,
@@ -437,6 +667,8 @@ class MetricAccumulator:
         loss: float | torch.Tensor | None = None,
     ) -> None:
         """Add one batch: logits (or regression predictions), labels, weights, batch loss."""
+        if self._prepare is not None:
+            logits, labels, weights = self._prepare(logits, labels, weights)
         out = _as_tensor(logits, "logits")
         lab = _as_tensor(labels, "labels")
         if out.dim() == 0 or lab.dim() == 0 or out.shape[0] != lab.shape[0]:
@@ -456,43 +688,56 @@ class MetricAccumulator:
                     f"regression output ({tuple(out.shape)}). Received: weights of shape "
                     f"{tuple(w.shape)}"
                 )
-        if self._outputs and (w is None) != (self._weights[0] is None):
+        if self._weighted is not None and (w is not None) != self._weighted:
             raise ValueError(
                 "Give weights for every batch or for none; mixing them leaves the metrics "
                 f"undefined. Received: weights={'None' if w is None else 'a tensor'} for batch "
                 f"{self.num_batches + 1}"
             )
-        self._outputs.append(out)
-        self._labels.append(lab)
-        self._weights.append(w)
-        self._losses.append(None if loss is None else float(loss))
+        given = None if loss is None else float(loss)
+        if self._state is None:
+            self._kept.append((out, lab, w, given))
+        else:
+            self._state.update(out, lab, w)
+            self._loss_sum += _batch_loss(self._state.kind, out, lab, w) if given is None else given
+        self._weighted = w is not None
+        self.num_batches += 1
         self.num_examples += int(lab.shape[0])
 
     append = update
 
-    def result(self, kind: str) -> dict[str, float]:
-        """The metrics of every batch so far for a ``kind`` head (see :data:`METRIC_KINDS`)."""
-        fn = _METRIC_FNS.get(kind)
-        if fn is None:
+    def result(self, kind: str | None = None) -> dict[str, float]:
+        """The metrics of every batch so far for a ``kind`` head (see :data:`METRIC_KINDS`);
+        ``kind`` defaults to (and must match) the one given to the constructor."""
+        if kind is None and self.kind is None:
             raise ValueError(
-                f"Unknown metric kind; expected one of {', '.join(METRIC_KINDS)}. "
+                "result() needs the metric kind, as the accumulator was built without one; "
+                f"pass one of {', '.join(METRIC_KINDS)}. Received: kind=None"
+            )
+        kind = kind or self.kind
+        _check_kind(kind)  # type: ignore[arg-type]
+        if self.kind is not None and kind != self.kind:
+            raise ValueError(
+                f"This accumulator sums {self.kind} metrics; build another for {kind!r}. "
                 f"Received: kind={kind!r}"
             )
-        if not self._outputs:
+        if self.num_batches == 0:
             raise ValueError(
                 "No batches were added, so there is nothing to evaluate; check that the "
                 "evaluation input yields data. Received: 0 batches"
             )
-        losses = [
-            _batch_loss(kind, o, y, w) if loss is None else loss
-            for o, y, w, loss in zip(
-                self._outputs, self._labels, self._weights, self._losses, strict=True
-            )
-        ]
-        weights = None if self._weights[0] is None else torch.cat(self._weights)  # type: ignore[arg-type]
-        return fn(
-            torch.cat(self._outputs),
-            torch.cat(self._labels),
-            weights,
-            sum(losses) / len(losses),
+        if self._state is not None:
+            return self._state.result(self._loss_sum / self.num_batches)
+        state, loss_sum = _STATES[kind](), 0.0  # type: ignore[index]
+        for out, lab, w, given in self._kept:
+            state.update(out, lab, w)
+            loss_sum += _batch_loss(kind, out, lab, w) if given is None else given  # type: ignore[arg-type]
+        return state.result(loss_sum / self.num_batches)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in _STATES:
+        raise ValueError(
+            f"Unknown metric kind; expected one of {', '.join(METRIC_KINDS)}. "
+            f"Received: kind={kind!r}"
         )
