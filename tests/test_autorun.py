@@ -114,3 +114,25 @@ def test_an_unwritable_runs_folder_warns_and_training_goes_on(tmp_path, capfd):
     assert _autorun.ensure(object(), runs_dir=blocker / "runs", integration="test") is None
     assert "this training is not recorded" in capfd.readouterr().err
     assert not active.is_active()
+
+
+def test_the_run_records_the_git_state_of_the_working_folder(tmp_path, monkeypatch):
+    import shutil
+    import subprocess as sp
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    sp.run([*git, "init", "-q"], check=True)
+    (repo / "train.py").write_text("print(1)\n")
+    sp.run([*git, "add", "train.py"], check=True)
+    sp.run([*git, "commit", "-qm", "first"], check=True)
+    head = sp.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    monkeypatch.chdir(repo)
+    run = _autorun.ensure(object(), runs_dir=repo / "runs", integration="test")
+    run.end()
+    state = record.read_json(run.folder / record.RUN_FILE)["git"]
+    assert state["commit"] == head
+    assert state["dirty"] is False  # the runs folder inside the repository does not count

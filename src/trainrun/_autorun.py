@@ -157,6 +157,7 @@ def ensure(
         try:
             folder = record.new_run_dir(root)
             run = AutoRun(folder, owner, _run_info(folder, integration))
+            run.info["git"] = _git_state(root)
             record.write_json(folder / record.RUN_FILE, run.info)
         except OSError as exc:
             # bookkeeping must not stop the training: say so once and train unrecorded
@@ -195,6 +196,9 @@ def write_finished_run(
     """Write a whole completed run at once (a search's candidate); it never becomes active."""
     folder = record.new_run_dir(Path(runs_dir))
     info = _run_info(folder, integration)
+    parent = _current
+    if parent is not None:
+        info["git"] = parent.info.get("git")  # written in the same moment as the parent
     now = record.utc_now()
     info.update(
         status="completed",
@@ -227,6 +231,18 @@ def _package_versions() -> dict[str, str]:
 
         _versions = package_versions()
     return dict(_versions)
+
+
+def _git_state(runs_root: Path) -> dict[str, Any] | None:
+    """The working folder's git commit, branch and dirty state (the runs folder ignored)."""
+    try:
+        from trainrun.runs.launch._environment import git_state
+    except ImportError:  # an older runs half without it
+        return None
+    try:
+        return git_state(Path.cwd(), exclude=(runs_root,))
+    except Exception:  # noqa: BLE001 - a broken git must not stop the training
+        return None
 
 
 def _run_info(folder: Path, integration: str) -> dict[str, Any]:
