@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,16 @@ from tests.runs.store.s3server import S3
 
 from trainrun.exceptions import FilterError, RunNotFoundError
 from trainrun.runs import record
-from trainrun.runs.store import copy_run, get_run_dir, latest_run, ls_runs, run_info
+from trainrun.runs.store import (
+    clean_runs,
+    copy_run,
+    get_run_dir,
+    latest_run,
+    ls_runs,
+    purge_runs,
+    restore_runs,
+    run_info,
+)
 from trainrun.runs.store._objectstore import INDEX, ObjectStore
 from trainrun.runs.store._sync import RunSync
 
@@ -122,3 +133,49 @@ def test_a_run_whose_heartbeat_stops_reads_killed(
     wait_until(lambda: ls_runs(s3.url)["status"].tolist() == ["killed"], timeout=20)
     sync.push()  # a late heartbeat (the machine was only cut off): running again
     assert ls_runs(s3.url, filter="status == 'running'")["id"].tolist() == ["live"]
+
+
+def test_reports_and_the_cli_over_a_store(s3: S3, pushed: dict[str, str], tmp_path: Path) -> None:
+    from trainrun.runs.report import save_run_comparison, save_run_view
+
+    page = save_run_view(0, tmp_path / "view.html", runs_dir=s3.url)
+    assert "r3" in page.read_text()
+    both = save_run_comparison(None, tmp_path / "compare.html", runs_dir=s3.url)
+    text = both.read_text()
+    assert "r3" in text and "r2" in text
+    env = s3.child_env()
+    ls = subprocess.run(
+        [sys.executable, "-m", "trainrun", "ls", "--runs-dir", s3.url, "--format", "csv"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ls.returncode == 0, ls.stderr
+    assert [line.split(",")[0] for line in ls.stdout.splitlines()[1:]] == ["r3", "r2", "r1"]
+    show = subprocess.run(
+        [sys.executable, "-m", "trainrun", "show", "r1", "--runs-dir", s3.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert show.returncode == 0, show.stderr
+    assert "dropout" in show.stdout and "0.1" in show.stdout
+
+
+def test_clean_restore_and_purge_over_a_store(s3: S3, pushed: dict[str, str]) -> None:
+    moved = clean_runs(ls_runs(s3.url, filter="status == 'failed'"), s3.url)
+    assert moved == [f"{s3.url}/archive/r2"]
+    assert ls_runs(s3.url)["id"].tolist() == ["r3", "r1"]
+    assert ls_runs(f"{s3.url}/archive")["id"].tolist() == ["r2"]
+    assert not [k for k in s3.keys("team/r2/")]
+    assert "team/archive/r2/run.json" in s3.keys("team/archive/")
+    assert restore_runs("r2", s3.url) == [f"{s3.url}/r2"]
+    assert ls_runs(s3.url)["id"].tolist() == ["r3", "r2", "r1"]
+    clean_runs("r1", s3.url)
+    assert purge_runs(runs_dir=s3.url, confirm=False) == ["r1"]  # every archived run
+    assert ls_runs(f"{s3.url}/archive").empty
+    assert purge_runs("r3", s3.url, confirm=False) == ["r3"]  # one named run, not archived
+    assert ls_runs(s3.url)["id"].tolist() == ["r2"]
+    assert not [k for k in s3.keys("team/") if k.startswith(("team/r1/", "team/r3/"))]

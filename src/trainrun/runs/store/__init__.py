@@ -396,6 +396,10 @@ def clean_runs(
 
     >>> clean_runs(ls_runs("runs", filter="status == 'failed'"), "runs")  # doctest: +SKIP
     """
+    if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):  # a shared store
+        from trainrun.runs.store import _remote_index
+
+        return _remote_index.clean(runs, runs_dir, confirm)  # type: ignore[return-value]
     paths = _without_running(_run_dirs(runs, runs_dir), "archiving")
     if not paths or not _confirm(
         f"Move {len(paths)} run(s) to {Path(runs_dir) / ARCHIVE_DIR}?", confirm, "clean_runs"
@@ -419,6 +423,10 @@ def restore_runs(runs: Any = None, runs_dir: PathLike = "runs") -> list[Path]:
 
     >>> restore_runs(runs_dir="runs")  # doctest: +SKIP
     """
+    if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):  # a shared store
+        from trainrun.runs.store import _remote_index
+
+        return _remote_index.restore(runs, runs_dir)  # type: ignore[return-value]
     restored = []
     for path in _run_dirs(runs, runs_dir, where="archive"):
         target = path.parent.parent / path.name
@@ -441,6 +449,10 @@ def purge_runs(runs: Any = None, runs_dir: PathLike = "runs", *, confirm: bool =
 
     >>> purge_runs(runs_dir="runs", confirm=False)  # doctest: +SKIP
     """
+    if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):  # a shared store
+        from trainrun.runs.store import _remote_index
+
+        return _remote_index.purge(runs, runs_dir, confirm)
     if runs is None:
         paths = _run_dirs(None, runs_dir, where="archive")
     else:

@@ -30,7 +30,14 @@ from typing import Any
 from trainrun.exceptions import RunNotFoundError, RunRecordError
 from trainrun.runs import record
 from trainrun.runs.store import _pushdown
-from trainrun.runs.store._objectstore import CHANGES, INDEX, ObjectStore, parse_url
+from trainrun.runs.store._objectstore import (
+    CHANGES,
+    IDS,
+    INDEX,
+    ObjectStore,
+    change_key,
+    parse_url,
+)
 from trainrun.runs.store._sync import cache_root, heartbeat_timeout, push_pending
 
 __all__ = ["RemoteRuns"]
@@ -249,3 +256,137 @@ class RemoteRuns:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return target
+
+    # ---------------------------------------------------------------- clean, restore, purge
+
+    def refs(self, runs: Any) -> list[str]:
+        """Ids named by ``runs``: None (all), an ls_runs() DataFrame, one run or a list."""
+        if runs is None:
+            return self.ids()
+        if hasattr(runs, "columns"):  # a DataFrame
+            runs = list(runs["id"] if "id" in runs.columns else runs["run_dir"])
+        elif isinstance(runs, (str, int)) or hasattr(runs, "get"):
+            runs = [runs]
+        return [self.resolve(r) for r in runs]
+
+    def refs_or_archived(self, runs: Any, archive: RemoteRuns) -> list[tuple[RemoteRuns, str]]:
+        """Runs named for purge_runs: in the archive first (exact ids), then here."""
+        if hasattr(runs, "columns"):
+            runs = list(runs["id"] if "id" in runs.columns else runs["run_dir"])
+        elif isinstance(runs, (str, int)) or hasattr(runs, "get"):
+            runs = [runs]
+        archived = set(archive.ids())
+        out: list[tuple[RemoteRuns, str]] = []
+        for ref in runs:
+            if isinstance(ref, str) and ref.startswith(archive.url + "/"):
+                ref = ref[len(archive.url) + 1 :]
+            if isinstance(ref, str) and ref in archived:
+                out.append((archive, ref))
+            else:
+                out.append((self, self.resolve(ref)))
+        return out
+
+    def _running(self, ids: list[str]) -> set[str]:
+        def use(index: Any) -> set[str]:
+            rows = index.db.execute("SELECT id FROM runs WHERE status = 'running'")
+            return {r[0] for r in rows} & set(ids)
+
+        return set(self._through(use))
+
+    def move(self, run_id: str, to: RemoteRuns) -> str:
+        """Move one run into the store ``to`` (copied, then deleted here); its id there."""
+        row = self.store.get(INDEX + run_id + ".json")
+        new = run_id
+        n = 2
+        while not to.store.create(IDS + new, b"{}"):
+            new = f"{run_id}-{n}"
+            n += 1
+        keys = [e.key for e in self.store.list(f"{run_id}/")]
+        for key in keys:
+            data = self.store.get(key)
+            if data is not None:
+                to.store.put(f"{new}/{key[len(run_id) + 1 :]}", data)
+        if row is not None:
+            moved = json.loads(row)
+            moved["id"] = new
+            to.store.put(INDEX + new + ".json", record.dumps(moved).encode("utf-8"))
+            to.store.put(change_key(new), b"")
+        self.delete(run_id, keys)
+        return new
+
+    def delete(self, run_id: str, keys: list[str] | None = None) -> None:
+        """Delete one run: its files, its row and its claim; a marker tells other machines."""
+        for key in keys if keys is not None else [e.key for e in self.store.list(f"{run_id}/")]:
+            self.store.delete(key)
+        self.store.delete(INDEX + run_id + ".json")
+        self.store.delete(IDS + run_id)
+        self.store.put(change_key(run_id), b"")
+
+
+def _archive_of(url: str) -> RemoteRuns:
+    return RemoteRuns(f"{url.rstrip('/')}/{record.ARCHIVE_DIR}")
+
+
+def _skip_running(store: RemoteRuns, ids: list[str], verb: str) -> list[str]:
+    import warnings
+
+    running = store._running(ids)
+    if running:
+        warnings.warn(
+            f"Not {verb} {len(running)} run(s) still running: {', '.join(sorted(running))}. "
+            "Wait for them to finish, or stop them first.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return [i for i in ids if i not in running]
+
+
+def clean(runs: Any, url: str, confirm: bool) -> list[str]:
+    """clean_runs over a store: runs moved under ``<url>/archive``; their new URLs."""
+    from trainrun.runs.store import _confirm
+
+    store = RemoteRuns(url)
+    ids = _skip_running(store, store.refs(runs), "archiving")
+    archive = _archive_of(store.url)
+    if not ids or not _confirm(f"Move {len(ids)} run(s) to {archive.url}?", confirm, "clean_runs"):
+        return []
+    return [f"{archive.url}/{store.move(i, archive)}" for i in ids]
+
+
+def restore(runs: Any, url: str) -> list[str]:
+    """restore_runs over a store: archived runs moved back; their URLs."""
+    store = RemoteRuns(url)
+    archive = _archive_of(store.url)
+    out = []
+    for run_id in archive.refs(runs):
+        if store.store.get(IDS + run_id) is not None:
+            raise RunRecordError(
+                f"Cannot restore {run_id}: {store.url}/{run_id} already exists. "
+                "Purge or clean one of them first."
+            )
+        out.append(f"{store.url}/{archive.move(run_id, store)}")
+    return out
+
+
+def purge(runs: Any, url: str, confirm: bool) -> list[str]:
+    """purge_runs over a store: archived runs (or those named) deleted for good; their ids."""
+    from trainrun.runs.store import _confirm
+
+    store = RemoteRuns(url)
+    archive = _archive_of(store.url)
+    targets: list[tuple[RemoteRuns, str]] = []
+    if runs is None:
+        targets = [(archive, i) for i in archive.ids()]
+    else:
+        for ref in store.refs_or_archived(runs, archive):
+            targets.append(ref)
+    ids = [i for _, i in targets]
+    keep = set(_skip_running(store, ids, "deleting"))
+    targets = [(s, i) for s, i in targets if i in keep]
+    if not targets or not _confirm(
+        f"Delete {len(targets)} run(s) permanently?", confirm, "purge_runs"
+    ):
+        return []
+    for where, run_id in targets:
+        where.delete(run_id)
+    return [i for _, i in targets]
