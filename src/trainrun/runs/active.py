@@ -280,8 +280,8 @@ def _write_flags(path: Path, data: Mapping[str, Any]) -> None:
             current.clear()
             current.update(data)
         else:
-            values = current.get("values") if isinstance(current.get("values"), dict) else {}
-            current["values"] = {**values, **data}
+            values = current.get("values")
+            current["values"] = {**(values if isinstance(values, dict) else {}), **data}
             current.setdefault("declared", {})
 
     try:
@@ -437,9 +437,7 @@ def _metric_rows(data: Any) -> list[dict[str, Any]]:
     raise TypeError(f"expected a dict, a list of dicts or a DataFrame, got {type(data).__name__}")
 
 
-def write_run_metadata(
-    kind: str, data: Any, run_dir: str | os.PathLike[str] | None = None
-) -> None:
+def write_run_metadata(kind: str, data: Any, run_dir: str | os.PathLike[str] | None = None) -> None:
     """Record ``data`` of one ``kind`` into the active run (tfruns' write_run_metadata).
 
     - ``"metrics"``: rows of history (a dict, a list of dicts, a dict of lists or

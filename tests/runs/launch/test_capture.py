@@ -119,3 +119,19 @@ def test_output_scalars_become_metrics_when_asked(tmp_path):
     with pytest.raises(ValueError, match="named groups"):
         training_run(script, runs_dir=tmp_path / "runs", output_scalars=r"acc=\S+")
     assert os.path.isdir(tmp_path / "runs")
+
+
+def test_the_source_snapshot_never_copies_a_link_out_of_the_project(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password")
+    (proj / "notes.md").write_text("ok")
+    os.symlink(secret, proj / "leak.txt")
+    os.symlink(proj / "notes.md", proj / "alias.md")  # a link inside the project is fine
+    script = write(proj, "train.py", "print('hi')\n")
+    run = training_run(script, runs_dir=tmp_path / "runs", echo=False, artifacts=False)
+    source = Path(run["run_dir"]) / "source"
+    assert (source / "notes.md").read_text() == "ok" and (source / "alias.md").exists()
+    assert not (source / "leak.txt").exists()
+    assert any(s.startswith("leak.txt (a link to a file outside") for s in run["source"]["skipped"])

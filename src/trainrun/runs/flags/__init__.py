@@ -271,61 +271,74 @@ _TYPE_WORDS = {
 }
 
 
+def _to_numeric(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value.strip())
+    raise ValueError
+
+
+def _to_integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        try:
+            return int(text)
+        except ValueError:
+            value = float(text)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise ValueError
+
+
+def _to_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in TRUE_WORDS:
+            return True
+        if low in FALSE_WORDS:
+            return False
+    raise ValueError
+
+
+def _to_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise ValueError
+
+
+_CONVERTERS = {
+    "numeric": _to_numeric,
+    "integer": _to_integer,
+    "boolean": _to_boolean,
+    "string": _to_string,
+}
+
+
 def _convert_type(type_: str, name: str, value: Any, source: str) -> Any:
     if value is None:
         return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()  # numpy scalars from a tuning grid
-    bad = FlagError(
-        f"The flag {name!r} expects {_TYPE_WORDS[type_]}, but {source} gave {value!r}. "
-        f"Received: {name}={value!r}"
-    )
-    if type_ == "numeric":
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                raise bad from None
-        raise bad
-    if type_ == "integer":
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            text = value.strip().replace("_", "")
-            try:
-                return int(text)
-            except ValueError:
-                try:
-                    value = float(text)
-                except ValueError:
-                    raise bad from None
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return int(value)
-        raise bad
-    if type_ == "boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str):
-            low = value.strip().lower()
-            if low in TRUE_WORDS:
-                return True
-            if low in FALSE_WORDS:
-                return False
-        raise bad
-    # string
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    raise bad
+    try:
+        return _CONVERTERS[type_](value)
+    except (ValueError, TypeError, OverflowError):
+        raise FlagError(
+            f"The flag {name!r} expects {_TYPE_WORDS[type_]}, but {source} gave {value!r}. "
+            f"Received: {name}={value!r}"
+        ) from None
 
 
 def _check_choices(spec: FlagSpec, value: Any, source: str, raw: Any) -> None:

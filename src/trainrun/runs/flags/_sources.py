@@ -172,6 +172,23 @@ def _bool_literal(token: str) -> bool:
     return token.strip().lower() in TRUE_WORDS + FALSE_WORDS
 
 
+def _flag_value(
+    argv: list[str], i: int, tok: str, spec: FlagSpec, eq: str, value: str
+) -> tuple[Any, str, int]:
+    """The value of ``--name`` at ``argv[i]``: (value, as shown, index of the last token used)."""
+    if eq:
+        return value, tok, i
+    if spec.type == "boolean":
+        if i + 1 < len(argv) and _bool_literal(argv[i + 1]):
+            return argv[i + 1], f"{tok} {argv[i + 1]}", i + 1
+        return "true", f"{tok} true", i
+    if i + 1 >= len(argv):
+        raise FlagError(
+            f"The flag {tok} needs a value: '{tok} VALUE' or '{tok}=VALUE'. Received: {tok}"
+        )
+    return argv[i + 1], f"{tok} {argv[i + 1]}", i + 1  # taken verbatim, even '-1' or '--x'
+
+
 def parse_argv(
     argv: list[str], specs: Mapping[str, FlagSpec], allow_unknown: bool
 ) -> tuple[dict[str, tuple[Any, str]], list[str], dict[str, str], bool]:
@@ -191,6 +208,7 @@ def parse_argv(
         elif tok.startswith("--") and len(tok) > 2:
             body, eq, value = tok[2:].partition("=")
             key = body.replace("-", "_")
+            spec = specs.get(key)
             if key in OWN_OPTIONS:
                 if not eq:
                     if i + 1 >= len(argv):
@@ -198,44 +216,27 @@ def parse_argv(
                     i += 1
                     value = argv[i]
                 own[key] = value
-                i += 1
-                continue
-            spec = specs.get(key)
-            if spec is None and not eq and key.startswith("no_"):
-                negated = specs.get(key[3:])
-                if negated is not None and negated.type == "boolean":
-                    found[negated.name] = (False, tok)
-                    i += 1
-                    continue
-            if spec is None:
-                if allow_unknown:
-                    unparsed.append(tok)
-                    i += 1
-                    continue
-                raise undeclared(key, specs, "the command line", tok)
-            if not eq:
-                if spec.type == "boolean":
-                    if i + 1 < len(argv) and _bool_literal(argv[i + 1]):
-                        i += 1
-                        value = argv[i]
-                    else:
-                        value = "true"
-                else:
-                    if i + 1 >= len(argv):
-                        raise FlagError(
-                            f"The flag {tok} needs a value: '{tok} VALUE' or '{tok}=VALUE'. "
-                            f"Received: {tok}"
-                        )
-                    i += 1
-                    value = argv[i]  # taken verbatim, even '-1' or '--x'
-                shown = f"{tok} {value}"
+            elif spec is None and not eq and _negated(key, specs) is not None:
+                found[key[3:]] = (False, tok)
+            elif spec is None:
+                if not allow_unknown:
+                    raise undeclared(key, specs, "the command line", tok)
+                unparsed.append(tok)
             else:
-                shown = tok
-            found[key] = (value, shown)
+                raw, shown, i = _flag_value(argv, i, tok, spec, eq, value)
+                found[key] = (raw, shown)
         else:
             unparsed.append(tok)  # positional or single-dash: the script's own
         i += 1
     return found, unparsed, own, wants_help
+
+
+def _negated(key: str, specs: Mapping[str, FlagSpec]) -> FlagSpec | None:
+    """``--no-NAME`` for a boolean flag NAME."""
+    if not key.startswith("no_"):
+        return None
+    spec = specs.get(key[3:])
+    return spec if spec is not None and spec.type == "boolean" else None
 
 
 # ---------------------------------------------------------------- help

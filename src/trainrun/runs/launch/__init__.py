@@ -229,7 +229,10 @@ def _stop_child(proc: subprocess.Popen[bytes], *, wait_first: bool = True) -> No
     non-interactive shell, ``nohup``) inherits that and would sit out the whole
     SIGINT grace period: it gets SIGTERM straight away.
     """
-    steps = ((signal.SIGINT, INTERRUPT_GRACE), (signal.SIGTERM, TERMINATE_GRACE))
+    steps: tuple[tuple[signal.Signals, float], ...] = (
+        (signal.SIGINT, INTERRUPT_GRACE),
+        (signal.SIGTERM, TERMINATE_GRACE),
+    )
     try:
         if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
             steps = steps[1:]
@@ -671,7 +674,9 @@ def _plan(
     try:
         source = script_path.read_bytes()
     except OSError as exc:
-        raise ScriptNotFoundError(f"Could not read the training script {script_path}: {exc}") from exc
+        raise ScriptNotFoundError(
+            f"Could not read the training script {script_path}: {exc}"
+        ) from exc
     declaration = Declaration("unknown", problem="not checked (check_flags=False)")
     if overrides and check_flags:
         probe_env = {**os.environ, **{k: v for k, v in extra_env.items() if v is not None}}

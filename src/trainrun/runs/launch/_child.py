@@ -204,7 +204,7 @@ def _declared(parser: object) -> dict[str, dict[str, object]]:
         argparse._StoreFalseAction: ("boolean", "store_false"),
         argparse.BooleanOptionalAction: ("boolean", "boolean_optional"),
     }
-    types = {int: "integer", float: "numeric", str: "string", None: "string"}
+    types: dict[object, str] = {int: "integer", float: "numeric", str: "string", None: "string"}
     out: dict[str, dict[str, object]] = {}
     for action in getattr(parser, "_actions", []):
         strings = list(action.option_strings)
@@ -337,7 +337,7 @@ class _PyplotHook:
             return None
         import importlib.util
 
-        sys.meta_path.remove(self)
+        sys.meta_path.remove(self)  # type: ignore[arg-type]
         spec = importlib.util.find_spec(name)
         loader = getattr(spec, "loader", None)
         if loader is None or not hasattr(loader, "exec_module"):

@@ -245,7 +245,7 @@ class Run:
             final["artifacts"] = capture_artifacts(
                 Path.cwd(), self.run_dir / record.ARTIFACTS_DIR, self._before, [self.runs_root]
             )
-        self.status = outcome["status"]
+        self.status = str(outcome["status"])
         try:
             update_run(self.run_dir, final)
         except OSError as exc2:
@@ -306,7 +306,7 @@ def start_run(
     caller = _caller_file()
     pid = os.getpid()
     shell = _ipython()
-    script = "<notebook>" if shell is not None else (caller or "<interactive>")
+    script: str = "<notebook>" if shell is not None else (caller or "<interactive>")
     info = {
         "id": folder.name,
         "script": script,

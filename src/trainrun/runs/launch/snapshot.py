@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 SOURCE_SUFFIXES = frozenset(
@@ -120,30 +120,51 @@ def snapshot_source(
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
             continue
-        subdirs = []
+        subdirs: list[Path] = []
         for entry in entries:
             seen += 1
             if seen > MAX_ENTRIES:
                 snap.skipped.append(f"(stopped after looking at {MAX_ENTRIES:,} entries)")
                 return snap
             try:
-                if entry.is_dir():
-                    if depth < MAX_DEPTH and not _skip_dir(entry, excluded):
-                        if entry.is_symlink() and not os.path.realpath(entry.path).startswith(
-                            root_real + os.sep
-                        ):
-                            continue
-                        subdirs.append(Path(entry.path))
-                    continue
-                if not entry.is_file() or entry.name.startswith("."):
-                    continue
-                if os.path.splitext(entry.name)[1].lower() not in SOURCE_SUFFIXES:
-                    continue
-                rel = os.path.relpath(entry.path, root)
-                if rel == script.name:
-                    continue
-                copy(Path(entry.path), rel, entry.stat().st_size)
+                _visit(entry, depth, root, root_real, script, excluded, subdirs, copy, snap)
             except OSError:
                 continue
         stack.extend((d, depth + 1) for d in reversed(subdirs))
     return snap
+
+
+def _inside(path: str, root_real: str) -> bool:
+    return os.path.realpath(path).startswith(root_real + os.sep)
+
+
+def _visit(
+    entry: os.DirEntry[str],
+    depth: int,
+    root: Path,
+    root_real: str,
+    script: Path,
+    excluded: set[str],
+    subdirs: list[Path],
+    copy: Callable[[Path, str, int], None],
+    snap: Snapshot,
+) -> None:
+    """One entry of the walk: a folder to descend into, a source file to copy, or nothing."""
+    if entry.is_dir():
+        if depth < MAX_DEPTH and not _skip_dir(entry, excluded):
+            if entry.is_symlink() and not _inside(entry.path, root_real):
+                return
+            subdirs.append(Path(entry.path))
+        return
+    if not entry.is_file() or entry.name.startswith("."):
+        return
+    if os.path.splitext(entry.name)[1].lower() not in SOURCE_SUFFIXES:
+        return
+    rel = os.path.relpath(entry.path, root)
+    if rel == script.name:
+        return
+    if entry.is_symlink() and not _inside(entry.path, root_real):
+        # a link out of the project (a secret, /etc/...): never copied into a run
+        snap.skipped.append(f"{rel} (a link to a file outside {root})")
+        return
+    copy(Path(entry.path), rel, entry.stat().st_size)

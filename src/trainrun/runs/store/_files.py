@@ -24,7 +24,7 @@ FILE_FOLDERS = ((record.ARTIFACTS_DIR, ""), (record.MODEL_DIR, record.MODEL_DIR)
 
 
 def _copy_tree(source: Path, dest: Path, skipped: list[str]) -> list[str]:
-    copied = []
+    copied: list[str] = []
     real = os.path.realpath(source)
     if os.path.islink(source) or not os.path.isdir(real):
         return copied

@@ -307,9 +307,10 @@ def _frame(
     import pandas as pd
 
     rows = _tuning_rows(runs_dir, tuning_id)
-    by_dir = {str(Path(r["run_dir"]).resolve()): r for r in rows.to_dict(orient="records")}
+    records: list[dict[str, Any]] = rows.to_dict(orient="records")  # type: ignore[assignment]
+    by_dir = {str(Path(r["run_dir"]).resolve()): r for r in records}
     by_trial: dict[str, dict[str, Any]] = {}
-    for r in rows.to_dict(orient="records"):
+    for r in records:
         by_trial[str(r.get("tag_trial"))] = r  # oldest first: the latest wins
     out = []
     for trial in trials:
@@ -484,7 +485,7 @@ def _execute(
             ray.init(address=address, include_dashboard=False, log_to_driver=echo)
             started_here = True
         try:
-            executor = RayExecutor(
+            ray_executor = RayExecutor(
                 ray,
                 str(script),
                 str(runs_dir),
@@ -495,7 +496,7 @@ def _execute(
                 options,
             )
             try:
-                outcomes = executor.run(source, progress)
+                outcomes = ray_executor.run(source, progress)
             except TuningInterrupted as stop:
                 outcomes, interrupted = stop.outcomes, stop
         finally:

@@ -245,7 +245,7 @@ def find_open_runs(
     runs_dir: str | os.PathLike[str], tuning_id: str, pid: int | None = None
 ) -> list[Path]:
     """Runs of this tuning whose run.json still reads 'running' (launched by ``pid``, if given)."""
-    found = []
+    found: list[Path] = []
     base = Path(runs_dir)
     if not base.is_dir():
         return found
@@ -340,7 +340,7 @@ class LocalExecutor:
                     if signals[step] == signal.SIGINT and self.stop_runs is not None:
                         self.stop_runs()
                     else:
-                        _signal_all(_children(os.getpid()) - before, signals[step])
+                        _signal_all(_children(os.getpid()) - before, int(signals[step] or 0))
                     deadline = time.monotonic() + STOP_GRACE[step]
                 elif time.monotonic() >= deadline:
                     break  # SIGKILLed and still no answer: give up on those threads
