@@ -109,3 +109,8 @@ def test_write_run_metadata_to_a_given_run_and_custom_kinds(tmp_path):
     assert [r["loss"] for r in record.read_metrics(folder)] == [0.5, 0.25]
     assert record.read_json(folder / "metadata" / "confusion.json") == {"tp": 3, "fp": 1}
     assert (folder / "metadata" / "tables" / "table.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_view_run_refuses_a_viewer_it_does_not_know(runs):
+    with pytest.raises(ValueError, match="viewer must be None"):
+        tr.view_run(0, viewer="browser")
