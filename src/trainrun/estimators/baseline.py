@@ -29,6 +29,8 @@ __all__ = ["BaselineClassifier", "BaselineRegressor"]
 
 
 class _Baseline(Estimator):
+    optimizer: Any
+
     def _columns(self) -> dict[str, list[Any]]:
         return {}
 
@@ -48,16 +50,14 @@ class _Baseline(Estimator):
     def _optimizer_settings(self) -> list[tuple[str, Any]]:
         return [("all", self.optimizer)]
 
-    def train(
-        self, input_fn: Any, steps: Any = None, max_steps: Any = None, callbacks: Any = None
-    ) -> Any:
+    def train(self, input_fn: Any, *args: Any, **kwargs: Any) -> Any:
         """As every estimator's ``train``; a fresh baseline first sets its bias to the exact
         (weighted) class prior or label mean over one pass of the input, so that the
         optimizer's steps only refine it."""
         self._build()
         if self.global_step_ == 0 and getattr(self, "_checkpoint_path", None) is None:
             self._init_bias(input_fn)
-        return super().train(input_fn, steps=steps, max_steps=max_steps, callbacks=callbacks)
+        return super().train(input_fn, *args, **kwargs)
 
     def _init_bias(self, input_fn: Any) -> None:
         import torch
@@ -89,8 +89,9 @@ class _Baseline(Estimator):
             value = torch.log(mean.clamp_min(1e-6))
         else:
             value = mean
+        network: Any = self.network_
         with torch.no_grad():
-            self.network_.bias.copy_(value.to(self.network_.bias.dtype))
+            network.bias.copy_(value.to(network.bias.dtype))
 
     def _declared_columns(self) -> list[Any] | None:
         return None  # fit(X, y) takes any columns: a baseline reads none of them
@@ -103,7 +104,7 @@ class _Baseline(Estimator):
                 kind.poor_score = True
         return tags
 
-    def export(self, path: str | os.PathLike[str]) -> Path:
+    def export(self, path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Path:
         """A baseline has no export: its prediction is one constant per class or target.
 
         Read it from ``predict`` or the bias in ``latest_checkpoint()``; compare models

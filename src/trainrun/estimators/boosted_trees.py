@@ -44,6 +44,7 @@ Input files (CSV / Parquet) are streamed chunk by chunk into XGBoost's quantised
 
 from __future__ import annotations
 
+import abc
 import copy
 import inspect
 import json
@@ -243,11 +244,35 @@ CHECKS: dict[str, tuple[Any, str]] = {
 # --------------------------------------------------------------------- the estimator
 
 
-class _BoostedTrees(ScikitLearnMixin):
+class _BoostedTrees(ScikitLearnMixin, abc.ABC):
     """Shared by the classifier and the regressor: settings, data, train, evaluate, predict."""
+
+    # settings (stored by the subclasses' __init__) and learned state
+    feature_columns: Any
+    n_batches_per_layer: int | None
+    model_dir: Any
+    weight_column: Any
+    n_trees: int
+    max_depth: int
+    learning_rate: float
+    l1_regularization: float
+    l2_regularization: float
+    tree_complexity: float
+    min_node_weight: float
+    config: RunConfig | None
+    center_bias: bool
+    pruning_mode: str
+    quantile_sketch_epsilon: float
+    booster_: Any
+    feature_columns_: list[Any] | None
+    head_: Any
 
     def _fit_budget(self, rows: int, batch_size: int) -> tuple[int | None, int | None]:
         return 1, None  # n_trees trees, each over the whole data
+
+    @abc.abstractmethod
+    def _build_head(self) -> Any:
+        """The classifier's or the regressor's head."""
 
     # ------------------------------------------------------------ settings (scikit-learn's)
     @classmethod
@@ -468,7 +493,7 @@ class _BoostedTrees(ScikitLearnMixin):
         cached = list(self._chunks(fn, labels=True)) if getattr(fn, "in_memory", True) else None
         rows: list[int] = []  # per pass
 
-        class _Iter(xgb.DataIter):
+        class _Iter(xgb.DataIter):  # type: ignore[misc,name-defined]
             def __init__(self) -> None:
                 super().__init__(release_data=True)
                 self._source: Any = iter(())
@@ -551,7 +576,7 @@ class _BoostedTrees(ScikitLearnMixin):
         if self.booster_ is not None:
             params.pop("base_score")  # a resumed model keeps its own
 
-        class _Steps(xgb.callback.TrainingCallback):
+        class _Steps(xgb.callback.TrainingCallback):  # type: ignore[misc,name-defined]
             def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
                 metric = next(iter(evals_log["train"].values()))[-1]
                 loss = metric**2 if params["eval_metric"] == "rmse" else metric

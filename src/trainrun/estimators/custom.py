@@ -92,7 +92,9 @@ class CustomEstimator(Estimator):
         self.config = config
         self.warm_start_from = warm_start_from
 
-    @property
+    feature_columns_: list[Any] | None
+
+    @property  # type: ignore[override]
     def _estimator_type(self) -> str:  # type: ignore[override]
         kind = getattr(self.head, "kind", "")
         if kind in ("binary", "multiclass", "binary_thresholds"):
@@ -102,7 +104,7 @@ class CustomEstimator(Estimator):
         return ""
 
     @property
-    def n_classes(self) -> int:
+    def n_classes(self) -> int:  # type: ignore[override]
         return int(getattr(self.head, "n_classes", 2))
 
     @property
@@ -189,7 +191,7 @@ class CustomEstimator(Estimator):
         weights: ``model_fn`` must be a top-level function or class of an importable module.
         """
         self._require_trained("export")
-        if self.network_.reference is None:
+        if getattr(self.network_, "reference", None) is None:
             raise ModelDirError(
                 f"{type(self).__name__}.export() needs model_fn to be a top-level function or "
                 "nn.Module class of an importable module (an export holds no code: "

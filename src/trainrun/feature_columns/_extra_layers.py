@@ -126,7 +126,8 @@ class ExtendedTransform(FeatureTransform):
                 ids = self._inner[col.name].encode({col.raw_keys[0]: _as_object(rows)})
                 from trainrun.feature_columns._blocks import encoded_column
 
-                values = encoded_column(ids, col.categorical_column.name).reshape(len(rows), -1)
+                inner = col.categorical_column  # type: ignore[attr-defined]
+                values = encoded_column(ids, inner.name).reshape(len(rows), -1)
                 width = int(lengths.max(initial=0))
                 values = (
                     values[:, :width]

@@ -27,8 +27,8 @@ class RowsTransform(FeatureTransform):
     """Encodes no feature: only how many rows a chunk of data has."""
 
     def __init__(self) -> None:  # no columns to check
-        self.columns = []
-        self.required_keys = ()
+        self.columns: list[Any] = []
+        self.required_keys: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return "RowsTransform()"
