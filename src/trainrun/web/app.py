@@ -56,7 +56,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from trainrun.exceptions import FilterError, RunNotFoundError, RunRecordError, TrainrunError
 from trainrun.runs import record
 from trainrun.runs.report import _data as _report_data
-from trainrun.runs.report import render, render_data, script_json, static_text
+from trainrun.runs.report import render, render_data, render_live, script_json, static_text
 from trainrun.runs.store import RunRecordWarning, clean_runs, ls_runs, purge_runs
 
 #: how often the pages ask for fresh statuses, in milliseconds
@@ -64,9 +64,24 @@ POLL_MS = 2000
 #: runs per page of the runs table
 PAGE_SIZE = 200
 
-#: columns always shown first in the runs table, then eval_*, metric_*, flag_*, tag_* (as tfruns)
-LEAD_COLUMNS = ("id", "status", "start", "duration", "script")
-GROUP_PREFIXES = ("eval_", "metric_", "flag_", "tag_")
+#: columns always shown first in the runs table (then what ls_runs puts first: the flags
+#: that differ, the metrics...; see trainrun.runs.store._columns)
+LEAD_COLUMNS = ("id", "status", "run_name")
+GROUP_PREFIXES = ("eval_", "metric_", "flag_", "tag_", "run_", "prop_", "error_")
+#: columns the table hides until the column chooser shows them (flags the same in every
+#: listed run are hidden too, and named in one line above the table)
+HIDDEN_COLUMNS = ("end", "exit_code", "run_dir", "error_traceback")
+#: the largest file a preview page shows (the download is always whole)
+PREVIEW_LIMIT = 256 * 1024
+#: what a preview shows of a CSV file
+PREVIEW_ROWS = 200
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 
 ACTIONS = {
     "archive": ("Archive", "moves the run folder into the runs folder's archive (reversible)"),
@@ -79,7 +94,7 @@ LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 _CSP = (
     "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
-    "img-src data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "img-src data: 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
 
@@ -208,9 +223,14 @@ class Dashboard:
         return min(max(page, 1), pages), pages
 
     def list_runs(self, params: Any) -> dict[str, Any]:
-        """One page of the runs table, through ls_runs (its filter language and order)."""
+        """One page of the runs table, through ls_runs (its filter language, order and
+        column order: what differs between the runs first)."""
+        from trainrun.runs.store._columns import constant_columns, constant_summary
+
         filter_expr = (params.get("filter") or "").strip() or None
         problems: list[str] = []
+        constant: list[str] = []
+        summary = ""
         if not self.runs_dir.is_dir():
             records, names, total = [], [], 0
             page, pages = 1, 1
@@ -218,21 +238,26 @@ class Dashboard:
             df = self._listing(params)
             problems = df.attrs.get("problems", [])
             total = len(df)
+            if total > 1:
+                constant = constant_columns(df)
+                summary = constant_summary(df, limit=400)
             page, pages = self._page(params, total)
             part = df.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
             # only the columns this page uses: a tag/flag/metric/eval column empty here is left out
             empty = [c for c in part.columns if c.startswith(GROUP_PREFIXES)]
             part = part.drop(columns=[c for c in empty if part[c].isna().all()])
             records = part.to_dict(orient="records")
-            names = list(part.columns)
+            names = list(part.columns)  # in ls_runs' order
         columns = [c for c in LEAD_COLUMNS if c in names]
-        for prefix in GROUP_PREFIXES:
-            columns += sorted(c for c in names if c.startswith(prefix) and c not in columns)
+        columns += [c for c in names if c not in columns]
         rows = [{c: _json_safe(rec.get(c)) for c in columns} for rec in records]
         return {
             "runs_dir": str(self.runs_dir),
             "filter": filter_expr,
             "columns": columns,
+            "hidden": [c for c in columns if c in HIDDEN_COLUMNS or c in constant],
+            "constant": [c for c in constant if c in columns],
+            "constant_summary": summary,
             "runs": rows,
             "count": len(rows),
             "total": total,
@@ -263,6 +288,9 @@ class Dashboard:
             error = str(exc)
             listing = {
                 "columns": list(LEAD_COLUMNS),
+                "hidden": [],
+                "constant": [],
+                "constant_summary": "",
                 "runs": [],
                 "count": 0,
                 "total": 0,
@@ -307,7 +335,12 @@ class Dashboard:
             data = _report_data.run_data(run_dir, runs_dir=self.runs_dir)
         except (RunRecordError, RunNotFoundError) as exc:
             return self.error_page(request, str(exc), 500)
-        return HTMLResponse(render_data(data, dashboard=self.context(request)))
+        context = {
+            **self.context(request),
+            "annotate_token": self.token("annotate", run_dir.name),
+            "needs_password": self.password is not None,
+        }
+        return HTMLResponse(render_data(data, dashboard=context))
 
     def api_run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -323,6 +356,9 @@ class Dashboard:
                         f"{run_dir / record.RUN_FILE} does not hold a JSON object."
                     )
                 return _json({"id": run_id, "status": record.resolve_status(run)})
+            if request.query_params.get("fields") == "live":
+                # a running run's page: its charts and output tail, redrawn as they arrive
+                return _json(render_live(_report_data.live_data(run_dir)))
             return _json(_report_data.run_data(run_dir, runs_dir=self.runs_dir))
         except (RunRecordError, RunNotFoundError) as exc:
             return _error_json(str(exc), 500)
@@ -345,14 +381,53 @@ class Dashboard:
             )
         size = os.fstat(fd).st_size
         name = quote(parts[-1])
+        image = IMAGE_TYPES.get(os.path.splitext(parts[-1])[1].lower())
+        inline = image is not None and request.query_params.get("inline") == "1"
         return StreamingResponse(
             _chunks(fd),
-            media_type="application/octet-stream",
+            media_type=image if inline else "application/octet-stream",
             headers={
                 "content-length": str(size),
-                "content-disposition": f"attachment; filename*=UTF-8''{name}",
+                "content-disposition": f"{'inline' if inline else 'attachment'}; "
+                f"filename*=UTF-8''{name}",
             },
         )
+
+    def preview(self, request: Request) -> Response:
+        """A page showing a file of the run's artifacts/ or plots/: an image, text, a CSV
+        table or pretty JSON (its first PREVIEW_LIMIT bytes), with its download link."""
+        run_dir = self.run_dir(request.path_params["run_id"])
+        area = request.path_params["area"]
+        if run_dir is None or area not in FILE_AREAS:
+            return self.not_found(request)
+        rel = request.path_params["path"]
+        try:
+            fd = _open_inside(run_dir, [area, *rel.split("/")])
+        except (OSError, RunRecordError):
+            return self.error_page(
+                request,
+                "No such file in this run: only regular files inside the run's artifacts/ "
+                "and plots/ folders are shown, never through a link.",
+                404,
+            )
+        try:
+            size = os.fstat(fd).st_size
+            head = os.read(fd, PREVIEW_LIMIT)
+        finally:
+            os.close(fd)
+        root = self.context(request)["root"]
+        base = f"{root}runs/{quote(run_dir.name)}/files/{area}/{quote(rel)}"
+        body = render(
+            "preview.html",
+            packages=("trainrun.web",),
+            dashboard=self.context(request),
+            run_id=run_dir.name,
+            path=f"{area}/{rel}",
+            size=size,
+            download=base,
+            shown=_preview(rel, head, size, f"{base}?inline=1"),
+        )
+        return HTMLResponse(body)
 
     def _compare_dirs(self, request: Request) -> list[Path] | Response:
         ids = [r for r in (request.query_params.get("runs") or "").split(",") if r]
@@ -441,6 +516,51 @@ class Dashboard:
             return self.error_page(request, str(exc), 400)
         return RedirectResponse(self.context(request)["root"], status_code=303)
 
+    async def annotate(self, request: Request) -> Response:
+        """POST from the run page's form: tags added/removed, the note and the name."""
+        run_id = request.path_params["run_id"]
+        run_dir = await run_in_threadpool(self.run_dir, run_id)
+        if run_dir is None:
+            return self.not_found(request)
+        if not _same_origin(request):
+            return self.error_page(
+                request,
+                "This request did not come from the dashboard's own page (its Origin or "
+                "Referer names another site, or neither was sent); nothing was changed.",
+                403,
+            )
+        form = parse_qs(
+            (await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True
+        )
+
+        def field(name: str) -> str:
+            return (form.get(name) or [""])[0]
+
+        if not hmac.compare_digest(field("token"), self.token("annotate", run_id)):
+            return self.error_page(
+                request, "The form's token is missing or wrong; reload the run page.", 403
+            )
+        if self.password is not None and not hmac.compare_digest(
+            field("password").encode(), self.password.encode()
+        ):
+            return self.error_page(
+                request, "The dashboard's password is missing or wrong; nothing was changed.", 403
+            )
+        from trainrun.runs.record._annotations import annotate
+
+        changes: dict[str, Any] = {
+            "add_tags": field("add").split(),
+            "remove_tags": form.get("remove") or [],
+        }
+        for name in ("note", "name"):
+            if name in form:
+                changes[name] = field(name)
+        try:
+            await run_in_threadpool(lambda: annotate(run_dir, **changes))
+        except TrainrunError as exc:
+            return self.error_page(request, str(exc), 400)
+        return RedirectResponse(f"{self.context(request)['root']}runs/{quote(run_id)}", 303)
+
     def perform(self, action: str, run_id: str) -> None:
         func = clean_runs if action == "archive" else purge_runs
         # the store warns about (and skips) a run that is still running: tell the user instead
@@ -507,6 +627,41 @@ def _open_inside(run_dir: Path, parts: list[str]) -> int:
     return leaf
 
 
+def _preview(name: str, head: bytes, size: int, image_url: str) -> dict[str, Any]:
+    """What the preview page shows of a file whose first bytes are ``head``."""
+    ext = os.path.splitext(name)[1].lower()
+    cut = size > len(head)
+    if ext in IMAGE_TYPES:
+        return {"kind": "image", "url": image_url}
+    if b"\0" in head[:8192]:
+        return {"kind": "binary"}
+    text = head.decode("utf-8", errors="replace")
+    if ext == ".json" and not cut:
+        try:
+            return {
+                "kind": "text",
+                "text": json.dumps(json.loads(text), indent=2, ensure_ascii=False),
+                "cut": False,
+            }
+        except ValueError:
+            pass
+    if ext in (".csv", ".tsv"):
+        import csv
+        import io
+
+        lines = text.splitlines()
+        if cut and lines:
+            lines = lines[:-1]  # the last line may be cut in the middle
+        rows = list(
+            csv.reader(
+                io.StringIO("\n".join(lines[: PREVIEW_ROWS + 1])),
+                delimiter="\t" if ext == ".tsv" else ",",
+            )
+        )
+        return {"kind": "table", "rows": rows, "more": cut or len(lines) > PREVIEW_ROWS + 1}
+    return {"kind": "text", "text": text, "cut": cut}
+
+
 def _chunks(fd: int, size: int = 1 << 16) -> Iterator[bytes]:
     """The file's bytes, a chunk at a time (Starlette iterates this in its thread pool)."""
     try:
@@ -546,6 +701,8 @@ def create_app(
         Route("/api/compare", dash.api_compare),
         Route("/runs/{run_id}", dash.run_page),
         Route("/runs/{run_id}/files/{area}/{path:path}", dash.run_file),
+        Route("/runs/{run_id}/preview/{area}/{path:path}", dash.preview),
+        Route("/runs/{run_id}/annotate", dash.annotate, methods=["POST"]),
         Route("/compare", dash.compare_page),
         Route("/runs/{run_id}/{action}", dash.action, methods=["GET", "POST"]),
     ]
