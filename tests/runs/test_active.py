@@ -249,3 +249,35 @@ def test_trainrun_record_makes_a_plain_script_record_itself(tmp_path):
     (folder,) = (tmp_path / "other").iterdir()
     got = record.read_run(folder)
     assert got["status"] == "failed" and got["exit_code"] == 3
+
+
+def test_a_project_setting_asks_for_recording(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.trainrun]\nrecord = true\nruns_dir = "recorded"\n'
+    )
+    proc = _python(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = (tmp_path / "recorded").iterdir()
+    assert record.read_run(folder)["status"] == "completed"
+    assert _python(tmp_path, TRAINRUN_RECORD="0").returncode == 0
+    assert len(list((tmp_path / "recorded").iterdir())) == 1  # the variable wins
+
+
+def test_notebook_cells_are_the_source_of_an_in_process_run(tmp_path, monkeypatch):
+    from trainrun.runs.launch import _inprocess
+
+    notebook = tmp_path / "analysis.ipynb"
+    notebook.write_text('{"cells": []}')
+
+    class Shell:  # what IPython's get_ipython() gives: the cells typed so far
+        user_ns = {"In": ["", "import trainrun", "x = 1\nprint(x)"], "__session__": str(notebook)}
+
+    monkeypatch.setattr(_inprocess, "_ipython", lambda: Shell())
+    with active.start_run(runs_dir=tmp_path / "runs", artifacts=False) as run:
+        pass
+    source = run.run_dir / "source"
+    assert (source / "notebook.py").read_text() == (
+        "# In[1]:\nimport trainrun\n\n# In[2]:\nx = 1\nprint(x)\n\n"
+    )
+    assert (source / "analysis.ipynb").read_text() == '{"cells": []}'
+    assert record.read_run(run.run_dir)["script"] == "<notebook>"

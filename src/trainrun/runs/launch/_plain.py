@@ -6,7 +6,14 @@ saying that nothing is recorded and how to record. With ``TRAINRUN_RECORD=1``
 records itself instead: an in-process run (:func:`start_run`) starts at that
 first call and ends when the interpreter exits, completed, failed (an uncaught
 exception, or ``sys.exit`` with a non-zero code) or interrupted (Ctrl-C).
-``TRAINRUN_RECORD=0`` silences the line.
+``TRAINRUN_RECORD=0`` silences the line. A project can ask for recording in its
+``pyproject.toml`` (found beside the script or in a folder above it)::
+
+    [tool.trainrun]
+    record = true          # false: never record, and no reminder either
+    runs_dir = "runs"      # where such runs go (TRAINRUN_RUNS_DIR wins)
+
+The environment variable wins over the project setting.
 
 Nothing happens at a prompt, in a notebook (use ``with start_run():`` there),
 under pytest, or in the launcher's own flag check.
@@ -48,10 +55,11 @@ def no_run() -> bool:
     if script is None:
         return False
     wanted = os.environ.get(RECORD_ENV, "").strip().lower()
-    if wanted in ("0", "false", "no", "off"):
+    setting = _project_setting(script) if not wanted else {}
+    if wanted in ("0", "false", "no", "off") or setting.get("record") is False:
         return False
-    if wanted in ("1", "true", "yes", "on"):
-        return _record(script)
+    if wanted in ("1", "true", "yes", "on") or setting.get("record") is True:
+        return _record(script, setting.get("runs_dir"))
     try:
         sys.stderr.write(
             f"trainrun: not recording: `python {script}` keeps no run record. "
@@ -63,13 +71,37 @@ def no_run() -> bool:
     return False
 
 
-def _record(script: str) -> bool:
+def _project_setting(script: str) -> dict[str, Any]:
+    """``[tool.trainrun]`` of the nearest pyproject.toml above the script (at most 6 levels)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: no TOML reader in the standard library
+        return {}
+    folder = os.path.dirname(os.path.abspath(script))
+    for _ in range(6):
+        path = os.path.join(folder, "pyproject.toml")
+        if os.path.isfile(path):
+            try:
+                with open(path, "rb") as handle:
+                    table = tomllib.load(handle).get("tool", {}).get("trainrun", {})
+            except (OSError, ValueError):
+                return {}
+            return table if isinstance(table, dict) else {}
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return {}
+
+
+def _record(script: str, runs_dir: Any = None) -> bool:
     import atexit
 
     from trainrun.runs.launch._inprocess import start_run
 
+    folder = os.environ.get(RUNS_DIR_ENV) or (runs_dir if isinstance(runs_dir, str) else "runs")
     try:
-        run = start_run(runs_dir=os.environ.get(RUNS_DIR_ENV) or "runs")
+        run = start_run(runs_dir=folder)
     except Exception as exc:  # noqa: BLE001 - the script runs on unrecorded
         sys.stderr.write(f"trainrun: warning: could not start recording {script}: {exc}\n")
         return False
