@@ -98,6 +98,10 @@ def test_fit_outside_a_run_records_history_properties_evaluation_and_model(tmp_p
     assert {"metric_loss", "metric_val_accuracy", "eval_accuracy", "eval_loss"} <= set(
         listed.columns
     )
+    # tfruns' columns for a Keras run, as properties
+    row = listed.iloc[0]
+    assert row["prop_optimizer"] == "Adam" and row["prop_samples"] == 90
+    assert row["prop_epochs_completed"] == 3 and row["prop_batch_size"] == 16
 
 
 def test_fitting_again_continues_the_run_and_a_new_callback_starts_another(tmp_path):

@@ -54,6 +54,7 @@ def test_a_fitted_classifier_gets_flags_scores_properties_and_its_file(tmp_path)
 
     listed = trainrun.ls_runs(runs_dir=tmp_path / "runs")
     assert {"flag_logisticregression__C", "eval_accuracy", "eval_auc"} <= set(listed.columns)
+    assert listed.iloc[0]["prop_model"] == "Pipeline(StandardScaler, LogisticRegression)"
 
 
 def test_a_regressor_gets_regression_scores(tmp_path):
