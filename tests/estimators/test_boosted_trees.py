@@ -204,3 +204,25 @@ def test_fit_infers_columns_and_keeps_missing_values(tmp_path):
     assert list(est.feature_names_in_) == ["x", "age", "k"]
     assert est.score(X, df["churn"]) > 0.85
     assert set(est.predict(X.head(4))) <= {"No", "Yes"}
+
+
+def test_train_and_evaluate_checkpoints_evaluates_and_exports(tmp_path):
+    df = frame()
+    est = classifier(tmp_path / "m", n_trees=10)
+    result = trainrun.train_and_evaluate(
+        est,
+        trainrun.TrainSpec(trainrun.input_fn(df, response="churn"), max_steps=10),
+        trainrun.EvalSpec(
+            trainrun.input_fn(df, response="churn", shuffle=False),
+            every_n_steps=5,
+            exporters=[trainrun.LatestExporter()],
+        ),
+    )
+    assert [e["global_step"] for e in result.evaluations] == [5, 10]
+    assert sorted(p.name for p in (tmp_path / "m").glob("trees-*.ubj")) == [
+        "trees-10.ubj", "trees-5.ubj",
+    ]  # fmt: skip
+    exported = result.export_results[-1]
+    assert trainrun.load_exported(exported).predict(df.head(3))["probabilities"].shape == (3, 2)
+    partial = est.evaluate(trainrun.input_fn(df, response="churn", batch_size=100), steps=2)
+    assert partial["global_step"] == 10

@@ -433,8 +433,9 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         return params
 
     # ------------------------------------------------------------ data
-    def _chunks(self, input_fn: Any, labels: bool) -> Any:
-        """(matrix, labels or None, weights or None) per chunk of one pass over the input."""
+    def _chunks(self, input_fn: Any, labels: bool, max_batches: int | None = None) -> Any:
+        """(matrix, labels or None, weights or None) per chunk of one pass over the input
+        (its first ``max_batches`` batches, when given)."""
         from trainrun.estimators.base import _NamedLabels, _resolve_input_fn
 
         fn = copy.copy(_resolve_input_fn(input_fn))
@@ -450,7 +451,9 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         pending: list[Any] = []
         rows = 0
         batches = fn.batches(self.features_.transform, label_fn=label_fn, weight_key=weight_key)
-        for batch in batches:
+        for i, batch in enumerate(batches):
+            if max_batches is not None and i >= max_batches:
+                break
             pending.append(batch)
             rows += len(next(iter(batch.features.values())))
             if rows >= CHUNK_ROWS:
@@ -542,6 +545,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         steps: int | None = None,
         max_steps: int | None = None,
         callbacks: Sequence[Any] | None = None,
+        hooks: Sequence[Any] | None = None,
     ) -> Any:
         """Grow trees on ``input_fn``'s data, up to ``n_trees`` in all; returns a History.
 
@@ -549,7 +553,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         never past ``n_trees``. Each tree is built from one pass over the input.
         ``TRAINRUN_MAX_STEPS`` caps the trees of one call, as for every estimator.
         """
-        from trainrun.estimators.base import _check_steps
+        from trainrun.estimators.base import _check_steps, _merge_hooks
         from trainrun.training.callbacks import History, TensorBoardLogger
         from trainrun.training.loop import TrainState
 
@@ -559,7 +563,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         limit = self._limit(start, steps, max_steps)
         history = History()
         own = self._own_callbacks(history)
-        all_cbs = [*own, *(callbacks or ())]
+        all_cbs = [*own, *_merge_hooks(callbacks, hooks, "train")]
         state = TrainState(global_step=start, start_step=start, max_steps=limit, estimator=self)
         state.total_steps = limit
         if start >= limit:
@@ -683,6 +687,11 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             "feature_names": self.features_.names,
         }
 
+    def _save_from_loop(self, step: int) -> None:
+        """Checkpoint the trees grown so far (train_and_evaluate evaluates checkpoints)."""
+        self._trees = step
+        self._save_checkpoint(step)
+
     def _save_checkpoint(self, step: int) -> Path:
         if self.booster_ is None:
             raise NotTrainedError("No trees to checkpoint yet.")
@@ -765,15 +774,20 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         name: str | None = None,
         callbacks: Any = None,
     ) -> dict[str, float]:
-        """tf.estimator's metrics over ``input_fn`` (the same keys as the other estimators)."""
+        """tf.estimator's metrics over ``input_fn`` (the same keys as the other estimators);
+        ``steps`` evaluates the first ``steps`` batches only."""
         import torch
 
         from trainrun.training.callbacks import TensorBoardLogger
         from trainrun.training.run_recorder import RunRecorder
 
+        if steps is not None and not (_is_int(steps) and steps > 0):
+            raise ValueError(
+                f"evaluate() needs steps to be a positive int or None. Received: steps={steps!r}"
+            )
         self._require_trained("evaluate")
         logits, labels, weights = [], [], []
-        for x, y, w in self._chunks(input_fn, labels=True):
+        for x, y, w in self._chunks(input_fn, labels=True, max_batches=steps):
             logits.append(torch.from_numpy(self._margins(x)))
             labels.append(torch.from_numpy(np.asarray(y)))
             if w is not None:
@@ -841,9 +855,11 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         return np.asarray([imp[c.name] for c in self.features_.columns])
 
     # ------------------------------------------------------------ export
-    def export(self, path: str | os.PathLike[str]) -> Path:
-        """``spec.json`` (head, columns, feature names) and ``model.ubj``; load with
-        :func:`trainrun.load_exported`."""
+    def export(
+        self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
+    ) -> Path:
+        """``spec.json`` (head, columns; ``metadata``'s JSON values too) and ``model.ubj``;
+        load with :func:`trainrun.load_exported`."""
         from trainrun import __version__
         from trainrun.feature_columns import columns_to_config
 
@@ -856,6 +872,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         path.mkdir(parents=True, exist_ok=True)
         _write_atomic(path / MODEL_FILE, bytes(self.booster_.save_raw(raw_format="ubj")))
         spec = {
+            **(metadata or {}),
             "format": EXPORT_FORMAT,
             "trainrun_version": __version__,
             "estimator": type(self).__name__,
