@@ -52,8 +52,17 @@ def in_notebook() -> bool:
 
 
 def in_interactive_python() -> bool:
-    """True in a Python prompt or a notebook (``python -i``, IPython, Jupyter)."""
-    return hasattr(sys, "ps1") or bool(sys.flags.interactive) or "ipykernel" in sys.modules
+    """True in a Python prompt or a notebook (``python``, ``python -i``, IPython, Jupyter):
+    R's ``interactive()``. A script or the ``trainrun`` command is not, even in a terminal."""
+    if hasattr(sys, "ps1") or bool(sys.flags.interactive) or "ipykernel" in sys.modules:
+        return True
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    try:
+        return shell.get_ipython() is not None
+    except Exception:  # a half-initialised IPython: not a session
+        return False
 
 
 def can_open_browser() -> bool:

@@ -143,8 +143,9 @@ class ProgressLogger(Callback):
     ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         if live is None:
-            isatty = getattr(self.stream, "isatty", None)
-            live = bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+            from trainrun._interactive import live_terminal
+
+            live = live_terminal(self.stream)
         self.live = live
         self.every = every
 

@@ -546,10 +546,9 @@ def _print_help(result: Flags) -> None:
 
 
 def _interactive() -> bool:
-    arg0 = sys.argv[0] if sys.argv else ""
-    return bool(
-        hasattr(sys, "ps1") or sys.flags.interactive or not arg0 or "ipykernel" in sys.modules
-    )
+    from trainrun._interactive import in_interactive_python
+
+    return not (sys.argv and sys.argv[0]) or in_interactive_python()
 
 
 def _host_argv() -> bool:

@@ -407,15 +407,9 @@ def interactive_session() -> bool:
     >>> interactive_session()  # doctest: +SKIP
     False
     """
-    if hasattr(sys, "ps1") or sys.flags.interactive:
-        return True
-    shell = sys.modules.get("IPython")
-    if shell is None:
-        return False
-    try:
-        return shell.get_ipython() is not None
-    except Exception:  # noqa: BLE001 - a half-initialised IPython: not a session to open pages in
-        return False
+    from trainrun._interactive import in_interactive_python
+
+    return in_interactive_python()
 
 
 def _view(run_dir: Path) -> None:

@@ -35,7 +35,9 @@ _state = {"done": False}
 
 def _script() -> str | None:
     """The script being run as ``python script.py``, or None (a prompt, a host program)."""
-    if hasattr(sys, "ps1") or sys.flags.interactive or "ipykernel" in sys.modules:
+    from trainrun._interactive import in_interactive_python
+
+    if in_interactive_python():
         return None
     arg0 = sys.argv[0] if sys.argv else ""
     name = os.path.basename(arg0)
