@@ -79,3 +79,32 @@ def timestamp(value: Any) -> str:
     except ValueError:
         return value
     return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def svg_line(xs: list[float], ys: list[float], *, width: int = 360, height: int = 90) -> str:
+    """A small inline SVG line chart of ``ys`` against ``xs`` (a notebook's glance at a loss
+    curve), at most 400 points drawn; '' when there is nothing finite to draw."""
+    points = [
+        (x, y)
+        for x, y in zip(xs, ys, strict=False)
+        if isinstance(y, (int, float)) and math.isfinite(y)
+    ]
+    if len(points) < 2:
+        return ""
+    every = max(1, len(points) // 400)
+    points = points[::every] + ([points[-1]] if (len(points) - 1) % every else [])
+    x0, x1 = points[0][0], points[-1][0]
+    lo = min(y for _, y in points)
+    hi = max(y for _, y in points)
+    span_x = (x1 - x0) or 1
+    span_y = (hi - lo) or 1
+    pad = 4
+    path = " ".join(
+        f"{'M' if i == 0 else 'L'}{pad + (x - x0) / span_x * (width - 2 * pad):.1f},"
+        f"{height - pad - (y - lo) / span_y * (height - 2 * pad):.1f}"
+        for i, (x, y) in enumerate(points)
+    )
+    return (
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
+        f'<path d="{path}" fill="none" stroke="#1f5fbf" stroke-width="1.5"/></svg>'
+    )

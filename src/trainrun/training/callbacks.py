@@ -294,6 +294,15 @@ class History(Callback):
         ax.set_title(f"Training loss ({_steps(self.steps_trained)})")
         return fig
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the summary and the loss curve (inline SVG, nothing fetched)."""
+        import html
+
+        from trainrun._humanize import svg_line
+
+        chart = svg_line([float(s) for s in self.steps], self.losses)
+        return f"<div><p>{html.escape(repr(self))}</p>{chart}</div>"
+
     def __repr__(self) -> str:
         if not self.steps_trained:
             return f"History(no steps trained; global step {self.end_step:,})"

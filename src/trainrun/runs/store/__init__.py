@@ -238,9 +238,11 @@ def run_info(run: RunRef, runs_dir: PathLike = "runs") -> Any:
     >>> info = run_info(0, "runs")                 # doctest: +SKIP
     >>> info["flags"], info["evaluation"]          # doctest: +SKIP
     """
+    from trainrun.runs.store._display import RunRecord  # a dict with a notebook display
+
     if _many.is_many(run):
-        return [record.read_run(get_run_dir(r, runs_dir)) for r in _many.many(run)]
-    return record.read_run(get_run_dir(run, runs_dir))
+        return [RunRecord(record.read_run(get_run_dir(r, runs_dir))) for r in _many.many(run)]
+    return RunRecord(record.read_run(get_run_dir(run, runs_dir)))
 
 
 def tag_run(
@@ -298,7 +300,9 @@ def latest_run(runs_dir: PathLike = "runs") -> dict[str, Any]:
         raise RunNotFoundError(
             f"There are no runs in {runs_dir} yet: start one with `trainrun run train.py`."
         )
-    return record.read_run(Path(runs_dir) / ids[0])
+    from trainrun.runs.store._display import RunRecord  # a dict with a notebook display
+
+    return RunRecord(record.read_run(Path(runs_dir) / ids[0]))
 
 
 # ---------------------------------------------------------------- archive, purge, copy
