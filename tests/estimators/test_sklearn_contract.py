@@ -199,3 +199,17 @@ def test_fit_on_a_frame_keeps_names_classes_and_weights():
     w = np.where(labels == "benign", 1.0, 1e-3)
     heavy = clone(est).fit((X - X.mean()) / X.std(), labels, sample_weight=w)
     assert heavy.predict_proba(Z)[:, 0].mean() > proba[:, 0].mean()
+
+
+def test_each_fit_starts_fresh_and_tidies_its_previous_folder(tmp_path):
+    X, y = _cancer()
+    est = trainrun.BoostedTreesClassifier(n_trees=3, config=CFG)
+    first = est.fit(X, y).model_dir_path
+    assert first.is_dir() and est.global_step_ == 3
+    second = est.fit(X, y).model_dir_path
+    assert second != first and second.is_dir() and not first.exists()
+    assert est.global_step_ == 3  # from scratch, not 3 more trees
+    kept = trainrun.BoostedTreesClassifier(n_trees=3, model_dir=tmp_path / "kept", config=CFG)
+    kept.fit(X, y)
+    with pytest.raises(trainrun.ModelDirError, match="already holds a checkpoint.*train"):
+        kept.fit(X, y)

@@ -380,17 +380,40 @@ class ScikitLearnMixin:
     # ------------------------------------------------------------ fit
     def _fresh_model_dir(self) -> Path:
         if getattr(self, "model_dir", None) is None:
-            return Path(tempfile.mkdtemp(prefix="trainrun-fit-"))
+            return self._fit_temp_dir()
         path = Path(self.model_dir).expanduser()  # type: ignore[attr-defined]
-        from trainrun.model_dir.checkpoints import latest_checkpoint
-
-        if path.is_dir() and latest_checkpoint(path) is not None:
+        if path.is_dir() and self._checkpoint_in(path) is not None:
             raise ModelDirError(
                 f"fit() trains from scratch, but model_dir {path} already holds a checkpoint. "
                 "Use train() to continue training it, or fit with another (or no) model_dir. "
                 f"Received: model_dir={str(self.model_dir)!r}"  # type: ignore[attr-defined]
             )
         path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _checkpoint_in(self, path: Path) -> Path | None:
+        from trainrun.model_dir.checkpoints import latest_checkpoint
+
+        return latest_checkpoint(path)
+
+    def _fit_temp_dir(self) -> Path:
+        """A new temporary model directory for this fit, deleted at exit (as the estimators'
+        own temporary ones) unless ``RunConfig(keep_temp_model_dir=True)``; the one of this
+        estimator's previous fit goes at once (GridSearchCV refits many times)."""
+        import shutil
+
+        from trainrun.estimators import base
+
+        temps = getattr(base, "_TEMP_MODEL_DIRS", None)
+        previous = getattr(self, "_fit_dir", None)
+        if previous is not None and temps is not None and previous in temps:
+            shutil.rmtree(previous, ignore_errors=True)
+            temps.discard(previous)
+        path = Path(tempfile.mkdtemp(prefix="trainrun-fit-"))
+        keep = getattr(self._config(), "keep_temp_model_dir", False)
+        if temps is not None and not keep:
+            temps.add(path)
+        self._fit_dir = path
         return path
 
     def _reset(self) -> None:

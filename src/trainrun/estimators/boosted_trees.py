@@ -741,6 +741,9 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         if found is not None and found != getattr(self, "_checkpoint_path", None):
             self._restore(found)
 
+    def _checkpoint_in(self, path: Path) -> Path | None:
+        return latest_tree_checkpoint(path)
+
     def latest_checkpoint(self) -> Path | None:
         """The newest ``trees-<n>.json`` in the model directory, or None."""
         path = getattr(self, "model_dir_", None)
