@@ -110,7 +110,7 @@ def test_a_writer_killed_mid_run_reads_killed(
         end(proc)
     wait_until(
         lambda: [r["status"] for r in listed(s3)] == ["killed"],
-        timeout=30,
+        timeout=60,
         message="the dead writer's run to read as killed",
     )
     assert listed(s3, filter="status == 'killed'")[0]["metric_loss"] == 1 / 3
