@@ -631,9 +631,13 @@ class MetricAccumulator:
         """
         from trainrun.modules.heads import BinaryHead, MultiClassHead, RegressionHead
 
-        kind = {BinaryHead: "binary", MultiClassHead: "multiclass"}.get(type(head))
-        if type(head) is RegressionHead:
-            kind = "regression"
+        # exact types: a subclass may override metrics() (BinaryClassHead adds thresholds)
+        kinds: dict[type, str] = {
+            BinaryHead: "binary",
+            MultiClassHead: "multiclass",
+            RegressionHead: "regression",
+        }
+        kind = kinds.get(type(head))
         if kind is None:
             return None
         acc = cls(kind)
