@@ -58,7 +58,10 @@ def test_trainrun_board_without_tensorboard_says_which_extra(tmp_path):
     )
     out = _python(code, str(tmp_path / "runs"))
     assert out.returncode == 1
-    assert "trainrun: error: serving TensorBoard needs the optional package 'tensorboard'" in out.stderr
+    assert (
+        "trainrun: error: serving TensorBoard needs the optional package 'tensorboard'"
+        in out.stderr
+    )
     assert "pip install 'trainrun[board]'" in out.stderr
     assert "Traceback" not in out.stderr
 
