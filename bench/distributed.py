@@ -14,8 +14,8 @@ Each runs under ``torch.distributed.run`` with 1 and with 2 processes at the sam
 ``--steps`` steps (best of 2 rounds), and the 1- and 2-process launches alternate twice
 (the best of each kept); the throughput is global examples per second. Also printed:
 the CPU time of all ranks per example, which does not depend on the machine's load, and
-from it the speed-up 2 processes would reach on 2 idle cores (2 x CPU per example in
-one process / CPU per example in two).
+from it the speed-up 2 processes would reach if CPU time were the only limit (2 x CPU per
+example in one process / CPU per example in two; gloo's waits that spin count as CPU).
 
 The communication share: on rank 0, the same optimisation step is timed on one fixed
 batch with DDP's gradient all-reduce (a normal step) and without it
