@@ -114,7 +114,18 @@ def test_beyond_loopback_delete_and_archive_need_the_password(runs):
 
 def test_trainrun_ui_beyond_loopback_warns_and_makes_a_password(runs):
     server = subprocess.Popen(
-        [sys.executable, "-m", "trainrun", "ui", str(runs), "--host", "0.0.0.0", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "trainrun",
+            "ui",
+            "--runs-dir",
+            str(runs),
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -158,7 +169,7 @@ def test_the_index_is_paged_and_the_poll_fetches_statuses(runs):
 def serve_ui(runs: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "trainrun", "ui", str(runs), "--port", str(port)],
+        [sys.executable, "-m", "trainrun", "ui", "--runs-dir", str(runs), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -217,7 +217,7 @@ def dashboard(runs_dir, tmp_path, wait_until):
     runs_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "trainrun", "ui", str(runs_dir), "--port", str(port)],
+        [sys.executable, "-m", "trainrun", "ui", "--runs-dir", str(runs_dir), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
