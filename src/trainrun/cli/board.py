@@ -49,6 +49,10 @@ def _board(args: argparse.Namespace) -> int:
     from trainrun.runs.tensorboard import link_runs, tensorboard_command, write_hparams
 
     args.runs_dir = runs_dir(args)
+    if args.runs_dir.startswith("s3://"):  # a shared store: TensorBoard over a local mirror
+        from trainrun.runs.store import mirror_runs
+
+        args.runs_dir = str(mirror_runs(args.runs_dir))
     no_tensorboard = missing("tensorboard", "board", "serving TensorBoard")
     if no_tensorboard is not None:
         raise no_tensorboard

@@ -27,8 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _ui(args: argparse.Namespace) -> int:
     from trainrun.web.server import serve
 
+    folder = runs_dir(args)
+    if folder.startswith("s3://"):  # a shared store: the dashboard over a local mirror of it
+        from trainrun.runs.store import mirror_runs
+
+        folder = str(mirror_runs(folder))
     try:
-        serve(runs_dir(args), host=args.host, port=args.port, open_browser=args.open)
+        serve(folder, host=args.host, port=args.port, open_browser=args.open)
     except KeyboardInterrupt:
         return 0  # Ctrl-C is how a dashboard is meant to stop
     return 0

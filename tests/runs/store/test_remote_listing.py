@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
-from tests.runs.store.s3server import S3
+from tests.runs.store.s3server import S3, free_port
 
 from trainrun.exceptions import FilterError, RunNotFoundError
 from trainrun.runs import record
@@ -18,6 +19,7 @@ from trainrun.runs.store import (
     get_run_dir,
     latest_run,
     ls_runs,
+    mirror_runs,
     purge_runs,
     restore_runs,
     run_info,
@@ -179,3 +181,33 @@ def test_clean_restore_and_purge_over_a_store(s3: S3, pushed: dict[str, str]) ->
     assert purge_runs("r3", s3.url, confirm=False) == ["r3"]  # one named run, not archived
     assert ls_runs(s3.url)["id"].tolist() == ["r2"]
     assert not [k for k in s3.keys("team/") if k.startswith(("team/r1/", "team/r3/"))]
+
+
+def test_a_mirror_for_tensorboard_and_the_dashboard(
+    s3: S3, pushed: dict[str, str], tmp_path: Path, write_run, wait_until
+) -> None:
+    folder = mirror_runs(s3.url)
+    assert ls_runs(folder)["id"].tolist() == ["r3", "r2", "r1"]
+    assert (folder / "r3" / "plots" / "loss.png").exists()
+    purge_runs("r1", s3.url, confirm=False)
+    push(s3, write_run(tmp_path / "b", "r9", start=t(9), flags={"dropout": 0.5}))
+    assert mirror_runs(s3.url) == folder
+    assert ls_runs(folder)["id"].tolist() == ["r9", "r3", "r2"]
+    # trainrun ui --runs-dir s3://...: the dashboard over the mirror
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainrun", "ui", "--runs-dir", s3.url, "--port", str(port)],
+        env=s3.child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        answer = wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/api/runs", timeout=5).json(),
+            timeout=60,
+            ignoring=httpx.HTTPError,
+        )
+        assert answer["count"] == 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

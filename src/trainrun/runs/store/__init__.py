@@ -48,6 +48,7 @@ __all__ = [
     "get_run_dir",
     "latest_run",
     "ls_runs",
+    "mirror_runs",
     "name_run",
     "note_run",
     "purge_runs",
@@ -303,6 +304,20 @@ def latest_run(runs_dir: PathLike = "runs") -> dict[str, Any]:
     from trainrun.runs.store._display import RunRecord  # a dict with a notebook display
 
     return RunRecord(record.read_run(Path(runs_dir) / ids[0]))
+
+
+def mirror_runs(runs_dir: str) -> Path:
+    """A local runs folder holding every run of the shared store ``runs_dir`` (``s3://...``).
+
+    Brought up to date incrementally (a run is fetched again when it changed); what
+    ``trainrun board`` and ``trainrun ui`` show for a store. See docs/shared-store.md.
+
+    >>> mirror_runs("s3://team-runs/churn")  # doctest: +SKIP
+    PosixPath('/home/me/.cache/trainrun/s3/team-runs/churn-1f0c2a9b3e/mirror')
+    """
+    from trainrun.runs.store._remote_index import RemoteRuns
+
+    return RemoteRuns(runs_dir).mirror()
 
 
 # ---------------------------------------------------------------- archive, purge, copy

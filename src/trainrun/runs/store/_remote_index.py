@@ -230,10 +230,45 @@ class RemoteRuns:
 
     def fetch(self, ref: Any) -> Path:
         """A local copy of the run (its files under ``cache_root/copies/<id>``), fetched anew."""
-        run_id = self.resolve(ref)
+        return self._fetch_into(self.resolve(ref), self.copies)
+
+    def mirror(self) -> Path:
+        """A local runs folder holding every run of the store, for TensorBoard and the dashboard.
+
+        Incremental: a run is fetched again only when its row changed (a new heartbeat or
+        its end); runs gone from the store are removed from the mirror.
+        """
+        target = self.root / "mirror"
+        state_file = self.root / "mirror.json"
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = {}
+        rows = self._through(
+            lambda index: index.db.execute(
+                "SELECT id, sig, status FROM runs WHERE corrupt = 0"
+            ).fetchall()
+        )
+        now = {run_id: f"{sig}:{status}" for run_id, sig, status in rows}
+        for run_id, stamp in now.items():
+            if state.get(run_id) != stamp or not (target / run_id).is_dir():
+                try:
+                    self._fetch_into(run_id, target)
+                except RunRecordError:
+                    continue  # no record files yet: next time
+                state[run_id] = stamp
+        for run_id in sorted(set(state) - set(now)):
+            if record.run_by_name(target, run_id) is not None:  # a plain name inside the mirror
+                shutil.rmtree(target / run_id, ignore_errors=True)
+            state.pop(run_id, None)
+        target.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(json.dumps(state), encoding="utf-8")
+        return target
+
+    def _fetch_into(self, run_id: str, folder: Path) -> Path:
         prefix = f"{run_id}/"
-        target = self.copies / run_id
-        tmp = self.copies / f".{run_id}.fetching-{os.getpid()}"
+        target = folder / run_id
+        tmp = folder / f".{run_id}.fetching-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
