@@ -148,3 +148,25 @@ def test_binary_head_thresholds_add_tf_metric_names():
     from trainrun.modules.heads import head_from_config
 
     assert head_from_config(head.to_config()).thresholds == [0.25, 0.75]
+
+
+def test_train_and_evaluate_and_runs_recording_come_for_free(tmp_path):
+    from trainrun.runs import active, record
+
+    df = frame()
+    folder = record.new_run_dir(tmp_path / "runs")
+    with active.activate(folder):
+        est = custom(None)
+        result = trainrun.train_and_evaluate(
+            est,
+            trainrun.TrainSpec(trainrun.input_fn(df, response="churn", epochs=None), max_steps=20),
+            trainrun.EvalSpec(
+                trainrun.input_fn(df, response="churn", shuffle=False),
+                every_n_steps=10,
+                exporters=[trainrun.LatestExporter()],
+            ),
+        )
+    assert [e["global_step"] for e in result.evaluations] == [10, 20]
+    assert est.model_dir_path == folder / "model"
+    assert trainrun.load_exported(result.export_results[-1]).spec["network"]["type"] == "custom"
+    assert any("loss" in r for r in record.read_metrics(folder))

@@ -119,3 +119,5 @@ def test_a_gru_over_a_sequence_column_learns_through_estimator(tmp_path):
     results = est.evaluate(trainrun.input_fn(df, response="y", shuffle=False))
     assert results["accuracy"] > 0.85
     assert est.network_.body.out.in_features == 8 + 4  # GRU state + two shared embeddings
+    with pytest.raises(trainrun.ModelDirError, match="does not yet cover sequence"):
+        est.export(tmp_path / "export")

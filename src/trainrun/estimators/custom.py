@@ -198,4 +198,12 @@ class CustomEstimator(Estimator):
                 "load_exported imports it by name). A module instance, lambda or local "
                 f"function cannot be named. Received: model_fn={self.model_fn!r}"[:400]
             )
+        from trainrun.feature_columns._extra_layers import needs_extended
+
+        if needs_extended(self.columns_["all"]):
+            raise ModelDirError(
+                f"{type(self).__name__}.export() does not yet cover sequence or shared-embedding "
+                "columns: load_exported rebuilds only the standard feature transform. Keep the "
+                "model_dir instead: a new Estimator(model_fn=..., model_dir=...) restores it."
+            )
         return super().export(path, *args, **kwargs)
