@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: 2.13.0 is the CPU build; a bare `torch` would pull a CUDA build.
 	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[dev]"
+	# dev is everything (the estimators, board, ray, optuna, keras, lightning...); naming torch
+	# again keeps any of them from moving it off the CPU build
+	$(BIN)/pip install -q -e ".[dev]" "torch==2.13.0"
 	touch $(STAMP)
 
 # Debian's Chromium, for the tests that check generated pages in a real browser.
