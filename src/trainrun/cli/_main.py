@@ -85,10 +85,10 @@ def run(argv: list[str]) -> int:
         with sigterm_as_interrupt():
             code = int(args.func(args) or 0)
     except BaseException as exc:
-        code = handle_error(exc)
-        if code is None:
+        handled = handle_error(exc)
+        if handled is None:
             raise
-        return code
+        return handled
     if getattr(args, "exit_at_once", False) and _is_this_command(argv):
         _exit_at_once(code)
     return code

@@ -35,7 +35,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["NAME_LIMIT", "NOTE_LIMIT", "annotate", "annotations", "parse_tag"]
+__all__ = ["NAME_LIMIT", "NOTE_LIMIT", "annotate", "annotations_of", "parse_tag"]
 
 #: the longest run name (it is shown in every listing, beside the id)
 NAME_LIMIT = 80
@@ -80,7 +80,7 @@ def _check_text(value: Any, what: str, limit: int) -> str | None:
     return value or None
 
 
-def annotations(run: dict[str, Any]) -> dict[str, Any]:
+def annotations_of(run: dict[str, Any]) -> dict[str, Any]:
     """The tags, note and name of a run record (run.json as read), with their defaults."""
     tags = run.get("tags")
     return {
@@ -140,4 +140,4 @@ def annotate(
             else:
                 current[field] = value
         record.write_json(path, current)
-    return annotations(current)
+    return annotations_of(current)

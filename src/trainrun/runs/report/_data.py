@@ -298,7 +298,9 @@ def elapsed(run: Mapping[str, Any]) -> float | None:
     """Seconds since a running run started (its duration once it ended)."""
     if run.get("status") != "running":
         duration = run.get("duration")
-        return float(duration) if _is_number(duration) else None
+        return (
+            float(duration) if isinstance(duration, (int, float)) and _is_number(duration) else None
+        )
     start = run.get("start")
     if not isinstance(start, str):
         return None
@@ -423,7 +425,7 @@ def _value_table(
         values = [col.get(key) for col in columns]
         differs = key not in NOT_DIFFERENCES and any(v != values[0] for v in values[1:])
         row: dict[str, Any] = {"name": key, "values": values, "differs": differs, "best": None}
-        numbers = [v for v in values if _is_number(v)]
+        numbers: list[float] = [v for v in values if _is_number(v)]  # type: ignore[misc]
         if best and differs and len(numbers) > 1:
             lower = lower_is_better(key)
             target = min(numbers) if lower else max(numbers)
