@@ -210,3 +210,25 @@ def test_a_store_that_cannot_work_refuses_the_run_before_it_starts(
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not list((tmp_path / "machine").glob("s3/*/*/staging/*/" + record.RUN_FILE))
+
+
+def test_a_tuning_run_into_a_store(s3: S3, script: Path, tmp_path: Path, monkeypatch) -> None:
+    from trainrun.runs.tuning import tuning_run
+
+    monkeypatch.setenv("TRAINRUN_SYNC_INTERVAL", "0.3")
+    monkeypatch.chdir(tmp_path)
+    runs = tuning_run(
+        str(script),
+        flags={"lr": [0.1, 0.2, 0.3]},
+        runs_dir=s3.url,
+        workers=2,
+        confirm=False,
+        echo=False,
+        progress=False,
+        metric="eval_accuracy",
+    )
+    assert sorted(runs["flag_lr"]) == [0.1, 0.2, 0.3]
+    best = runs.attrs["best"]
+    assert best["value"] == pytest.approx(0.8) and best["run_dir"].startswith(s3.url + "/")
+    listed_ids = {r["id"] for r in listed(s3, filter="status == 'completed'")}
+    assert listed_ids == set(runs["id"])

@@ -86,6 +86,13 @@ def _check_common(script: Any, workers: Any, backend: Any, mode: Any, metric: An
     return path
 
 
+def _runs_path(runs_dir: str | os.PathLike[str]) -> Path:
+    """The runs folder; a shared store's URL (``s3://...``) stays as it is (store/_sync.py)."""
+    if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):
+        return runs_dir  # type: ignore[return-value]  # passed on as a string, never opened
+    return Path(runs_dir).resolve()
+
+
 def _check_run_args(
     runs_dir: Any,
     backend: str,
@@ -638,7 +645,7 @@ def tuning_run(
         raise UsageError(
             f"'tuning_id' must be a non-empty string. Received: tuning_id={tuning_id!r}"
         )
-    runs_path = Path(runs_dir).resolve()
+    runs_path = _runs_path(runs_dir)
     early = _Said()
     digest = None if resume == "any" else _current_digest(path)
     run_of = _completed_before(runs_path, tuning_id, trial_list, digest, early) if resume else {}
@@ -756,7 +763,7 @@ def optuna_search(
         tuning_id = tuning_id_for(
             path, {"optuna": described, "metric": metric, "mode": mode, "flags": fixed}
         )
-    runs_path = Path(runs_dir).resolve()
+    runs_path = _runs_path(runs_dir)
     source = OptunaSource(optuna, distributions, fixed, n_trials, metric, mode, seed, sampler)
     run_of: dict[int, str] = {}
     early = _Said()
