@@ -198,7 +198,9 @@ def activate(path: str | os.PathLike[str]) -> _Activation:
     global _explicit
     folder = Path(path).resolve()
     if not folder.is_dir():
-        raise FileNotFoundError(
+        from trainrun.exceptions import RunNotFoundError
+
+        raise RunNotFoundError(
             f"activate() needs an existing run folder; create one with "
             f"trainrun.runs.record.new_run_dir(). Received: path={str(path)!r}"
         )

@@ -38,7 +38,9 @@ __all__ = ["check_nproc", "multiprocess_command"]
 def check_nproc(nproc: object) -> int:
     """``nproc`` as a positive int, or a ValueError naming the fix."""
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(
+        from trainrun.exceptions import UsageError
+
+        raise UsageError(
             "training_run() nproc must be a positive whole number of processes (one per "
             f"rank; 2 on a 2-core machine), or None for one process. Received: nproc={nproc!r}"
         )
