@@ -95,3 +95,10 @@ def test_tune_with_space_runs_an_optuna_search(script, runs_dir):
     assert "Best eval_accuracy" in result.stdout
     bad = _tune(str(script), "--space", "x=float:0:4", "--grid", "label=a,b")
     assert bad.returncode == 2 and "one value per flag" in bad.stderr
+
+
+def test_tune_refuses_an_undeclared_grid_flag_before_any_trial(script, runs_dir):
+    result = _tune(str(script), "--grid", "dropuot=0.1,0.2", "--runs-dir", str(runs_dir), "-y")
+    assert result.returncode == 2, result.stderr
+    assert "Unknown flag 'dropuot'" in result.stderr and "Traceback" not in result.stderr
+    assert not runs_dir.exists()

@@ -68,3 +68,19 @@ def test_an_edited_script_reruns_its_trials_unless_asked(script, runs_dir, capsy
     third = tuning_run(script, flags={"x": [1.0, 2.0]}, runs_dir=runs_dir, resume="any")
     assert list(third["status"]) == ["completed", "completed"]
     assert len(list(runs_dir.glob("20*"))) == 4  # reused, none started
+
+
+def test_an_undeclared_search_space_name_is_refused_before_any_trial(script, runs_dir):
+    import pytest
+
+    from trainrun.exceptions import FlagError
+    from trainrun.runs.tuning import optuna_search
+
+    pytest.importorskip("optuna")
+    with pytest.raises(FlagError, match="Unknown flag 'xx'.*Did you mean 'x'"):
+        optuna_search(script, {"xx": ("float", 0.0, 4.0)}, n_trials=1, runs_dir=runs_dir)
+    with pytest.raises(FlagError, match="'sleep' expects a number"):
+        optuna_search(
+            script, {"x": ("float", 0.0, 4.0)}, n_trials=1, runs_dir=runs_dir, flags={"sleep": "z"}
+        )
+    assert not runs_dir.exists()

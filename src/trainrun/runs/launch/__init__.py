@@ -17,9 +17,12 @@ How the child is started:
   :func:`trainrun.flags`, highest precedence).
 - ``TRAINRUN_RUN_DIR`` names the run folder; ``PYTHONUNBUFFERED=1`` makes
   output arrive as it is printed.
-- The working folder is the script's folder, so that relative paths in the
-  script (and its flags.yml) behave as with ``cd folder && python script.py``.
-  A relative ``runs_dir`` is taken relative to the caller's working folder.
+- The working folder is the caller's, as with ``python src/train.py`` and in
+  tfruns (``cwd=`` chooses another, e.g. the script's folder); the script's
+  flags.yml is still found beside it. A relative ``runs_dir`` is taken relative
+  to the caller's working folder.
+- Before any of this, overrides are checked against the flags the script
+  declares (:mod:`trainrun.runs.launch._declared`): a refused one leaves no folder.
 
 Statuses: completed (exit code 0); failed (any other exit code, or the child
 killed by a signal other than SIGINT/SIGTERM); interrupted (Ctrl-C in the
