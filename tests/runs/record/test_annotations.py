@@ -11,7 +11,7 @@ import pytest
 from tests.runs.store.conftest import write_run
 
 import trainrun
-from trainrun.exceptions import RunRecordError, UsageError
+from trainrun.exceptions import RunNotFoundError, RunRecordError, UsageError
 from trainrun.runs import record
 from trainrun.runs.record._annotations import NAME_LIMIT, annotate
 from trainrun.runs.record._lock import update_run

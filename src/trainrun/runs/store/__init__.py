@@ -211,6 +211,7 @@ def get_run_dir(run: RunRef, runs_dir: PathLike = "runs") -> Path:
 
     An integer counts from the latest run (0 = latest, 1 = the one before).
     A plain name is looked up inside ``runs_dir`` only; it cannot reach outside it.
+    A text that names no id is then looked up as a run's name (``name_run``).
     A path must lead to a run folder (one holding run.json or another file
     trainrun writes), not to any folder. Raises RunNotFoundError (also a
     FileNotFoundError) naming the nearest ids. The rules live in
@@ -224,7 +225,33 @@ def get_run_dir(run: RunRef, runs_dir: PathLike = "runs") -> Path:
         from trainrun.runs.store._remote_index import RemoteRuns
 
         return RemoteRuns(runs_dir).fetch(run)  # a local copy, fetched from the shared store
-    return record.resolve_run(run, runs_dir, newest_first=_ids_newest_first)
+    try:
+        return record.resolve_run(run, runs_dir, newest_first=_ids_newest_first)
+    except RunNotFoundError:
+        named = _run_by_name(run, runs_dir)  # a name given with name_run / trainrun name
+        if named is None:
+            raise
+        return named
+
+
+def _run_by_name(run: Any, runs_dir: PathLike) -> Path | None:
+    """The run named ``run`` (``run_name``) in ``runs_dir``; None when no run has that name.
+    Looked up only after the id rules found nothing: an id always wins over a name."""
+    if not isinstance(run, str) or not run.strip() or "/" in run or os.sep in run:
+        return None
+    import json
+
+    try:
+        found = ls_runs(runs_dir, filter=f"run_name == {json.dumps(run, ensure_ascii=False)}", columns=["id"])
+    except FilterError:  # no run has a name yet: no run_name column
+        return None
+    ids = found["id"].tolist()
+    if len(ids) > 1:
+        raise RunNotFoundError(
+            f"The name {run!r} is given to {len(ids)} runs ({', '.join(ids[:5])}); name one by "
+            "its id, or give the others other names (trainrun name RUN NAME)."
+        )
+    return record.resolve_run(ids[0], runs_dir) if ids else None
 
 
 def _ids_newest_first(runs_dir: Path) -> list[str]:
