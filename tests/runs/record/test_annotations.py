@@ -130,3 +130,15 @@ def test_annotations_and_the_launchers_updates_do_not_lose_each_other(runs: Path
     stored = record.read_json(runs / "r1" / "run.json")
     assert set(stored["tags"]) == {f"t{i}" for i in range(n)}
     assert set(stored["properties"]) == {f"p{i}" for i in range(n)}
+
+
+def test_a_name_is_a_run_reference_after_the_ids(runs: Path) -> None:
+    name_run("r1", 'café "v1"', runs_dir=runs)
+    assert run_info('café "v1"', runs)["id"] == "r1"
+    name_run("r2", "r1", runs_dir=runs)  # a name that is another run's id: the id wins
+    assert run_info("r1", runs)["id"] == "r1"
+    name_run("r2", 'café "v1"', runs_dir=runs)
+    with pytest.raises(RunNotFoundError, match="given to 2 runs"):
+        run_info('café "v1"', runs)
+    with pytest.raises(RunNotFoundError):
+        run_info("nobody", runs)
