@@ -114,3 +114,13 @@ def test_write_run_metadata_to_a_given_run_and_custom_kinds(tmp_path):
 def test_view_run_refuses_a_viewer_it_does_not_know(runs):
     with pytest.raises(ValueError, match="viewer must be None"):
         tr.view_run(0, viewer="browser")
+
+
+def test_viewing_a_running_run_points_to_the_live_page(tmp_path, capsys):
+    folder = tr.start_run(runs_dir=tmp_path / "runs", artifacts=False, capture_output=False)
+    try:
+        tr.view_run(folder.id, runs_dir=tmp_path / "runs", viewer=False)
+    finally:
+        folder.end()
+    out = capsys.readouterr().out
+    assert f"shows it live at http://127.0.0.1:8700/runs/{folder.id}" in out

@@ -348,6 +348,12 @@ def view_run(
     report = run_report(run, runs_dir)
     path = report.save(_view_path(f"run-{report.data['id']}.html"))
     _show(report, path, viewer, "Run report")
+    if report.data.get("status") == "running":
+        # tfruns' view_run_metrics: the dashboard's page of a running run redraws live
+        print(
+            f"The run is still running; this page is a snapshot. `trainrun ui --runs-dir "
+            f"{runs_dir}` shows it live at http://127.0.0.1:8700/runs/{report.data['id']}"
+        )
     return path
 
 
