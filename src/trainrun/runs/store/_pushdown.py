@@ -63,6 +63,7 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS runs_running ON runs (id) WHERE status = 'running'",
     "CREATE INDEX IF NOT EXISTS runs_racy ON runs (id) WHERE mtime < 0",
     "CREATE INDEX IF NOT EXISTS runs_problem ON runs (id) WHERE problem IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS runs_corrupt ON runs (id) WHERE corrupt = 1",
 )
 # columns of the runs table a filter may name directly, with their SQL and what they hold
 _BASE = {
@@ -211,7 +212,7 @@ def _refresh(index: Any) -> None:
 
 def _ensure_indexes(db: Any) -> None:
     have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    if {"runs_newest", "runs_running", "runs_racy", "runs_problem"} <= have:
+    if {"runs_newest", "runs_running", "runs_racy", "runs_problem", "runs_corrupt"} <= have:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -371,24 +372,61 @@ def _query(
             raise _NoPush
         where += f" AND {found[0]}"
         params = found[1]
-    sort: str = _NEWEST
-    cap = latest_n
-    if latest_n is None and limit is not None:
-        if order is None:
-            sort = _NEWEST if decreasing else _OLDEST
-        else:
-            sort = _order_sql(db, order, decreasing, colmap, available, where, params)
-        cap = limit
-    query = f"SELECT {index._select(cols)} FROM runs WHERE {where} ORDER BY {sort}"
-    if cap is not None:
-        query += f" LIMIT {int(cap)}"
-    rows = db.execute(query, params).fetchall()
+    select = f"SELECT {index._select(cols)} FROM runs WHERE {where}"
+    one = order[0] if order is not None and len(order) == 1 else None
+    if latest_n is None and limit is not None and one is not None and one in colmap:
+        rows = _top_by(db, select, params, colmap[one], decreasing, limit)
+    else:
+        sort: str = _NEWEST
+        cap = latest_n
+        if latest_n is None and limit is not None:
+            if order is None:
+                sort = _NEWEST if decreasing else _OLDEST
+            else:
+                sort = _order_sql(db, order, decreasing, colmap, available, where, params)
+            cap = limit
+        query = f"{select} ORDER BY {sort}"
+        if cap is not None:
+            query += f" LIMIT {int(cap)}"
+        rows = db.execute(query, params).fetchall()
     table = index._table(cols, rows)
     table.skipped = db.execute("SELECT id, problem FROM runs WHERE corrupt = 1").fetchall()
     table.partial = db.execute(
         "SELECT id, problem FROM runs WHERE problem IS NOT NULL AND corrupt = 0"
     ).fetchall()
     return table, available
+
+
+def _top_by(
+    db: Any, select: str, params: list[Any], c: str, decreasing: bool, limit: int
+) -> list[Any]:
+    """The first ``limit`` rows ordered by the index column ``c`` (missing and NaN last, ties
+    newest first), through an index on ``c`` in a large store (made the first time)."""
+    if _big_enough(db):
+        name = f"runs_by_{c}"
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone():
+            db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON runs ({c})")
+    # numbers in some runs and texts in others: pandas orders those by their text. SQL orders
+    # NULL < numbers < texts < blobs: two probes of the index tell whether both kinds are there
+    low = db.execute(f"SELECT typeof(min({c})) FROM runs WHERE {c} IS NOT NULL").fetchone()[0]
+    if (
+        low in ("integer", "real")
+        and db.execute(f"SELECT 1 FROM runs WHERE {c} >= '' AND {c} < x'' LIMIT 1").fetchone()
+    ):
+        raise _NoPush
+    way = "DESC" if decreasing else "ASC"
+    rows = db.execute(
+        f"{select} AND {c} IS NOT NULL AND {c} < x'' ORDER BY {c} {way}, {_NEWEST} "
+        f"LIMIT {int(limit)}",
+        params,
+    ).fetchall()
+    if len(rows) < limit:  # then the runs without a value (or NaN), newest first
+        rows += db.execute(
+            f"{select} AND ({c} IS NULL OR {c} >= x'') ORDER BY {_NEWEST} "
+            f"LIMIT {int(limit) - len(rows)}",
+            params,
+        ).fetchall()
+    return list(rows)
 
 
 def _order_sql(
