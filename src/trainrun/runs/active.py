@@ -91,6 +91,12 @@ def run_dir() -> Path | None:
         if not env:
             if _plain_script_checked:
                 return None
+            if os.environ.get("TRAINRUN_DESCRIBE_FLAGS"):
+                # the launcher's flag check reached a metric before any declaration: the
+                # script declares none; end it here rather than train in the check
+                from trainrun.runs.flags._describe import describe_and_exit
+
+                describe_and_exit({}, kind="none")
             return _no_run()
         path = Path(env)
     if not path.is_dir():

@@ -167,3 +167,19 @@ def test_git_state_ignores_the_runs_folder(tmp_path):
         assert run["git"]["dirty"] is False and run["git"]["commit"]
     (tmp_path / "notes.txt").write_text("untracked")
     assert training_run(script, runs_dir=tmp_path / "runs", echo=False)["git"]["dirty"] is True
+
+
+def test_the_check_stops_a_script_at_its_first_metric_when_nothing_was_declared(tmp_path):
+    script = write(
+        tmp_path,
+        "noflags.py",
+        """\
+        import pathlib
+        from trainrun import log_metrics
+        log_metrics(step=0, loss=1.0)  # the flags were never declared
+        pathlib.Path(__file__).with_name("trained").write_text("yes")
+        """,
+    )
+    with pytest.raises(FlagError, match="declares no flags"):
+        training_run(script, flags={"lr": 0.1}, runs_dir=tmp_path / "runs", echo=False)
+    assert not (tmp_path / "trained").exists() and not (tmp_path / "runs").exists()
