@@ -78,6 +78,7 @@ _EXPORTS: dict[str, str] = {
     "copy_run": "trainrun.runs.store",
     "copy_run_files": "trainrun.runs.store",
     "get_run_dir": "trainrun.runs.store",
+    "import_tfruns": "trainrun.runs.tfruns_import",
     "latest_run": "trainrun.runs.store",
     "ls_runs": "trainrun.runs.store",
     "purge_runs": "trainrun.runs.store",
