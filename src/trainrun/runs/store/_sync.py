@@ -109,6 +109,7 @@ def check_store(url: str) -> None:
     not answer only warns: the run is recorded locally and pushed later."""
     try:
         ObjectStore(url).check()
+        push_pending(url)  # runs of this machine that ended while the store was away
     except StoreUnavailableError as exc:
         log.warning("%s; the run is recorded locally and pushed when it answers.", exc)
 
