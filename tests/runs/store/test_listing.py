@@ -439,3 +439,19 @@ def test_flags_the_same_in_every_run_come_after_the_metrics(runs_dir: Path, make
     # one run: nothing to compare with, so every flag counts as varying
     one = ls_runs(runs_dir, latest_n=1)
     assert list(one.columns[2:5]) == ["flag_epochs", "flag_lr", "flag_activation"]
+
+
+def test_what_counts_as_varying() -> None:
+    from trainrun.runs.store._columns import constant_columns, varying_columns
+
+    df = pd.DataFrame(
+        {
+            "flag_same": [1, 1, 1],
+            "flag_gap": [1.0, None, 1.0],  # a value and a missing value differ
+            "flag_none": [None, None, None],
+            "flag_list": [[1, 2], [1, 2], [1, 3]],  # unhashable values still compare
+            "flag_same_list": [[1], [1], [1]],
+        }
+    )
+    assert varying_columns(df) == ["flag_gap", "flag_list"]
+    assert constant_columns(df) == ["flag_same", "flag_none", "flag_same_list"]
