@@ -169,3 +169,38 @@ def test_a_final_record_that_cannot_be_written_keeps_the_last_good_one(
     assert record.read_json(Path(run["run_dir"]) / "run.json")["status"] == "running"
     assert run["status"] == "completed" and run["exit_code"] == 0
     assert run["record_error"].startswith("the final record could not be written")
+
+
+def test_a_first_record_that_cannot_be_written_stops_the_script_and_leaves_nothing(
+    tmp_path, monkeypatch, wait_until
+):
+    """ENOSPC injected at the first run.json write, after the script has started."""
+    import trainrun.runs.launch as launch
+
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "slow.py"
+    script.write_text(
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n"
+    )
+    real = launch.update_run
+
+    def update_run(run_dir, fields, **kw):
+        if fields.get("status") == "running":
+            wait_until(pid_file.exists, message="the script started")  # it is running now
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(run_dir, fields, **kw)
+
+    monkeypatch.setattr(launch, "update_run", update_run)
+    with pytest.raises(RunRecordError, match="the disk is full. No run was started"):
+        training_run(script, runs_dir=tmp_path / "runs", echo=False)
+    assert _run_folders(tmp_path / "runs") == []
+    pid = int(pid_file.read_text())
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_until(gone, timeout=20, message="the script stopped")  # not left to run unrecorded

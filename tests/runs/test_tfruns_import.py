@@ -104,3 +104,21 @@ def test_import_tfruns_command_and_a_folder_without_runs(tmp_path):
     assert proc.stdout.strip() == "2018-01-01T00-00-00Z"
     with pytest.raises(RunRecordError, match="holds no tfruns run"):
         import_tfruns(tmp_path / "runs", tmp_path / "other")
+
+
+def test_links_and_fifos_in_a_tfruns_folder_are_never_read(tmp_path):
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"password": "hunter2"}')
+    run = _tfruns_run(tmp_path / "src", "2019-01-01T00-00-00Z", completed=True)
+    meta = run / "tfruns.d"
+    (meta / "evaluation.json").unlink()
+    os.symlink(secret, meta / "evaluation.json")
+    os.symlink(secret, meta / "properties" / "leak")
+    os.mkfifo(meta / "properties" / "pipe")
+    os.mkfifo(run / "fifo.bin")
+    import_tfruns(tmp_path / "src", tmp_path / "runs")
+    got = record.read_run(tmp_path / "runs" / "2019-01-01T00-00-00Z")
+    assert got["evaluation"] == {} and "leak" not in got["properties"]
+    assert "pipe" not in got["properties"]
+    assert "hunter2" not in json.dumps(got)
+    assert any(s.startswith("fifo.bin") for s in got["import_skipped"])

@@ -54,13 +54,34 @@ def _tfruns_runs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.is_symlink() and (p / META).is_dir())
 
 
-def _read_json(path: Path) -> Any:
+#: Largest metadata file read (flags, metrics, a property).
+MAX_META_BYTES = 50_000_000
+
+
+def _read_text(path: Path) -> str | None:
+    """A regular file's text, never through a link, a FIFO or a device; None otherwise."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+    except OSError:
+        return None  # absent, or a link (O_NOFOLLOW): nothing outside the run is read
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_META_BYTES:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(MAX_META_BYTES).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+
+
+def _read_json(path: Path) -> Any:
+    text = _read_text(path)
+    if text is None:
         return None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise RunRecordError(f"Could not read the tfruns file {path}: {exc}") from exc
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise RunRecordError(f"The tfruns file {path} is not valid JSON: {exc}") from exc
 
 
 def _scalar(value: Any) -> Any:
@@ -92,11 +113,8 @@ def _properties(meta: Path) -> dict[str, Any]:
     if not folder.is_dir() or folder.is_symlink():
         return out
     for path in sorted(folder.iterdir()):
-        if path.is_symlink() or not path.is_file():
-            continue
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        text = _read_text(path)
+        if text is None:
             continue
         out[path.name] = text if path.name == "output" else _typed(text)
     return out

@@ -124,7 +124,8 @@ def capture_artifacts(
         target = dest / rel
         try:
             # O_NOFOLLOW: the file may have been swapped for a link since the scan
-            fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # O_NONBLOCK: a file swapped for a FIFO must not hang the launcher
+            fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
             try:
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     skipped.append(f"{rel} (not a regular file)")
