@@ -114,6 +114,9 @@ def test_show_fetches_a_local_copy_of_one_run(
 ) -> None:
     folder = get_run_dir(0, s3.url)
     assert folder.name == "r3" and (folder / "plots" / "loss.png").read_bytes() == b"\x89PNG fake"
+    # fetched again only when its row changed: a file removed behind its back stays in the copy
+    ObjectStore(s3.url).delete("r3/plots/loss.png")
+    assert (get_run_dir("r3", s3.url) / "plots" / "loss.png").exists()
     assert run_info("r1", s3.url)["flags"]["dropout"] == 0.1
     assert latest_run(s3.url)["evaluation"]["accuracy"] == 0.9
     copied = copy_run("r2", tmp_path / "shared", runs_dir=s3.url)

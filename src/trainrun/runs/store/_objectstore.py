@@ -151,9 +151,7 @@ class ObjectStore:
             import obstore
             from obstore.store import S3Store
         except ImportError as exc:  # pragma: no cover - the s3 extra is in dev
-            raise MissingExtraError(
-                f"A run store at {url} needs the s3 extra: pip install 'trainrun[s3]'"
-            ) from exc
+            raise MissingExtraError("obstore", "s3", f"A run store at {url}") from exc
         self._ob = obstore
         conf = settings()
         if "access_key_id" not in conf or "secret_access_key" not in conf:
@@ -188,7 +186,7 @@ class ObjectStore:
                 # path-style requests: what MinIO, SeaweedFS, moto and most local servers want
                 "virtual_hosted_style_request": False,
             },
-            client_options=options,
+            client_options=options,  # type: ignore[arg-type]  # a ClientConfig TypedDict
             # a short retry: the callers (the sync) retry on their own schedule
             retry_config={
                 "max_retries": 2,

@@ -229,8 +229,26 @@ class RemoteRuns:
         raise RunNotFoundError(f"No run {ref!r} in {self.url}.{hint}")
 
     def fetch(self, ref: Any) -> Path:
-        """A local copy of the run (its files under ``cache_root/copies/<id>``), fetched anew."""
-        return self._fetch_into(self.resolve(ref), self.copies)
+        """A local copy of the run (its files under ``cache_root/copies/<id>``), fetched again
+        only when its row changed since (a heartbeat or its end)."""
+        run_id = self.resolve(ref)
+        stamp = self._through(
+            lambda index: index.db.execute(
+                "SELECT sig, status FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+        )
+        stamp_file = self.copies / ".fetched" / run_id
+        want = f"{stamp[0]}:{stamp[1]}" if stamp else ""
+        try:
+            if want and stamp_file.read_text(encoding="utf-8") == want:
+                if (self.copies / run_id).is_dir():
+                    return self.copies / run_id
+        except OSError:
+            pass
+        folder = self._fetch_into(run_id, self.copies)
+        stamp_file.parent.mkdir(parents=True, exist_ok=True)
+        stamp_file.write_text(want, encoding="utf-8")
+        return folder
 
     def mirror(self) -> Path:
         """A local runs folder holding every run of the store, for TensorBoard and the dashboard.
