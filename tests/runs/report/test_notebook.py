@@ -55,3 +55,19 @@ def test_a_report_in_a_notebook_sizes_itself_to_its_content(make_run) -> None:
         "report.js"
     )
     assert "720px" not in shown
+
+
+def test_training_runs_result_displays_itself(tmp_path) -> None:
+    from trainrun.runs.launch import training_run
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "from trainrun.runs.flags import flags\n"
+        "from trainrun.runs.active import write_evaluation\n"
+        "F = flags(lr=0.1)\n"
+        "write_evaluation({'accuracy': 0.75})\n"
+    )
+    result = training_run(script, runs_dir=tmp_path / "runs", echo=False, view=False)
+    assert result["status"] == "completed" and result["flags"]["lr"] == 0.1
+    shown = result._repr_html_()
+    assert "<td>0.75</td>" in shown and "completed" in shown

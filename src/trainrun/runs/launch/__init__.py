@@ -877,11 +877,13 @@ def _training_run(
         _save_report(folder)
     elif view or (view is None and interactive_session()):
         _view(folder)
+    from trainrun.runs.store._display import RunRecord  # the record, shown in a notebook
+
     final = unwritten.pop(folder, None)
     if final is not None:
         # what happened, though the disk could not take it: the caller is not lied to
-        return {**record.read_run(folder), **final}
-    return record.read_run(folder)
+        return RunRecord({**record.read_run(folder), **final})
+    return RunRecord(record.read_run(folder))
 
 
 def _check_scalars(pattern: bool | str) -> bool | str:
