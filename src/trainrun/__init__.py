@@ -81,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     "import_tfruns": "trainrun.runs.tfruns_import",
     "latest_run": "trainrun.runs.store",
     "ls_runs": "trainrun.runs.store",
+    "mirror_runs": "trainrun.runs.store",
     "purge_runs": "trainrun.runs.store",
     "restore_runs": "trainrun.runs.store",
     "run_info": "trainrun.runs.store",
