@@ -183,3 +183,24 @@ def test_the_check_stops_a_script_at_its_first_metric_when_nothing_was_declared(
     with pytest.raises(FlagError, match="declares no flags"):
         training_run(script, flags={"lr": 0.1}, runs_dir=tmp_path / "runs", echo=False)
     assert not (tmp_path / "trained").exists() and not (tmp_path / "runs").exists()
+
+
+def test_declarations_are_kept_on_disk_between_processes(tmp_path, monkeypatch):
+    from trainrun.runs.launch import _declared
+
+    monkeypatch.setenv("TRAINRUN_CACHE_DIR", str(tmp_path / "cache"))
+    counter = tmp_path / "probed"
+    script = write(
+        tmp_path,
+        "t.py",
+        f"open({str(counter)!r}, 'a').write('x')\nfrom trainrun import flags\nflags(a=1)\n",
+    )
+    first = script_flags(script, tmp_path, {}, script.read_bytes())
+    assert counter.read_text() == "x" and set(first.flags) == {"a"}
+    _declared._cache.clear()  # as a new `trainrun run` process would start
+    again = script_flags(script, tmp_path, {}, script.read_bytes())
+    assert again == first and counter.read_text() == "x"  # not started again
+    write(tmp_path, "helper.py", "X = 1\n")  # a project module changed: probe again
+    _declared._cache.clear()
+    script_flags(script, tmp_path, {}, script.read_bytes())
+    assert counter.read_text() == "xx"

@@ -174,8 +174,61 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.communicate()  # reaps it and closes its pipe
 
 
+def _cache_file(script: Path, cwd: Path, source: bytes) -> Path | None:
+    """Where the declarations of this script content are kept between processes.
+
+    Keyed on the script's bytes, the other ``.py`` files beside it (a project module
+    may declare the flags), the working folder and the Python: a change to any of
+    them means a new probe. ``TRAINRUN_CACHE_DIR``, else ``$XDG_CACHE_HOME/trainrun``
+    or ``~/.cache/trainrun``.
+    """
+    base = os.environ.get("TRAINRUN_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "trainrun",
+    )
+    digest = hashlib.sha256(source)
+    try:
+        neighbours = sorted(p for p in script.parent.glob("*.py") if p != script)[:200]
+        for path in neighbours:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    except OSError:
+        return None
+    digest.update(f"\0{cwd}\0{sys.executable}\0{script}".encode())
+    return Path(base) / "declared" / f"{digest.hexdigest()[:32]}.json"
+
+
+def _load_cached(path: Path | None) -> Declaration | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and data.get("kind") in ("trainrun", "argparse", "none"):
+        if isinstance(data.get("flags"), dict):
+            return Declaration(data["kind"], data["flags"])
+    return None
+
+
+def _store_cached(path: Path | None, found: Declaration) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"kind": found.kind, "flags": found.flags}), encoding="utf-8")
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):
+        pass  # a cache: the next run probes again
+
+
 def script_flags(script: Path, cwd: Path, env: Mapping[str, str], source: bytes) -> Declaration:
-    """The declarations of ``script`` run from ``cwd`` (cached per script content)."""
+    """The declarations of ``script`` run from ``cwd``.
+
+    Cached in this process per script content, and on disk between processes
+    (see :func:`_cache_file`), so that ``trainrun run --flag ...`` pays for the
+    probe once per version of the script.
+    """
     if not _may_declare(source, script.parent):
         return Declaration("none")
     key = (str(script), str(cwd), script_digest(source))
@@ -183,7 +236,12 @@ def script_flags(script: Path, cwd: Path, env: Mapping[str, str], source: bytes)
         hit = _cache.get(key)
     if hit is not None:
         return hit
-    found = _probe(script, cwd, env)
+    cache_file = _cache_file(script, cwd, source)
+    found = _load_cached(cache_file)
+    if found is None:
+        found = _probe(script, cwd, env)
+        if found.kind != "unknown":
+            _store_cached(cache_file, found)
     if found.kind != "unknown":
         with _cache_lock:
             _cache[key] = found
