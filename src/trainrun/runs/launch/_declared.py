@@ -177,8 +177,9 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 def _cache_file(script: Path, cwd: Path, source: bytes) -> Path | None:
     """Where the declarations of this script content are kept between processes.
 
-    Keyed on the script's bytes, the other ``.py`` files beside it (a project module
-    may declare the flags), the working folder and the Python: a change to any of
+    Keyed on the script's bytes, the other ``.py`` files beside it and one folder
+    down (a project module may declare the flags), the working folder and the
+    Python: a change to any of
     them means a new probe. ``TRAINRUN_CACHE_DIR``, else ``$XDG_CACHE_HOME/trainrun``
     or ``~/.cache/trainrun``.
     """
@@ -188,7 +189,8 @@ def _cache_file(script: Path, cwd: Path, source: bytes) -> Path | None:
     )
     digest = hashlib.sha256(source)
     try:
-        neighbours = sorted(p for p in script.parent.glob("*.py") if p != script)[:200]
+        found = [*script.parent.glob("*.py"), *script.parent.glob("*/*.py")]
+        neighbours = sorted(p for p in found if p != script and ".venv" not in p.parts)[:300]
         for path in neighbours:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     except OSError:
