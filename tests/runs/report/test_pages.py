@@ -53,7 +53,7 @@ def test_run_page_has_every_section(make_run):
         "import trainrun",
         "data:image/png;base64,",
         f"tensorboard --logdir {run_dir / 'tensorboard'}",
-        f"trainrun board {run_dir.parent}",
+        f"trainrun board --runs-dir {run_dir.parent}",
     ):
         assert text in page, text
     paths = re.findall(r'<path class="series[^"]*" stroke="[^"]+" d="([^"]+)"', page)

@@ -332,7 +332,7 @@ def live_data(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def tensorboard_commands(run_dir: Path, runs_dir: Path) -> dict[str, str]:
     return {
-        "board": f"trainrun board {shlex.quote(str(runs_dir))}",
+        "board": f"trainrun board --runs-dir {shlex.quote(str(runs_dir))}",
         "tensorboard": f"tensorboard --logdir {shlex.quote(str(run_dir / record.TENSORBOARD_DIR))}",
     }
 
