@@ -281,3 +281,30 @@ def test_notebook_cells_are_the_source_of_an_in_process_run(tmp_path, monkeypatc
     )
     assert (source / "analysis.ipynb").read_text() == '{"cells": []}'
     assert record.read_run(run.run_dir)["script"] == "<notebook>"
+
+
+def test_an_in_process_run_captures_output_at_the_file_descriptors(tmp_path):
+    script = tmp_path / "block.py"
+    script.write_text(
+        "import os, subprocess, sys\n"
+        "import trainrun as tr\n"
+        "with tr.start_run(runs_dir='runs', artifacts=False) as run:\n"
+        "    print('python print', flush=True)\n"
+        "    os.system('echo from a shell')\n"
+        "    subprocess.run([sys.executable, '-c', 'import sys; sys.stderr.write(\"child\\\\n\")'])\n"
+        "    os.write(1, b'raw fd write\\n')\n"
+        "print('after the block')\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("TRAINRUN_")}
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "python print" in proc.stdout and "raw fd write" in proc.stdout  # still shown
+    assert "child" in proc.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    log = (folder / "output.log").read_text()
+    for line in ("python print", "from a shell", "child", "raw fd write"):
+        assert line in log
+    assert "after the block" not in log

@@ -4,9 +4,9 @@ MLflow's two lines, with trainrun's record: the block gets its own run folder,
 listed like any other. run.json says "running" with this process's pid while
 the block runs (a process that dies is then read as killed) and then
 completed, failed (the exception and its traceback) or interrupted (Ctrl-C).
-What the block prints through ``sys.stdout`` / ``sys.stderr`` is copied to
-output.log (output written straight to the file descriptors by C code is not
-seen); the calling file is snapshotted into ``source/`` (in Jupyter, the
+What the block prints is copied to output.log: at the file descriptors (so C
+code, ``os.system`` and child processes are seen too) in a script, through
+``sys.stdout`` / ``sys.stderr`` in Jupyter; the calling file is snapshotted into ``source/`` (in Jupyter, the
 notebook's cells as ``source/notebook.py``, and the ``.ipynb`` itself when its
 path is known); files the block creates or changes under the working folder
 are copied into ``artifacts/``; matplotlib figures left open land in ``plots/``.
@@ -57,6 +57,69 @@ class _Tee:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._original, name)
+
+
+class _FdCapture:
+    """Output captured at the file descriptors: fd 1 and 2 go through pipes, each copied to
+    the original descriptor and to output.log by a thread. Sees what C code, ``os.system``
+    and child processes print too. Not used where sys.stdout is no real file (Jupyter)."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.lock = threading.Lock()
+        self.saved: list[int] = []
+        self.threads: list[threading.Thread] = []
+        for std in (1, 2):
+            saved = os.dup(std)
+            read, write = os.pipe()
+            os.dup2(write, std)
+            os.close(write)
+            self.saved.append(saved)
+            thread = threading.Thread(
+                target=self._pump, args=(read, saved), daemon=True, name="trainrun-output"
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    def _pump(self, read: int, out: int) -> None:
+        try:
+            while True:
+                chunk = os.read(read, 65536)
+                if not chunk:
+                    break
+                with self.lock:
+                    try:
+                        os.write(self.log, chunk)
+                    except OSError:
+                        pass  # a full disk must not stop the output reaching the terminal
+                try:
+                    os.write(out, chunk)
+                except OSError:
+                    pass
+        finally:
+            os.close(read)
+
+    def stop(self) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        for std, saved in zip((1, 2), self.saved, strict=True):
+            os.dup2(saved, std)  # closes the pipe's writer: its pump sees EOF
+        for thread in self.threads:
+            thread.join(2.0)  # a child process still holding the pipe: do not wait on it
+        for saved in self.saved:
+            os.close(saved)
+        os.close(self.log)
+
+
+def _real_std_fds() -> bool:
+    """True when sys.stdout and sys.stderr write to fd 1 and 2 (not in Jupyter, not replaced)."""
+    try:
+        return sys.stdout.fileno() == 1 and sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _caller_file() -> str | None:
@@ -151,6 +214,7 @@ class Run:
         self._capture, self._artifacts, self._caller = capture_output, artifacts, caller
         self._start = time.time()
         self._streams: tuple[Any, Any] | None = None
+        self._fds: _FdCapture | None = None
         self._log: Any = None
         self._details: threading.Thread | None = None
         self._fields: dict[str, Any] = {}
@@ -164,7 +228,12 @@ class Run:
             self._before = scan(Path.cwd(), exclude=[self.runs_root])
         self._details = threading.Thread(target=self._look_up, daemon=True, name="trainrun-run")
         self._details.start()
-        if self._capture:
+        if self._capture and _ipython() is None and _real_std_fds():
+            try:
+                self._fds = _FdCapture(self.run_dir / record.OUTPUT_FILE)
+            except OSError:
+                self._fds = None
+        if self._capture and self._fds is None:
             self._log = open(self.run_dir / record.OUTPUT_FILE, "a", encoding="utf-8")  # noqa: SIM115
             lock = threading.Lock()
             self._streams = (sys.stdout, sys.stderr)
@@ -226,6 +295,9 @@ class Run:
             save_open_figures(self.run_dir / record.PLOTS_DIR)
         except Exception:  # noqa: BLE001 - figures are a courtesy
             pass
+        if self._fds is not None:
+            self._fds.stop()
+            self._fds = None
         if self._streams is not None:
             sys.stdout, sys.stderr = self._streams
             self._streams = None
