@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -214,3 +215,12 @@ def test_a_mirror_for_tensorboard_and_the_dashboard(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_large_file_goes_in_parts_and_comes_back_whole(s3: S3, tmp_path: Path, write_run) -> None:
+    folder = write_run(tmp_path / "a", "big", start=t(1))
+    blob = os.urandom(12 * 1024 * 1024 + 7)  # past obstore's part size: a multipart upload
+    (folder / "model").mkdir(exist_ok=True)
+    (folder / "model" / "weights.bin").write_bytes(blob)
+    push(s3, folder)
+    assert (get_run_dir("big", s3.url) / "model" / "weights.bin").read_bytes() == blob

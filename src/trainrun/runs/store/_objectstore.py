@@ -243,6 +243,15 @@ class ObjectStore:
         except Exception as exc:
             raise self._error(exc, f"write {key}") from exc
 
+    def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
+        """Upload a local file (large ones in parts, streamed: never whole in memory)."""
+        from pathlib import Path
+
+        try:
+            self._ob.put(self._store, key, Path(path))
+        except Exception as exc:
+            raise self._error(exc, f"write {key}") from exc
+
     def create(self, key: str, data: bytes) -> bool:
         """Write ``key`` only if it does not exist (a conditional write); False if it did."""
         try:

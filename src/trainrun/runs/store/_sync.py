@@ -187,9 +187,7 @@ class RunSync:
                 sig = (st.st_size, st.st_mtime_ns)
                 if self._pushed.get(rel) == sig:
                     continue
-                with open(path, "rb") as f:
-                    data = f.read()
-                self.store.put(f"{run_id}/{rel}", data)
+                self.store.put_file(f"{run_id}/{rel}", path)
                 self._pushed[rel] = sig
             self.store.put(INDEX + run_id + ".json", self.row(run_id))
             self.store.put(change_key(run_id), b"")
