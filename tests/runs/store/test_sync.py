@@ -232,3 +232,36 @@ def test_a_tuning_run_into_a_store(s3: S3, script: Path, tmp_path: Path, monkeyp
     assert best["value"] == pytest.approx(0.8) and best["run_dir"].startswith(s3.url + "/")
     listed_ids = {r["id"] for r in listed(s3, filter="status == 'completed'")}
     assert listed_ids == set(runs["id"])
+
+
+def test_a_ray_tuning_run_into_a_store(s3: S3, script: Path, tmp_path: Path, monkeypatch) -> None:
+    ray = pytest.importorskip("ray")
+    from trainrun.runs.tuning import tuning_run
+
+    monkeypatch.chdir(tmp_path)
+    # the Ray workers get the store's settings as a cluster's nodes would have them
+    env = {**s3.env, "TRAINRUN_SYNC_INTERVAL": "0.3", "TRAINRUN_CACHE_DIR": str(tmp_path / "node")}
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": env},
+    )
+    try:
+        runs = tuning_run(
+            str(script),
+            flags={"lr": [0.1, 0.2]},
+            runs_dir=s3.url,
+            backend="ray",
+            workers=2,
+            resources_per_trial={"cpu": 1},
+            confirm=False,
+            echo=False,
+            progress=False,
+            metric="eval_accuracy",
+        )
+    finally:
+        ray.shutdown()
+    assert sorted(runs["flag_lr"]) == [0.1, 0.2]
+    assert list(runs["status"]) == ["completed"] * 2
+    assert {r["id"] for r in listed(s3)} == set(runs["id"])
