@@ -100,7 +100,10 @@ for kind in ("dnn", "wide_deep"):
     est.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), steps=steps - 3)
     # resumed: a new estimator on every rank restores rank 0's checkpoint and goes on
     est = build(kind, out / kind)
-    est.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), max_steps=steps)
+    history = est.train(
+        input_fn(df, response="y", batch_size=10, epochs=None, seed=5), max_steps=steps
+    )
+    (out / f"losses-{{kind}}-{{distributed.rank()}}.json").write_text(json.dumps(history.losses))
     result = est.evaluate(input_fn(df, response="y", batch_size=16, shuffle=False))
     assert est.global_step_ == steps, est.global_step_
     (out / f"eval-{{kind}}-{{distributed.rank()}}.json").write_text(json.dumps(result))
@@ -113,6 +116,17 @@ result = est.evaluate(input_fn(out / "data", response="y", batch_size=16, shuffl
 # rank 0 writes the export and the predictions; every rank gets the path once they exist
 paths = [est.export(out / "export"), est.predict_to(out / "scores.csv", input_fn(df, shuffle=False))]
 assert all(p.exists() for p in paths), paths
+# a NaN loss on rank 1 alone stops every rank with NanLossError (the loss is averaged)
+import torch
+from trainrun.exceptions import NanLossError
+est = build("dnn", out / "nan")
+est._build()
+if distributed.rank() == 1:
+    est.head_.reported_loss = lambda *args: torch.tensor(float("nan"))
+try:
+    est.train(input_fn(df, response="y", batch_size=10, epochs=None), steps=30)
+except NanLossError as exc:
+    (out / f"nan-{{distributed.rank()}}.txt").write_text(str(exc))
 """
 
 
@@ -143,7 +157,13 @@ def test_two_processes_train_the_weights_of_one_on_the_same_global_batches(
         alone = build(kind, tmp_path / f"alone-{kind}")
         alone.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), steps=4)
         alone = build(kind, tmp_path / f"alone-{kind}")
-        alone.train(input_fn(df, response="y", batch_size=10, epochs=None, seed=5), max_steps=7)
+        history = alone.train(
+            input_fn(df, response="y", batch_size=10, epochs=None, seed=5), max_steps=7
+        )
+        # the loss people see is the global batch's, the same on every rank
+        for r in (0, 1):
+            got = json.loads((out / f"losses-{kind}-{r}.json").read_text())
+            np.testing.assert_allclose(got, history.losses, rtol=1e-5)
         dist = build(kind, out / kind)  # reads rank 0's checkpoint
         names = alone.get_variable_names()
         assert names == dist.get_variable_names()
@@ -174,6 +194,9 @@ def test_two_processes_train_the_weights_of_one_on_the_same_global_batches(
     np.testing.assert_allclose(
         exported.predict_frame(df)["logistic"], expected_scores["logistic"], rtol=1e-6
     )
+
+    for r in (0, 1):
+        assert "The training loss became nan" in (out / f"nan-{r}.txt").read_text()
 
     # streamed: 6 row groups of 40 or 28 rows dealt 3 and 3; every rank took the
     # same number of steps (the shorter shard's), and evaluation covers every row once

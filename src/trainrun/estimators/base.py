@@ -663,6 +663,10 @@ class Estimator(ScikitLearnMixin, abc.ABC):
 
         config = self.config_
         own: list[Any] = [NanLossGuard()]
+        if getattr(self, "_data_parallel", False):
+            from trainrun.training.distributed import GlobalLosses
+
+            own.insert(0, GlobalLosses())  # the loss of the global batch, on every rank
         if not self._is_chief():  # data-parallel: only rank 0 writes (events, metrics, checkpoints)
             return [*own, history]
         tb_dir = self._tensorboard_dir()

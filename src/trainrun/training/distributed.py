@@ -27,13 +27,18 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
+from trainrun.training.callbacks import Callback
+from trainrun.training.loop import TrainState
+
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "GlobalLosses",
     "TIMEOUT_ENV",
     "agree",
     "all_gather_object",
@@ -297,3 +302,23 @@ def gather_evaluation(
     order = sorted(chunks)
     out = [[chunks[i][j] for i in order] if columns[j] is not None else [] for j in range(4)]
     return out[0], out[1], out[2], out[3]  # type: ignore[return-value]
+
+
+class GlobalLosses(Callback):
+    """The losses every rank computed at the same steps, averaged over the ranks.
+
+    First among the training callbacks, so that progress, the history, the run's
+    metrics, the NaN guard and EarlyStopping on the training loss all see the loss of
+    the global batch, the same on every rank: a NaN on one rank stops every rank at
+    once, and no rank stops early alone. One small all-reduce per synchronisation of
+    the loop (every 20 steps at most), none while an exception unwinds the loop (the
+    other ranks may not be there to answer).
+    """
+
+    def on_losses(self, state: TrainState) -> None:
+        if not state.step_losses or not is_distributed() or sys.exc_info()[0] is not None:
+            return
+        steps = [step for step, _ in state.step_losses]
+        losses = torch.tensor([loss for _, loss in state.step_losses], dtype=torch.float64)
+        torch.distributed.all_reduce(losses)
+        state.step_losses = list(zip(steps, (losses / world_size()).tolist(), strict=True))
