@@ -26,6 +26,7 @@ _install_finder()
 _EXPORTS: dict[str, str] = {
     # errors
     "ArtifactError": "trainrun.exceptions",
+    "DataNotFoundError": "trainrun.exceptions",
     "FeatureColumnError": "trainrun.exceptions",
     "FilterError": "trainrun.exceptions",
     "FlagError": "trainrun.exceptions",

@@ -9,7 +9,8 @@ exception users already catch::
     ├── RunRecordError ....... ValueError          a run folder that is corrupt or half-written
     ├── RunNotFoundError ..... FileNotFoundError   no run by that id or path
     ├── ScriptNotFoundError .. FileNotFoundError   no training script at that path
-    ├── UsageError ........... ValueError          a malformed command-line option or argument
+    ├── DataNotFoundError .... FileNotFoundError   no data file there (bundled data, MNIST-format files)
+    ├── UsageError ........... ValueError          an argument malformed or out of range
     ├── FeatureColumnError ... ValueError          a feature column misdeclared or fed bad data
     ├── InputError ........... ValueError          an input_fn given unusable data
     ├── ModelDirError ........ ValueError          a model directory holding an incompatible model
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "DataNotFoundError",
     "FeatureColumnError",
     "FilterError",
     "FlagError",
@@ -68,8 +70,13 @@ class ScriptNotFoundError(TrainrunError, FileNotFoundError):
     """No training script at the path given (or no default script in the folder)."""
 
 
+class DataNotFoundError(TrainrunError, FileNotFoundError):
+    """A data file trainrun was asked to load is not there (bundled data, MNIST-format files)."""
+
+
 class UsageError(TrainrunError, ValueError):
-    """A command-line option or argument that is malformed (``--flag`` without ``=``...)."""
+    """An argument that is malformed or out of range: a function's (``hidden_units=[0]``,
+    ``dropout=1.5``) or a command's (``--flag`` without ``=``)."""
 
 
 class FeatureColumnError(TrainrunError, ValueError):

@@ -63,3 +63,20 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     )
     rc, err = out.stdout.splitlines()
     assert rc == "141" and "Traceback" not in err, err
+
+
+def test_no_user_mistake_is_a_bare_builtin_error() -> None:
+    # messages for people come as TrainrunError subclasses (which also subclass the builtin),
+    # so the CLI shows them as one line; a bare `raise ValueError` (no message) is internal
+    # control flow, caught where it is raised
+    import re
+
+    src = Path(__file__).resolve().parents[2] / "src" / "trainrun"
+    bare = re.compile(r"raise (ValueError|FileNotFoundError|NotADirectoryError|OSError)\(")
+    found = [
+        f"{path.relative_to(src)}:{n}"
+        for path in src.rglob("*.py")
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if bare.search(line)
+    ]
+    assert found == []

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainrun.data._idx import read_idx, write_idx
-from trainrun.exceptions import InputError
+from trainrun.exceptions import DataNotFoundError, InputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,7 +66,7 @@ def data_path(name: str) -> Path:
     path = _HERE / name
     if not path.is_file():
         available = sorted(p.name for p in _HERE.iterdir() if p.suffix in (".csv", ".md"))
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"trainrun has no bundled data file {name!r}. Available: {', '.join(available)}. "
             f"Received: name={name!r}"
         )
@@ -121,7 +121,7 @@ def find_mnist_files(data_dir: str | os.PathLike[str], kind: str = "train") -> t
             found.append(hit)
     if missing:
         where = "does not exist" if not data_dir.is_dir() else "lacks " + "; ".join(missing)
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"No MNIST-format '{kind_key}' data in {data_dir}: the folder {where}. "
             f"Expected the files {MNIST_FILES[kind_key][0]}[.gz] and "
             f"{MNIST_FILES[kind_key][1]}[.gz] (IDX format, as published for MNIST and "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainrun.exceptions import UsageError
+
 __all__ = ["ClassifierKind", "RegressorKind"]
 
 
@@ -24,7 +26,7 @@ class ClassifierKind:
 
         problem = label_vocabulary_problem(self.label_vocabulary, self.n_classes)  # type: ignore[attr-defined]
         if problem is not None:
-            raise ValueError(
+            raise UsageError(
                 f"The 'label_vocabulary' parameter of {type(self).__name__} must be {problem}. "
                 f"Got {self.label_vocabulary!r} instead."  # type: ignore[attr-defined]
             )

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from trainrun.exceptions import InputError, ModelDirError, NotTrainedError
+from trainrun.exceptions import InputError, ModelDirError, NotTrainedError, UsageError
 
 __all__ = ["NotFittedError", "ScikitLearnMixin"]
 
@@ -90,7 +90,7 @@ def _num_samples(X: Any) -> int:
     try:
         return len(X) if hasattr(X, "__len__") else int(np.asarray(X).shape[0])
     except (TypeError, IndexError):
-        raise ValueError(
+        raise UsageError(
             f"X must be a DataFrame, a 2-D array or a dict of columns. Received: {type(X).__name__}"
         ) from None
 
@@ -98,18 +98,18 @@ def _num_samples(X: Any) -> int:
 def _check_array(arr: np.ndarray, cls: str, allow_nan: bool) -> None:
     """scikit-learn's checks on a plain 2-D array, before its columns get names."""
     if arr.shape[1] == 0:
-        raise ValueError(
+        raise UsageError(
             f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is "
             f"required by {cls}."
         )
     if arr.shape[0] == 0:
-        raise ValueError(
+        raise UsageError(
             f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is "
             f"required by {cls}."
         )
     if arr.dtype.kind in "fiub" and not allow_nan and not np.isfinite(arr).all():
         bad = "NaN" if np.isnan(arr.astype(np.float64)).any() else "infinity"
-        raise ValueError(
+        raise UsageError(
             f"Input X contains {bad}; {cls} needs finite values: impute them first (e.g. "
             "sklearn.impute.SimpleImputer)."
         )
@@ -208,9 +208,9 @@ class ScikitLearnMixin:
         else:
             arr = np.asarray(X)
             if arr.dtype.kind == "c":
-                raise ValueError(f"Complex data not supported by {cls}. Received: X of {arr.dtype}")
+                raise UsageError(f"Complex data not supported by {cls}. Received: X of {arr.dtype}")
             if arr.ndim != 2:
-                raise ValueError(
+                raise UsageError(
                     f"Expected 2D array, got {arr.ndim}D array instead: {cls} takes X of shape "
                     "(n_samples, n_features). Reshape your data with X.reshape(-1, 1) for one "
                     "feature or X.reshape(1, -1) for one sample."
@@ -220,12 +220,12 @@ class ScikitLearnMixin:
             frame = pd.DataFrame({n: arr[:, i] for i, n in enumerate(names)})
             named = False
         if frame.shape[1] == 0:
-            raise ValueError(
+            raise UsageError(
                 f"Found array with 0 feature(s) (shape={frame.shape}) while a minimum of 1 is "
                 f"required by {cls}."
             )
         if frame.shape[0] == 0:
-            raise ValueError(
+            raise UsageError(
                 f"Found array with 0 sample(s) (shape={frame.shape}) while a minimum of 1 is "
                 f"required by {cls}."
             )
@@ -238,12 +238,12 @@ class ScikitLearnMixin:
         for name in names:
             col = frame[name]
             if col.dtype.kind == "c":
-                raise ValueError(f"Complex data not supported by {cls}. Received: column {name!r}")
+                raise UsageError(f"Complex data not supported by {cls}. Received: column {name!r}")
             if col.dtype.kind in "fiub":
                 values = col.to_numpy(dtype=np.float64)
                 if not np.isfinite(values).all() and not self._allows_nan():
                     bad = "NaN" if np.isnan(values).any() else "infinity"
-                    raise ValueError(
+                    raise UsageError(
                         f"Input X contains {bad} (column {name!r}); {cls} needs finite values: "
                         "impute them first (e.g. sklearn.impute.SimpleImputer)."
                     )
@@ -261,12 +261,12 @@ class ScikitLearnMixin:
             if named and expected is not None:
                 missing = [n for n in expected if n not in names]
                 if missing:
-                    raise ValueError(
+                    raise UsageError(
                         f"The feature names should match those that were passed during fit: "
                         f"{cls} was fitted on {list(expected)}, X lacks {missing}."
                     )
             elif not named and frame.shape[1] != self.n_features_in_:
-                raise ValueError(
+                raise UsageError(
                     f"X has {frame.shape[1]} features, but {cls} is expecting "
                     f"{self.n_features_in_} features as input."
                 )
@@ -284,7 +284,7 @@ class ScikitLearnMixin:
             keys = getattr(self, "_array_keys_", None)
             if keys is not None and len(keys) == n:
                 return list(keys)
-            raise ValueError(
+            raise UsageError(
                 f"X has {n} features, but {cls} is expecting {self.n_features_in_} features as "
                 "input."
             )
@@ -295,7 +295,7 @@ class ScikitLearnMixin:
 
         keys = list(FeatureTransform(declared).required_keys)
         if len(keys) != n:
-            raise ValueError(
+            raise UsageError(
                 f"X has {n} features, but {cls}'s feature columns read {len(keys)} raw keys "
                 f"{keys}: pass a DataFrame with those columns, or an array with one column per "
                 "key in that order."
@@ -305,20 +305,20 @@ class ScikitLearnMixin:
     def _target(self, y: Any, n: int) -> np.ndarray:
         cls = type(self).__name__
         if y is None or (isinstance(y, str) and y == "no_validation"):
-            raise ValueError(f"{cls} requires y to be passed, but the target y is None: fit(X, y).")
+            raise UsageError(f"{cls} requires y to be passed, but the target y is None: fit(X, y).")
         arr = np.asarray(y)
         if arr.ndim == 0:
-            raise ValueError(f"y should be a 1d array, got a scalar {arr!r} instead.")
+            raise UsageError(f"y should be a 1d array, got a scalar {arr!r} instead.")
         if arr.ndim == 2 and arr.shape[1] == 1 and self._label_width() == 1:
             _warn_column_vector(cls)
             arr = arr[:, 0]
         if arr.shape[0] != n:
-            raise ValueError(
+            raise UsageError(
                 f"Found input variables with inconsistent numbers of samples: X has {n} rows, "
                 f"y has {arr.shape[0]}."
             )
         if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
-            raise ValueError(f"Input y contains NaN or infinity; {cls} needs finite targets.")
+            raise UsageError(f"Input y contains NaN or infinity; {cls} needs finite targets.")
         return arr
 
     def _label_width(self) -> int:
@@ -332,18 +332,18 @@ class ScikitLearnMixin:
         vocab = getattr(self, "label_vocabulary", None)
         n_classes = int(getattr(self, "n_classes", 2))
         if y.ndim != 1:
-            raise ValueError(f"{cls}.fit takes y as a 1d array of labels; got shape {y.shape}.")
+            raise UsageError(f"{cls}.fit takes y as a 1d array of labels; got shape {y.shape}.")
         if vocab is not None:
             self.classes_ = np.asarray(list(vocab), dtype=object)
             return y.astype(str) if y.dtype.kind not in "OU" else y
         if y.dtype.kind == "f" and not np.all(y == np.round(y)):
-            raise ValueError(
+            raise UsageError(
                 f"Unknown label type: {cls} is a classifier and y holds continuous values "
                 f"(e.g. {y[y != np.round(y)][0]!r}); use a regressor for continuous targets."
             )
         uniques = np.unique(y)
         if len(uniques) < 2:
-            raise ValueError(
+            raise UsageError(
                 f"{cls} needs samples of at least 2 classes in the data, but the data contains "
                 f"only one class: {uniques.tolist()!r}."
             )
@@ -364,7 +364,7 @@ class ScikitLearnMixin:
             return
         if "n_classes" not in self._param_names():  # type: ignore[attr-defined]
             if len(classes) > declared:  # the head is given whole: its classes are fixed
-                raise ValueError(
+                raise UsageError(
                     f"y has {len(classes)} classes {list(classes)[:10]} but the head of "
                     f"{type(self).__name__} has n_classes={declared}: pass a head with "
                     f"n_classes={len(classes)}."
@@ -450,7 +450,7 @@ class ScikitLearnMixin:
             if sample_weight is not None:
                 w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
                 if w.shape == target.shape and (w > 0).any() and len(np.unique(target[w > 0])) < 2:
-                    raise ValueError(
+                    raise UsageError(
                         f"{type(self).__name__} needs samples of at least 2 classes with a "
                         "positive sample_weight; only one class has any weight."
                     )
@@ -468,14 +468,14 @@ class ScikitLearnMixin:
         if sample_weight is not None:
             w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
             if w.shape[0] != len(frame):
-                raise ValueError(
+                raise UsageError(
                     f"sample_weight has {w.shape[0]} values for {len(frame)} samples; pass one "
                     "weight per sample."
                 )
             if not np.isfinite(w).all() or (w < 0).any():
-                raise ValueError("sample_weight must be finite and >= 0.")
+                raise UsageError("sample_weight must be finite and >= 0.")
             if not (w > 0).any():
-                raise ValueError(
+                raise UsageError(
                     "sample_weight is zero for every sample: nothing to learn from. Give some "
                     "samples a positive weight."
                 )

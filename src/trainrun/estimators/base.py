@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainrun.estimators._sklearn import ScikitLearnMixin
 from trainrun.estimators.run_config import RunConfig
-from trainrun.exceptions import InputError, ModelDirError, NotTrainedError
+from trainrun.exceptions import InputError, ModelDirError, NotTrainedError, UsageError
 
 if TYPE_CHECKING:
     from trainrun.training.callbacks import History
@@ -228,7 +228,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         valid = self._param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(
+                raise UsageError(
                     f"{type(self).__name__} has no parameter {name!r}. Valid parameters: {valid}."
                 )
             setattr(self, name, value)
@@ -254,7 +254,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
             if isinstance(given, (list, tuple)):
                 keys = [c for c in given if isinstance(c, str)]
                 if keys:
-                    raise ValueError(
+                    raise UsageError(
                         f"The {name!r} parameter of {cls} must hold feature columns, not raw "
                         f"keys: wrap each key in a column, e.g. numeric_column({keys[0]!r}) "
                         f"or indicator_column(categorical_column_with_vocabulary_list("
@@ -268,7 +268,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
             ok, what = check
             value = getattr(self, name)
             if not ok(value):
-                raise ValueError(
+                raise UsageError(
                     f"The {name!r} parameter of {cls} must be {what}. Got {value!r} instead."
                 )
         validate_kind = getattr(self, "_validate_kind", None)
@@ -826,11 +826,11 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         from trainrun.training.run_recorder import RunRecorder
 
         if steps is not None and not (_is_int(steps) and steps > 0):
-            raise ValueError(
+            raise UsageError(
                 f"evaluate() needs steps to be a positive int or None. Received: steps={steps!r}"
             )
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
-            raise ValueError(
+            raise UsageError(
                 f"evaluate() needs name to be a non-empty string without '/'. Received: name={name!r}"
             )
         extra = _merge_hooks(callbacks, hooks, "evaluate")
@@ -996,7 +996,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         if not hasattr(input_fn, "batches") and not callable(input_fn):
             return self._sklearn_predict(input_fn)  # scikit-learn's predict(X)
         if not isinstance(yield_single_examples, bool):
-            raise ValueError(
+            raise UsageError(
                 "predict() needs yield_single_examples to be True or False. "
                 f"Received: yield_single_examples={yield_single_examples!r}"
             )
@@ -1175,7 +1175,7 @@ def _merge_hooks(callbacks: Any, hooks: Any, verb: str) -> list[Any]:
         if value is None:
             continue
         if not isinstance(value, (list, tuple)):
-            raise ValueError(
+            raise UsageError(
                 f"{verb}() needs {arg} to be a list of callbacks (trainrun.Callback). "
                 f"Received: {arg}={_short_repr(value)}"
             )
@@ -1288,14 +1288,14 @@ def _check_feature_columns(columns: Sequence[Any], arg: str) -> None:
 
 def _check_steps(steps: Any, max_steps: Any) -> None:
     if steps is not None and max_steps is not None:
-        raise ValueError(
+        raise UsageError(
             "train() takes steps (more steps) or max_steps (a total), not both. "
             f"Received: steps={steps!r}, max_steps={max_steps!r}"
         )
     if steps is not None and not (_is_int(steps) and steps > 0):
-        raise ValueError(f"train() needs steps to be a positive int. Received: steps={steps!r}")
+        raise UsageError(f"train() needs steps to be a positive int. Received: steps={steps!r}")
     if max_steps is not None and not (_is_int(max_steps) and max_steps > 0):
-        raise ValueError(
+        raise UsageError(
             f"train() needs max_steps to be a positive int. Received: max_steps={max_steps!r}"
         )
 
@@ -1309,7 +1309,7 @@ def _env_max_steps() -> int | None:
     except ValueError:
         value = 0
     if value <= 0:
-        raise ValueError(
+        raise UsageError(
             f"{MAX_STEPS_ENV} must be a positive integer. Received: {MAX_STEPS_ENV}={raw!r}"
         )
     return value

@@ -24,6 +24,7 @@ from typing import Any
 
 from trainrun.estimators.base import Estimator
 from trainrun.estimators.run_config import RunConfig
+from trainrun.exceptions import UsageError
 
 __all__ = ["BaselineClassifier", "BaselineRegressor"]
 
@@ -154,7 +155,7 @@ class BaselineClassifier(_Baseline):
     def _validate_more(self) -> None:
         vocab, n = self.label_vocabulary, self.n_classes
         if vocab is not None and len(vocab) != n:
-            raise ValueError(
+            raise UsageError(
                 f"The 'label_vocabulary' parameter of {type(self).__name__} must be a list of "
                 f"n_classes={n} distinct strings. Got {vocab!r} instead."
             )

@@ -66,6 +66,7 @@ from trainrun.exceptions import (
     MissingExtraError,
     ModelDirError,
     NotTrainedError,
+    UsageError,
 )
 
 __all__ = [
@@ -287,7 +288,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         valid = self._param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(
+                raise UsageError(
                     f"{type(self).__name__} has no parameter {name!r}. Valid parameters: {valid}."
                 )
             setattr(self, name, value)
@@ -311,27 +312,27 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         for name in self._param_names():
             check = CHECKS.get(name)
             if check is not None and not check[0](getattr(self, name)):
-                raise ValueError(
+                raise UsageError(
                     f"The {name!r} parameter of {cls} must be {check[1]}. Got {getattr(self, name)!r} instead."
                 )
         if self.pruning_mode == "none" and self.tree_complexity > 0:
-            raise ValueError(
+            raise UsageError(
                 f"{cls}: tree_complexity={self.tree_complexity} prunes splits, but pruning_mode='none'. "
                 "Pass pruning_mode='pre' or 'post' with it, or tree_complexity=0."
             )
         if self.pruning_mode != "none" and self.tree_complexity <= 0:
-            raise ValueError(
+            raise UsageError(
                 f"{cls}: pruning_mode={self.pruning_mode!r} needs tree_complexity > 0 (the gain a "
                 "split must reach), as in tf.estimator. Received: tree_complexity=0"
             )
         vocab = getattr(self, "label_vocabulary", None)
         if vocab is not None and len(vocab) != self.n_classes:
-            raise ValueError(
+            raise UsageError(
                 f"The 'label_vocabulary' parameter of {cls} must be a list of n_classes={self.n_classes} "
                 f"distinct strings. Got {vocab!r} instead."
             )
         if self.feature_columns is None and getattr(self, "feature_columns_", None) is None:
-            raise ValueError(
+            raise UsageError(
                 f"The 'feature_columns' parameter of {cls} must be a non-empty list of feature columns "
                 "for train(input_fn); None only works with fit(X, y), which infers them from X. Got None instead."
             )
@@ -785,7 +786,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         from trainrun.training.run_recorder import RunRecorder
 
         if steps is not None and not (_is_int(steps) and steps > 0):
-            raise ValueError(
+            raise UsageError(
                 f"evaluate() needs steps to be a positive int or None. Received: steps={steps!r}"
             )
         self._require_trained("evaluate")
@@ -847,7 +848,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         if normalize:
             total = sum(out.values())
             if total <= 0:
-                raise ValueError("No split has any gain yet, so importances cannot be normalized.")
+                raise UsageError("No split has any gain yet, so importances cannot be normalized.")
             out = {k: v / total for k, v in out.items()}
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 

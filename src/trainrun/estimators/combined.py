@@ -17,6 +17,7 @@ from typing import Any
 from trainrun.estimators._kinds import ClassifierKind, RegressorKind
 from trainrun.estimators.base import Estimator
 from trainrun.estimators.run_config import RunConfig
+from trainrun.exceptions import UsageError
 
 __all__ = ["DNNLinearCombinedClassifier", "DNNLinearCombinedRegressor"]
 
@@ -31,12 +32,12 @@ class _Combined(Estimator):
     def _validate_more(self) -> None:
         cls = type(self).__name__
         if not _as_list(self.linear_feature_columns) and not _as_list(self.dnn_feature_columns):
-            raise ValueError(
+            raise UsageError(
                 f"{cls} needs linear_feature_columns or dnn_feature_columns (or both). "
                 "Received: both empty."
             )
         if _as_list(self.dnn_feature_columns) and not self.dnn_hidden_units:
-            raise ValueError(
+            raise UsageError(
                 f"The 'dnn_hidden_units' parameter of {cls} must be a non-empty list of positive "
                 f"ints when dnn_feature_columns are given. Got {self.dnn_hidden_units!r} instead."
             )

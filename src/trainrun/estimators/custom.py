@@ -25,7 +25,7 @@ from typing import Any
 
 from trainrun.estimators.base import CHECKS, Estimator
 from trainrun.estimators.run_config import RunConfig
-from trainrun.exceptions import ModelDirError
+from trainrun.exceptions import ModelDirError, UsageError
 
 __all__ = ["CustomEstimator"]
 
@@ -124,12 +124,12 @@ class CustomEstimator(Estimator):
                 continue
             ok, what = check
             if not ok(getattr(self, name)):
-                raise ValueError(
+                raise UsageError(
                     f"The {name!r} parameter of {cls} must be {what}. "
                     f"Got {getattr(self, name)!r} instead."
                 )
         if self.feature_columns is None and getattr(self, "feature_columns_", None) is None:
-            raise ValueError(
+            raise UsageError(
                 f"The 'feature_columns' parameter of {cls} must be a non-empty list of feature "
                 "columns for train(input_fn); None only works with fit(X, y), which infers them "
                 "from X. Got None instead."

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from trainrun.exceptions import UsageError
+
 __all__ = ["RunConfig"]
 
 
@@ -52,7 +54,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, what: str) -> None:
             if not ok:
-                raise ValueError(
+                raise UsageError(
                     f"The '{name}' parameter of RunConfig must be {what}. "
                     f"Got {getattr(self, name)!r} instead."
                 )
@@ -95,7 +97,7 @@ class RunConfig:
         try:
             device = torch.device(self.device)
         except RuntimeError as exc:
-            raise ValueError(
+            raise UsageError(
                 f"The 'device' parameter of RunConfig must be a device name such as 'cpu', "
                 f"'cuda' or 'auto'. Got {self.device!r} instead."
             ) from exc
@@ -149,13 +151,13 @@ def _check_available(device: Any, given: str) -> None:
                 if torch.version.cuda is None
                 else "no CUDA GPU is visible"
             )
-            raise ValueError(
+            raise UsageError(
                 f"RunConfig(device={given!r}) needs a CUDA GPU, but {why} "
                 f"(torch {torch.__version__}). {fix} Received: device={given!r}"
             )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
-            raise ValueError(
+            raise UsageError(
                 f"RunConfig(device={given!r}) names CUDA device {device.index}, but only "
                 f"{count} {'is' if count == 1 else 'are'} visible (cuda:0 to cuda:{count - 1}). "
                 f"Pick one of those or use device='cuda'. Received: device={given!r}"
@@ -164,18 +166,18 @@ def _check_available(device: Any, given: str) -> None:
     if device.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError(
+            raise UsageError(
                 f"RunConfig(device={given!r}) needs Apple's MPS backend, which is not available "
                 f"here. {fix} Received: device={given!r}"
             )
         return
     backend = getattr(torch, device.type, None)
     if device.type == "meta" or not callable(getattr(backend, "is_available", None)):
-        raise ValueError(
+        raise UsageError(
             f"RunConfig(device={given!r}) is not a device an estimator can train on; use "
             f"'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'. Received: device={given!r}"
         )
     if not backend.is_available():
-        raise ValueError(
+        raise UsageError(
             f"RunConfig(device={given!r}) is not available here. {fix} Received: device={given!r}"
         )

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainrun.exceptions import ModelDirError
+from trainrun.exceptions import ModelDirError, UsageError
 
 __all__ = ["VocabInfo", "WarmStartSettings"]
 
@@ -67,7 +67,7 @@ class WarmStartSettings:
 
     def __post_init__(self) -> None:
         if not isinstance(self.ckpt_to_initialize_from, (str, os.PathLike)):
-            raise ValueError(
+            raise UsageError(
                 "WarmStartSettings needs ckpt_to_initialize_from to be a path to a model "
                 "directory, a checkpoint (ckpt-N.json) or an export. Received: "
                 f"ckpt_to_initialize_from={self.ckpt_to_initialize_from!r}"
@@ -77,14 +77,14 @@ class WarmStartSettings:
             try:
                 re.compile(p)
             except re.error as exc:
-                raise ValueError(
+                raise UsageError(
                     f"WarmStartSettings' vars_to_warm_start must hold regular expressions; "
                     f"{p!r} is not one ({exc}). Received: vars_to_warm_start="
                     f"{self.vars_to_warm_start!r}"
                 ) from None
         for name, info in dict(self.var_name_to_vocab_info or {}).items():
             if not isinstance(info, VocabInfo):
-                raise ValueError(
+                raise UsageError(
                     "WarmStartSettings' var_name_to_vocab_info maps column names to "
                     f"VocabInfo(...). Received: {name!r}: {info!r}"
                 )

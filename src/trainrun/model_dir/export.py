@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from trainrun.exceptions import ModelDirError
+from trainrun.exceptions import ModelDirError, UsageError
 from trainrun.model_dir._checks import (
     check_sizes,
     check_state,
@@ -58,7 +58,7 @@ def export_model(
     net_config = network.to_config()
     for part in (net_config, net_config.get("dnn") or {}):
         if part.get("type") == "dnn" and part.get("activation_fn") is None:
-            raise ValueError(
+            raise UsageError(
                 "Cannot export a network whose activation_fn is a custom function: an export "
                 "holds no code. Train with a named activation (e.g. activation_fn='relu')."
             )

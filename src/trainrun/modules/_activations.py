@@ -8,6 +8,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from trainrun.exceptions import UsageError
+
 __all__ = ["ACTIVATIONS", "activation_name", "get_activation"]
 
 #: tf.nn names, with torch's spellings where they differ.
@@ -54,7 +56,7 @@ def get_activation(value: Any) -> Callable[[torch.Tensor], torch.Tensor]:
         return value()
     if callable(value) and not isinstance(value, str):
         return value
-    raise ValueError(
+    raise UsageError(
         f"Could not interpret activation_fn: {value!r}. Valid names: {sorted(ACTIVATIONS)}, "
         "or pass a function of one tensor."
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from trainrun.exceptions import ModelDirError
 from trainrun.modules.dnn import DNNModel
 from trainrun.modules.linear import LinearModel
 from trainrun.modules.wide_deep import WideDeepModel
@@ -19,7 +20,7 @@ def build_network(config: Mapping[str, Any], columns: Mapping[str, Sequence[Any]
     kind = config.get("type")
     for part in (config, config.get("dnn") or {}):
         if part.get("type") == "dnn" and part.get("activation_fn") is None:
-            raise ValueError(
+            raise ModelDirError(
                 "This network's activation_fn is a custom function, which a saved config cannot "
                 "hold; use a named activation (e.g. 'relu') to save or export the model."
             )
@@ -51,7 +52,7 @@ def build_network(config: Mapping[str, Any], columns: Mapping[str, Sequence[Any]
         from trainrun.modules.custom import build_custom
 
         return build_custom(config, columns)
-    raise ValueError(f"Unknown network type in a saved config. Received: type={kind!r}")
+    raise ModelDirError(f"Unknown network type in a saved config. Received: type={kind!r}")
 
 
 def union_columns(columns: Mapping[str, Sequence[Any]]) -> list[Any]:

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainrun.exceptions import ModelDirError
+from trainrun.exceptions import ModelDirError, UsageError
 
 __all__ = ["CustomModel", "build_custom", "model_fn_reference", "resolve_model_fn"]
 
@@ -107,7 +107,7 @@ class CustomModel(nn.Module):
             self.sequence = SequenceFeatures(seq)
         if isinstance(model_fn, nn.Module):
             if self.params:
-                raise ValueError(
+                raise UsageError(
                     "params go to a model_fn builder; model_fn here is a module instance. "
                     f"Pass a builder (a function or nn.Module class) or drop params. "
                     f"Received: params={self.params!r}"
@@ -141,7 +141,7 @@ class CustomModel(nn.Module):
         if out.dim() == 1 and self.units == 1:
             out = out[:, None]
         if out.dim() != 2 or out.shape[1] != self.units:
-            raise ValueError(
+            raise UsageError(
                 f"The custom model must return logits of shape [N, {self.units}] for its head. "
                 f"Received: a tensor of shape {list(out.shape)}"
             )

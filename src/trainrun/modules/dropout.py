@@ -48,6 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainrun.exceptions import UsageError
+
 __all__ = ["FastDropout", "fast_dropout"]
 
 _BITS = 15
@@ -57,7 +59,7 @@ _WARMUP = 12  # outputs SFC64 itself skips after seeding
 
 def _check_p(p: float) -> float:
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"Dropout probability must be a number between 0 and 1. Received: p={p!r}")
+        raise UsageError(f"Dropout probability must be a number between 0 and 1. Received: p={p!r}")
     return float(p)
 
 

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainrun.exceptions import InputError
+from trainrun.exceptions import InputError, ModelDirError, UsageError
 
 __all__ = [
     "LOSS_REDUCTIONS",
@@ -61,7 +61,7 @@ def normalize_loss_reduction(value: Any) -> str:
     name = getattr(value, "name", value)  # an Enum-like from user code
     if isinstance(name, str) and name.lower() in LOSS_REDUCTIONS:
         return name.lower()
-    raise ValueError(
+    raise UsageError(
         f"loss_reduction must be one of {list(LOSS_REDUCTIONS)} (tf.estimator's "
         f"SUM_OVER_BATCH_SIZE or SUM). Received: loss_reduction={value!r}"
     )
@@ -172,7 +172,7 @@ class Head(abc.ABC):
         keys = [keys] if isinstance(keys, str) else list(keys)
         bad = [k for k in keys if k not in self.prediction_keys]
         if bad or not keys:
-            raise ValueError(
+            raise UsageError(
                 f"predict_keys must be some of {list(self.prediction_keys)}. "
                 f"Received: predict_keys={keys!r}"
             )
@@ -231,7 +231,7 @@ class _ClassHead(Head):
         self.label_vocabulary = list(label_vocabulary) if label_vocabulary is not None else None
         problem = label_vocabulary_problem(self.label_vocabulary, n_classes)
         if problem is not None:
-            raise ValueError(
+            raise UsageError(
                 f"label_vocabulary must be {problem}. "
                 f"Received: label_vocabulary={self.label_vocabulary!r}"
             )
@@ -481,7 +481,7 @@ class RegressionHead(Head):
     ) -> None:
         """Set (or with ``None``, remove) the target standardisation."""
         if (mean is None) != (scale is None):
-            raise ValueError(
+            raise UsageError(
                 "label_mean and label_scale go together: give both or neither. "
                 f"Received: label_mean={mean!r}, label_scale={scale!r}"
             )
@@ -493,12 +493,12 @@ class RegressionHead(Head):
         m = [float(v) for v in mean]
         sc = [float(v) for v in scale]
         if len(m) != self.label_dimension or len(sc) != self.label_dimension:
-            raise ValueError(
+            raise UsageError(
                 f"label_mean and label_scale need label_dimension={self.label_dimension} "
                 f"values each. Received: label_mean={m}, label_scale={sc}"
             )
         if not all(np.isfinite(m)) or not all(np.isfinite(v) and v > 0 for v in sc):
-            raise ValueError(
+            raise UsageError(
                 "label_mean must be finite and label_scale finite and positive. "
                 f"Received: label_mean={m}, label_scale={sc}"
             )
@@ -675,4 +675,4 @@ def head_from_config(config: Mapping[str, Any]) -> Head:
     extra = extra_head_from_config(config)  # multi-label, Poisson, binary with thresholds
     if extra is not None:
         return extra
-    raise ValueError(f"Unknown head type in a saved config. Received: type={kind!r}")
+    raise ModelDirError(f"Unknown head type in a saved config. Received: type={kind!r}")

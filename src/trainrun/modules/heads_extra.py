@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainrun.exceptions import InputError
+from trainrun.exceptions import InputError, UsageError
 from trainrun.modules.heads import BinaryHead, Head
 
 __all__ = [
@@ -52,7 +52,7 @@ def _check_thresholds(thresholds: Sequence[float] | None) -> list[float]:
     values = list(thresholds or ())
     for t in values:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < float(t) < 1:
-            raise ValueError(
+            raise UsageError(
                 f"thresholds must be numbers strictly between 0 and 1. Received: thresholds={thresholds!r}"
             )
     return [float(t) for t in values]
@@ -140,7 +140,7 @@ class MultiLabelHead(Head):
     ) -> None:
         super().__init__(loss_reduction)
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
-            raise ValueError(
+            raise UsageError(
                 f"MultiLabelHead needs n_classes >= 2. Received: n_classes={n_classes!r}"
             )
         self.n_classes = n_classes
@@ -149,7 +149,7 @@ class MultiLabelHead(Head):
             None if label_vocabulary is None else [str(v) for v in label_vocabulary]
         )
         if self.label_vocabulary is not None and len(set(self.label_vocabulary)) != n_classes:
-            raise ValueError(
+            raise UsageError(
                 f"label_vocabulary must hold n_classes={n_classes} distinct names. "
                 f"Received: label_vocabulary={label_vocabulary!r}"
             )

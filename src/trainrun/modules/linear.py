@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainrun.exceptions import UsageError
+
 __all__ = ["SPARSE_COMBINERS", "LinearModel"]
 
 #: How a linear model reduces a multivalent categorical column's weights, as tf.estimator:
@@ -37,7 +39,7 @@ class LinearModel(nn.Module):
         from trainrun.feature_columns import IndicatorColumn, LinearFeatures
 
         if sparse_combiner not in SPARSE_COMBINERS:
-            raise ValueError(
+            raise UsageError(
                 "sparse_combiner must be 'sum', 'mean' or 'sqrtn' (how a linear model reduces "
                 "the weights of a multivalent categorical column). "
                 f"Received: sparse_combiner={sparse_combiner!r}"

@@ -59,6 +59,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trainrun.exceptions import InputError
+
 __all__ = [
     "METRIC_KINDS",
     "MetricAccumulator",
@@ -97,13 +99,13 @@ def _weights(weights: Any, n: int) -> torch.Tensor | None:
         return None
     w = _as_tensor(weights, "weights").to(torch.float64).reshape(-1)
     if w.numel() != n:
-        raise ValueError(
+        raise InputError(
             f"weights must hold one value per example ({n}). Received: weights of shape "
             f"{tuple(_as_tensor(weights, 'weights').shape)}"
         )
     if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
         bad = w[~torch.isfinite(w) | (w < 0)][:3].tolist()
-        raise ValueError(
+        raise InputError(
             "weights must be finite and non-negative; fix or drop those rows of the weight "
             f"column. Received: weights containing {bad}"
         )
@@ -112,7 +114,7 @@ def _weights(weights: Any, n: int) -> torch.Tensor | None:
 
 def _check_rows(n_labels: int, n_logits: int, what: str) -> None:
     if n_labels != n_logits:
-        raise ValueError(
+        raise InputError(
             f"labels and {what} must have the same number of examples. Received: "
             f"{n_labels} labels and {n_logits} {what}"
         )
@@ -120,7 +122,7 @@ def _check_rows(n_labels: int, n_logits: int, what: str) -> None:
 
 def _check_some(n: int) -> None:
     if n == 0:
-        raise ValueError(
+        raise InputError(
             "Cannot compute metrics over zero examples; the evaluation input gave no rows. "
             "Received: 0 examples"
         )
@@ -328,7 +330,7 @@ class _Binary:
         if z.dim() == 2 and z.shape[1] == 1:
             z, raw = z[:, 0], raw[:, 0]
         if z.dim() != 1:
-            raise ValueError(
+            raise InputError(
                 "A binary head needs one logit per example ([N] or [N, 1]). Received: logits of "
                 f"shape {tuple(z.shape)}"
             )
@@ -336,7 +338,7 @@ class _Binary:
         _check_rows(y.numel(), z.numel(), "logits")
         if not bool(((y >= 0) & (y <= 1)).all()):
             bad = torch.unique(y[~((y >= 0) & (y <= 1))])[:5].tolist()
-            raise ValueError(
+            raise InputError(
                 f"Binary labels must be 0 or 1 (or soft labels in [0, 1]); map the classes with "
                 f"label_vocabulary. Received: labels containing {bad}"
             )
@@ -407,7 +409,7 @@ class _Multiclass:
         z = _as_tensor(logits, "logits").to(torch.float64)
         if z.dim() != 2 or z.shape[1] < 2 or z.shape[1] != (self.n_classes or z.shape[1]):
             expected = "n_classes >= 2" if self.n_classes is None else f"n_classes={self.n_classes}"
-            raise ValueError(
+            raise InputError(
                 f"A multi-class head needs logits of shape [N, n_classes] with {expected}. "
                 f"Received: logits of shape {tuple(z.shape)}"
             )
@@ -416,14 +418,14 @@ class _Multiclass:
         _check_rows(y.numel(), z.shape[0], "logits")
         if y.is_floating_point():
             if not bool((y == torch.round(y)).all()):
-                raise ValueError(
+                raise InputError(
                     "Multi-class labels must be integer class ids. Received: labels containing "
                     f"{y[y != torch.round(y)][:3].tolist()}"
                 )
         y = y.to(torch.int64)
         if bool(((y < 0) | (y >= z.shape[1])).any()):
             bad = torch.unique(y[(y < 0) | (y >= z.shape[1])])[:5].tolist()
-            raise ValueError(
+            raise InputError(
                 f"Class ids must lie in [0, {z.shape[1] - 1}] for {z.shape[1]} classes. "
                 f"Received: labels containing {bad}"
             )
@@ -458,7 +460,7 @@ class _Regression:
         if y.dim() == 1:
             y = y[:, None]
         if p.dim() != 2 or p.shape != y.shape or p.shape[1] != (self.dims or p.shape[1]):
-            raise ValueError(
+            raise InputError(
                 "predictions and labels must have the same shape [N, label_dimension]"
                 + ("" if self.dims is None else f" with label_dimension={self.dims}")
                 + f". Received: predictions of shape {tuple(p.shape)} and labels of shape "
@@ -470,7 +472,7 @@ class _Regression:
             # one weight per (example, label dimension), as tf.estimator's regression head
             per_dim = _as_tensor(weights, "weights")
             if tuple(per_dim.shape) != tuple(y.shape):
-                raise ValueError(
+                raise InputError(
                     f"weights must have shape [N], [N, 1] or [N, {y.shape[1]}] (the labels'). "
                     f"Received: weights of shape {tuple(per_dim.shape)}"
                 )
@@ -676,7 +678,7 @@ class MetricAccumulator:
         out = _as_tensor(logits, "logits")
         lab = _as_tensor(labels, "labels")
         if out.dim() == 0 or lab.dim() == 0 or out.shape[0] != lab.shape[0]:
-            raise ValueError(
+            raise InputError(
                 "Each batch needs as many labels as outputs. Received: outputs of shape "
                 f"{tuple(out.shape)} and labels of shape {tuple(lab.shape)}"
             )
@@ -687,13 +689,13 @@ class MetricAccumulator:
         if w is not None and not per_dim:
             w = w.reshape(-1)
             if w.numel() != lab.shape[0]:
-                raise ValueError(
+                raise InputError(
                     f"weights must hold one value per example ({lab.shape[0]}), or per "
                     f"regression output ({tuple(out.shape)}). Received: weights of shape "
                     f"{tuple(w.shape)}"
                 )
         if self._weighted is not None and (w is not None) != self._weighted:
-            raise ValueError(
+            raise InputError(
                 "Give weights for every batch or for none; mixing them leaves the metrics "
                 f"undefined. Received: weights={'None' if w is None else 'a tensor'} for batch "
                 f"{self.num_batches + 1}"
@@ -714,19 +716,19 @@ class MetricAccumulator:
         """The metrics of every batch so far for a ``kind`` head (see :data:`METRIC_KINDS`);
         ``kind`` defaults to (and must match) the one given to the constructor."""
         if kind is None and self.kind is None:
-            raise ValueError(
+            raise InputError(
                 "result() needs the metric kind, as the accumulator was built without one; "
                 f"pass one of {', '.join(METRIC_KINDS)}. Received: kind=None"
             )
         kind = kind or self.kind
         _check_kind(kind)  # type: ignore[arg-type]
         if self.kind is not None and kind != self.kind:
-            raise ValueError(
+            raise InputError(
                 f"This accumulator sums {self.kind} metrics; build another for {kind!r}. "
                 f"Received: kind={kind!r}"
             )
         if self.num_batches == 0:
-            raise ValueError(
+            raise InputError(
                 "No batches were added, so there is nothing to evaluate; check that the "
                 "evaluation input yields data. Received: 0 batches"
             )
@@ -741,7 +743,7 @@ class MetricAccumulator:
 
 def _check_kind(kind: str) -> None:
     if kind not in _STATES:
-        raise ValueError(
+        raise InputError(
             f"Unknown metric kind; expected one of {', '.join(METRIC_KINDS)}. "
             f"Received: kind={kind!r}"
         )

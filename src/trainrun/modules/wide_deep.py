@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainrun.exceptions import UsageError
 from trainrun.modules.dnn import DNNModel
 from trainrun.modules.linear import LinearModel
 
@@ -40,7 +41,7 @@ class WideDeepModel(nn.Module):
     ) -> None:
         super().__init__()
         if not linear_columns and not dnn_columns:
-            raise ValueError(
+            raise UsageError(
                 "Either linear_feature_columns or dnn_feature_columns must be given. "
                 "Received: both empty."
             )

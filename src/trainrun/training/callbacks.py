@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from trainrun.exceptions import UsageError
 from trainrun.training.loop import TrainState
 
 __all__ = [
@@ -417,7 +418,7 @@ HIGHER_IS_BETTER = ("accuracy", "auc", "auc_precision_recall", "precision", "rec
 def metric_mode(metric: str, mode: str = "auto") -> str:
     """The direction of ``metric``: "min" or "max" (auto: max for accuracy, AUCs, precision, recall)."""
     if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max'. Received: mode={mode!r}")
+        raise UsageError(f"mode must be 'auto', 'min' or 'max'. Received: mode={mode!r}")
     if mode != "auto":
         return mode
     return "max" if metric.rsplit("/", 1)[-1] in HIGHER_IS_BETTER else "min"
@@ -449,15 +450,15 @@ class EarlyStopping(Callback):
     ) -> None:
         for name, value, low in (("every", every, 1), ("patience", patience, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
+                raise UsageError(
                     f"EarlyStopping's {name} must be a positive integer. Received: {name}={value!r}"
                 )
         if not isinstance(min_delta, (int, float)) or min_delta < 0:
-            raise ValueError(
+            raise UsageError(
                 f"EarlyStopping's min_delta must be a number >= 0. Received: min_delta={min_delta!r}"
             )
         if not isinstance(monitor, str) or not monitor:
-            raise ValueError(
+            raise UsageError(
                 "EarlyStopping's monitor must be 'loss' (the training loss) or 'val_<metric>' "
                 f"(an evaluation metric, e.g. 'val_auc'). Received: monitor={monitor!r}"
             )

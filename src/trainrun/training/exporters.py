@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trainrun.exceptions import UsageError
 from trainrun.training.callbacks import metric_mode
 
 __all__ = ["BestExporter", "Exporter", "FinalExporter", "LatestExporter"]
@@ -34,7 +35,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 def _check(name: Any, exports_to_keep: Any, cls: str) -> None:
     if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
-        raise ValueError(
+        raise UsageError(
             f"{cls} needs name to be a folder name (letters, digits, '_', '-', '.'). "
             f"Received: name={name!r}"
         )
@@ -43,7 +44,7 @@ def _check(name: Any, exports_to_keep: Any, cls: str) -> None:
         or not isinstance(exports_to_keep, int)
         or exports_to_keep < 1
     ):
-        raise ValueError(
+        raise UsageError(
             f"{cls} needs exports_to_keep to be a positive int or None (keep all). "
             f"Received: exports_to_keep={exports_to_keep!r}"
         )
@@ -144,7 +145,7 @@ class BestExporter(Exporter):
     ) -> None:
         _check(name, exports_to_keep, "BestExporter")
         if not isinstance(metric, str) or not metric:
-            raise ValueError(
+            raise UsageError(
                 f"BestExporter needs metric to be an evaluation metric's name such as 'loss' "
                 f"or 'auc'. Received: metric={metric!r}"
             )

@@ -49,6 +49,8 @@ from typing import Any
 
 import torch
 
+from trainrun.exceptions import UsageError
+
 __all__ = ["Ftrl", "get_optimizer", "optimizer_names"]
 
 
@@ -57,7 +59,7 @@ __all__ = ["Ftrl", "get_optimizer", "optimizer_names"]
 
 def _non_negative(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"Ftrl's {name} must be a number >= 0. Received: {name}={value!r}")
+        raise UsageError(f"Ftrl's {name} must be a number >= 0. Received: {name}={value!r}")
     return float(value)
 
 
@@ -126,7 +128,7 @@ class Ftrl(torch.optim.Optimizer):
             or not learning_rate > 0
             or not math.isfinite(learning_rate)
         ):
-            raise ValueError(
+            raise UsageError(
                 f"Ftrl's learning_rate must be a positive number. Received: "
                 f"learning_rate={learning_rate!r}"
             )
@@ -135,7 +137,7 @@ class Ftrl(torch.optim.Optimizer):
             or not isinstance(learning_rate_power, (int, float))
             or not learning_rate_power <= 0
         ):
-            raise ValueError(
+            raise UsageError(
                 "Ftrl's learning_rate_power must be a number <= 0 (-0.5 is the usual "
                 f"choice). Received: learning_rate_power={learning_rate_power!r}"
             )
@@ -243,7 +245,7 @@ def _check_learning_rate(learning_rate: float | None) -> float | None:
         or not math.isfinite(learning_rate)
         or learning_rate <= 0
     ):
-        raise ValueError(
+        raise UsageError(
             f"learning_rate must be a positive number. Received: learning_rate={learning_rate!r}"
         )
     return float(learning_rate)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainrun.exceptions import UsageError
 from trainrun.training.callbacks import Callback
 from trainrun.training.loop import TrainState
 
@@ -54,7 +55,7 @@ def _hook_list(value: Any, arg: str, spec: str) -> tuple[Any, ...]:
     if value is None:
         return ()
     if not isinstance(value, (list, tuple)):
-        raise ValueError(
+        raise UsageError(
             f"{spec} needs {arg} to be a list of callbacks. Received: {arg}={value!r:.80}"
         )
     return tuple(value)
@@ -75,7 +76,7 @@ class TrainSpec:
 
     def __post_init__(self) -> None:
         if self.max_steps is not None and not (_is_int(self.max_steps) and self.max_steps > 0):
-            raise ValueError(
+            raise UsageError(
                 f"TrainSpec needs max_steps to be a positive int or None. "
                 f"Received: max_steps={self.max_steps!r}"
             )
@@ -109,13 +110,13 @@ class EvalSpec:
         for arg in ("steps", "every_n_steps"):
             v = getattr(self, arg)
             if v is not None and not (_is_int(v) and v > 0):
-                raise ValueError(
+                raise UsageError(
                     f"EvalSpec needs {arg} to be a positive int or None. Received: {arg}={v!r}"
                 )
         for arg in ("start_delay_secs", "throttle_secs"):
             v = getattr(self, arg)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise ValueError(
+                raise UsageError(
                     f"EvalSpec needs {arg} to be a number of seconds >= 0. Received: {arg}={v!r}"
                 )
         object.__setattr__(self, "hooks", _hook_list(self.hooks, "hooks", "EvalSpec"))
@@ -125,13 +126,13 @@ class EvalSpec:
         exporters = _hook_list(exporters, "exporters", "EvalSpec")
         bad = [e for e in exporters if not isinstance(e, Exporter)]
         if bad:
-            raise ValueError(
+            raise UsageError(
                 "EvalSpec needs exporters to be BestExporter / LatestExporter / FinalExporter "
                 f"objects. Received: {bad[0]!r:.80}"
             )
         names = [e.name for e in exporters]
         if len(set(names)) != len(names):
-            raise ValueError(f"EvalSpec's exporters need distinct names. Received: {names}")
+            raise UsageError(f"EvalSpec's exporters need distinct names. Received: {names}")
         object.__setattr__(self, "exporters", exporters)
 
 
@@ -243,11 +244,11 @@ def train_and_evaluate(estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpe
     Returns a :class:`TrainAndEvaluateResult` (unpacks as ``eval_result, export_results``).
     """
     if not isinstance(train_spec, TrainSpec):
-        raise ValueError(
+        raise UsageError(
             f"train_and_evaluate() needs a TrainSpec. Received: train_spec={train_spec!r:.80}"
         )
     if not isinstance(eval_spec, EvalSpec):
-        raise ValueError(
+        raise UsageError(
             f"train_and_evaluate() needs an EvalSpec. Received: eval_spec={eval_spec!r:.80}"
         )
     config = estimator.config_
@@ -319,10 +320,10 @@ class _StopIfNoImprovement(Callback):
 
 def _check_hook_args(fn: str, metric: Any, max_steps: Any, min_steps: Any) -> None:
     if not isinstance(metric, str) or not metric:
-        raise ValueError(f"{fn}() needs metric_name to be a metric's name. Received: {metric!r}")
+        raise UsageError(f"{fn}() needs metric_name to be a metric's name. Received: {metric!r}")
     for arg, value in (("max_steps_without_*", max_steps), ("min_steps", min_steps)):
         if not _is_int(value) or value < 0:
-            raise ValueError(f"{fn}() needs {arg} to be an int >= 0. Received: {value!r}")
+            raise UsageError(f"{fn}() needs {arg} to be an int >= 0. Received: {value!r}")
 
 
 def stop_if_no_decrease_hook(

@@ -305,7 +305,7 @@ _in_notebook = _interactive.in_notebook
 def _show(report: RunReport, path: Path, viewer: Viewer | bool | None, label: str) -> None:
     if viewer not in (None, True, False) and not callable(viewer):
         # no silent trap: a misspelt viewer must not quietly do nothing (tfruns users pass names)
-        raise ValueError(
+        raise UsageError(
             "viewer must be None (open when interactive), True, False or a function given "
             f"the page's path; save a page with save_run_view(). Received: viewer={viewer!r}"
         )

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from trainrun.exceptions import UsageError
 from trainrun.runs import record
 
 #: the run's subfolders whose files are "the run's files"; model/ keeps its name
@@ -96,7 +97,7 @@ def copy_run_files(
         refs = _many.many(run)
         names = list(rename) if rename is not None else [None] * len(refs)
         if len(names) != len(refs):
-            raise ValueError(
+            raise UsageError(
                 f"copy_run_files() got {len(refs)} runs but {len(names)} names in rename."
             )
         out = []
