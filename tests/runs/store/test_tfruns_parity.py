@@ -60,6 +60,8 @@ def test_properties_and_errors_are_columns(runs):
     assert "raise ValueError" in df["error_traceback"].iloc[2]
     assert len(tr.ls_runs(filter="prop_optimizer == 'adam' and not completed")) == 1
     assert len(tr.ls_runs(filter="completed")) == 2
+    assert len(tr.ls_runs(filter="completed == TRUE")) == 2
+    assert len(tr.ls_runs(filter="completed == FALSE")) == 1
     assert list(tr.ls_runs(filter="completed", refresh=True)["status"]) == ["completed"] * 2
 
 

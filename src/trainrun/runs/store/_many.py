@@ -93,12 +93,13 @@ def tfruns_filter(expr: Any) -> Any:
     """tfruns' ``completed`` column in a filter: ``completed`` reads ``(status == 'completed')``.
 
     tfruns lists a logical ``completed`` column and its users filter on it
-    (``ls_runs(completed)``); here the status says it, so the name is rewritten
-    before parsing. Anything else (a parsed Filter, an expression without the
+    (``ls_runs(completed)``, ``completed == TRUE``); here the status says it, so the
+    name (and R's ``TRUE``/``FALSE`` in such a filter) is rewritten before parsing. Anything else (a parsed Filter, an expression without the
     name) passes unchanged.
     """
     if not isinstance(expr, str) or "completed" not in expr:
         return expr
+    words = {"completed": "(status == 'completed')", "TRUE": "true", "FALSE": "false"}
     from trainrun.runs.store._filter import tokenize
 
     try:
@@ -107,6 +108,6 @@ def tfruns_filter(expr: Any) -> Any:
         return expr  # parse_filter reports it, with its caret
     out = expr
     for tok in reversed(tokens):
-        if tok.kind == "name" and tok.text == "completed":
-            out = out[: tok.pos] + "(status == 'completed')" + out[tok.pos + len(tok.text) :]
+        if tok.kind == "name" and tok.text in words:  # R's TRUE/FALSE beside `completed`
+            out = out[: tok.pos] + words[tok.text] + out[tok.pos + len(tok.text) :]
     return out
