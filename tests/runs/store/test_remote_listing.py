@@ -224,3 +224,22 @@ def test_a_large_file_goes_in_parts_and_comes_back_whole(s3: S3, tmp_path: Path,
     (folder / "model" / "weights.bin").write_bytes(blob)
     push(s3, folder)
     assert (get_run_dir("big", s3.url) / "model" / "weights.bin").read_bytes() == blob
+
+
+def test_a_store_away_lists_from_the_last_copy_with_a_warning(
+    s3: S3, pushed: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from trainrun.runs.store._objectstore import StoreUnavailableError
+    from trainrun.runs.store._remote_index import StaleListingWarning
+
+    assert len(ls_runs(s3.url)) == 3
+    s3.server.stop()
+    try:
+        with pytest.warns(StaleListingWarning, match="did not answer.*last copy"):
+            assert ls_runs(s3.url, filter="eval_accuracy > 0.85")["id"].tolist() == ["r3"]
+        # a machine that never listed it has nothing to fall back on: the error, clearly
+        monkeypatch.setenv("TRAINRUN_CACHE_DIR", str(tmp_path / "other-machine"))
+        with pytest.raises(StoreUnavailableError, match="did not answer"):
+            ls_runs(s3.url)
+    finally:
+        s3.server.start()

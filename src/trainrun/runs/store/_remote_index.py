@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,13 @@ from trainrun.runs.store._objectstore import (
     IDS,
     INDEX,
     ObjectStore,
+    StoreUnavailableError,
     change_key,
     parse_url,
 )
 from trainrun.runs.store._sync import cache_root, heartbeat_timeout, push_pending
 
-__all__ = ["RemoteRuns"]
+__all__ = ["RemoteRuns", "StaleListingWarning"]
 
 #: markers this recent are listed again at every refresh (late writers, clock skew)
 WINDOW_S = 600.0
@@ -78,6 +80,10 @@ def _stale(sig: str | None, now: float | None = None) -> bool:
     except ValueError:
         beat = 0.0
     return beat < (time.time() if now is None else now) - heartbeat_timeout()
+
+
+class StaleListingWarning(UserWarning):
+    """The store did not answer: the listing comes from this machine's cache of its index."""
 
 
 class RemoteRuns:
@@ -154,11 +160,21 @@ class RemoteRuns:
     def _through(self, use: Any, refresh: bool = False) -> Any:
         from trainrun.runs.store._index import _Index
 
-        push_pending(self.url)  # runs of this machine that ended while the store was away
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         index = _Index(str(self.cache_dir))
         try:
-            self.refresh(index, full=refresh)
+            try:
+                push_pending(self.url)  # runs of this machine that ended while it was away
+                self.refresh(index, full=refresh)
+            except StoreUnavailableError as exc:
+                known = index.db.execute("SELECT value FROM meta WHERE key = 'remote_after'")
+                if known.fetchone() is None:
+                    raise  # never listed from here: nothing to fall back on
+                warnings.warn(
+                    f"{exc} Listing this machine's last copy of its index instead.",
+                    StaleListingWarning,
+                    stacklevel=4,
+                )
             return use(index)
         finally:
             index.close()
@@ -381,8 +397,6 @@ def _archive_of(url: str) -> RemoteRuns:
 
 
 def _skip_running(store: RemoteRuns, ids: list[str], verb: str) -> list[str]:
-    import warnings
-
     running = store._running(ids)
     if running:
         warnings.warn(
