@@ -117,7 +117,7 @@ class RunRecordWarning(UserWarning):
 
 
 #: run_name and run_note (what a person wrote about a run: record._annotations) come first
-GROUPS = ("run_", *GROUPS)
+GROUPS = ("run_", *GROUPS)  # type: ignore[assignment]  # one more group, first
 sanitize = record.column_suffix
 #: the folders a listing looks at (record owns the rule; read_row drops non-runs)
 run_folders = record.candidate_names
