@@ -95,6 +95,18 @@ _NAT = -(2**63)  # numpy's NaT as int64: start/end missing
 _NOT_RUN = 2
 # newest first, as ls_runs shows them by default (NaT, the smallest integer, sorts last)
 _NEWEST = f"ifnull(start, {_NAT}) DESC, id DESC"
+#: The fields a listing fetches for every run, in this order, before one field per
+#: tag/flag/metric/eval column: ``_Index._select`` builds its query from this tuple, and
+#: a fetched row's field is read by name through ``_AT`` (its position in the query), so
+#: the query and the code that reads its rows cannot disagree. (A running run's signature
+#: and process are fetched for it alone: strings and numbers for 10,000 rows cost time.)
+_FIXED = ("id", "mtime", "problem", "corrupt", *_BASE_SQL)
+_AT = {name: i for i, name in enumerate(_FIXED)}
+_ID, _MTIME, _PROBLEM, _CORRUPT, _STATUS, _START = (
+    _AT[name] for name in ("id", "mtime", "problem", "corrupt", "status", "start")
+)
+#: how _select fetches a field that is not its column as stored (missing times as NaT)
+_FETCHED = {"start": f"ifnull(start, {_NAT})", "end": f'ifnull("end", {_NAT})'}
 
 
 #: the last table built per runs folder in this process
@@ -475,22 +487,12 @@ class _Index:
             raise
 
     # -- one query gives both what refresh compares and what the listing shows
-    # the columns a listing fetches for every run (a running run's signature and process
-    # are fetched for it alone: strings and numbers for 10,000 rows cost real time)
-    _META = ("id", "mtime", "problem", "corrupt")
     _STORED = ("id", "mtime", "sig", "host", "pid", "pid_start", "problem", "corrupt")
 
     def _select(self, cols: list[tuple[str, str, str]]) -> str:
-        return ", ".join(
-            [
-                *self._META,
-                "status",
-                f"ifnull(start, {_NAT})",
-                f'ifnull("end", {_NAT})',
-                *(f'"{c}"' for c in _BASE_SQL[3:]),
-                *(c[1] for c in cols),
-            ]
-        )
+        """The fields of a row: ``_FIXED`` (read through ``_AT``), then ``cols``' columns."""
+        fixed = (_FETCHED.get(name, f'"{name}"') for name in _FIXED)
+        return ", ".join([*fixed, *(c[1] for c in cols)])
 
     def _snapshot(self) -> tuple[list[tuple[str, str, str]], list[tuple[Any, ...]]]:
         cols = self.db.execute("SELECT name, sqlcol, kind FROM columns").fetchall()
@@ -498,8 +500,9 @@ class _Index:
         query = f"SELECT {self._select(cols)} FROM runs ORDER BY {_NEWEST}"
         return cols, self.db.execute(query).fetchall()
 
-    #: what the freshness check needs of every row, in the positions _snapshot has them
-    _LIGHT = f"SELECT id, mtime, problem, corrupt, status FROM runs ORDER BY {_NEWEST}"
+    #: what the freshness check needs of every row: the first fields of a full row, so
+    #: that ``_AT`` reads both
+    _LIGHT = f"SELECT {', '.join(_FIXED[: _STATUS + 1])} FROM runs ORDER BY {_NEWEST}"
 
     def newest_ids(self) -> list[str]:
         """Bring the index up to date and return the run ids, newest first (no full fetch)."""
@@ -510,7 +513,7 @@ class _Index:
             self._write(self._read(to_read), status_updates, gone, dir_mtime)
             if to_read or gone:
                 rows = self.db.execute(query).fetchall()
-        return [r[0] for r in rows if not r[3]]
+        return [r[_ID] for r in rows if not r[_CORRUPT]]
 
     def listing(self, full: bool = False) -> Table:
         """Bring the index up to date with the folders and return the table.
@@ -587,10 +590,10 @@ class _Index:
             query = f"SELECT {self._select(now)} FROM runs WHERE id IN ({marks})"
             fresh += self.db.execute(query, part).fetchall()
         drop = changed | gone
-        out = [r for r in rows if r[0] not in drop]
+        out = [r for r in rows if r[_ID] not in drop]
         out += fresh
         # as _NEWEST orders them: start (missing: _NAT, last), then id, both descending
-        out.sort(key=lambda r: (r[5], r[0]), reverse=True)
+        out.sort(key=lambda r: (r[_START], r[_ID]), reverse=True)
         return now, out
 
     def _token(self) -> str | None:
@@ -618,7 +621,7 @@ class _Index:
         dir_mtime = stat(self.runs_dir).st_mtime_ns
         stored = self.db.execute("SELECT value FROM meta WHERE key = 'dir_mtime'").fetchone()
         if not full and stored is not None and stored[0] == str(dir_mtime):
-            names = [r[0] for r in rows]
+            names = [r[_ID] for r in rows]
             new_dir_mtime = None
             aligned = True
         else:
@@ -637,25 +640,28 @@ class _Index:
                     mtimes.append(stat(base + name).st_mtime_ns)
                 except FileNotFoundError:
                     mtimes.append(None)
+        # (id, the index's row or None for a new folder, the folder's time or None if gone)
+        looks: list[tuple[str, tuple[Any, ...] | None, int | None]]
         if aligned:
             # names are the rows' ids, in order: pick out the few rows worth a look in one pass
-            pairs: list[tuple[tuple[Any, ...], int | None]] = [
-                (r, m) for r, m in zip(rows, mtimes, strict=True) if m != r[1] or r[4] == "running"
+            looks = [
+                (r[_ID], r, m)
+                for r, m in zip(rows, mtimes, strict=True)
+                if m != r[_MTIME] or r[_STATUS] == "running"
             ]
         else:
-            known = {r[0]: r for r in rows}
-            pairs = [(known.get(n) or (n,), m) for n, m in zip(names, mtimes, strict=True)]
-            pairs += [(known[n], None) for n in known.keys() - set(names)]
+            known = {r[_ID]: r for r in rows}
+            looks = [(n, known.get(n), m) for n, m in zip(names, mtimes, strict=True)]
+            looks += [(n, known[n], None) for n in known.keys() - set(names)]
         to_read: list[tuple[str, int]] = []
         status_updates: list[tuple[str, str]] = []
         gone: list[str] = []
-        for old, mtime in pairs:
-            name = old[0]
+        for name, old, mtime in looks:
             if mtime is None:
                 gone.append(name)
-            elif full or len(old) == 1 or old[1] != mtime:
+            elif full or old is None or old[_MTIME] != mtime:
                 to_read.append((name, mtime))
-            elif old[4] == "running":
+            elif old[_STATUS] == "running":
                 sig, host, pid, pid_start = self.db.execute(
                     "SELECT sig, host, pid, pid_start FROM runs WHERE id = ?", (name,)
                 ).fetchone()
@@ -741,13 +747,14 @@ class _Index:
                         db.execute("UPDATE columns SET kind = 'other' WHERE name = ?", (key,))
                         cols[key] = (entry[0], "other")
             fixed = [*self._STORED, *_BASE_SQL]
+            at_corrupt = fixed.index("corrupt")
             # rows with the same columns go in one executemany
             groups: dict[tuple[str, ...], list[list[Any]]] = {}
             for row in rows:
                 extra = row.get("extra", {})
                 keys = tuple(extra)
                 values = [row.get(c) for c in fixed]
-                values[7] = _NOT_RUN if row.get("not_run") else row.get("corrupt", 0)
+                values[at_corrupt] = _NOT_RUN if row.get("not_run") else row.get("corrupt", 0)
                 values.extend(extra.values())
                 groups.setdefault(keys, []).append(values)
             for keys, batch in groups.items():
@@ -771,17 +778,17 @@ class _Index:
 
     def _table(self, cols: list[tuple[str, str, str]], rows: list[tuple[Any, ...]]) -> Table:
         table = Table(self.runs_dir)
-        good = [r for r in rows if not r[3]]
-        table.skipped = [(r[0], r[2]) for r in rows if r[3] == 1]
-        table.partial = [(r[0], r[2]) for r in good if r[2]]
-        n_meta = len(self._META)
+        good = [r for r in rows if not r[_CORRUPT]]
+        table.skipped = [(r[_ID], r[_PROBLEM]) for r in rows if r[_CORRUPT] == 1]
+        table.partial = [(r[_ID], r[_PROBLEM]) for r in good if r[_PROBLEM]]
+        # one list per field, transposed in C; then each field taken by name
         columns: list[Any] = (
-            list(zip(*good, strict=True)) if good else [()] * (n_meta + len(_BASE_SQL) + len(cols))
+            list(zip(*good, strict=True)) if good else [()] * (len(_FIXED) + len(cols))
         )
-        table.ids = list(columns[0])
-        for i, c in enumerate(_BASE_SQL):
-            table.base[c] = columns[n_meta + i]
-        first = n_meta + len(_BASE_SQL)
+        table.ids = list(columns[_ID])
+        for c in _BASE_SQL:
+            table.base[c] = columns[_AT[c]]
+        first = len(_FIXED)
         for j, (name, _, kind) in enumerate(cols):
             values = columns[first + j]
             if kind == "nan":  # the blob that stands for NaN, back to NaN
