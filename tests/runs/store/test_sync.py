@@ -265,3 +265,16 @@ def test_a_ray_tuning_run_into_a_store(s3: S3, script: Path, tmp_path: Path, mon
     assert sorted(runs["flag_lr"]) == [0.1, 0.2]
     assert list(runs["status"]) == ["completed"] * 2
     assert {r["id"] for r in listed(s3)} == set(runs["id"])
+
+
+def test_an_in_process_run_into_a_store(s3: S3, tmp_path: Path, monkeypatch) -> None:
+    from trainrun.runs.active import log_metrics, write_evaluation
+    from trainrun.runs.launch._inprocess import start_run
+
+    monkeypatch.chdir(tmp_path)
+    with start_run(flags={"lr": 0.5}, runs_dir=s3.url, capture_output=False, artifacts=False):
+        log_metrics(step=0, loss=0.5)
+        write_evaluation(accuracy=0.7)
+    (row,) = listed(s3)
+    assert row["status"] == "completed" and row["flag_lr"] == 0.5
+    assert row["eval_accuracy"] == 0.7 and row["metric_loss"] == 0.5

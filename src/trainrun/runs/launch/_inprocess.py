@@ -219,6 +219,7 @@ class Run:
         self._details: threading.Thread | None = None
         self._fields: dict[str, Any] = {}
         self._before: Any = None
+        self._sync: Any = None  # a RunSync when runs_dir is s3://...
 
     # ------------------------------------------------------------ life
     def _begin(self) -> None:
@@ -322,6 +323,8 @@ class Run:
             update_run(self.run_dir, final)
         except OSError as exc2:
             sys.stderr.write(f"trainrun: error: could not finish run {self.id}: {exc2}\n")
+        if self._sync is not None:
+            self._sync.stop()  # everything pushed (retried while the store is away)
 
     def __enter__(self) -> Run:
         return self
@@ -363,6 +366,12 @@ def start_run(
             f"({active.run_dir()}); end that run first (leave its with-block or call run.end())."
         )
     record_flags = _flags_record(flags)
+    remote = None
+    if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):  # a shared store
+        from trainrun.runs.store._sync import check_store, staging_dir
+
+        remote, runs_dir = runs_dir, staging_dir(runs_dir)
+        check_store(remote)
     runs_root = Path(runs_dir).expanduser().resolve()
     if run_dir is not None:
         from trainrun.runs.launch import _own_run_dir
@@ -416,5 +425,9 @@ def start_run(
         artifacts,
         caller,
     )
+    if remote is not None:  # pushed as it goes, like a launched run (store/_sync.py)
+        from trainrun.runs.store._sync import RunSync
+
+        run._sync = RunSync(folder, remote).start()
     run._begin()
     return run
