@@ -6,6 +6,8 @@ import math
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -233,3 +235,72 @@ def test_small_stores_keep_checking_every_folder(runs_dir: Path, make_run) -> No
     (runs_dir / "r3" / "notes.txt").write_text("x")  # a hand edit changes the folder's time
     (runs_dir / "r3" / record.EVALUATION_FILE).write_text('{"accuracy": 0.5}')
     assert ls_runs(runs_dir, latest_n=2).set_index("id").loc["r3", "eval_accuracy"] == 0.5
+
+
+WRITER = """
+import os, sys
+from trainrun.runs import record
+runs_dir, worker, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+done = []
+for i in range(n):
+    path = record.new_run_dir(runs_dir)
+    run = {"id": path.name, "script": "w.py", "status": "running", "start": record.utc_now(),
+           "host": record.HOST, "pid": os.getpid(), "pid_start": record.process_start_time(os.getpid()),
+           "tags": {"worker": str(worker)}}
+    record.write_json(path / "run.json", run)
+    record.write_json(path / "flags.json", {"values": {"worker": worker, "i": i}, "declared": {}})
+    record.append_jsonl(path / "metrics.jsonl", [{"step": 0, "loss": 1.0}])
+    run.update(status="completed", end=record.utc_now(), exit_code=0, duration=0.0)
+    record.write_json(path / "run.json", run)
+    done.append(path)
+    # a finished run changed afterwards (a late evaluation): only the journal tells
+    record.write_json(done[i // 2] / "evaluation.json", {"accuracy": worker + i / 100})
+"""
+
+LISTER = """
+import sys, time
+from trainrun.runs.store import ls_runs
+deadline = time.time() + float(sys.argv[2])
+n = 0
+while time.time() < deadline:
+    ls_runs(sys.argv[1], filter="flag_i >= 0", latest_n=5)
+    ls_runs(sys.argv[1])
+    n += 1
+print(n)
+"""
+
+
+def test_writers_and_listers_at_once_through_the_journal(
+    runs_dir: Path, env: dict[str, str], journal
+) -> None:
+    env = {**env, "TRAINRUN_JOURNAL_MIN_RUNS": "1"}
+    per_worker = 10
+    (runs_dir / "data").mkdir()  # a folder that is no run: the index holds a row, so the
+    ls_runs(runs_dir)  # journal starts before any writer does
+    ls_runs(runs_dir)
+    lister = subprocess.Popen(
+        [sys.executable, "-c", LISTER, str(runs_dir), "5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(runs_dir), str(w), str(per_worker)], env=env
+        )
+        for w in range(4)
+    ]
+    while any(w.poll() is None for w in writers):
+        ls_runs(runs_dir, filter="status == 'completed'", latest_n=3)
+    assert [w.wait(timeout=120) for w in writers] == [0] * 4
+    out, _ = lister.communicate(timeout=120)
+    assert lister.returncode == 0 and int(out) >= 1
+    assert (runs_dir / ".trainrun" / "changes").stat().st_size > 0
+    listed = ls_runs(runs_dir).sort_values("id").reset_index(drop=True)
+    truth = ls_runs(runs_dir, refresh=True).sort_values("id").reset_index(drop=True)
+    assert len(listed) == 4 * per_worker
+    assert set(listed["status"]) == {"completed"}
+    pd.testing.assert_frame_equal(listed, truth)
+    # done[k] got its last evaluation at i = 2k + 1
+    expected = sorted(w + (2 * k + 1) / 100 for w in range(4) for k in range(per_worker // 2))
+    assert sorted(listed["eval_accuracy"].dropna()) == pytest.approx(expected)

@@ -50,8 +50,16 @@ from trainrun.runs.store._filter import BoolOp, Column, Compare, Filter, InList,
 
 __all__ = ["JOURNAL_MIN_RUNS", "fast_changes", "ls_query", "query_frame", "to_sql"]
 
-#: from this many runs in the index on, freshness comes from the journal (see above)
-JOURNAL_MIN_RUNS = 5000
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(0, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+#: from this many runs in the index on, freshness comes from the journal (see above);
+#: ``TRAINRUN_JOURNAL_MIN_RUNS`` sets it (0: always)
+JOURNAL_MIN_RUNS = _env_int("TRAINRUN_JOURNAL_MIN_RUNS", 5000)
 #: numpy's NaT as int64 (missing start), as _index stores it
 _NAT = -(2**63)
 _NEWEST = f"ifnull(start, {_NAT}) DESC, id DESC"
