@@ -97,6 +97,10 @@ def test_scatter_and_parallel_coordinates_draw_the_runs_values(dashboard, make_r
     window(page)
     page.goto(url)
     page.wait_for("document.querySelectorAll('#scatter circle.point').length === 6")
+    # every listed run (all pages, from /api/values), not only the page's
+    page.wait_for(
+        "document.getElementById('views-count').textContent === '6 runs, every listed run'"
+    )
     assert page.js("document.getElementById('scatter-x').value") == "flag_lr"
     assert page.js("document.getElementById('scatter-y').value") == "eval_accuracy"
     points = page.js(

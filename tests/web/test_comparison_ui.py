@@ -163,3 +163,23 @@ def test_page_json_is_escaped_inside_script(client, make_run):
     page = client.get("/").text
     data = re.search(r'id="trainrun-listing">(.*?)</script>', page, re.S).group(1)
     assert "</script>" not in data and json.loads(data)["runs"][0]["flag_x"].startswith("</script>")
+
+
+def test_the_views_values_cover_every_listed_run_not_one_page(client, make_run, monkeypatch):
+    from trainrun.web import app as web_app
+
+    monkeypatch.setattr(web_app, "PAGE_SIZE", 2)
+    for lr in (0.1, 0.2, 0.3, 0.4, 0.5):
+        make_run(flags={"lr": lr}, evaluation={"accuracy": lr + 0.4})
+    assert client.get("/api/runs").json()["count"] == 2  # a page
+    data = client.get("/api/values?columns=flag_lr,eval_accuracy,nope").json()
+    assert data["columns"] == ["id", "flag_lr", "eval_accuracy"]  # unknown names left out
+    assert sorted(r["flag_lr"] for r in data["runs"]) == [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert data["total"] == data["shown"] == 5
+    kept = client.get("/api/values?columns=flag_lr&filter=eval_accuracy%20%3E%200.75").json()
+    assert sorted(r["flag_lr"] for r in kept["runs"]) == [0.4, 0.5]
+    monkeypatch.setattr(web_app, "VIEW_LIMIT", 3)
+    capped = client.get("/api/values?columns=flag_lr&order=flag_lr&asc=1").json()
+    assert [r["flag_lr"] for r in capped["runs"]] == [0.1, 0.2, 0.3] and capped["total"] == 5
+    bad = client.get("/api/values?columns=flag_lr&filter=flag_lr%20%3E")
+    assert bad.status_code == 400 and "error" in bad.json()

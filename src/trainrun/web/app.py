@@ -6,6 +6,7 @@ Routes (every page has a JSON twin):
 ``GET /``                              the runs table, a page at a time (``?page=N``)
 ``GET /api/runs``                      the same rows; ``?filter=EXPR&order=COL&asc=1&latest_n=N&page=N``
 ``GET /api/statuses``                  ids and statuses of a page's runs alone (the live poll)
+``GET /api/values?columns=a,b``        those columns of every listed run (the views), at most 2,000
 ``GET /runs/{id}``                     a run's page, as ``view_run`` writes it
 ``GET /api/runs/{id}``                 its data; ``?fields=status`` for the status alone
 ``GET /runs/{id}/files/{area}/{path}`` a regular file of the run's artifacts/ or plots/
@@ -71,6 +72,10 @@ GROUP_PREFIXES = ("eval_", "metric_", "flag_", "tag_", "run_", "prop_", "error_"
 #: columns the table hides until the column chooser shows them (flags the same in every
 #: listed run are hidden too, and named in one line above the table)
 HIDDEN_COLUMNS = ("end", "exit_code", "run_dir", "error_traceback")
+#: the most runs the scatter and parallel coordinates draw (the first of the listing's order)
+VIEW_LIMIT = 2000
+#: the most columns one request for their values may name
+VIEW_COLUMNS = 40
 #: the largest file a preview page shows (the download is always whole)
 PREVIEW_LIMIT = 256 * 1024
 #: what a preview shows of a CSV file
@@ -267,6 +272,24 @@ class Dashboard:
             "problems": problems,
         }
 
+    def view_values(self, params: Any) -> dict[str, Any]:
+        """The values the scatter and parallel coordinates draw: ``columns`` of every listed
+        run (the table's filter and order; all its pages), at most VIEW_LIMIT runs."""
+        wanted = [c for c in (params.get("columns") or "").split(",") if c][:VIEW_COLUMNS]
+        if not self.runs_dir.is_dir():
+            return {"columns": [], "runs": [], "total": 0, "shown": 0, "limit": VIEW_LIMIT}
+        df = self._listing(params)
+        keep = [c for c in dict.fromkeys(["id", "run_name", *wanted]) if c in df.columns]
+        part = df.head(VIEW_LIMIT)[keep]
+        runs = [{c: _json_safe(v) for c, v in rec.items()} for rec in part.to_dict("records")]
+        return {
+            "columns": keep,
+            "runs": runs,
+            "total": len(df),
+            "shown": len(runs),
+            "limit": VIEW_LIMIT,
+        }
+
     def statuses(self, params: Any) -> dict[str, Any]:
         """The ids and statuses of one page of the table: what the open tab polls."""
         if not self.runs_dir.is_dir():
@@ -318,6 +341,12 @@ class Dashboard:
     def api_runs(self, request: Request) -> Response:
         try:
             return _json(self.list_runs(request.query_params))
+        except (FilterError, RunRecordError) as exc:
+            return _error_json(str(exc), 400)
+
+    def api_values(self, request: Request) -> Response:
+        try:
+            return _json(self.view_values(request.query_params))
         except (FilterError, RunRecordError) as exc:
             return _error_json(str(exc), 400)
 
@@ -697,6 +726,7 @@ def create_app(
         Route("/", dash.index, name="index"),
         Route("/api/runs", dash.api_runs),
         Route("/api/statuses", dash.api_statuses),
+        Route("/api/values", dash.api_values),
         Route("/api/runs/{run_id}", dash.api_run),
         Route("/api/compare", dash.api_compare),
         Route("/runs/{run_id}", dash.run_page),

@@ -285,7 +285,33 @@
   var scatterX = document.getElementById("scatter-x");
   var scatterY = document.getElementById("scatter-y");
   var parallelColor = document.getElementById("parallel-color");
-  [scatterX, scatterY, parallelColor].forEach(function (s) { s.addEventListener("change", renderViews); });
+  var viewsCount = document.getElementById("views-count");
+  [scatterX, scatterY, parallelColor].forEach(function (s) {
+    s.addEventListener("change", function () { drawViews(); loadViews(); });
+  });
+  // the views draw every listed run (all pages, at most 2,000), fetched from /api/values
+  // with the table's own filter and order; until they arrive, the runs of this page
+  var view = {runs: null, total: null, seq: 0};
+  function viewRuns() { return view.runs || listing.runs; }
+  function parallelDims() {
+    var dims = varyingFlags().concat(listing.columns.filter(function (c) { return c.indexOf("eval_") === 0; }));
+    if (dims.length < 2) dims = dims.concat(listing.columns.filter(function (c) { return c.indexOf("metric_") === 0; })).slice(0, 8);
+    return dims;
+  }
+  function loadViews() {
+    var cols = [scatterX.value, scatterY.value, parallelColor.value].concat(parallelDims())
+      .filter(function (c, i, all) { return c && all.indexOf(c) === i; });
+    var seq = ++view.seq;
+    var query = location.search ? location.search.slice(1) + "&" : "";
+    fetch(dash.root + "api/values?" + query + "columns=" + encodeURIComponent(cols.join(",")), {cache: "no-store"})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (d) {
+        if (!d || seq !== view.seq) return;  // an error, or a newer request on its way
+        view.runs = d.runs;
+        view.total = d.total;
+        drawViews();
+      }).catch(function () { /* the page's runs stay drawn */ });
+  }
 
   function renderScatter() {
     var svg = document.getElementById("scatter");
@@ -296,7 +322,7 @@
       return;
     }
     var W = 560, H = 320, L = 64, R = 16, T = 14, B = 44;
-    var rows = listing.runs.filter(function (r) { return r[xCol] !== null && r[xCol] !== undefined && typeof r[yCol] === "number"; });
+    var rows = viewRuns().filter(function (r) { return r[xCol] !== null && r[xCol] !== undefined && typeof r[yCol] === "number"; });
     var xa = axis(rows.map(function (r) { return r[xCol]; }));
     var ya = axis(rows.map(function (r) { return r[yCol]; }));
     function px(v) { var p = xa.pos(v); return p === null ? null : L + p * (W - L - R); }
@@ -329,17 +355,17 @@
   function renderParallel() {
     var svg = document.getElementById("parallel");
     clear(svg);
-    var dims = varyingFlags().concat(listing.columns.filter(function (c) { return c.indexOf("eval_") === 0; }));
-    if (dims.length < 2) dims = dims.concat(listing.columns.filter(function (c) { return c.indexOf("metric_") === 0; })).slice(0, 8);
-    if (dims.length < 2 || !listing.runs.length) {
+    var dims = parallelDims();
+    var runs = viewRuns();
+    if (dims.length < 2 || !runs.length) {
       svg.appendChild(el("text", {x: 20, y: 40}, "Parallel coordinates need two flags or metrics that the runs have."));
       return;
     }
     var W = 760, H = 320, L = 40, R = 40, T = 30, B = 30;
-    var axes = dims.map(function (d) { return axis(listing.runs.map(function (r) { return r[d]; })); });
+    var axes = dims.map(function (d) { return axis(runs.map(function (r) { return r[d]; })); });
     var step = (W - L - R) / (dims.length - 1);
     var colorCol = parallelColor.value;
-    var colorAxis = colorCol ? axis(listing.runs.map(function (r) { return r[colorCol]; })) : null;
+    var colorAxis = colorCol ? axis(runs.map(function (r) { return r[colorCol]; })) : null;
     function color(r) {
       if (!colorAxis) return PALETTE[0];
       var p = colorAxis.pos(r[colorCol]);
@@ -347,7 +373,7 @@
       if (colorAxis.kind === "category") return PALETTE[colorAxis.cats.indexOf(fmt(r[colorCol])) % PALETTE.length];
       return "hsl(" + Math.round(220 - 200 * p) + ",70%,45%)";
     }
-    listing.runs.forEach(function (r) {
+    runs.forEach(function (r) {
       var d = "", pen = "M";
       dims.forEach(function (dim, i) {
         var p = axes[i].pos(r[dim]);
@@ -372,6 +398,14 @@
     });
   }
 
+  function drawViews() {
+    var n = viewRuns().length;
+    viewsCount.textContent = view.runs ? n + " run" + (n === 1 ? "" : "s") +
+      (view.total > n ? " (the first " + n + " of " + view.total + " listed)" : ", every listed run") :
+      n + " run" + (n === 1 ? "" : "s") + " of this page";
+    renderScatter();
+    renderParallel();
+  }
   function renderViews() {
     var flags = varyingFlags();
     if (!flags.length) flags = listing.columns.filter(isFlag);
@@ -379,8 +413,8 @@
     fillSelect(scatterX, flags, flags[0]);
     fillSelect(scatterY, metrics, metrics[0]);
     fillSelect(parallelColor, [""].concat(metrics).concat(flags), metrics[0] || "");
-    renderScatter();
-    renderParallel();
+    drawViews();
+    loadViews();
   }
 
   // ------------------------------------------------------------ the live poll
