@@ -242,7 +242,9 @@ def _run_by_name(run: Any, runs_dir: PathLike) -> Path | None:
     import json
 
     try:
-        found = ls_runs(runs_dir, filter=f"run_name == {json.dumps(run, ensure_ascii=False)}", columns=["id"])
+        found = ls_runs(
+            runs_dir, filter=f"run_name == {json.dumps(run, ensure_ascii=False)}", columns=["id"]
+        )
     except FilterError:  # no run has a name yet: no run_name column
         return None
     ids = found["id"].tolist()
