@@ -74,8 +74,11 @@ __all__ = [
 #: The kinds :meth:`MetricAccumulator.result` understands.
 METRIC_KINDS = ("binary", "multiclass", "regression")
 
-#: Elements per chunk of a growing per-example column, and per step of the curve pass.
-_CHUNK = 1 << 18
+#: Bytes per chunk of a growing per-example column: above glibc's largest mmap
+#: threshold (32 MiB), so that a chunk is its own mapping, returned to the system when
+#: freed, and its pages count only once written.
+_CHUNK_BYTES = 64 << 20
+#: Examples per step of the curve pass.
 _PASS = 1 << 16
 
 
@@ -176,8 +179,13 @@ def _exact_dtype(t: torch.Tensor) -> np.dtype:
 
 
 class _Column:
-    """A growing 1-D array in preallocated fixed-size chunks: no object per batch, at
-    most one partly filled chunk of slack, and one contiguous copy made only when read."""
+    """A growing 1-D array in preallocated fixed-size chunks: no object per batch, no
+    copy as it grows, and one contiguous copy only when read from several chunks (each
+    chunk freed as soon as it is copied, so the copy's peak is the data plus one chunk).
+
+    A chunk is ``np.empty`` of ``_CHUNK_BYTES``: the pages of its unused tail are never
+    written, so they take no memory; the memory kept is the values' own bytes.
+    """
 
     def __init__(self, dtype: Any) -> None:
         self.dtype = np.dtype(dtype)
@@ -191,8 +199,9 @@ class _Column:
         pos = 0
         while pos < values.size:
             if self._room == 0:
-                self._chunks.append(np.empty(_CHUNK, self.dtype))
-                self._room = _CHUNK
+                room = max(1, _CHUNK_BYTES // self.dtype.itemsize)
+                self._chunks.append(np.empty(room, self.dtype))
+                self._room = room
             last = self._chunks[-1]
             used = last.size - self._room
             k = min(self._room, values.size - pos)
@@ -211,9 +220,10 @@ class _Column:
         self._chunks, self.dtype = chunks, dtype
 
     def array(self) -> np.ndarray:
-        """The values as one array, which then becomes the column's only chunk."""
-        if len(self._chunks) == 1 and self._room == 0:
-            return self._chunks[0]
+        """The values as one array (a view of the first chunk when it holds them all;
+        else a copy, which then becomes the column's only chunk)."""
+        if len(self._chunks) == 1:
+            return self._chunks[0][: self.size]
         out = np.empty(self.size, self.dtype)
         pos = 0
         while self._chunks:  # each chunk freed as soon as it is copied
