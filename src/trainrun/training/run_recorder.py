@@ -6,7 +6,9 @@ Inside a training run (``trainrun.runs.active.is_active()``), estimators:
 - write TensorBoard events to the run's ``tensorboard/`` folder,
 - log the loss history with ``log_metrics(step=global_step, loss=...)``,
 - write ``evaluate()``'s result with ``write_evaluation`` (``eval_*`` in ``ls_runs``),
-- log each evaluation of ``train_and_evaluate`` as ``val_<metric>`` rows of the history.
+- log each evaluation of ``train_and_evaluate`` as ``val_<metric>`` rows of the history,
+- record tfruns' properties when training ends: ``model``, ``optimizer``,
+  ``learning_rate``, ``steps``, ``steps_completed``, ``samples``, ``epochs``.
 
 Outside a run every function here is a no-op, so estimators work the same in a
 plain script.
@@ -86,6 +88,27 @@ def record_eval_metrics(results: Mapping[str, Any], step: int) -> None:
     active.log_metrics(step=step, **values)
 
 
+def _train_properties(state: TrainState) -> dict[str, Any]:
+    """tfruns' listing columns for an estimator's training (``prop_*`` in ``ls_runs``)."""
+    est = state.estimator
+    props: dict[str, Any] = {
+        "steps": state.global_step,
+        "steps_completed": state.global_step - state.start_step,
+        "samples": state.examples,
+    }
+    if est is not None:
+        props["model"] = type(est).__name__
+        optimizers = getattr(est, "optimizers_", None) or []
+        if optimizers:
+            props["optimizer"] = ", ".join(type(o).__name__ for o in optimizers)
+            rates = [g.get("lr") for o in optimizers for g in getattr(o, "param_groups", [])]
+            if rates and all(isinstance(r, (int, float)) for r in rates):
+                props["learning_rate"] = rates[0]
+    if state.epochs is not None:
+        props["epochs"] = state.epochs
+    return props
+
+
 class RunRecorder(Callback):
     """Logs the mean loss every ``every`` steps into the active run's metrics.jsonl."""
 
@@ -109,6 +132,7 @@ class RunRecorder(Callback):
         tail = self._interval.flush(state)
         if tail is not None:
             self._active.log_metrics(step=tail[0], loss=tail[1])
+        self._active.write_run_metadata("properties", _train_properties(state))
 
     def on_evaluate_end(self, results: Mapping[str, Any], name: str | None) -> None:
         record_evaluation(results, name)
