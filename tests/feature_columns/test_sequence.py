@@ -113,7 +113,7 @@ def test_a_gru_over_a_sequence_column_learns_through_estimator(tmp_path):
         feature_columns=[fc.embedding_column(words, 6), team, rival],
         model_dir=tmp_path,
         optimizer=lambda params: torch.optim.Adam(params, lr=0.02),
-        config=trainrun.RunConfig(seed=0, progress=False, tensorboard=False),
+        config=trainrun.RunConfig(seed=0, progress=False, tensorboard=False, num_threads=1),
     )
     est.train(trainrun.input_fn(df, response="y", epochs=12, batch_size=32))
     results = est.evaluate(trainrun.input_fn(df, response="y", shuffle=False))
