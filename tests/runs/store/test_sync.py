@@ -278,3 +278,15 @@ def test_an_in_process_run_into_a_store(s3: S3, tmp_path: Path, monkeypatch) -> 
     (row,) = listed(s3)
     assert row["status"] == "completed" and row["flag_lr"] == 0.5
     assert row["eval_accuracy"] == 0.7 and row["metric_loss"] == 0.5
+
+
+def test_a_final_push_refused_for_good_leaves_the_run_marked_not_raised(
+    s3: S3, tmp_path: Path, write_run
+) -> None:
+    from trainrun.runs.store._sync import RunSync
+
+    folder = write_run(tmp_path / "staging", "r1")
+    sync = RunSync(folder, "s3://no-such-bucket/team")  # the bucket went away mid-run
+    assert sync.stop(timeout=30) is False
+    assert "does not exist" in (sync.error or "")
+    assert (tmp_path / "staging" / ".trainrun" / "unpushed" / "r1").exists()

@@ -120,7 +120,7 @@ def _files(run_dir: Path) -> list[str]:
     real = os.path.realpath(run_dir)
     for dirpath, dirnames, filenames in os.walk(real):  # never enters linked folders
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
+        for name in sorted(f for f in filenames if not f.startswith(".")):
             path = os.path.join(dirpath, name)
             if stat.S_ISREG(os.lstat(path).st_mode):
                 out.append(os.path.relpath(path, real).replace(os.sep, "/"))
@@ -250,6 +250,9 @@ class RunSync:
                 time.sleep(delay)  # a server restarting: wait, then try again
                 delay = min(delay * 2, 5.0)
                 continue
+            except Exception as exc:  # credentials revoked, a file unreadable: not worth waiting
+                self.error = str(exc)
+                break
             _unmark(self.run_dir)
             return True
         _mark(self.run_dir)
