@@ -24,6 +24,7 @@ Index bytes per run (and the store's bytes per run for real folders) are printed
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -260,12 +261,86 @@ def bench_rows(tmp: Path, n: int, repeat: int) -> None:
     shutil.rmtree(runs_dir)
 
 
+def bench_store(tmp: Path, n: int, repeat: int) -> None:
+    """3. ls_runs over a shared store (moto's S3 server on 127.0.0.1), first and incremental."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from trainrun.runs.store._objectstore import INDEX, ObjectStore, change_key
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        TRAINRUN_CACHE_DIR=str(tmp / "cache"),
+    )
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(
+            Bucket="bench-runs"
+        )
+        url = "s3://bench-runs/team"
+        store = ObjectStore(url)
+        rng = random.Random(0)
+        t0 = time.perf_counter()
+        for i in range(n):
+            rid = f"run-{i:07d}"
+            row = {
+                "id": rid,
+                "status": "completed",
+                "start": 1_764_000_000_000_000 + i * 1_000_000,
+                "script": "train.py",
+                "exit_code": 0,
+                "heartbeat": time.time(),
+                "extra": {
+                    "flag_dropout": rng.choice([0.1, 0.2, 0.3]),
+                    "eval_accuracy": rng.random(),
+                },
+            }
+            store.put(INDEX + rid + ".json", record.dumps(row).encode())
+            # written over the past day, as a team's runs are (not all in the last minutes)
+            store.put(change_key(rid, time.time_ns() - (n - i) * 86_400 * 10**9 // n - 10**12), b"")
+        print(
+            f"\n3. {n:,} runs in a shared store (moto on 127.0.0.1; rows pushed in "
+            f"{time.perf_counter() - t0:.1f} s)"
+        )
+        t0 = time.perf_counter()
+        ls_runs(url)
+        line("first listing on a machine (every row fetched)", time.perf_counter() - t0)
+        nothing = best(lambda: ls_runs(url, latest_n=20), repeat)
+        line("ls_runs(latest_n=20), nothing changed", nothing)
+        query = best(lambda: ls_runs(url, filter=FILTER, order="eval_accuracy", limit=20), repeat)
+        line("filter + top 20, nothing changed", query)
+
+        def one_changed() -> None:
+            rid = f"run-{rng.randrange(n):07d}"
+            row = json.loads(store.get(INDEX + rid + ".json") or b"{}")
+            row["extra"]["eval_accuracy"] = rng.random()
+            store.put(INDEX + rid + ".json", record.dumps(row).encode())
+            store.put(change_key(rid), b"")
+            ls_runs(url, latest_n=20)
+
+        line("one run changed elsewhere, then latest 20", best(one_changed, repeat))
+        keys = list(store.list(f"{INDEX}"))
+        print(f"   index rows in the store: {sum(e.size for e in keys) / n:,.0f} bytes per run")
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 folders, 100,000 rows")
     parser.add_argument("--small", type=int, default=None, help="runs written as folders")
     parser.add_argument("--large", type=int, default=None, help="runs written as index rows")
     parser.add_argument("--rows-only", action="store_true", help="skip the run folders part")
+    parser.add_argument("--store", type=int, default=2000, help="runs in the S3 part (0: skip)")
     args = parser.parse_args()
     small = args.small or (10_000 if args.quick else 100_000)
     large = args.large or (100_000 if args.quick else 1_000_000)
@@ -275,6 +350,8 @@ def main() -> None:
         if not args.rows_only:
             bench_folders(Path(tmp), small, repeat=3)
         bench_rows(Path(tmp), large, repeat=3)
+        if args.store:
+            bench_store(Path(tmp), args.store, repeat=3)
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

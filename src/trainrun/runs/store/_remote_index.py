@@ -8,7 +8,7 @@ A refresh asks the store only what changed: every row a machine writes comes
 with a change marker ``.trainrun/changes/<ns>-<run id>``, named by the
 writer's time, so one listing *after* the last marker seen returns the new ones
 (a marker can land late, from a slow writer or a clock a little behind: the
-last ``WINDOW_S`` seconds are listed again, and markers already seen skipped).
+last ``WINDOW_S`` seconds, 2 minutes, are listed again, and markers already seen skipped).
 The rows of the runs named are then fetched; a row gone from the store (a run
 purged) drops out. The first refresh (or ``refresh=True``) lists every row.
 
@@ -44,8 +44,10 @@ from trainrun.runs.store._sync import cache_root, heartbeat_timeout, push_pendin
 
 __all__ = ["RemoteRuns", "StaleListingWarning"]
 
-#: markers this recent are listed again at every refresh (late writers, clock skew)
-WINDOW_S = 600.0
+#: markers this recent are listed again at every refresh: a writer names its marker by its
+#: clock before the PUT (which may take up to its 10 s timeout, retried), and clocks differ a
+#: little (NTP keeps them within a second); a refresh costs a LIST of this window's markers
+WINDOW_S = 120.0
 _FETCHERS = 16
 
 
