@@ -314,6 +314,10 @@ def bench_store(tmp: Path, n: int, repeat: int) -> None:
         t0 = time.perf_counter()
         ls_runs(url)
         line("first listing on a machine (every row fetched)", time.perf_counter() - t0)
+        os.environ["TRAINRUN_CACHE_DIR"] = str(tmp / "cache-2")  # a second machine
+        t0 = time.perf_counter()
+        ls_runs(url)
+        line("first listing on another machine (from the snapshot)", time.perf_counter() - t0)
         nothing = best(lambda: ls_runs(url, latest_n=20), repeat)
         line("ls_runs(latest_n=20), nothing changed", nothing)
         query = best(lambda: ls_runs(url, filter=FILTER, order="eval_accuracy", limit=20), repeat)

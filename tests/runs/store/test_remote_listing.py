@@ -6,9 +6,11 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 from tests.runs.store.s3server import S3, free_port
 
@@ -243,3 +245,41 @@ def test_a_store_away_lists_from_the_last_copy_with_a_warning(
             ls_runs(s3.url)
     finally:
         s3.server.start()
+
+
+def test_a_first_listing_starts_from_the_stores_snapshot(
+    s3: S3, tmp_path: Path, write_run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainrun.runs.store import _remote_index
+    from trainrun.runs.store._objectstore import change_key
+
+    monkeypatch.setattr(_remote_index, "SNAPSHOT_MIN_RUNS", 1)
+    store = ObjectStore(s3.url)
+    hour_ago = time.time_ns() - 3600 * 10**9
+    for i, name in enumerate(("r1", "r2", "r3")):  # runs pushed an hour ago
+        folder = write_run(
+            tmp_path / "a",
+            name,
+            start=t(i + 1),
+            flags={"dropout": 0.1 * (i + 1), "bn": i % 2 == 0},
+            evaluation={"accuracy": 0.8 + i / 100, "loss": math.nan},
+        )
+        sync = RunSync(folder, s3.url)
+        run_id = sync.claim()
+        store.put(INDEX + run_id + ".json", sync.row(run_id))
+        store.put(change_key(run_id, hour_ago + i), b"")
+    before = ls_runs(s3.url)  # machine A lists every row, and writes the snapshot
+    assert "team/.trainrun/snapshot.jsonl.gz" in s3.keys("team/.trainrun/")
+    # a row gone behind the snapshot's back (no marker): a machine that starts from the
+    # snapshot still lists it, which shows it fetched the snapshot, not every row
+    store.delete(INDEX + "r1.json")
+    # a run pushed after the snapshot, with its marker: listed as well
+    push(s3, write_run(tmp_path / "b", "r9", start=t(9), flags={"dropout": 0.5}))
+    monkeypatch.setenv("TRAINRUN_CACHE_DIR", str(tmp_path / "machine-b"))
+    df = ls_runs(s3.url)
+    assert df["id"].tolist() == ["r9", "r3", "r2", "r1"]
+    # the snapshot's rows list as the rows themselves do: NaN, booleans, times
+    same = df[df["id"] != "r9"].reset_index(drop=True)[before.columns]
+    pd.testing.assert_frame_equal(same, before, check_dtype=False)
+    assert same["flag_bn"].tolist() == [True, False, True]
+    assert ls_runs(s3.url, refresh=True)["id"].tolist() == ["r9", "r3", "r2"]

@@ -19,7 +19,10 @@ makes it *running* again.
 
 from __future__ import annotations
 
+import gzip
 import json
+import logging
+import math
 import os
 import shutil
 import time
@@ -35,7 +38,9 @@ from trainrun.runs.store._objectstore import (
     CHANGES,
     IDS,
     INDEX,
+    META,
     ObjectStore,
+    StoreError,
     StoreUnavailableError,
     change_key,
     parse_url,
@@ -44,6 +49,14 @@ from trainrun.runs.store._sync import cache_root, heartbeat_timeout, push_pendin
 
 __all__ = ["RemoteRuns", "StaleListingWarning"]
 
+log = logging.getLogger("trainrun.runs")
+
+SNAPSHOT = f"{META}/snapshot.jsonl.gz"
+#: a snapshot is written by a machine that lists a store of at least this many runs, when the
+#: store's is older than SNAPSHOT_EVERY_S; each machine looks at most every SNAPSHOT_CHECK_S
+SNAPSHOT_MIN_RUNS = 1000
+SNAPSHOT_EVERY_S = 3600.0
+SNAPSHOT_CHECK_S = 600.0
 #: markers this recent are listed again at every refresh: a writer names its marker by its
 #: clock before the PUT (which may take up to its 10 s timeout, retried), and clocks differ a
 #: little (NTP keeps them within a second); a refresh costs a LIST of this window's markers
@@ -84,6 +97,47 @@ def _stale(sig: str | None, now: float | None = None) -> bool:
     return beat < (time.time() if now is None else now) - heartbeat_timeout()
 
 
+def _snapshot_bytes(db: Any, after: int) -> bytes:
+    """Every row of the cache as the store keeps rows, gzipped JSON lines after a header."""
+    kinds = {sqlcol: (name, kind) for name, sqlcol, kind in db.execute("SELECT * FROM columns")}
+    cur = db.execute("SELECT * FROM runs WHERE corrupt = 0")
+    fields = [d[0] for d in cur.description]
+    lines = [record.dumps({"after": after, "written": time.time()})]
+    for values in cur:
+        row = dict(zip(fields, values, strict=True))
+        out = {k: row[k] for k in _ROW_FIELDS}
+        sig = row["sig"]
+        out["heartbeat"] = float(sig) if sig else None
+        extra = {}
+        for sqlcol, (name, kind) in kinds.items():
+            value = row.get(sqlcol)
+            if value is None:
+                continue
+            if isinstance(value, bytes):
+                value = math.nan  # the index's NaN
+            elif kind == "bool" and isinstance(value, int):
+                value = bool(value)
+            extra[name] = value
+        out["extra"] = extra
+        lines.append(record.dumps(out))
+    return gzip.compress("\n".join(lines).encode("utf-8"), compresslevel=5)
+
+
+_ROW_FIELDS = (
+    "id",
+    "status",
+    "start",
+    "end",
+    "duration",
+    "script",
+    "exit_code",
+    "host",
+    "pid",
+    "pid_start",
+    "problem",
+)
+
+
 class StaleListingWarning(UserWarning):
     """The store did not answer: the listing comes from this machine's cache of its index."""
 
@@ -116,6 +170,12 @@ class RemoteRuns:
         meta = dict(db.execute("SELECT key, value FROM meta WHERE key LIKE 'remote_%'").fetchall())
         window = int(WINDOW_S * 1e9)
         known = {r[0] for r in db.execute("SELECT id FROM runs")}
+        from_snapshot: dict[str, dict[str, Any] | None] = {}
+        if not full and "remote_after" not in meta:
+            loaded = self._load_snapshot()  # a first listing: one object, then what changed since
+            if loaded is not None:
+                meta["remote_after"] = str(loaded[0])
+                from_snapshot = {r["id"]: r for r in loaded[1]}
         if full or "remote_after" not in meta:
             started = time.time_ns()
             # the recent markers first: every row fetched after is at least as new as they say
@@ -138,7 +198,7 @@ class RemoteRuns:
             stamps = {k: _stamp(k) for k in keys}
             new = [k for k in keys if k not in seen_before]
             ids = sorted({k[len(CHANGES) :].split("-", 1)[1] for k in new})
-            fetched = self._fetch(ids)
+            fetched = {**from_snapshot, **self._fetch(ids)}
             after = max([after, *stamps.values()])
             seen = [k for k in keys if stamps[k] > after - window]
         rows = [r for r in fetched.values() if r is not None]
@@ -158,6 +218,50 @@ class RemoteRuns:
         db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_after', ?)", (str(after),))
         db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_seen', ?)", (json.dumps(seen),))
         db.execute("COMMIT")
+        self._maybe_snapshot(index, after)
+
+    # ---------------------------------------------------------------- snapshots
+
+    def _load_snapshot(self) -> tuple[int, list[dict[str, Any]]] | None:
+        """(the marker time it is good to, its rows) from the store's snapshot; None if none."""
+        data = self.store.get(SNAPSHOT)
+        if data is None:
+            return None
+        try:
+            head, _, body = gzip.decompress(data).partition(b"\n")
+            after = int(json.loads(head)["after"])
+        except (OSError, ValueError, KeyError, TypeError, EOFError):
+            return None  # damaged: list every row instead
+        rows = []
+        for line in body.splitlines():
+            try:
+                run_id = json.loads(line).get("id")
+            except (ValueError, AttributeError):
+                continue
+            row = _row(line, run_id) if isinstance(run_id, str) and run_id else None
+            if row is not None:
+                rows.append(row)
+        return after, rows
+
+    def _maybe_snapshot(self, index: Any, after: int) -> None:
+        """Now and then (``SNAPSHOT_EVERY_S``), write every row as one object, so that a
+        machine's first listing of a large store is one GET instead of one per run."""
+        db = index.db
+        now = time.time()
+        checked = db.execute("SELECT value FROM meta WHERE key = 'snapshot_checked'").fetchone()
+        if checked is not None and now - float(checked[0]) < SNAPSHOT_CHECK_S:
+            return
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('snapshot_checked', ?)", (str(now),))
+        count = db.execute("SELECT count(*) FROM runs WHERE corrupt = 0").fetchone()[0]
+        if count < SNAPSHOT_MIN_RUNS:
+            return
+        try:
+            current = [e for e in self.store.list(SNAPSHOT) if e.key == SNAPSHOT]
+            if current and now - current[0].modified < SNAPSHOT_EVERY_S:
+                return
+            self.store.put(SNAPSHOT, _snapshot_bytes(db, after))
+        except StoreError as exc:  # a read-only machine, say: the others write it
+            log.debug("No snapshot of %s written: %s", self.url, exc)
 
     def _through(self, use: Any, refresh: bool = False) -> Any:
         from trainrun.runs.store._index import _Index
