@@ -290,3 +290,22 @@ def test_a_final_push_refused_for_good_leaves_the_run_marked_not_raised(
     assert sync.stop(timeout=30) is False
     assert "does not exist" in (sync.error or "")
     assert (tmp_path / "staging" / ".trainrun" / "unpushed" / "r1").exists()
+
+
+def test_a_plain_script_recording_itself_into_a_store(s3: S3, script: Path, tmp_path: Path) -> None:
+    env = s3.child_env()
+    env.update(
+        TRAINRUN_RECORD="1", TRAINRUN_RUNS_DIR=s3.url, TRAINRUN_CACHE_DIR=str(tmp_path / "m")
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script), "--lr", "0.2"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (row,) = listed(s3)
+    assert row["status"] == "completed" and row["flag_lr"] == 0.2
+    assert row["eval_accuracy"] == pytest.approx(0.7)
