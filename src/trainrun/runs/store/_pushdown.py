@@ -50,6 +50,7 @@ from trainrun.runs.store._filter import BoolOp, Column, Compare, Filter, InList,
 
 __all__ = ["JOURNAL_MIN_RUNS", "fast_changes", "ls_query", "query_frame", "to_sql"]
 
+
 def _env_int(name: str, default: int) -> int:
     try:
         return max(0, int(os.environ.get(name, default)))
