@@ -283,3 +283,25 @@ def test_a_first_listing_starts_from_the_stores_snapshot(
     pd.testing.assert_frame_equal(same, before, check_dtype=False)
     assert same["flag_bn"].tolist() == [True, False, True]
     assert ls_runs(s3.url, refresh=True)["id"].tolist() == ["r9", "r3", "r2"]
+
+
+def test_trainrun_board_over_a_store(s3: S3, pushed: dict[str, str], wait_until) -> None:
+    pytest.importorskip("tensorboard")
+    port = free_port()
+    board = subprocess.Popen(
+        [sys.executable, "-m", "trainrun", "board", "--runs-dir", s3.url, "--port", str(port)],
+        env=s3.child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        runs = wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/data/runs", timeout=5).json(),
+            timeout=120,
+            ignoring=(httpx.HTTPError, ValueError),
+            message="TensorBoard over the store's mirror",
+        )
+        assert {r.split("/")[0] for r in runs} >= {"r1", "r2", "r3"}
+    finally:
+        board.terminate()
+        board.wait(timeout=30)
