@@ -133,7 +133,7 @@ def _serve(
             # runs already served are not rewritten: TensorBoard keeps reading their files
             current = write_hparams(args.runs_dir, skip=known_set)
         except (OSError, ValueError) as exc:
-            print(f"trainrun board: could not refresh runs: {exc}", file=sys.stderr)
+            print(f"trainrun: warning: could not refresh runs: {exc}", file=sys.stderr)
             continue
         new = [d for d in current if d.resolve() not in known_set]
         if new:
