@@ -12,6 +12,8 @@ would type them:
 
 An HTML comment just before a block changes that: ``<!-- docs-test: skip (why) -->`` leaves it
 out, with the reason shown; ``<!-- docs-test: file NAME -->`` writes it as the file NAME.
+A page that holds ``<!-- docs-test: s3 BUCKET -->`` runs against a real S3-compatible server
+(moto) started on 127.0.0.1 with BUCKET created, the AWS variables pointing at it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ FENCE = re.compile(
     re.M | re.S,
 )
 FILE_COMMENT = re.compile(r"^#\s*([\w./-]+\.py)\s*$")
+S3_BUCKET = re.compile(r"<!--\s*docs-test:\s*s3\s+([a-z0-9.-]+)\s*-->")
 
 
 @dataclass
@@ -100,6 +103,39 @@ def _run_shell(block: Block, project: Path) -> None:
     )
 
 
+def _local_s3(bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A moto S3 server on 127.0.0.1 holding ``bucket``, reached through the AWS variables."""
+    import boto3
+    from tests.runs.store.s3server import Server
+
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "TRAINRUN_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    server = Server()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    boto3.client("s3", endpoint_url=server.endpoint).create_bucket(Bucket=bucket)
+    _servers.append(server)
+
+
+_servers: list[object] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers():
+    yield
+    while _servers:
+        _servers.pop().stop()  # type: ignore[attr-defined]
+
+
 #: pages whose snippets are still being made runnable: each must leave this set soon
 NOT_YET_RUNNABLE = {"README.md", "examples.md", "reports.md", "tensorboard.md", "tuning.md"}
 
@@ -127,6 +163,9 @@ def test_page_runs_as_written(page: Path, tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(project)
     monkeypatch.syspath_prepend(str(project))
+    bucket = S3_BUCKET.search(page.read_text(encoding="utf-8"))
+    if bucket:
+        _local_s3(bucket.group(1), tmp_path, monkeypatch)
     namespace: dict[str, object] = {"__name__": "__docs__"}
     ran = 0
     for block in blocks(page):
