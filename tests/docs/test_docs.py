@@ -136,21 +136,8 @@ def _stop_servers():
         _servers.pop().stop()  # type: ignore[attr-defined]
 
 
-#: pages whose snippets are still being made runnable: each must leave this set soon
-NOT_YET_RUNNABLE = {"README.md", "examples.md", "reports.md", "tensorboard.md", "tuning.md"}
-
-
 def _pages() -> list[object]:
-    return [
-        pytest.param(
-            p,
-            id=p.relative_to(ROOT).as_posix(),
-            marks=[pytest.mark.xfail(reason="snippets not runnable yet")]
-            if p.name in NOT_YET_RUNNABLE
-            else [],
-        )
-        for p in PAGES
-    ]
+    return [pytest.param(p, id=p.relative_to(ROOT).as_posix()) for p in PAGES]
 
 
 @pytest.mark.parametrize("page", _pages())
