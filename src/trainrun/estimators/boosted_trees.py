@@ -163,27 +163,31 @@ class TreeFeatures:
         self.owner.extend([col.name] * len(names))
 
     def matrix(self, encoded: Mapping[str, Any]) -> np.ndarray:
+        """One float32 ``[N, features]`` matrix, each column block written in place."""
         from trainrun.feature_columns import encoded_column
 
-        parts = []
+        n = len(next(iter(encoded.values())))
+        out = np.zeros((n, len(self.names)), dtype=np.float32)
+        at = 0
         for kind, col, width in self.plan:
+            block = out[:, at : at + width]
+            at += width
             if kind == "numeric":
-                parts.append(encoded_column(encoded, col.name).numpy().reshape(-1, width))
+                block[:] = encoded_column(encoded, col.name).numpy().reshape(n, width)
                 continue
             ids = encoded_column(
                 encoded, (col.categorical_column if kind == "indicator" else col).name
             )
-            ids = ids.numpy()
-            if kind == "indicator":
-                ids = ids.reshape(len(ids), -1)
-                hot = np.zeros((len(ids), width), dtype=np.float32)
+            ids = ids.numpy().reshape(n, -1)
+            if kind != "indicator":
+                block[:, 0] = np.where(ids[:, 0] >= 0, ids[:, 0], np.nan)
+            elif ids.shape[1] == 1:  # one value per row: a plain scatter
+                rows = np.flatnonzero(ids[:, 0] >= 0)
+                block[rows, ids[rows, 0]] = 1.0
+            else:  # multi-valent: counts (a value may repeat)
                 rows, slots = np.nonzero(ids >= 0)
-                np.add.at(hot, (rows, ids[rows, slots]), 1.0)
-                parts.append(hot)
-            else:
-                ids = ids.reshape(len(ids), -1)[:, 0]
-                parts.append(np.where(ids >= 0, ids, np.nan).astype(np.float32)[:, None])
-        return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
+                np.add.at(block, (rows, ids[rows, slots]), 1.0)
+        return out
 
 
 def _clean(name: str) -> str:
@@ -581,17 +585,23 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         if self.booster_ is not None:
             params.pop("base_score")  # a resumed model keeps its own
 
+        # The training loss of at most ~20 trees: each one costs XGBoost a pass over the data.
+        every = max(1, (limit - start) // 20)
+
         class _Steps(xgb.callback.TrainingCallback):  # type: ignore[misc,name-defined]
             def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
-                metric = next(iter(evals_log["train"].values()))[-1]
-                loss = metric**2 if params["eval_metric"] == "rmse" else metric
                 state.global_step += 1
                 state.examples += rows
-                state.step_losses = [(state.global_step, float(loss))]
                 est._trees = state.global_step
                 est.booster_ = model
-                for cb in all_cbs:
-                    cb.on_losses(state)
+                state.step_losses = []
+                if (state.global_step - start) % every == 0 or state.global_step == limit:
+                    text = model.eval_set([(dtrain, "train")], epoch)  # "[3]\ttrain-logloss:0.41"
+                    metric = float(text.rsplit(":", 1)[1])
+                    loss = metric**2 if params["eval_metric"] == "rmse" else metric
+                    state.step_losses = [(state.global_step, loss)]
+                    for cb in all_cbs:
+                        cb.on_losses(state)
                 for cb in all_cbs:
                     cb.on_step_end(state)
                 return bool(state.stop_training)
@@ -605,7 +615,6 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
                     params,
                     dtrain,
                     num_boost_round=limit - start,
-                    evals=[(dtrain, "train")],
                     xgb_model=self.booster_,
                     callbacks=[_Steps()],
                     verbose_eval=False,
