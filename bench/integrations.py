@@ -47,8 +47,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from trainrun import _autorun  # noqa: E402
 from trainrun.runs import active, record  # noqa: E402
+from trainrun.runs.launch import _inprocess  # noqa: E402
 
 # CPU time, not wall time: on this shared 2-core machine a wall-clock slice of a few
 # microseconds often includes time the process waited for a core, which inflates exactly
@@ -148,7 +148,8 @@ def bench_keras(root: Path, epochs: int, reps: int) -> None:
         with_cb.append(fit([cb]))
         last = totals
     active.deactivate()
-    _autorun._current = None
+    _inprocess._end_open_runs()
+    _inprocess._owned = None
     epoch = statistics.median(without)
     steady = sum(v for k, v in last.items() if k in hooks and k not in per_fit) / epochs
     once = sum(v for k, v in last.items() if k in per_fit)
@@ -238,7 +239,8 @@ def bench_lightning(root: Path, epochs: int) -> None:
         trainer.fit(MLP(), train, val)
         inside = sum(v for k, v in totals.items() if k != "calls")
         active.deactivate()
-        _autorun._current = None
+        _inprocess._end_open_runs()
+        _inprocess._owned = None
         return (_clock() - t0 - inside) / epochs, totals
 
     print("Lightning, the same MLP and data (128 steps an epoch), validating each epoch")
@@ -302,7 +304,8 @@ def bench_sklearn(root: Path) -> None:
     trainrun.sklearn.log_model(search, X[4000:], y[4000:], runs_dir=root)
     log_search_s = _clock() - t0
     active.deactivate()
-    _autorun._current = None
+    _inprocess._end_open_runs()
+    _inprocess._owned = None
     print("scikit-learn, LogisticRegression on 4,000 x 20, scored on 1,000")
     print(f"  fit {fit_s * 1e3:.1f} ms; log_model (new run, flags, 11 scores) {log_s * 1e3:.1f} ms")
     print(

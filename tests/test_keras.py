@@ -11,9 +11,9 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
 import trainrun  # noqa: E402
-from trainrun import _autorun  # noqa: E402
 from trainrun.keras import TrainrunCallback  # noqa: E402
 from trainrun.runs import active, record  # noqa: E402
+from trainrun.runs.launch import _inprocess  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "torch", reason="these tests train on Keras' torch backend"
@@ -25,7 +25,8 @@ def _no_run_left_active():
     active.deactivate()
     yield
     active.deactivate()
-    _autorun._current = None
+    _inprocess._end_open_runs()
+    _inprocess._owned = None
 
 
 def _data(n=120, seed=0):
@@ -188,7 +189,8 @@ def test_evaluate_with_a_new_callback_joins_the_fit_run_and_alone_starts_one(tmp
     assert record.read_run(run_dir)["status"] == "completed"
 
     active.deactivate()
-    _autorun._current = None
+    _inprocess._end_open_runs()
+    _inprocess._owned = None
     alone = tmp_path / "alone"
     model.evaluate(x, y, verbose=0, callbacks=[TrainrunCallback(runs_dir=alone)])
     run_dir = _only_run(alone)

@@ -6,9 +6,9 @@ pl = pytest.importorskip("lightning.pytorch")
 torch = pytest.importorskip("torch")
 
 import trainrun  # noqa: E402
-from trainrun import _autorun  # noqa: E402
 from trainrun.lightning import TrainrunLogger  # noqa: E402
 from trainrun.runs import active, record  # noqa: E402
+from trainrun.runs.launch import _inprocess  # noqa: E402
 
 # Lightning's advice about DataLoader workers and logging intervals on a 16-row data set
 pytestmark = [
@@ -26,7 +26,8 @@ def _no_run_left_active():
     active.deactivate()
     yield
     active.deactivate()
-    _autorun._current = None
+    _inprocess._end_open_runs()
+    _inprocess._owned = None
 
 
 class Tiny(pl.LightningModule):

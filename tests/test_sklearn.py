@@ -13,9 +13,9 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import trainrun  # noqa: E402
-from trainrun import _autorun  # noqa: E402
 from trainrun.exceptions import InputError, NotTrainedError  # noqa: E402
 from trainrun.runs import active, record  # noqa: E402
+from trainrun.runs.launch import _inprocess  # noqa: E402
 from trainrun.sklearn import log_model  # noqa: E402
 
 
@@ -24,7 +24,8 @@ def _no_run_left_active():
     active.deactivate()
     yield
     active.deactivate()
-    _autorun._current = None
+    _inprocess._end_open_runs()
+    _inprocess._owned = None
 
 
 def _classification():

@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("accelerate")  # the Trainer's requirement on torch
 
 import trainrun  # noqa: E402
-from trainrun import _autorun  # noqa: E402
 from trainrun.runs import active, record  # noqa: E402
+from trainrun.runs.launch import _inprocess  # noqa: E402
 from trainrun.transformers import TrainrunCallback  # noqa: E402
 
 
@@ -21,7 +21,8 @@ def _no_run_left_active():
     active.deactivate()
     yield
     active.deactivate()
-    _autorun._current = None
+    _inprocess._end_open_runs()
+    _inprocess._owned = None
 
 
 class Tokens(torch.utils.data.Dataset):

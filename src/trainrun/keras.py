@@ -53,9 +53,9 @@ if (
 
 import keras  # noqa: E402
 
-from trainrun import _autorun  # noqa: E402
 from trainrun.runs import active  # noqa: E402
 from trainrun.runs.artifacts import log_model  # noqa: E402
+from trainrun.runs.launch import _inprocess  # noqa: E402
 
 __all__ = ["TrainrunCallback"]
 
@@ -119,7 +119,7 @@ class TrainrunCallback(keras.callbacks.Callback):
         self._in_fit = True
         self._first_epoch = True
         self._batch_size = None
-        _autorun.ensure(self, runs_dir=self.runs_dir, integration="keras")
+        _inprocess.ensure_run(self, runs_dir=self.runs_dir, integration="keras")
         params = self.params or {}
         optimizer = getattr(self.model, "optimizer", None)
         properties = {
@@ -170,15 +170,15 @@ class TrainrunCallback(keras.callbacks.Callback):
         active.write_run_metadata("properties", {"epochs_completed": self._epochs_done})
         if self.save_model:
             log_model(self.model, "model")
-        _autorun.end_current(self)
+        _inprocess.end_owned(self)
 
     # ------------------------------------------------------------ evaluate
 
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         # an evaluate() after fit() belongs to the fit's run, whichever callback it is given;
         # only an evaluate() with no run at all starts one
-        if not self._in_fit and not _autorun.recording():
-            _autorun.ensure(self, runs_dir=self.runs_dir, integration="keras")
+        if not self._in_fit and not _inprocess.recording():
+            _inprocess.ensure_run(self, runs_dir=self.runs_dir, integration="keras")
 
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._in_fit:
@@ -189,4 +189,4 @@ class TrainrunCallback(keras.callbacks.Callback):
             if number is not None:
                 values[name] = number
         active.write_evaluation(values)
-        _autorun.end_current(self)
+        _inprocess.end_owned(self)

@@ -51,8 +51,8 @@ else:
     )
     from pytorch_lightning.utilities import rank_zero_only  # type: ignore[no-redef]
 
-from trainrun import _autorun  # noqa: E402
 from trainrun.runs import active, record  # noqa: E402
+from trainrun.runs.launch import _inprocess  # noqa: E402
 
 __all__ = ["TrainrunLogger"]
 
@@ -116,12 +116,12 @@ class TrainrunLogger(Logger):
         ``writing``: an ended in-process run of this logger is marked running again
         (``trainer.test`` after ``trainer.fit``); reading where it is does not.
         """
-        run = _autorun.current()
-        if run is not None and run.owner_id == id(self):
+        run = _inprocess.owned_run(self)
+        if run is not None:
             if writing:
                 run.reopen()
-            return run.folder
-        _autorun.ensure(self, runs_dir=self.runs_dir, integration="lightning")
+            return run.run_dir
+        _inprocess.ensure_run(self, runs_dir=self.runs_dir, integration="lightning")
         return active.run_dir()
 
     @property
@@ -176,21 +176,21 @@ class TrainrunLogger(Logger):
         most of a call's cost, and the answer only changes when a run is activated or
         ended, or the environment names another run.
         """
-        run = _autorun._current
+        run = _inprocess.owned_run()
         key = (
             active._explicit,
             os.environ.get(active.RUN_DIR_ENV),
             run,
-            run is not None and run.ended,
+            run is not None and run.status,
         )
         if key != self._seen:
             self._seen_folder = self._run_dir(writing=True)
-            run = _autorun._current
+            run = _inprocess.owned_run()
             self._seen = (
                 active._explicit,
                 os.environ.get(active.RUN_DIR_ENV),
                 run,
-                run is not None and run.ended,
+                run is not None and run.status,
             )
         return self._seen_folder
 
@@ -238,18 +238,11 @@ class TrainrunLogger(Logger):
     def finalize(self, status: str) -> None:
         if self._rows:
             self._flush()
-        run = _autorun.current()
-        if run is None or run.owner_id != id(self):
+        run = _inprocess.owned_run(self)
+        if run is None:
             return  # a launched run: its launcher writes the outcome
         if status == "failed":
             exc = sys.exc_info()[1]
-            if isinstance(exc, KeyboardInterrupt):
-                run.end("interrupted", error="Interrupted (KeyboardInterrupt)")
-                return
-            import traceback
-
-            error = f"{type(exc).__name__}: {exc}" if exc is not None else "Lightning: failed"
-            tb = traceback.format_exc() if exc is not None else None
-            run.end("failed", error=error, tb=tb)
+            run.end(exc if exc is not None else RuntimeError("Lightning: the training failed"))
             return
-        run.end("completed")
+        run.end()

@@ -54,10 +54,10 @@ require("sklearn", "sklearn", "trainrun.sklearn", package="scikit-learn")
 
 from sklearn.base import is_classifier, is_regressor  # noqa: E402
 
-from trainrun import _autorun  # noqa: E402
 from trainrun.exceptions import InputError, NotTrainedError  # noqa: E402
 from trainrun.runs import active  # noqa: E402
 from trainrun.runs.artifacts import log_model as _save_model  # noqa: E402
+from trainrun.runs.launch import _inprocess  # noqa: E402
 
 __all__ = ["log_model", "scores"]
 
@@ -241,7 +241,7 @@ def log_model(
         )
     is_search = hasattr(estimator, "cv_results_")
     model = getattr(estimator, "best_estimator_", None) if is_search else estimator
-    _autorun.ensure(estimator, runs_dir=runs_dir, integration="sklearn")
+    _inprocess.ensure_run(estimator, runs_dir=runs_dir, integration="sklearn")
     folder = active.run_dir()
     if folder is None:
         return None
@@ -256,7 +256,7 @@ def log_model(
         if save_model and model is not None:
             _save_model(model, name)
     finally:
-        _autorun.end_current(estimator)
+        _inprocess.end_owned(estimator)
     return folder
 
 
@@ -317,7 +317,7 @@ def _candidate_run(
             evaluation[key] = int(number) if key.startswith("rank_") else number
     fit = _number(results.get("mean_fit_time", [None] * (i + 1))[i]) or 0.0
     score = _number(results.get("mean_score_time", [None] * (i + 1))[i]) or 0.0
-    _autorun.write_finished_run(
+    _inprocess.write_finished_run(
         parent.parent,
         integration="sklearn",
         flags=_flags(results["params"][i]),

@@ -39,9 +39,9 @@ require("transformers", "transformers", "trainrun.transformers")
 
 from transformers import TrainerCallback  # noqa: E402
 
-from trainrun import _autorun  # noqa: E402
 from trainrun.runs import active  # noqa: E402
 from trainrun.runs.artifacts import log_model  # noqa: E402
+from trainrun.runs.launch import _inprocess  # noqa: E402
 
 __all__ = ["TrainrunCallback"]
 
@@ -111,7 +111,7 @@ class TrainrunCallback(TrainerCallback):
     def _ensure(self, state: Any) -> bool:
         if not getattr(state, "is_world_process_zero", True):
             return False
-        _autorun.ensure(self, runs_dir=self.runs_dir, integration="transformers")
+        _inprocess.ensure_run(self, runs_dir=self.runs_dir, integration="transformers")
         return True
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -151,7 +151,7 @@ class TrainrunCallback(TrainerCallback):
     ) -> None:
         if not getattr(state, "is_world_process_zero", True):
             return
-        if not self._training and not _autorun.recording():
+        if not self._training and not _inprocess.recording():
             self._ensure(state)  # evaluate() with no run at all; otherwise the training's run
         values = _numbers(metrics)
         active.write_evaluation(
@@ -161,7 +161,7 @@ class TrainrunCallback(TrainerCallback):
             }
         )
         if not self._training:  # trainer.evaluate() after training: the run ends again
-            _autorun.end_current(self)
+            _inprocess.end_owned(self)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._training = False
@@ -171,4 +171,4 @@ class TrainrunCallback(TrainerCallback):
         model = kwargs.get("model")
         if self.save_model and model is not None:
             log_model(model, "model")
-        _autorun.end_current(self)
+        _inprocess.end_owned(self)

@@ -137,8 +137,8 @@ def start_run(
     In a notebook or any Python program: the block gets its own run folder with
     run.json (completed, failed or interrupted), flags, metrics logged inside it,
     output, a source snapshot, artifacts and open figures; listed like any other
-    run. Options: ``run_dir``, ``capture_output``, ``artifacts`` (see
-    :func:`trainrun.runs.launch._inprocess.start_run`).
+    run. Options: ``run_dir``, ``capture_output``, ``artifacts``, ``source``,
+    ``keep_current`` (see :func:`trainrun.runs.launch._inprocess.start_run`).
 
     >>> with start_run(flags={"lr": 0.1}) as run:  # doctest: +SKIP
     ...     log_metrics(step=0, loss=0.5)

@@ -20,6 +20,7 @@ are copied into ``artifacts/``; matplotlib figures left open land in ``plots/``.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -29,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trainrun.exceptions import FlagError
+from trainrun.exceptions import FlagError, TrainrunError
 from trainrun.runs import active, record
 from trainrun.runs.record._lock import update_json, update_run
 
@@ -206,8 +207,10 @@ class Run:
         capture_output: bool,
         artifacts: bool,
         caller: str | None,
+        keep_current: bool = False,
     ) -> None:
         self.run_dir, self.id = run_dir, run_dir.name
+        self.keep_current = keep_current
         self.runs_root = runs_root
         self.flags = flags
         self.status = "running"
@@ -229,6 +232,11 @@ class Run:
             self._before = scan(Path.cwd(), exclude=[self.runs_root])
         self._details = threading.Thread(target=self._look_up, daemon=True, name="trainrun-run")
         self._details.start()
+        self._start_capture()
+        active.activate(self.run_dir)
+        _open_runs.append(self)
+
+    def _start_capture(self) -> None:
         if self._capture and _ipython() is None and _real_std_fds():
             try:
                 self._fds = _FdCapture(self.run_dir / record.OUTPUT_FILE)
@@ -240,10 +248,20 @@ class Run:
             self._streams = (sys.stdout, sys.stderr)
             sys.stdout = _Tee(sys.stdout, self._log, lock)  # type: ignore[assignment]
             sys.stderr = _Tee(sys.stderr, self._log, lock)  # type: ignore[assignment]
-        active.activate(self.run_dir)
+
+    def _stop_capture(self) -> None:
+        if self._fds is not None:
+            self._fds.stop()
+            self._fds = None
+        if self._streams is not None:
+            sys.stdout, sys.stderr = self._streams
+            self._streams = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def _look_up(self) -> None:
-        from trainrun.runs.launch._environment import git_state, package_versions
+        from trainrun.runs.launch._environment import git_state
 
         fields: dict[str, Any] = {}
         try:
@@ -251,7 +269,7 @@ class Run:
         except Exception as exc:  # noqa: BLE001 - the run goes on without a snapshot
             fields["source"] = {"files": 0, "bytes": 0, "skipped": [f"snapshot failed: {exc}"]}
         try:
-            fields["packages"] = package_versions()
+            fields["packages"] = _package_versions()
             fields["git"] = git_state(Path.cwd(), exclude=(self.runs_root,))
         except Exception:  # noqa: BLE001
             pass
@@ -264,7 +282,7 @@ class Run:
         from trainrun.runs.launch._artifacts import capture_artifacts
         from trainrun.runs.launch._plots import save_open_figures
 
-        exit_code = None
+        exit_code = 0
         if isinstance(exc, SystemExit) and exc.code in (None, 0):
             exc = None
         if exc is None:
@@ -282,6 +300,7 @@ class Run:
             if len(text) > TRACEBACK_LINES:
                 text = [text[0], "  ...", *text[-(TRACEBACK_LINES - 2) :]]
             interrupted = isinstance(exc, KeyboardInterrupt)
+            exit_code = 130 if interrupted else 1
             error = (
                 "Interrupted (KeyboardInterrupt)"
                 if interrupted
@@ -296,15 +315,9 @@ class Run:
             save_open_figures(self.run_dir / record.PLOTS_DIR)
         except Exception:  # noqa: BLE001 - figures are a courtesy
             pass
-        if self._fds is not None:
-            self._fds.stop()
-            self._fds = None
-        if self._streams is not None:
-            sys.stdout, sys.stderr = self._streams
-            self._streams = None
-        if self._log is not None:
-            self._log.close()
-        active.deactivate()
+        self._stop_capture()
+        if not self.keep_current:
+            active.deactivate()
         if self._details is not None:
             self._details.join(10.0)
         final: dict[str, Any] = {
@@ -325,6 +338,35 @@ class Run:
             sys.stderr.write(f"trainrun: error: could not finish run {self.id}: {exc2}\n")
         if self._sync is not None:
             self._sync.stop()  # everything pushed (retried while the store is away)
+        if self in _open_runs:
+            _open_runs.remove(self)
+
+    def reopen(self) -> None:
+        """Mark an ended run running again (its owner trains once more); no-op while running.
+
+        The run becomes this process's active run again and its output is captured
+        again, appended to output.log.
+        """
+        if self.status == "running":
+            return
+        if active.is_active() and active.run_dir() != self.run_dir:
+            raise FlagError(
+                f"Run {self.id} cannot be reopened while another run records this process "
+                f"({active.run_dir()}); end that run first."
+            )
+        self.status = "running"
+        fields = {"status": "running", "end": None, "duration": None, "exit_code": None}
+        fields.update(error=None, traceback=None)
+        try:
+            update_run(self.run_dir, fields, durable=False)
+        except OSError as exc:
+            active._warn_once(f"reopen:{self.id}", f"could not update run {self.id}: {exc}")
+        self._details = None
+        self._before = None
+        self._start_capture()
+        if active.run_dir() != self.run_dir:
+            active.activate(self.run_dir)
+        _open_runs.append(self)
 
     def __enter__(self) -> Run:
         return self
@@ -344,6 +386,8 @@ def start_run(
     run_dir: str | os.PathLike[str] | None = None,
     capture_output: bool = True,
     artifacts: bool = True,
+    source: str | os.PathLike[str] | None = None,
+    keep_current: bool = False,
 ) -> Run:
     """Start recording a run in this process; use as ``with start_run(...) as run:``.
 
@@ -354,7 +398,17 @@ def start_run(
     ``artifacts``: copy files the block creates or changes under the working
     folder into ``artifacts/`` (limits and exclusions as for ``training_run``).
     Inside the block, ``log_metrics``, ``write_evaluation``, ``save_plot`` and
-    the rest write into this run. Without ``with``, call ``run.end()``.
+    the rest write into this run. Without ``with``, call ``run.end()``; a run
+    still open when the process exits ends then (failed or interrupted when an
+    uncaught exception ends the process).
+
+    ``source``: the script to snapshot and name as the run's script, for a
+    library that starts a run on its caller's behalf (default: the file that
+    calls ``start_run``); a name that is no file (``"<interactive>"``) is
+    recorded without a snapshot. ``keep_current``: the run stays this process's
+    active run after it ends, so that what is logged afterwards (an
+    ``evaluate`` after ``fit``) still lands in it; ``run.reopen()`` marks it
+    running again.
 
     >>> with start_run(flags={"dropout": 0.2}) as run:  # doctest: +SKIP
     ...     print(run.flags["dropout"])
@@ -384,11 +438,38 @@ def start_run(
             from trainrun.runs.launch import _cannot_start
 
             raise _cannot_start(runs_root, exc) from exc
-    caller = _caller_file()
-    pid = os.getpid()
+    caller = os.fspath(source) if source is not None else _caller_file()
     shell = _ipython()
     script: str = "<notebook>" if shell is not None else (caller or "<interactive>")
-    info = {
+    info = _run_info(folder, script, tags)
+    update_run(folder, info)
+    values = None
+    if record_flags is not None:
+        update_json(folder / record.FLAGS_FILE, lambda cur: cur.update(record_flags))
+        values = record_flags["values"]
+    from trainrun.runs.flags import Flags
+
+    run = Run(
+        folder,
+        runs_root,
+        Flags(values or {}, {}, {}),
+        capture_output,
+        artifacts,
+        caller,
+        keep_current,
+    )
+    if remote is not None:  # pushed as it goes, like a launched run (store/_sync.py)
+        from trainrun.runs.store._sync import RunSync
+
+        run._sync = RunSync(folder, remote).start()
+    run._begin()
+    return run
+
+
+def _run_info(folder: Path, script: str, tags: Mapping[str, Any] | None) -> dict[str, Any]:
+    """run.json of a run starting now in this process (its status "running")."""
+    pid = os.getpid()
+    return {
         "id": folder.name,
         "script": script,
         "command": list(sys.argv),
@@ -410,24 +491,169 @@ def start_run(
         "git": None,
         "tags": {str(k): str(v) for k, v in (tags or {}).items()},
     }
-    update_run(folder, info)
-    values = None
-    if record_flags is not None:
-        update_json(folder / record.FLAGS_FILE, lambda cur: cur.update(record_flags))
-        values = record_flags["values"]
-    from trainrun.runs.flags import Flags
 
-    run = Run(
+
+_versions: dict[str, str] | None = None
+
+
+def _package_versions() -> dict[str, str]:
+    """The installed packages' versions, looked up once a process (installs do not change)."""
+    global _versions
+    if _versions is None:
+        from trainrun.runs.launch._environment import package_versions
+
+        _versions = package_versions()
+    return dict(_versions)
+
+
+_open_runs: list[Run] = []
+
+
+@atexit.register
+def _end_open_runs() -> None:
+    """Runs still open when the process ends: failed, interrupted or completed."""
+    exc = getattr(sys, "last_value", None)
+    for run in list(_open_runs):
+        run.end(exc)
+
+
+# ---------------------------------------------------------------- runs the integrations start
+#
+# Inside ``trainrun run script.py`` (or ``training_run``) the Keras callback, the Lightning
+# logger and ``trainrun.sklearn.log_model`` write into that run. In a plain ``python train.py``
+# or a notebook they start one through ``start_run`` instead. The run belongs to the object
+# that started it (a callback, a logger): the same object training again reopens it; another
+# one ends it and starts its own. It stays the active run after its owner ends it, so that an
+# ``evaluate`` after ``fit`` lands in it.
+
+DEFAULT_RUNS_DIR = "runs"
+
+_owner_lock = threading.Lock()
+_owned: tuple[Run, int] | None = None  # the integrations' run and id() of its owner
+
+
+def recording() -> bool:
+    """True when a run records this process (launched, activated, or started here).
+
+    Asks ``active.run_dir()`` only when something names a run, so that a plain
+    script is not told "not recording" by the lookup an integration makes just
+    before it starts an in-process run.
+    """
+    if active._explicit is None and not os.environ.get(active.RUN_DIR_ENV):
+        return False
+    return active.run_dir() is not None
+
+
+def owned_run(owner: object | None = None) -> Run | None:
+    """The integrations' in-process run while it is this process's active run (of ``owner``)."""
+    if _owned is None or active._explicit != _owned[0].run_dir:
+        return None
+    if owner is not None and _owned[1] != id(owner):
+        return None
+    return _owned[0]
+
+
+def _script_of_process() -> str:
+    """The user's script (``sys.argv[0]``) when it is a file worth snapshotting, else a name."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if not argv0 or argv0 == "-c":
+        return "<interactive>"
+    path = Path(argv0)
+    if path.suffix != ".py" or not path.is_file():
+        return argv0
+    resolved = path.resolve()
+    if "site-packages" in resolved.parts or "dist-packages" in resolved.parts:
+        return argv0  # a tool's entry point (pytest, ipykernel), not the user's script
+    return str(resolved)
+
+
+def ensure_run(
+    owner: object,
+    *,
+    runs_dir: str | os.PathLike[str] | None = None,
+    integration: str,
+) -> Run | None:
+    """Make sure a run records ``owner``'s training; None when an outside run already does.
+
+    With a launched run (``trainrun run``) or one the user started or activated,
+    that run is used and nothing is started. ``owner``'s own run is reopened;
+    one of another owner is ended (completed) and a new one started. A runs
+    folder that cannot be written is said once; the training goes on unrecorded.
+    """
+    global _owned
+    with _owner_lock:
+        mine = owned_run()
+        if mine is None and recording():
+            return None  # a run launched from outside (or started by the user) records us
+        if mine is not None:
+            if _owned is not None and _owned[1] == id(owner):
+                mine.reopen()
+                return mine
+            mine.end()
+            active.deactivate()
+        root = Path(runs_dir or DEFAULT_RUNS_DIR).expanduser()
+        try:
+            run = start_run(
+                tags={"integration": integration, "in_process": "true"},
+                runs_dir=root,
+                artifacts=False,
+                source=_script_of_process(),
+                keep_current=True,
+            )
+        except (OSError, TrainrunError) as exc:
+            # bookkeeping must not stop the training: say so once and train unrecorded
+            active._warn_once(
+                f"in-process:{root}",
+                f"could not start a run in {root} ({exc}); this training is not recorded. "
+                "Pass runs_dir= a writable folder, or run the script with `trainrun run`.",
+            )
+            return None
+        _owned = (run, id(owner))
+        return run
+
+
+def end_owned(owner: object, exc: BaseException | None = None) -> None:
+    """End ``owner``'s in-process run, if it has one (it stays active for later writes)."""
+    run = owned_run(owner)
+    if run is not None:
+        run.end(exc)
+
+
+def write_finished_run(
+    runs_dir: str | os.PathLike[str],
+    *,
+    integration: str,
+    flags: Mapping[str, Any],
+    evaluation: Mapping[str, Any],
+    metrics: list[dict[str, Any]] | None = None,
+    properties: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    duration: float | None = None,
+) -> Path:
+    """Write a whole completed run at once (a search's candidate); it never becomes active."""
+    folder = record.new_run_dir(Path(runs_dir))
+    info = _run_info(
         folder,
-        runs_root,
-        Flags(values or {}, {}, {}),
-        capture_output,
-        artifacts,
-        caller,
+        _script_of_process(),
+        {"integration": integration, "in_process": "true", **(tags or {})},
     )
-    if remote is not None:  # pushed as it goes, like a launched run (store/_sync.py)
-        from trainrun.runs.store._sync import RunSync
-
-        run._sync = RunSync(folder, remote).start()
-    run._begin()
-    return run
+    parent = owned_run()
+    if parent is not None:  # written in the same moment as its parent
+        info["git"] = record.read_json(parent.run_dir / record.RUN_FILE).get("git")
+    info.update(
+        status="completed",
+        end=info["start"],
+        duration=duration,
+        exit_code=0,
+        properties=dict(properties or {}),
+        packages=_package_versions(),
+    )
+    if metrics:
+        stamp = round(time.time(), 6)
+        record.append_jsonl(folder / record.METRICS_FILE, [{"time": stamp, **r} for r in metrics])
+    record.write_json(
+        folder / record.FLAGS_FILE, {"values": dict(flags), "declared": {}}, durable=False
+    )
+    record.write_json(folder / record.EVALUATION_FILE, dict(evaluation), durable=False)
+    record.write_json(folder / record.RUN_FILE, info, durable=False)
+    return folder
