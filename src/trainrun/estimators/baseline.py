@@ -111,7 +111,7 @@ class _Baseline(Estimator):
         Read it from ``predict`` or the bias in ``latest_checkpoint()``; compare models
         against ``evaluate()``'s metrics.
         """
-        raise NotImplementedError(
+        raise UsageError(
             f"{type(self).__name__} has no export: it predicts one constant (the class prior "
             "or label mean), read from predict() or its checkpoint. Export the model that "
             "beats it instead."
