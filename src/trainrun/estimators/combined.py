@@ -29,6 +29,17 @@ def _as_list(cols: Any) -> list[Any]:
 
 
 class _Combined(Estimator):
+    # set by each family's __init__ (its constructor arguments, as scikit-learn keeps them)
+    linear_feature_columns: Sequence[Any] | None
+    linear_optimizer: Any
+    linear_sparse_combiner: str
+    dnn_feature_columns: Sequence[Any] | None
+    dnn_optimizer: Any
+    dnn_hidden_units: Sequence[int] | None
+    dnn_activation_fn: Any
+    dnn_dropout: float | None
+    batch_norm: bool
+
     def _validate_more(self) -> None:
         cls = type(self).__name__
         if not _as_list(self.linear_feature_columns) and not _as_list(self.dnn_feature_columns):
@@ -63,7 +74,7 @@ class _Combined(Estimator):
         if _as_list(self.dnn_feature_columns):
             dnn = {
                 "type": "dnn",
-                "hidden_units": list(self.dnn_hidden_units),
+                "hidden_units": list(self.dnn_hidden_units or ()),
                 "units": units,
                 "activation_fn": activation_name(self.dnn_activation_fn) or self.dnn_activation_fn,
                 "dropout": self.dnn_dropout or None,

@@ -20,6 +20,14 @@ __all__ = ["DNNClassifier", "DNNRegressor"]
 
 
 class _DNN(Estimator):
+    # set by each family's __init__ (its constructor arguments, as scikit-learn keeps them)
+    hidden_units: Sequence[int]
+    feature_columns: Sequence[Any]
+    optimizer: Any
+    activation_fn: Any
+    dropout: float | None
+    batch_norm: bool
+
     def _columns(self) -> dict[str, list[Any]]:
         cols = self.feature_columns
         return {"dnn": list(cols) if isinstance(cols, (list, tuple)) else [cols]}

@@ -14,6 +14,11 @@ __all__ = ["LinearClassifier", "LinearRegressor"]
 
 
 class _Linear(Estimator):
+    # set by each family's __init__ (its constructor arguments, as scikit-learn keeps them)
+    feature_columns: Sequence[Any]
+    optimizer: Any
+    sparse_combiner: str
+
     def _columns(self) -> dict[str, list[Any]]:
         cols = self.feature_columns
         return {"linear": list(cols) if isinstance(cols, (list, tuple)) else [cols]}

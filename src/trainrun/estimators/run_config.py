@@ -172,7 +172,11 @@ def _check_available(device: Any, given: str) -> None:
             )
         return
     backend = getattr(torch, device.type, None)
-    if device.type == "meta" or not callable(getattr(backend, "is_available", None)):
+    if (
+        backend is None
+        or device.type == "meta"
+        or not callable(getattr(backend, "is_available", None))
+    ):
         raise UsageError(
             f"RunConfig(device={given!r}) is not a device an estimator can train on; use "
             f"'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'. Received: device={given!r}"

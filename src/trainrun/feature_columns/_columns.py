@@ -58,7 +58,10 @@ _COMBINERS = ("mean", "sum", "sqrtn")
 class FeatureColumn(abc.ABC):
     """Base class of every feature column. ``name`` is unique within a model."""
 
-    name: str
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """The column's name: unique within a model, the key of its output in ``layout``."""
 
     @property
     @abc.abstractmethod

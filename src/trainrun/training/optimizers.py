@@ -270,7 +270,7 @@ def _bad_identifier(identifier: Any) -> ValueError:
 
 
 def _fusable(params: list[Any]) -> bool:
-    tensors = []
+    tensors: list[torch.Tensor] = []
     for item in params:
         if isinstance(item, dict):
             group = item.get("params", [])
@@ -355,9 +355,11 @@ def get_optimizer(
     if isinstance(identifier, type):
         if not issubclass(identifier, torch.optim.Optimizer):
             raise _bad_identifier(identifier)
+        # called with the subclass's own signature (SGD(params, lr=...)), not the base's
+        make: Callable[..., torch.optim.Optimizer] = identifier
         if learning_rate is None:
-            return identifier(params)
-        return identifier(params, **_class_kwargs(identifier, learning_rate))
+            return make(params)
+        return make(params, **_class_kwargs(identifier, learning_rate))
     if callable(identifier):
         optimizer = identifier(params)
         if not isinstance(optimizer, torch.optim.Optimizer):
