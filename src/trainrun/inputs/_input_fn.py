@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import secrets
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -82,12 +83,19 @@ def _infinite(raw: np.ndarray, bad_rows: np.ndarray, key: str | list[str], role:
     )
 
 
-def _check_positive(value: Any, arg: str, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
+def _check_positive(value: Any, arg: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise InputError(f"{arg} must be a positive integer. Received: {arg}={value!r}")
+    return int(value)
+
+
+def _check_positive_or_none(value: Any, arg: str) -> int | None:
+    if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        extra = " or None (repeat forever)" if allow_none else ""
-        raise InputError(f"{arg} must be a positive integer{extra}. Received: {arg}={value!r}")
+        raise InputError(
+            f"{arg} must be a positive integer or None (repeat forever). Received: {arg}={value!r}"
+        )
     return int(value)
 
 
@@ -158,9 +166,9 @@ class InputFn:
         csv_options: Mapping[str, Any] | None,
     ) -> None:
         self.batch_size = _check_positive(batch_size, "batch_size")
-        self.epochs = _check_positive(epochs, "epochs", allow_none=True)
+        self.epochs = _check_positive_or_none(epochs, "epochs")
         self.chunk_size = _check_positive(chunk_size, "chunk_size")
-        self.shuffle_buffer = _check_positive(shuffle_buffer, "shuffle_buffer", allow_none=True)
+        self.shuffle_buffer = _check_positive_or_none(shuffle_buffer, "shuffle_buffer")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise InputError(f"seed must be an integer or None. Received: seed={seed!r}")
         self.seed = None if seed is None else int(seed)
@@ -335,7 +343,7 @@ class InputFn:
     def _base_seed(self) -> int:
         if self.seed is not None:
             return self.seed
-        return int(np.random.SeedSequence().entropy % (2**62))
+        return secrets.randbits(62)  # a fresh seed from the system's entropy
 
     @staticmethod
     def _emit(tensors: dict[str, torch.Tensor], start: int, stop: int) -> Batch:
@@ -369,6 +377,7 @@ class InputFn:
     def _memory_batches(self, transform, label_fn, weight_key) -> Iterator[Batch]:
         data = self._encoded(transform, label_fn, weight_key)
         n, bs, base = self.num_rows, self.batch_size, self._base_seed()
+        assert n is not None  # data in memory: counted when the InputFn was made
         for epoch in self._epochs():
             if self.shuffle:
                 perm = torch.randperm(n, generator=self._generator(base, epoch))

@@ -57,7 +57,7 @@ def as_columns(data: Any) -> dict[str, Any]:
             dup = data.columns[data.columns.duplicated()][0]
             raise InputError(f"The DataFrame has duplicate column names. Received: {dup!r} twice")
         # Series stay Series: Arrow-backed text is factorized without becoming Python objects
-        cols = {str(c): data[c].reset_index(drop=True) for c in data.columns}
+        cols: dict[str, Any] = {str(c): data[c].reset_index(drop=True) for c in data.columns}
     elif _is_arrow_table(data):
         cols = {name: data.column(name).to_pandas() for name in data.column_names}
     elif isinstance(data, Mapping):
