@@ -20,7 +20,7 @@ import numbers
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from trainrun.exceptions import FeatureColumnError
 
@@ -218,7 +218,7 @@ def numeric_column(
     1
     """
     key = _check_key(key)
-    dims = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    dims = (shape,) if isinstance(shape, numbers.Integral) else tuple(cast(Sequence[int], shape))
     if not dims or any(
         isinstance(d, bool) or not isinstance(d, numbers.Integral) or d <= 0 for d in dims
     ):
@@ -238,7 +238,7 @@ def numeric_column(
             default = (float(default_value),) * math.prod(dims)
         else:
             try:
-                default = tuple(float(v) for v in default_value)
+                default = tuple(float(v) for v in cast(Sequence[float], default_value))
             except (TypeError, ValueError):
                 default = None
             if default is None or len(default) != math.prod(dims):
@@ -431,8 +431,8 @@ def categorical_column_with_vocabulary_list(
             f"Received: vocabulary_list={values[:10]!r}"
         ) from None
     if len(set(vocab)) != len(vocab):
-        seen: set = set()
-        dup = next(v for v in vocab if v in seen or seen.add(v))
+        seen: set[Any] = set()
+        dup = next(v for v in vocab if v in seen or _add(seen, v))
         raise FeatureColumnError(
             f"Column '{key}': vocabulary_list has duplicates; remove them. Received duplicate: {dup!r}"
         )
@@ -852,6 +852,26 @@ def embedding_column(
 # --------------------------------------------------------------------------- config
 
 
+def _nested(config: Any, normalizers: dict[str, Callable] | None, kind: type) -> FeatureColumn:
+    """A nested column rebuilt from its config, checked to be the kind its parent takes."""
+    column = column_from_config(config, normalizers)
+    if not isinstance(column, kind):
+        raise FeatureColumnError(
+            f"A feature column config nests a {type(column).__name__} where a {kind.__name__} "
+            f"belongs; the config was edited or is damaged. Received: {config!r}"
+        )
+    return column
+
+
+def _categorical(config: Any, normalizers: dict[str, Callable] | None) -> CategoricalColumn:
+    return cast(CategoricalColumn, _nested(config, normalizers, CategoricalColumn))
+
+
+def _add(seen: set[Any], value: Any) -> bool:
+    seen.add(value)
+    return False
+
+
 def column_from_config(
     config: dict[str, Any], normalizers: dict[str, Callable] | None = None
 ) -> FeatureColumn:
@@ -869,7 +889,7 @@ def column_from_config(
     if kind == "numeric_column":
         norm = c.get("normalizer_fn")
         if isinstance(norm, dict):
-            name = norm.get("callable")
+            name = str(norm.get("callable"))
             given = normalizers or {}
             fn = given.get(c["key"], given.get(name))
             if fn is None:
@@ -884,8 +904,8 @@ def column_from_config(
             norm = tuple(norm)
         return numeric_column(c["key"], tuple(c["shape"]), c.get("default_value"), c["dtype"], norm)
     if kind == "bucketized_column":
-        src = column_from_config(c["source_column"], normalizers)
-        return bucketized_column(src, c["boundaries"])  # type: ignore[arg-type]
+        src = cast(NumericColumn, _nested(c["source_column"], normalizers, NumericColumn))
+        return bucketized_column(src, c["boundaries"])
     if kind == "categorical_column_with_vocabulary_list":
         vocab = c["vocabulary_list"]
         vocab = (
@@ -900,18 +920,21 @@ def column_from_config(
     if kind == "categorical_column_with_hash_bucket":
         return categorical_column_with_hash_bucket(c["key"], c["hash_bucket_size"], c["dtype"])
     if kind == "crossed_column":
-        keys = [k if isinstance(k, str) else column_from_config(k, normalizers) for k in c["keys"]]
+        keys: list[str | CategoricalColumn] = [
+            k if isinstance(k, str) else _categorical(k, normalizers) for k in c["keys"]
+        ]
         return crossed_column(keys, c["hash_bucket_size"], c.get("hash_key"))
     if kind == "weighted_categorical_column":
-        cat = column_from_config(c["categorical_column"], normalizers)
-        return weighted_categorical_column(cat, c["weight_feature_key"], c["dtype"])  # type: ignore[arg-type]
+        cat = _categorical(c["categorical_column"], normalizers)
+        return weighted_categorical_column(cat, c["weight_feature_key"], c["dtype"])
     if kind == "indicator_column":
-        return indicator_column(column_from_config(c["categorical_column"], normalizers))  # type: ignore[arg-type]
+        cat = _categorical(c["categorical_column"], normalizers)
+        return indicator_column(cat)
     if kind == "embedding_column":
-        cat = column_from_config(c["categorical_column"], normalizers)
+        cat = _categorical(c["categorical_column"], normalizers)
         return embedding_column(
             cat, c["dimension"], c["combiner"], c.get("max_norm"), c["trainable"]
-        )  # type: ignore[arg-type]
+        )
     from trainrun.feature_columns._sequence import extra_column_from_config
 
     extra = extra_column_from_config(c, normalizers)  # sequence and shared-embedding columns

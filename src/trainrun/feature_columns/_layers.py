@@ -132,7 +132,7 @@ class _Numeric:
             plan = None
             if found is not None:
                 key, layout = found
-                picks = []
+                picks: list[int] = []
                 for c in self.columns:
                     start, size, _ = layout[c.name]
                     picks.extend(range(start, start + size))
@@ -211,7 +211,9 @@ class DenseFeatures(nn.Module):
     def __init__(self, columns: Sequence[FeatureColumn]) -> None:
         super().__init__()
         cols = _sorted(columns, "feature_columns")
-        numeric, onehot, embed = [], [], []
+        numeric: list[NumericColumn] = []
+        onehot: list[CategoricalColumn] = []  # bucketized columns, and what indicators wrap
+        embed: list[EmbeddingColumn] = []
         shown: dict[str, str] = {}  # a one-hot block's id-space name -> the column the user gave
         for col in cols:
             if isinstance(col, NumericColumn):
@@ -247,9 +249,9 @@ class DenseFeatures(nn.Module):
             for name, size in zip(self._onehot.names, self._onehot.sizes, strict=True):
                 self.layout.append((shown.get(name, name), pos, pos + size))
                 pos += size
-        for c in embed:
-            self.layout.append((c.name, pos, pos + c.dimension))
-            pos += c.dimension
+        for e in embed:
+            self.layout.append((e.name, pos, pos + e.dimension))
+            pos += e.dimension
         self.output_dim: int = pos
 
     def extra_repr(self) -> str:
@@ -333,8 +335,9 @@ class LinearFeatures(nn.Module):
             parts.extend(e(encoded) for e in self.embeddings)
             x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
             out = x @ self.weight
-        if self._cats is not None:
+        if self._cats is not None and self.categorical is not None:
             ids, w = self._cats(encoded)
             cat_out = self.categorical(ids, per_sample_weights=w)
             out = cat_out if out is None else out + cat_out
+        assert out is not None  # a linear model has dense or categorical inputs (checked above)
         return out

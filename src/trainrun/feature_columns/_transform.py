@@ -478,7 +478,8 @@ class _Encoder:
             n = h2.shape[0]
             parts.append((h2.reshape(n, -1), ok.reshape(n, -1)))
         seed = np.uint64(0x5BD1E995 if col.hash_key is None else col.hash_key & (2**64 - 1))
-        h, ok = np.full(parts[0][0].shape, seed, dtype=np.uint64), np.ones(parts[0][1].shape, bool)
+        h: np.ndarray = np.full(parts[0][0].shape, seed, dtype=np.uint64)
+        ok = np.ones(parts[0][1].shape, bool)
         h, ok = combine_hashes(h, parts[0][0]), parts[0][1]
         for ph, pok in parts[1:]:
             # the cross of multi-valent features is the product of their values, row by row
