@@ -33,8 +33,6 @@ import types
 #: The launcher's pid, set by training_run; removed before the script runs.
 LAUNCHER_ENV = "TRAINRUN_LAUNCHER_PID"
 _PR_SET_PDEATHSIG = 1
-# Linux's numbers, written out: importing signal (and enum) would add ~7 ms to every launch
-_SIGTERM = 15
 
 
 def _die_with_launcher() -> int | None:
@@ -47,14 +45,15 @@ def _die_with_launcher() -> int | None:
         return None
     try:
         import ctypes
+        import signal
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, _SIGTERM, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     except (OSError, AttributeError):
         return None  # no prctl: the script runs as before, orphaned if the launcher is killed
     # the signal is armed only from here on: a launcher that already died went unnoticed
     if os.getppid() != launcher:
-        os._exit(128 + _SIGTERM)
+        os._exit(128 + int(signal.SIGTERM))
     return launcher
 
 
@@ -64,7 +63,6 @@ def _die_with_launcher() -> int | None:
 OUTPUT_FD_ENV = "TRAINRUN_OUTPUT_FD"
 #: Seconds the script gets after SIGTERM, once its launcher has died, before SIGKILL.
 WATCH_GRACE = 5.0
-_SIGCONT, _SIGKILL = 18, 9
 
 
 def _start_watcher(launcher: int | None) -> None:
@@ -160,7 +158,7 @@ def _watch(launcher_fd: int, script: int, fd: int, log: str) -> None:  # pragma:
             ready = {f for f, _ in poller.poll()}
             if launcher_fd not in ready and not _launcher_drains(launcher_fd, fd):
                 os._exit(0)  # the script ended and the launcher read all it printed
-        for sig in (_SIGCONT, _SIGTERM):
+        for sig in (signal.SIGCONT, signal.SIGTERM):
             send(sig)
         out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         kill_at = time.monotonic() + WATCH_GRACE
@@ -169,7 +167,7 @@ def _watch(launcher_fd: int, script: int, fd: int, log: str) -> None:  # pragma:
         reader.register(fd, select.POLLIN | select.POLLHUP)
         while time.monotonic() < give_up:
             if time.monotonic() >= kill_at:
-                send(_SIGKILL)
+                send(signal.SIGKILL)
                 kill_at = give_up
             if not reader.poll(200):
                 continue
