@@ -40,10 +40,10 @@ def activation_name(value: Any) -> str | None:
     for name, fn in ACTIVATIONS.items():
         if fn is value:
             return name
-    name = getattr(value, "__name__", None)
+    fn_name = getattr(value, "__name__", None)
     # torch.nn.functional.relu and friends are distinct objects from torch.relu.
-    if name and getattr(F, name, None) is value and name in ACTIVATIONS:
-        return name
+    if fn_name and getattr(F, fn_name, None) is value and fn_name in ACTIVATIONS:
+        return fn_name
     return None
 
 

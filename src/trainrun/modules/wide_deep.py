@@ -63,11 +63,9 @@ class WideDeepModel(nn.Module):
         )
 
     def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.linear is None:
-            return self.dnn(encoded)
-        if self.dnn is None:
-            return self.linear(encoded)
-        return self.linear(encoded) + self.dnn(encoded)
+        # one of the two parts at least (the estimator refuses a model with neither)
+        parts = [part(encoded) for part in (self.linear, self.dnn) if part is not None]
+        return parts[0] if len(parts) == 1 else parts[0] + parts[1]
 
     def to_config(self) -> dict[str, Any]:
         return {
