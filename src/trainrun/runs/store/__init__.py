@@ -23,7 +23,7 @@ import stat
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Union, cast
 
 from trainrun.exceptions import FilterError, RunNotFoundError, RunRecordError, TrainrunError
 from trainrun.runs import record
@@ -538,7 +538,7 @@ def _delete(path: Path) -> None:
 
 def copy_run(
     run: RunRef, to: PathLike = ".", *, runs_dir: PathLike = "runs", rename: str | None = None
-) -> Path:
+) -> Path | list[Path]:
     """Copy a run folder into the folder ``to`` (as ``rename`` or its own name); returns the copy.
 
     The copy is made under a hidden temporary name and renamed when complete,
@@ -556,7 +556,7 @@ def copy_run(
     if _many.is_many(run):
         if rename is not None:
             raise RunRecordError("copy_run() cannot rename several runs to one name; drop rename=.")
-        return [copy_run(r, to, runs_dir=runs_dir) for r in _many.many(run)]  # type: ignore[misc]
+        return [cast(Path, copy_run(r, to, runs_dir=runs_dir)) for r in _many.many(run)]
     source = get_run_dir(run, runs_dir)
     name = rename or source.name
     if not name or "/" in name or os.sep in name or name.startswith("."):
