@@ -202,6 +202,10 @@ class Estimator(ScikitLearnMixin, abc.ABC):
 
     # scikit-learn reads this attribute (sklearn.base.is_classifier / is_regressor).
     _estimator_type: str = ""
+    # constructor arguments every family takes (each __init__ stores them as given)
+    model_dir: str | os.PathLike[str] | None
+    config: RunConfig | None
+    warm_start_from: str | os.PathLike[str] | None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         # tf's Estimator(model_fn=...): the base class itself builds a custom-model estimator.
