@@ -206,6 +206,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
     model_dir: str | os.PathLike[str] | None
     config: RunConfig | None
     warm_start_from: str | os.PathLike[str] | None
+    _checkpoint_path: Path | None  # the last checkpoint written or restored
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         # tf's Estimator(model_fn=...): the base class itself builds a custom-model estimator.
