@@ -1,4 +1,4 @@
-"""`trainrun run` ends at once after the record is written, but only as the command itself."""
+"""`trainrun run`: a program calling main() gets the exit code back; the command flushes its output."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from trainrun.cli import main
-from trainrun.cli._main import _is_this_command
 from trainrun.runs import record
 
 
@@ -18,23 +17,8 @@ def test_main_called_in_process_returns_instead_of_exiting(tmp_path, monkeypatch
     script = tmp_path / "ok.py"
     script.write_text("print('ok')\n")
     code = main(["run", str(script), "--no-echo", "--runs-dir", str(tmp_path / "runs")])
-    assert code == 0  # still here: no os._exit inside a program that calls main()
+    assert code == 0  # still here: main() returns the code to a program that calls it
     assert "completed" in capsys.readouterr().err
-
-
-def test_is_this_command(monkeypatch):
-    argv = ["run", "train.py"]
-    main_py = os.path.join("site-packages", "trainrun", "__main__.py")
-    for entry, expected in (
-        ("/venv/bin/trainrun", True),
-        (main_py, True),
-        ("/venv/bin/pytest", False),
-        ("-c", False),
-    ):
-        monkeypatch.setattr(sys, "argv", [entry, *argv])
-        assert _is_this_command(argv) is expected, entry
-    monkeypatch.setattr(sys, "argv", ["/venv/bin/trainrun", "run", "other.py"])
-    assert not _is_this_command(argv)
 
 
 def test_the_command_flushes_its_output_before_ending(tmp_path):

@@ -89,8 +89,6 @@ def run(argv: list[str]) -> int:
         if handled is None:
             raise
         return handled
-    if getattr(args, "exit_at_once", False) and _is_this_command(argv):
-        _exit_at_once(code)
     return code
 
 
@@ -133,27 +131,3 @@ def _print_error(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
     except (OSError, ValueError):  # stderr closed too: the exit code still tells
         pass
-
-
-def _is_this_command(argv: list[str]) -> bool:
-    """True in the ``trainrun`` process itself, not where a program calls ``main([...])``."""
-    entry = sys.argv[0] if sys.argv else ""
-    is_entry = os.path.basename(entry) in ("trainrun", "trainrun.exe") or entry.endswith(
-        os.path.join("trainrun", "__main__.py")
-    )
-    return is_entry and sys.argv[1:] == argv
-
-
-def _exit_at_once(code: int) -> None:
-    """End the process now, skipping the interpreter's teardown (~7 ms, a tenth of a launch).
-
-    For verbs whose work is entirely on disk when they return (``trainrun run``:
-    the final record is written and fsynced); only the standard streams need
-    flushing. Nothing of the user's runs in this process.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (AttributeError, OSError, ValueError):
-            pass
-    os._exit(code)

@@ -301,9 +301,6 @@ def _run(args: argparse.Namespace) -> int:
     )
     status = info.get("status")
     print(f"trainrun: run {info.get('id')} {status} ({info.get('run_dir')})", file=sys.stderr)
-    # all on disk now: the command may skip the interpreter's teardown, unless a report
-    # was opened (a viewer may still be serving it)
-    args.exit_at_once = not (args.view or opts.view)
     if status == "completed":
         return 0
     if status == "interrupted":
