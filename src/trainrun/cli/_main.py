@@ -44,15 +44,8 @@ EXIT_CODES = """exit codes:
   141  the output's reader went away (a closed pipe)"""
 
 
-def build_parser(
-    families: tuple[str, ...] = VERB_MODULES, verb: str | None = None
-) -> argparse.ArgumentParser:
-    """The ``trainrun`` parser with the verbs of ``families``.
-
-    ``verb``: the verb on the command line, when known. A family module with a
-    ``register_verb(subparsers, verb)`` then adds that verb's parser alone (the
-    others are never shown: the command line already chose).
-    """
+def build_parser(families: tuple[str, ...] = VERB_MODULES) -> argparse.ArgumentParser:
+    """The ``trainrun`` parser with the verbs of ``families``."""
     parser = argparse.ArgumentParser(
         prog="trainrun",
         description="Train models and keep every training run on record.",
@@ -62,17 +55,13 @@ def build_parser(
     parser.add_argument("--version", action="version", version=f"trainrun {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
     for name in families:
-        module = importlib.import_module(f"trainrun.cli.{name}")
-        if verb is not None and hasattr(module, "register_verb"):
-            module.register_verb(sub, verb)
-        else:
-            module.register(sub)
+        importlib.import_module(f"trainrun.cli.{name}").register(sub)
     return parser
 
 
 def run(argv: list[str]) -> int:
     family = VERB_FAMILY.get(argv[0]) if argv else None
-    parser = build_parser((family,), argv[0]) if family else build_parser()
+    parser = build_parser((family,)) if family else build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -27,10 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add(subparsers)
 
 
-def register_verb(subparsers: argparse._SubParsersAction, verb: str) -> None:
-    _VERBS[verb](subparsers)
-
-
 def _add_tag(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "tag",

@@ -38,11 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add(subparsers)
 
 
-def register_verb(subparsers: argparse._SubParsersAction, verb: str) -> None:
-    """Add only ``verb``'s parser: ``trainrun run`` need not build the other six."""
-    _VERBS[verb](subparsers)
-
-
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
