@@ -16,10 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 #: Names the file the declarations are written to; set only by the launcher's probe.
 DESCRIBE_ENV = "TRAINRUN_DESCRIBE_FLAGS"

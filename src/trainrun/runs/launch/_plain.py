@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 RECORD_ENV = "TRAINRUN_RECORD"
 RUNS_DIR_ENV = "TRAINRUN_RUNS_DIR"

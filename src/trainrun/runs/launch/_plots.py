@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 _saved: dict[int, int] = {}  # id(figure) -> how many artists it had when saved
 
