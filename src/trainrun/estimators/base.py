@@ -207,6 +207,13 @@ class Estimator(ScikitLearnMixin, abc.ABC):
     config: RunConfig | None
     warm_start_from: str | os.PathLike[str] | None
     _checkpoint_path: Path | None  # the last checkpoint written or restored
+    # fitted state, None until built (``_build``); read only after ``_build`` has run, so it is
+    # typed as the built objects' interface rather than narrowed at every use
+    network_: Any
+    transform_: Any
+    head_: Any
+    # this rank's share of the input under torchrun (a TrainShard or an EvalShard, by use)
+    shard_: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         # tf's Estimator(model_fn=...): the base class itself builds a custom-model estimator.
