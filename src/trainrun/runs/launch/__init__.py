@@ -915,29 +915,14 @@ def _check_scalars(pattern: bool | str) -> bool | str:
 def _first_info(plan: _Plan, run_dir: Path, tags: dict[str, str]) -> dict[str, Any]:
     from trainrun.runs.launch._declared import script_digest
 
-    pid = os.getpid()
-    return {
-        "id": run_dir.name,
-        "script": plan.script,
-        "command": plan.command,
-        "cwd": str(plan.work_dir),
-        "script_sha256": script_digest(plan.source),
-        "status": "running",
-        "start": record.utc_now(),
-        "end": None,
-        "duration": None,
-        "exit_code": None,
-        "error": None,
-        "traceback": None,
-        "host": record.HOST,
-        "pid": pid,
-        "pid_start": record.process_start_time(pid),
-        "python": sys.version.split()[0],
-        "python_executable": sys.executable,
-        "packages": {},
-        "git": None,
-        "tags": tags,
-    }
+    return record.starting_record(
+        run_dir,
+        script=plan.script,
+        command=plan.command,
+        cwd=str(plan.work_dir),
+        tags=tags,
+        script_sha256=script_digest(plan.source),
+    )
 
 
 def _start_child(

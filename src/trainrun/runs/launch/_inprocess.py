@@ -468,29 +468,14 @@ def start_run(
 
 def _run_info(folder: Path, script: str, tags: Mapping[str, Any] | None) -> dict[str, Any]:
     """run.json of a run starting now in this process (its status "running")."""
-    pid = os.getpid()
-    return {
-        "id": folder.name,
-        "script": script,
-        "command": list(sys.argv),
-        "cwd": os.getcwd(),
-        "in_process": True,
-        "status": "running",
-        "start": record.utc_now(),
-        "end": None,
-        "duration": None,
-        "exit_code": None,
-        "error": None,
-        "traceback": None,
-        "host": record.HOST,
-        "pid": pid,
-        "pid_start": record.process_start_time(pid),
-        "python": sys.version.split()[0],
-        "python_executable": sys.executable,
-        "packages": {},
-        "git": None,
-        "tags": {str(k): str(v) for k, v in (tags or {}).items()},
-    }
+    return record.starting_record(
+        folder,
+        script=script,
+        command=list(sys.argv),
+        cwd=os.getcwd(),
+        tags={str(k): str(v) for k, v in (tags or {}).items()},
+        in_process=True,
+    )
 
 
 _versions: dict[str, str] | None = None

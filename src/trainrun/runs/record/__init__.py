@@ -25,6 +25,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -283,6 +284,39 @@ def _host_name() -> str:
 
 
 HOST = _host_name()
+
+
+def starting_record(
+    run_dir: Path, *, script: str, command: list[str], cwd: str, tags: dict[str, str], **extra: Any
+) -> dict[str, Any]:
+    """run.json of a run starting now in this process: status "running", nothing ended yet.
+
+    The one place that says what a new record holds; the launcher and in-process runs add
+    their own fields through ``extra`` (placed after ``cwd``).
+    """
+    pid = os.getpid()
+    return {
+        "id": run_dir.name,
+        "script": script,
+        "command": command,
+        "cwd": cwd,
+        **extra,
+        "status": "running",
+        "start": utc_now(),
+        "end": None,
+        "duration": None,
+        "exit_code": None,
+        "error": None,
+        "traceback": None,
+        "host": HOST,
+        "pid": pid,
+        "pid_start": process_start_time(pid),
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "packages": {},
+        "git": None,
+        "tags": tags,
+    }
 
 
 def resolve_status(run: Mapping[str, Any]) -> str:
