@@ -23,6 +23,7 @@ array([0, 1])
 from __future__ import annotations
 
 import contextlib
+import inspect
 import numbers
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -141,6 +142,44 @@ class ScikitLearnMixin:
     keys)``, ``_estimator_type`` and either feature columns (``_declared_columns()``) or
     column inference from the data (``_infer_columns(frame)``).
     """
+
+    # ------------------------------------------------------------ settings
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)  # type: ignore[misc]
+        return [
+            p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
+        ]
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """The constructor's settings, as given (scikit-learn's ``get_params``)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Any:
+        """Change settings before training; unknown names raise UsageError (a ValueError)."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise UsageError(
+                    f"{type(self).__name__} has no parameter {name!r}. Valid parameters: {valid}."
+                )
+            setattr(self, name, value)
+        self._forget_fitted()
+        return self
+
+    def _forget_fitted(self) -> None:
+        """Drop what training learned, after settings changed (each family says what)."""
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)  # type: ignore[misc]
+        parts = []
+        for p in sig.parameters.values():
+            if p.name == "self" or p.kind == p.VAR_KEYWORD:
+                continue
+            value = getattr(self, p.name)
+            if p.default is p.empty or not _same(value, p.default):
+                parts.append(f"{p.name}={_short_repr(value)}")
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     _estimator_type: str = ""
     #: Examples per step of fit() when not given.
@@ -596,3 +635,25 @@ def r2(truth: np.ndarray, pred: np.ndarray, weights: np.ndarray | None = None) -
 def check_positive_int(value: Any, arg: str) -> None:
     if value is not None and not (_is_int(value) and value > 0):
         raise InputError(f"{arg} must be a positive int. Received: {arg}={value!r}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return a is b
+
+
+def _short_repr(value: Any) -> str:
+    from trainrun.feature_columns import FeatureColumn
+
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(c, FeatureColumn) for c in value)
+    ):
+        names = [c.name for c in value]
+        shown = ", ".join(names[:4]) + (f", ... ({len(names)} columns)" if len(names) > 4 else "")
+        return f"[{shown}]"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -15,7 +15,6 @@ import abc
 import atexit
 import contextlib
 import copy
-import inspect
 import logging
 import numbers
 import os
@@ -26,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainrun.estimators._sklearn import ScikitLearnMixin
+from trainrun.estimators._sklearn import ScikitLearnMixin, _short_repr
 from trainrun.estimators.run_config import RunConfig
 from trainrun.exceptions import InputError, ModelDirError, NotTrainedError, UsageError
 
@@ -224,40 +223,9 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         return super().__new__(cls)
 
     # ------------------------------------------------------------ settings
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [
-            p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
-        ]
-
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
-        """The constructor's settings, as given (scikit-learn's ``get_params``)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> Estimator:
-        """Change settings before training; unknown names raise ValueError."""
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise UsageError(
-                    f"{type(self).__name__} has no parameter {name!r}. Valid parameters: {valid}."
-                )
-            setattr(self, name, value)
-        # New settings mean a new network: rebuild (and restore from model_dir) on next use.
+    def _forget_fitted(self) -> None:
+        # new settings mean a new network: rebuild (and restore from model_dir) on next use
         self.network_ = None
-        return self
-
-    def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__)
-        parts = []
-        for p in sig.parameters.values():
-            if p.name == "self" or p.kind == p.VAR_KEYWORD:
-                continue
-            value = getattr(self, p.name)
-            if p.default is p.empty or not _same(value, p.default):
-                parts.append(f"{p.name}={_short_repr(value)}")
-        return f"{type(self).__name__}({', '.join(parts)})"
 
     def _validate_params(self) -> None:
         cls = type(self).__name__
@@ -1268,28 +1236,6 @@ def _normalized_weights(batches: Iterator[Any], column: Any) -> Iterator[Any]:
         raw = w.detach().cpu().numpy().reshape(w.shape[0], -1)
         out = _encode_numeric(column, raw).reshape(w.shape).to(w.device)
         yield type(batch)(batch.features, batch.labels, out)
-
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b) and type(a) is type(b)
-    except Exception:
-        return a is b
-
-
-def _short_repr(value: Any) -> str:
-    from trainrun.feature_columns import FeatureColumn
-
-    if (
-        isinstance(value, (list, tuple))
-        and value
-        and all(isinstance(c, FeatureColumn) for c in value)
-    ):
-        names = [c.name for c in value]
-        shown = ", ".join(names[:4]) + (f", ... ({len(names)} columns)" if len(names) > 4 else "")
-        return f"[{shown}]"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _check_feature_columns(columns: Sequence[Any], arg: str) -> None:

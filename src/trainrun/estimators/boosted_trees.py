@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import abc
 import copy
-import inspect
 import json
 import math
 import numbers
@@ -279,37 +278,8 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
     def _build_head(self) -> Any:
         """The classifier's or the regressor's head."""
 
-    # ------------------------------------------------------------ settings (scikit-learn's)
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values() if p.name != "self"]
-
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> Any:
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise UsageError(
-                    f"{type(self).__name__} has no parameter {name!r}. Valid parameters: {valid}."
-                )
-            setattr(self, name, value)
+    def _forget_fitted(self) -> None:
         self.booster_ = None
-        return self
-
-    def __repr__(self) -> str:
-        from trainrun.estimators.base import _same, _short_repr
-
-        sig = inspect.signature(type(self).__init__)
-        parts = [
-            f"{p.name}={_short_repr(getattr(self, p.name))}"
-            for p in sig.parameters.values()
-            if p.name != "self"
-            and (p.default is p.empty or not _same(getattr(self, p.name), p.default))
-        ]
-        return f"{type(self).__name__}({', '.join(parts)})"
 
     def _validate_params(self) -> None:
         cls = type(self).__name__
