@@ -572,14 +572,9 @@ class Estimator(ScikitLearnMixin, abc.ABC):
     ) -> Path | None:
         if not self.config_.tensorboard:
             return None
-        from trainrun.training.run_recorder import active_tensorboard_dir
+        from trainrun.training.run_recorder import events_dir
 
-        run_tb = active_tensorboard_dir()
-        if run_tb is not None:
-            return run_tb
-        if evaluating:
-            return self.model_dir_ / ("eval" if eval_name is None else f"eval_{eval_name}")
-        return self.model_dir_
+        return events_dir(self.model_dir_, evaluating=evaluating, eval_name=eval_name)
 
     # ------------------------------------------------------------ train
     def train(

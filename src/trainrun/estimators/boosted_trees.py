@@ -643,14 +643,9 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
     def _tensorboard_dir(self, evaluating: bool = False, name: str | None = None) -> Path | None:
         if not self.config_.tensorboard:
             return None
-        from trainrun.training.run_recorder import active_tensorboard_dir
+        from trainrun.training.run_recorder import events_dir
 
-        run_tb = active_tensorboard_dir()
-        if run_tb is not None:
-            return run_tb
-        if evaluating:
-            return self.model_dir_ / ("eval" if name is None else f"eval_{name}")
-        return self.model_dir_
+        return events_dir(self.model_dir_, evaluating=evaluating, eval_name=name)
 
     # ------------------------------------------------------------ checkpoints
     def _meta(self) -> dict[str, Any]:

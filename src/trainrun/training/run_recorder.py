@@ -64,6 +64,18 @@ def active_tensorboard_dir() -> Path | None:
     return Path(path) if path is not None else None
 
 
+def events_dir(model_dir: Path, *, evaluating: bool = False, eval_name: str | None = None) -> Path:
+    """Where a model's TensorBoard events go: the active run's tensorboard/ folder inside a run
+    (training and evaluation side by side), else the model directory, evaluations in
+    ``eval/`` (or ``eval_<name>/``) as tf.estimator lays them out."""
+    run_tb = active_tensorboard_dir()
+    if run_tb is not None:
+        return run_tb
+    if evaluating:
+        return model_dir / ("eval" if eval_name is None else f"eval_{eval_name}")
+    return model_dir
+
+
 def record_evaluation(results: Mapping[str, Any], name: str | None = None) -> None:
     """Merge evaluation results into the run's evaluation.json (named ones as ``name/key``)."""
     active = _active()
