@@ -69,15 +69,57 @@ def test_multiclass_prior_regressor_mean_and_restore(tmp_path):
     assert again.global_step_ == 150
 
 
-def test_fit_predict_score_and_no_export(tmp_path):
+def test_fit_predict_score(tmp_path):
     df = frame()
     est = trainrun.BaselineClassifier(config=QUIET).fit(df[["x"]], df["label"])
     assert list(est.classes_) == ["a", "b", "c"]
     assert set(est.predict(df[["x"]])) == {"c"}  # the majority class
     assert est.score(df[["x"]], df["label"]) == pytest.approx((df["label"] == "c").mean())
-    with pytest.raises(trainrun.UsageError, match="no export: it predicts one constant"):
-        est.export(tmp_path / "e")
     with pytest.raises(InputError, match="no response column"):
         trainrun.BaselineRegressor(model_dir=tmp_path / "x", config=QUIET).train(
             trainrun.input_fn(df[["x"]]), steps=1
         )
+
+
+@pytest.mark.parametrize(
+    ("make", "response"),
+    [
+        (lambda d: trainrun.BaselineClassifier(model_dir=d, config=QUIET), "y"),
+        (
+            lambda d: trainrun.BaselineClassifier(
+                n_classes=3, label_vocabulary=["a", "b", "c"], model_dir=d, config=QUIET
+            ),
+            "label",
+        ),
+        (lambda d: trainrun.BaselineRegressor(weight_column="w", model_dir=d, config=QUIET), "t"),
+    ],
+    ids=["binary", "multiclass", "regressor"],
+)
+def test_export_round_trip_predicts_what_the_estimator_predicts(make, response, tmp_path):
+    df = frame()
+    est = make(tmp_path / "model")
+    est.train(trainrun.input_fn(df, features=["x"], response=response, epochs=None), steps=20)
+    path = est.export(tmp_path / "export")
+    assert sorted(p.name for p in path.iterdir()) == ["model.safetensors", "spec.json"]
+    loaded = trainrun.load_exported(path)
+    assert loaded.spec["network"] == {"type": "baseline", "units": est.network_.units}
+    assert loaded.spec["estimator"] == type(est).__name__
+    assert loaded.required_keys == ()  # a baseline reads no feature, only the row count
+    mine = est.predict_frame(trainrun.input_fn(df.head(50), features=["x"], shuffle=False))
+    theirs = loaded.predict_frame(df.head(50)[["x"]])
+    assert list(mine.columns) == list(theirs.columns)
+    np.testing.assert_array_equal(mine.to_numpy(), theirs.to_numpy())
+    # any other columns do as well: the prediction is the learned prior / mean
+    other = loaded.predict_frame(pd.DataFrame({"anything": np.arange(3.0)}))
+    np.testing.assert_array_equal(other.to_numpy(), theirs.head(3).to_numpy())
+    with pytest.raises(InputError, match="counts the rows"):
+        loaded.predict({})
+
+
+def test_export_after_fit_predicts_the_label_mean(tmp_path):
+    df = frame()
+    est = trainrun.BaselineRegressor(config=QUIET).fit(df[["x"]], df["t"])
+    loaded = trainrun.load_exported(est.export(tmp_path / "export"))
+    np.testing.assert_allclose(
+        loaded.predict(df[["x"]])["predictions"][:, 0], est.predict(df[["x"]])
+    )

@@ -119,5 +119,57 @@ def test_a_gru_over_a_sequence_column_learns_through_estimator(tmp_path):
     results = est.evaluate(trainrun.input_fn(df, response="y", shuffle=False))
     assert results["accuracy"] > 0.85
     assert est.network_.body.out.in_features == 8 + 4  # GRU state + two shared embeddings
-    with pytest.raises(trainrun.ModelDirError, match="does not yet cover sequence"):
-        est.export(tmp_path / "export")
+
+    # The export rebuilds the sequence and shared-embedding transform from its spec alone
+    # (column configs, no pickle) and the GRU by importing its builder.
+    path = est.export(tmp_path / "export")
+    assert sorted(p.name for p in path.iterdir()) == ["model.safetensors", "spec.json"]
+    loaded = trainrun.load_exported(path)
+    assert [c["type"] for c in loaded.spec["columns"]["all"]] == [
+        "embedding_column",
+        "shared_embedding_column",
+        "shared_embedding_column",
+    ]
+    assert loaded.spec["network"]["model_fn"].endswith(":GRUClassifier")
+    assert set(loaded.required_keys) == {"words", "team", "rival"}
+    new = df.drop(columns="y").iloc[::7]  # other batch compositions: other padded widths
+    mine = est.predict_frame(trainrun.input_fn(new, shuffle=False, batch_size=16))
+    theirs = loaded.predict_frame(new, batch_size=16)
+    pd.testing.assert_frame_equal(mine, theirs, rtol=1e-6, atol=1e-7)
+    # a new estimator over the export warm-starts to the same predictions
+    warm = trainrun.Estimator(
+        model_fn=GRUClassifier,
+        head=trainrun.BinaryHead(),
+        feature_columns=[fc.embedding_column(words, 6), team, rival],
+        model_dir=tmp_path / "warm",
+        warm_start_from=path,
+        config=trainrun.RunConfig(seed=1, progress=False, tensorboard=False, num_threads=1),
+    )
+    warm.train(trainrun.input_fn(df, response="y", epochs=1, batch_size=32), steps=1)
+    assert warm.global_step_ == 1
+
+
+def test_a_sequence_numeric_model_exports_and_reloads(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = [list(rng.normal(size=rng.integers(1, 6)).round(3)) for _ in range(120)]
+    df = pd.DataFrame({"prices": rows, "y": [float(np.sum(r)) for r in rows]})
+    df["shop"] = rng.integers(0, 3, len(df))
+    shop = fc.indicator_column(fc.categorical_column_with_identity("shop", 3))
+    est = trainrun.Estimator(
+        model_fn=GRUClassifier,
+        head=trainrun.RegressionHead(),
+        feature_columns=[fc.sequence_numeric_column("prices", default_value=-9.0), shop],
+        model_dir=tmp_path / "m",
+        config=trainrun.RunConfig(seed=0, progress=False, tensorboard=False, num_threads=1),
+    )
+    est.train(trainrun.input_fn(df, response="y", epochs=2, batch_size=32))
+    loaded = trainrun.load_exported(est.export(tmp_path / "export"))
+    assert loaded.spec["columns"]["all"][0] == {
+        "type": "sequence_numeric_column",
+        "key": "prices",
+        "shape": [1],
+        "default_value": -9.0,
+    }
+    mine = est.predict_frame(trainrun.input_fn(df.drop(columns="y"), shuffle=False))
+    theirs = loaded.predict_frame(df.drop(columns="y"), batch_size=128)
+    pd.testing.assert_frame_equal(mine, theirs, rtol=1e-5, atol=1e-6)

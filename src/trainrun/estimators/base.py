@@ -336,10 +336,9 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         return build_network(config, columns)
 
     def _make_transform(self, columns: dict[str, list[Any]]) -> Any:
-        from trainrun.feature_columns import FeatureTransform
-        from trainrun.modules._build import union_columns
+        from trainrun.model_dir.export import transform_for  # the same choice as load_exported
 
-        return FeatureTransform(union_columns(columns))
+        return transform_for(columns)
 
     def _resolve_model_dir(self) -> Path:
         earlier = getattr(self, "model_dir_", None)

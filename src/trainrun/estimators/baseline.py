@@ -2,8 +2,8 @@
 
 As tf.estimator's baselines, they ignore the features and learn one bias per logit:
 the classifier converges to the (weighted) class prior, the regressor to the
-(weighted) label mean. They train, evaluate, checkpoint, log to TensorBoard and record
-into training runs like every other estimator, and report the same metric keys, so
+(weighted) label mean. They train, evaluate, checkpoint, export, log to TensorBoard and
+record into training runs like every other estimator, and report the same metric keys, so
 ``evaluate()`` of a baseline is the row to beat in a comparison table.
 
 >>> import pandas as pd, trainrun as tr
@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from trainrun.estimators.base import Estimator
@@ -104,18 +103,6 @@ class _Baseline(Estimator):
             if kind is not None:
                 kind.poor_score = True
         return tags
-
-    def export(self, path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Path:
-        """A baseline has no export: its prediction is one constant per class or target.
-
-        Read it from ``predict`` or the bias in ``latest_checkpoint()``; compare models
-        against ``evaluate()``'s metrics.
-        """
-        raise UsageError(
-            f"{type(self).__name__} has no export: it predicts one constant (the class prior "
-            "or label mean), read from predict() or its checkpoint. Export the model that "
-            "beats it instead."
-        )
 
 
 class BaselineClassifier(_Baseline):

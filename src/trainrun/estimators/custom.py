@@ -173,13 +173,6 @@ class CustomEstimator(Estimator):
 
         return CustomModel(columns["all"], config["units"], self.model_fn, self.params)
 
-    def _make_transform(self, columns: dict[str, list[Any]]) -> Any:
-        from trainrun.feature_columns._extra_layers import ExtendedTransform, needs_extended
-
-        if needs_extended(columns["all"]):
-            return ExtendedTransform(columns["all"])  # sequence or shared-embedding columns
-        return super()._make_transform(columns)
-
     def _optimizer_settings(self) -> list[tuple[str, Any]]:
         return [("all", self.optimizer)]
 
@@ -197,13 +190,5 @@ class CustomEstimator(Estimator):
                 "nn.Module class of an importable module (an export holds no code: "
                 "load_exported imports it by name). A module instance, lambda or local "
                 f"function cannot be named. Received: model_fn={self.model_fn!r}"[:400]
-            )
-        from trainrun.feature_columns._extra_layers import needs_extended
-
-        if needs_extended(self.columns_["all"]):
-            raise ModelDirError(
-                f"{type(self).__name__}.export() does not yet cover sequence or shared-embedding "
-                "columns: load_exported rebuilds only the standard feature transform. Keep the "
-                "model_dir instead: a new Estimator(model_fn=..., model_dir=...) restores it."
             )
         return super().export(path, *args, **kwargs)

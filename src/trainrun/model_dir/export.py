@@ -34,6 +34,7 @@ __all__ = [
     "load_exported",
     "predictions_to_frame",
     "read_export_files",
+    "transform_for",
 ]
 
 EXPORT_FORMAT = "trainrun.export/1"
@@ -215,8 +216,7 @@ def _spec_parts(
 ) -> tuple[dict[str, list[Any]], Any, Any]:
     """The feature columns, head and transform a spec describes (ModelDirError if it cannot)."""
     from trainrun.exceptions import FeatureColumnError
-    from trainrun.feature_columns import FeatureTransform, columns_from_config
-    from trainrun.modules._build import union_columns
+    from trainrun.feature_columns import columns_from_config
     from trainrun.modules.heads import head_from_config
 
     what = "The export spec"
@@ -228,7 +228,7 @@ def _spec_parts(
             if not isinstance(cfg, list):
                 raise TypeError(f"columns.{part} must be a list of column configs")
             columns[part] = columns_from_config(cfg, dict(normalizers) if normalizers else None)
-        transform = FeatureTransform(union_columns(columns))
+        transform = transform_for(columns, spec.get("network"))
         head = head_from_config(head_config)
     except FeatureColumnError as exc:
         if "normalizer" in str(exc):
@@ -240,6 +240,26 @@ def _spec_parts(
             "it is damaged or from another version. Export the model again."
         ) from None
     return columns, head, transform
+
+
+def transform_for(columns: Mapping[str, Sequence[Any]], network: Any = None) -> Any:
+    """The transform that encodes ``columns`` for a network: the one choice shared by the
+    estimators and :func:`load_exported`.
+
+    A baseline (``network`` config of type ``"baseline"``) reads no feature, only the row
+    count; sequence and shared-embedding columns need the extended transform (padded
+    sequences, shared ids); every other model the plain :class:`FeatureTransform`.
+    """
+    from trainrun.feature_columns import FeatureTransform
+    from trainrun.feature_columns._extra_layers import ExtendedTransform, needs_extended
+    from trainrun.modules._build import union_columns
+
+    if isinstance(network, Mapping) and network.get("type") == "baseline":
+        from trainrun.modules.baseline import RowsTransform
+
+        return RowsTransform()
+    cols = union_columns(columns)
+    return ExtendedTransform(cols) if needs_extended(cols) else FeatureTransform(cols)
 
 
 def _built(build: Callable[..., Any], config: dict[str, Any], columns: Any, spec_path: Path) -> Any:

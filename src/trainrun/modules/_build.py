@@ -48,6 +48,10 @@ def build_network(config: Mapping[str, Any], columns: Mapping[str, Sequence[Any]
             dnn.get("batch_norm", False),
             lin.get("sparse_combiner", "sum"),
         )
+    if kind == "baseline":  # BaselineClassifier / BaselineRegressor: one bias per logit
+        from trainrun.modules.baseline import BaselineModel
+
+        return BaselineModel(int(config["units"]))
     if kind == "custom":  # trainrun.Estimator(model_fn=...): imports the builder it names
         from trainrun.modules.custom import build_custom
 
