@@ -101,7 +101,8 @@ def test_poisson_and_multilabel_heads_through_a_custom_model(tmp_path):
     poisson = custom(tmp_path / "p", head=trainrun.PoissonRegressionHead())
     poisson.train(trainrun.input_fn(df, response="count", epochs=30, batch_size=32))
     results = poisson.evaluate(trainrun.input_fn(df, response="count", shuffle=False))
-    assert set(results) == {"average_loss", "label/mean", "loss", "prediction/mean", "global_step"}
+    keys = {"average_loss", "label/mean", "loss", "poisson_deviance", "prediction/mean"}
+    assert set(results) == {*keys, "global_step"}
     assert results["prediction/mean"] == pytest.approx(df["count"].mean(), rel=0.15)
     preds = poisson.predict_frame(trainrun.input_fn(df.head(5), shuffle=False))
     assert (preds["predictions"] > 0).all()

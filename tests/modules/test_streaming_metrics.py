@@ -311,9 +311,14 @@ def test_a_head_accumulator_equals_the_heads_own_metrics(case, weighted, small_s
     _assert_same(acc.result(), head.metrics(out, y, w, 0.25))
 
 
-def test_heads_whose_metrics_need_the_whole_set_get_no_accumulator():
-    assert MetricAccumulator.for_head(BinaryClassHead(thresholds=[0.3])) is None
-    assert MetricAccumulator.for_head(MultiLabelHead(3)) is None
+def test_a_users_head_subclass_that_may_override_metrics_gets_no_accumulator():
+    class MyHead(MultiLabelHead):
+        def metrics(self, logits, labels, weights, loss):
+            return {"loss": loss}
+
+    assert MetricAccumulator.for_head(MyHead(3)) is None
+    assert MetricAccumulator.for_head(BinaryClassHead(thresholds=[0.3])) is not None
+    assert MetricAccumulator.for_head(MultiLabelHead(3)) is not None
 
 
 def test_evaluate_over_parquet_equals_the_whole_set_metrics(tmp_path):

@@ -58,33 +58,6 @@ def _check_thresholds(thresholds: Sequence[float] | None) -> list[float]:
     return [float(t) for t in values]
 
 
-def _weighted_mean(values: np.ndarray, w: np.ndarray | None) -> float:
-    if w is None:
-        return float(values.mean()) if values.size else 0.0
-    total = float(w.sum())
-    return float((values * w).sum() / total) if total > 0 else 0.0
-
-
-def threshold_metrics(
-    prob: np.ndarray, labels: np.ndarray, w: np.ndarray | None, thresholds: Sequence[float]
-) -> dict[str, float]:
-    """accuracy / precision / recall with ``positive_threshold_t`` for each threshold t."""
-    out: dict[str, float] = {}
-    hard = labels > 0.5
-    ww = np.ones_like(prob) if w is None else np.broadcast_to(w, prob.shape)
-    for t in thresholds:
-        pred = prob > t
-        tp = float((ww * (pred & hard)).sum())
-        out[f"accuracy/positive_threshold_{t:g}"] = _weighted_mean((pred == hard) * 1.0, ww)
-        out[f"precision/positive_threshold_{t:g}"] = (
-            tp / max(float((ww * pred).sum()), 1e-300) if pred.any() else 0.0
-        )
-        out[f"recall/positive_threshold_{t:g}"] = (
-            tp / max(float((ww * hard).sum()), 1e-300) if hard.any() else 0.0
-        )
-    return out
-
-
 class BinaryClassHead(BinaryHead):
     """tf.estimator's ``BinaryClassHead`` with ``thresholds``: BinaryHead's loss,
     predictions and metrics, plus accuracy, precision and recall at each threshold.
@@ -108,11 +81,12 @@ class BinaryClassHead(BinaryHead):
         self.thresholds = _check_thresholds(thresholds)
 
     def metrics(self, logits, labels, weights, loss):
-        out = super().metrics(logits, labels, weights, loss)
-        prob = torch.sigmoid(logits.detach().reshape(-1).double()).numpy()
-        w = None if weights is None else weights.reshape(-1).double().numpy()
-        out.update(threshold_metrics(prob, labels.reshape(-1).double().numpy(), w, self.thresholds))
-        return dict(sorted(out.items()))
+        from trainrun.modules.metrics import binary_threshold_metrics
+
+        w = None if weights is None else self.example_weights(weights, logits.shape[0])
+        return binary_threshold_metrics(
+            logits.detach().reshape(-1), labels.reshape(-1), w, loss, self.thresholds
+        )
 
     def to_config(self) -> dict[str, Any]:
         return {**super().to_config(), "thresholds": self.thresholds}
@@ -222,27 +196,13 @@ class MultiLabelHead(Head):
         }
 
     def metrics(self, logits, labels, weights, loss):
-        from trainrun.modules.metrics import average_precision, roc_auc
+        from trainrun.modules.metrics import multi_label_metrics
 
-        z = logits.detach().double()
-        y = labels.reshape(z.shape).double()
-        w = None if weights is None else weights.reshape(-1).double().numpy()
-        prob = torch.sigmoid(z).numpy()
-        yn = y.numpy()
-        wide = None if w is None else np.repeat(w[:, None], self.n_classes, axis=1)
-        out: dict[str, float] = {
-            "loss": float(loss),
-            "average_loss": self.average_loss(logits.detach(), labels, weights),
-            "auc": roc_auc(prob.ravel(), yn.ravel(), None if wide is None else wide.ravel()),
-            "auc_precision_recall": average_precision(
-                prob.ravel(), yn.ravel(), None if wide is None else wide.ravel()
-            ),
-        }
-        for j, name in enumerate(self._names):
-            out[f"auc/{name}"] = roc_auc(prob[:, j], yn[:, j], w)
-            out[f"auc_precision_recall/{name}"] = average_precision(prob[:, j], yn[:, j], w)
-        out.update(threshold_metrics(prob, yn, None if w is None else w[:, None], self.thresholds))
-        return dict(sorted(out.items()))
+        logits = logits.detach()
+        w = None if weights is None else self.example_weights(weights, logits.shape[0])
+        return multi_label_metrics(
+            logits, labels.reshape(logits.shape), w, loss, self._names, self.thresholds
+        )
 
     def to_config(self) -> dict[str, Any]:
         return {
@@ -261,7 +221,8 @@ class PoissonRegressionHead(Head):
     full Poisson negative log-likelihood ``exp(logit) - label * logit + log(label!)``
     (tf's ``compute_full_loss=True``; Stirling's approximation for the factorial).
     Labels must be non-negative numbers. Metrics: tf's regression keys, with
-    ``average_loss`` in the head's own (Poisson) units.
+    ``average_loss`` in the head's own (Poisson) units, and ``poisson_deviance`` (the
+    weighted mean unit deviance, scikit-learn's ``mean_poisson_deviance``).
     """
 
     kind = "poisson_regression"
@@ -314,15 +275,11 @@ class PoissonRegressionHead(Head):
         return {"logits": logits.cpu().numpy(), "predictions": torch.exp(logits).cpu().numpy()}
 
     def metrics(self, logits, labels, weights, loss):
-        from trainrun.modules.metrics import regression_metrics
+        from trainrun.modules.metrics import poisson_metrics
 
         logits = logits.detach()
-        w = None if weights is None else weights.reshape(-1)
-        out = regression_metrics(torch.exp(logits), labels.reshape(logits.shape), w, loss)
-        per_example = self.unreduced_loss(logits, labels).double() / self.label_dimension
-        ww = None if w is None else w.double().numpy()
-        out["average_loss"] = _weighted_mean(per_example.numpy(), ww)
-        return out
+        w = None if weights is None else self.example_weights(weights, logits.shape[0])
+        return poisson_metrics(logits, labels.reshape(logits.shape), w, loss)
 
     def to_config(self) -> dict[str, Any]:
         return {

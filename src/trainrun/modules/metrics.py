@@ -66,7 +66,10 @@ __all__ = [
     "MetricAccumulator",
     "average_precision",
     "binary_metrics",
+    "binary_threshold_metrics",
+    "multi_label_metrics",
     "multiclass_metrics",
+    "poisson_metrics",
     "regression_metrics",
     "roc_auc",
 ]
@@ -240,7 +243,7 @@ class _Column:
 
 
 def _areas(
-    scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None
+    scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, per_weight: int = 1
 ) -> tuple[float, float]:
     """The exact ROC AUC and average precision of ``scores`` (higher = more positive).
 
@@ -251,6 +254,10 @@ def _areas(
     precision). The pass holds only a step's temporaries, so the cost beyond the
     columns is the sort's int64 index. ``scores`` is negated in place during the sort
     and restored. nan when a score is not finite, or a class is absent.
+
+    ``per_weight`` scores share each weight: score ``i`` has weight
+    ``weights[i // per_weight]`` (a multi-label head's ``[N, C]`` scores, flattened,
+    with one weight per example), so no widened copy of the weights is made.
     """
     n = scores.size
     if n == 0 or not np.isfinite(scores).all():
@@ -266,7 +273,7 @@ def _areas(
             lab = labels[idx].astype(np.float64)
             pos_part, neg_part = lab, 1.0 - lab
             if weights is not None:
-                w = weights[idx].astype(np.float64)
+                w = weights[idx if per_weight == 1 else idx // per_weight].astype(np.float64)
                 pos_part, neg_part = w * lab, w * neg_part
             tp = np.cumsum(np.r_[tp_run, pos_part])[1:]
             fp = np.cumsum(np.r_[fp_run, neg_part])[1:]
@@ -334,7 +341,10 @@ class _Binary:
         self.hard = _Column(np.uint8)
         self.weights: _Column | None = None
 
-    def update(self, logits: Any, labels: Any, weights: Any) -> None:
+    def update(
+        self, logits: Any, labels: Any, weights: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Fold a batch in; returns its checked float64 logits, labels and weights (or None)."""
         raw = _as_tensor(logits, "logits")
         z = raw.to(torch.float64)
         if z.dim() == 2 and z.shape[1] == 1:
@@ -371,8 +381,11 @@ class _Binary:
             self.scores = _Column(np.float32)
             self.hard = _Column(np.uint8)
             self.weights = None
-        if not self.finite:
-            return
+        if self.finite:
+            self._keep(raw, y, w, weights)
+        return z, y, w
+
+    def _keep(self, raw: torch.Tensor, y: torch.Tensor, w: Any, weights: Any) -> None:
         # rank by logit, not probability: sigmoid is monotone but rounds large logits
         # to exactly 1.0, which would tie examples the model ranks apart
         exact = torch.float32 if _exact_dtype(raw) == np.float32 else torch.float64
@@ -505,6 +518,182 @@ class _Regression:
         }
 
 
+# ---------------------------------------------------------------- the extra heads' states
+
+
+class _Thresholds:
+    """Running weighted counts at each threshold: accuracy, precision and recall there.
+
+    Probabilities above ``t`` are predicted positive (tf.estimator's
+    ``positive_threshold_t``); each (example, label) pair counts with its example's
+    weight. Four sums per threshold, whatever the number of examples.
+    """
+
+    def __init__(self, thresholds: list[float]) -> None:
+        self.thresholds = list(thresholds)
+        k = len(self.thresholds)
+        self.correct, self.tp = np.zeros(k), np.zeros(k)
+        self.predicted, self.positive = np.zeros(k), np.zeros(k)
+        self.total = 0.0
+
+    def update(self, prob: torch.Tensor, hard: torch.Tensor, w: torch.Tensor | None) -> None:
+        """``prob`` and the bool ``hard`` labels ``[N]`` or ``[N, C]``; ``w`` ``[N]`` or None."""
+        ww = None if w is None else (w if prob.dim() == 1 else w[:, None]).expand_as(prob)
+        self.total += float(prob.numel() if ww is None else ww.sum())
+        positive = hard.to(torch.float64)
+        for i, t in enumerate(self.thresholds):
+            pred = prob > t
+            parts = (
+                (pred == hard).to(torch.float64),
+                (pred & hard).to(torch.float64),
+                pred.to(torch.float64),
+                positive,
+            )
+            sums = [float(p.sum() if ww is None else (p * ww).sum()) for p in parts]
+            self.correct[i] += sums[0]
+            self.tp[i] += sums[1]
+            self.predicted[i] += sums[2]
+            self.positive[i] += sums[3]
+
+    def result(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for i, t in enumerate(self.thresholds):
+            name = f"positive_threshold_{t:g}"
+            out[f"accuracy/{name}"] = _ratio(float(self.correct[i]), self.total)
+            out[f"precision/{name}"] = _ratio(float(self.tp[i]), float(self.predicted[i]))
+            out[f"recall/{name}"] = _ratio(float(self.tp[i]), float(self.positive[i]))
+        return out
+
+
+class _BinaryThresholds(_Binary):
+    """A binary head's state, plus running counts at each of ``thresholds``."""
+
+    kind = "binary_thresholds"
+
+    def __init__(self, thresholds: list[float]) -> None:
+        super().__init__()
+        self.at = _Thresholds(thresholds)
+
+    def update(
+        self, logits: Any, labels: Any, weights: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        z, y, w = super().update(logits, labels, weights)
+        self.at.update(torch.sigmoid(z), y > 0.5, w)
+        return z, y, w
+
+    def result(self, loss: float) -> dict[str, float]:
+        return dict(sorted({**super().result(loss), **self.at.result()}.items()))
+
+
+class _MultiLabel:
+    """A multi-label head's state: running sums for the loss and the thresholds, and
+    each (example, class) logit and label for the exact AUCs.
+
+    The logits are kept as one flat ``[N * C]`` column (float32; float64 only for
+    float64 logits), the labels as one byte each, the weights as one float32 per
+    example: ``5 C + 4`` bytes an example. Class ``j``'s AUCs read every ``C``-th
+    score from ``j`` (a strided view, no copy); the AUCs over all pairs read the whole
+    column, with each weight shared by its example's ``C`` scores.
+    """
+
+    kind = "multi_label"
+
+    def __init__(self, names: list[str], thresholds: list[float]) -> None:
+        self.names = list(names)
+        self.sums = _Sum()
+        self.at = _Thresholds(thresholds)
+        self.finite = True
+        self.scores = _Column(np.float32)
+        self.hard = _Column(np.uint8)
+        self.weights: _Column | None = None
+
+    def update(self, logits: Any, labels: Any, weights: Any) -> None:
+        raw = _as_tensor(logits, "logits")
+        c = len(self.names)
+        if raw.dim() != 2 or raw.shape[1] != c:
+            raise InputError(
+                f"A multi-label head needs logits of shape [N, {c}] (one per class). "
+                f"Received: logits of shape {tuple(raw.shape)}"
+            )
+        z = raw.to(torch.float64)
+        y = _as_tensor(labels, "labels").to(torch.float64)
+        _check_rows(y.shape[0] if y.dim() else 0, z.shape[0], "logits")
+        y = y.reshape(z.shape)
+        if not bool(((y == 0) | (y == 1)).all()):
+            bad = torch.unique(y[(y != 0) & (y != 1)])[:5].tolist()
+            raise InputError(
+                f"Multi-label labels must be 0 or 1 per class (multi-hot). Received: labels "
+                f"containing {bad}"
+            )
+        w = _weights(weights, z.shape[0])
+        self.sums.add_rows(z.shape[0], w)
+        per_example = F.binary_cross_entropy_with_logits(z, y, reduction="none").sum(dim=1)
+        self.sums.add("loss", per_example, w)
+        self.at.update(torch.sigmoid(z), y > 0.5, w)
+        if self.finite and not bool(torch.isfinite(z).all()):
+            self.finite = False  # the curves are undefined: stop keeping scores
+            self.scores, self.hard, self.weights = _Column(np.float32), _Column(np.uint8), None
+        if not self.finite:
+            return
+        exact = torch.float32 if _exact_dtype(raw) == np.float32 else torch.float64
+        self.scores.extend(raw.to(exact).contiguous().numpy().reshape(-1))
+        self.hard.extend(y.to(torch.uint8).numpy().reshape(-1))
+        if w is not None:
+            if self.weights is None:
+                self.weights = _Column(np.float32)
+            raw_w = _as_tensor(weights, "weights").reshape(-1)
+            self.weights.extend(w.numpy().astype(_exact_dtype(raw_w)))
+
+    def result(self, loss: float) -> dict[str, float]:
+        _check_some(self.sums.count)
+        out = {"average_loss": self.sums.mean("loss"), "loss": float(loss)}
+        nan = (math.nan, math.nan)
+        scores = self.scores.array() if self.finite else None
+        hard = self.hard.array() if self.finite else None
+        w = None if self.weights is None else self.weights.array()
+        c = len(self.names)
+        pairs = nan if scores is None else _areas(scores, hard, w, per_weight=c)  # type: ignore[arg-type]
+        out["auc"], out["auc_precision_recall"] = pairs
+        for j, name in enumerate(self.names):
+            areas = nan if scores is None else _areas(scores[j::c], hard[j::c], w)  # type: ignore[index]
+            out[f"auc/{name}"], out[f"auc_precision_recall/{name}"] = areas
+        out.update(self.at.result())
+        return dict(sorted(out.items()))
+
+
+class _Poisson(_Regression):
+    """A Poisson head's state: the regression sums over the predicted counts
+    ``exp(logits)``, plus the Poisson loss and deviance: running sums only."""
+
+    kind = "poisson_regression"
+
+    def update(self, logits: Any, labels: Any, weights: Any) -> None:
+        z = _as_tensor(logits, "logits").to(torch.float64)
+        if z.dim() == 1:
+            z = z[:, None]
+        y = _as_tensor(labels, "labels").to(torch.float64)
+        super().update(torch.exp(z), y, weights)  # checks the shapes and weights
+        y = y.reshape(z.shape)
+        if bool((y < 0).any()):
+            raise InputError(
+                "Poisson labels are counts and must be >= 0. Received: labels containing "
+                f"{torch.unique(y[y < 0])[:5].tolist()}"
+            )
+        w = _weights(weights, z.shape[0])
+        wide = None if w is None else w[:, None].expand_as(y).reshape(-1)
+        nll = F.poisson_nll_loss(z, y, log_input=True, full=True, reduction="none")
+        self.sums.add("poisson_loss", nll.reshape(-1), wide)
+        # the unit deviance 2 (y log(y / mu) - y + mu), with mu = exp(z) and 0 log 0 = 0
+        deviance = 2.0 * (torch.xlogy(y, y) - y * z - y + torch.exp(z))
+        self.sums.add("deviance", deviance.reshape(-1), wide)
+
+    def result(self, loss: float) -> dict[str, float]:
+        out = super().result(loss)
+        out["average_loss"] = self.sums.mean("poisson_loss")
+        out["poisson_deviance"] = self.sums.mean("deviance")
+        return dict(sorted(out.items()))
+
+
 _STATES: dict[str, Callable[[], Any]] = {
     "binary": _Binary,
     "multiclass": _Multiclass,
@@ -512,8 +701,8 @@ _STATES: dict[str, Callable[[], Any]] = {
 }
 
 
-def _one_shot(kind: str, outputs: Any, labels: Any, weights: Any, loss: float) -> dict[str, float]:
-    state = _STATES[kind]()
+def _one_shot(kind: Any, outputs: Any, labels: Any, weights: Any, loss: float) -> dict[str, float]:
+    state = _STATES[kind]() if isinstance(kind, str) else kind
     state.update(outputs, labels, weights)
     return state.result(loss)
 
@@ -577,6 +766,63 @@ def regression_metrics(
     return _one_shot("regression", predictions, labels, weights, loss)
 
 
+def binary_threshold_metrics(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor | None,
+    loss: float,
+    thresholds: list[float],
+) -> dict[str, float]:
+    """:func:`binary_metrics`, plus accuracy, precision and recall at each threshold
+    (``precision/positive_threshold_0.7``: probability above 0.7 predicts positive).
+
+    >>> import torch
+    >>> m = binary_threshold_metrics(torch.tensor([2.0, 0.0]), torch.tensor([1, 0]), None, 0.5, [0.3])
+    >>> m["precision/positive_threshold_0.3"], m["recall/positive_threshold_0.3"]
+    (0.5, 1.0)
+    """
+    return _one_shot(_BinaryThresholds(thresholds), logits, labels, weights, loss)
+
+
+def multi_label_metrics(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor | None,
+    loss: float,
+    class_names: list[str],
+    thresholds: list[float],
+) -> dict[str, float]:
+    """A multi-label head's metrics: ``auc`` and ``auc_precision_recall`` over every
+    (example, class) pair and per class (``auc/<class>``), ``average_loss`` (sigmoid
+    cross-entropy summed over the classes, weighted mean over examples), ``loss``, and
+    accuracy, precision and recall over the pairs at each threshold.
+
+    >>> import torch
+    >>> z, y = torch.tensor([[2.0, -1.0], [-2.0, 1.0]]), torch.tensor([[1, 0], [0, 0]])
+    >>> multi_label_metrics(z, y, None, 0.1, ["a", "b"], [0.5])["auc/a"]
+    1.0
+    """
+    return _one_shot(_MultiLabel(class_names, thresholds), logits, labels, weights, loss)
+
+
+def poisson_metrics(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor | None,
+    loss: float,
+) -> dict[str, float]:
+    """A Poisson head's metrics over counts predicted as ``exp(logits)``: the regression
+    keys, ``average_loss`` the weighted mean Poisson negative log-likelihood (full, with
+    Stirling's term) and ``poisson_deviance`` the weighted mean unit deviance
+    ``2 (y log(y / mu) - y + mu)`` (scikit-learn's ``mean_poisson_deviance``).
+
+    >>> import torch
+    >>> poisson_metrics(torch.zeros(2), torch.tensor([1.0, 1.0]), None, 0.5)["poisson_deviance"]
+    0.0
+    """
+    return _one_shot(_Poisson(), logits, labels, weights, loss)
+
+
 def _batch_loss(
     kind: str, out: torch.Tensor, labels: torch.Tensor, w: torch.Tensor | None
 ) -> float:
@@ -633,6 +879,8 @@ class MetricAccumulator:
             _check_kind(kind)
         self.kind = kind
         self._prepare: Callable[[Any, Any, Any], tuple[Any, Any, Any]] | None = None
+        self._new_state: Callable[[], Any] | None = None if kind is None else _STATES[kind]
+        self._loss_of: Callable[[Any, Any, Any], float] | None = None
         self.reset()
 
     @classmethod
@@ -642,17 +890,37 @@ class MetricAccumulator:
         head whose metrics need the whole set at once (one that overrides ``metrics``).
         """
         from trainrun.modules.heads import BinaryHead, MultiClassHead, RegressionHead
+        from trainrun.modules.heads_extra import (
+            BinaryClassHead,
+            MultiLabelHead,
+            PoissonRegressionHead,
+        )
 
-        # exact types: a subclass may override metrics() (BinaryClassHead adds thresholds)
+        # exact types: a user's subclass may override metrics()
         kinds: dict[type, str] = {
             BinaryHead: "binary",
             MultiClassHead: "multiclass",
             RegressionHead: "regression",
+            BinaryClassHead: "binary",
+            MultiLabelHead: "multi_label",
+            PoissonRegressionHead: "poisson_regression",
         }
         kind = kinds.get(type(head))
         if kind is None:
             return None
-        acc = cls(kind)
+        acc = cls(kind if kind in _STATES else None)
+        if isinstance(head, BinaryClassHead):
+            acc._new_state = lambda: _BinaryThresholds(head.thresholds)
+        elif isinstance(head, MultiLabelHead):
+            acc._new_state = lambda: _MultiLabel(head._names, head.thresholds)
+        elif isinstance(head, PoissonRegressionHead):
+            acc._new_state = _Poisson
+        if acc._new_state is not _STATES.get(kind):  # an extra head: its own loss formula
+            acc._loss_of = lambda out, y, w: float(
+                head.loss(out.to(torch.float64), y.to(torch.float64), w)
+            )
+        acc.reset()
+        acc.kind = getattr(acc._state, "kind", kind)
 
         def prepare(out: Any, labels: Any, weights: Any) -> tuple[Any, Any, Any]:
             # the same shaping as the head's own metrics(): one owner of the weights' rules
@@ -661,14 +929,16 @@ class MetricAccumulator:
                 return out.reshape(-1), labels.reshape(-1), w
             if kind == "multiclass":
                 return out, labels.reshape(-1), w
-            return head.to_target_units(out), labels.reshape(out.shape), w
+            if kind == "regression":
+                return head.to_target_units(out), labels.reshape(out.shape), w
+            return out, labels.reshape(out.shape), w
 
         acc._prepare = prepare
         return acc
 
     def reset(self) -> None:
         """Forget every batch."""
-        self._state = None if self.kind is None else _STATES[self.kind]()
+        self._state = None if self._new_state is None else self._new_state()
         self._kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float | None]] = []
         self._weighted: bool | None = None
         self._loss_sum = 0.0
@@ -715,7 +985,14 @@ class MetricAccumulator:
             self._kept.append((out, lab, w, given))
         else:
             self._state.update(out, lab, w)
-            self._loss_sum += _batch_loss(self._state.kind, out, lab, w) if given is None else given
+            if given is None:
+                loss_of = self._loss_of
+                given = (
+                    _batch_loss(self._state.kind, out, lab, w)
+                    if loss_of is None
+                    else loss_of(out, lab, w)
+                )
+            self._loss_sum += given
         self._weighted = w is not None
         self.num_batches += 1
         self.num_examples += int(lab.shape[0])
@@ -731,12 +1008,13 @@ class MetricAccumulator:
                 f"pass one of {', '.join(METRIC_KINDS)}. Received: kind=None"
             )
         kind = kind or self.kind
-        _check_kind(kind)  # type: ignore[arg-type]
         if self.kind is not None and kind != self.kind:
             raise InputError(
                 f"This accumulator sums {self.kind} metrics; build another for {kind!r}. "
                 f"Received: kind={kind!r}"
             )
+        if self._state is None:
+            _check_kind(kind)  # type: ignore[arg-type]
         if self.num_batches == 0:
             raise InputError(
                 "No batches were added, so there is nothing to evaluate; check that the "
