@@ -201,6 +201,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
 
     # scikit-learn reads this attribute (sklearn.base.is_classifier / is_regressor).
     _estimator_type: str = ""
+    _takes_sequence_columns = False  # canned estimators refuse them, as tf's (custom: True)
     # constructor arguments every family takes (each __init__ stores them as given)
     model_dir: str | os.PathLike[str] | None
     config: RunConfig | None
@@ -300,9 +301,13 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         head = self._build_head()
         columns = self._columns()
         for part, cols in columns.items():
-            _check_feature_columns(
-                cols, f"{part}_feature_columns" if part != "all" else "feature_columns"
-            )
+            arg = f"{part}_feature_columns"  # wide-and-deep's two; the others' one
+            arg = arg if hasattr(self, arg) else "feature_columns"
+            _check_feature_columns(cols, arg)
+            if not self._takes_sequence_columns:
+                from trainrun.feature_columns._sequence import refuse_sequence_columns
+
+                refuse_sequence_columns(cols, type(self).__name__, arg)
         net_config = self._network_config(head.logits_dimension)
         with torch.random.fork_rng(devices=[]):
             if config.seed is not None:

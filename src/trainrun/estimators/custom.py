@@ -93,6 +93,7 @@ class CustomEstimator(Estimator):
         self.warm_start_from = warm_start_from
 
     feature_columns_: list[Any] | None
+    _takes_sequence_columns = True  # the module gets SequenceFeatures' (sequence, lengths)
 
     @property  # type: ignore[override]
     def _estimator_type(self) -> str:  # type: ignore[override]

@@ -38,6 +38,7 @@ __all__ = [
     "SequenceCategoricalColumn",
     "SequenceNumericColumn",
     "is_sequence_column",
+    "refuse_sequence_columns",
     "sequence_categorical_column_with_hash_bucket",
     "sequence_categorical_column_with_identity",
     "sequence_categorical_column_with_vocabulary_file",
@@ -109,6 +110,24 @@ def is_sequence_column(column: Any) -> bool:
     if isinstance(column, (EmbeddingColumn, IndicatorColumn)):
         column = column.categorical_column
     return bool(getattr(column, "is_sequence", False))
+
+
+def refuse_sequence_columns(columns: Sequence[Any], estimator: str, arg: str) -> None:
+    """A canned estimator's check: sequence columns need a sequence model (as in tf).
+
+    tf's canned estimators refused sequence columns too: a DNN or linear model has no
+    notion of order or length. The message names the column and the estimator to use.
+    """
+    for col in columns:
+        if is_sequence_column(col):
+            raise FeatureColumnError(
+                f"{estimator} cannot use the sequence column '{col.name}' in {arg}: a canned "
+                "estimator reads one fixed-width row per example, as in tf.estimator. Train a "
+                "sequence model (a GRU, LSTM or transformer over SequenceFeatures' [N, T, d] "
+                "tensor) with trainrun.Estimator(model_fn=..., head=..., feature_columns=[...]) "
+                f"instead, or aggregate the sequence into ordinary columns. Received: "
+                f"{type(col).__name__} '{col.name}'"
+            )
 
 
 def sequence_numeric_column(

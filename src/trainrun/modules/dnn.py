@@ -44,6 +44,9 @@ class _BatchNorm(nn.BatchNorm1d):
 class DNNModel(nn.Module):
     """``DenseFeatures(columns)`` -> hidden layers -> logits ``[N, units]``.
 
+    ``shared_embeddings`` columns are accepted (as tf's canned DNN): their blocks follow
+    the DenseFeatures output in the first layer's input.
+
     Each hidden layer is, as in tf.estimator: dense with ``activation_fn``, then
     dropout (training only), then batch normalisation when ``batch_norm``.
 
@@ -73,9 +76,22 @@ class DNNModel(nn.Module):
         self.activation = activation_name(activation_fn)
         self.dropout = dropout
         self.batch_norm = batch_norm
-        self.features = DenseFeatures(list(columns))
+        from trainrun.feature_columns._shared import SharedEmbeddingColumn
+
+        columns = list(columns)
+        shared = [c for c in columns if isinstance(c, SharedEmbeddingColumn)]
+        dense = [c for c in columns if not isinstance(c, SharedEmbeddingColumn)]
+        # As tf's canned DNN: shared_embedding_columns join the dense input, after the
+        # DenseFeatures block (one table per collection, one [N, dimension] block per column).
+        self.features = DenseFeatures(dense) if dense else None
+        self.shared: nn.Module | None = None
+        width = self.features.output_dim if self.features is not None else 0
+        if shared:
+            from trainrun.feature_columns._extra_layers import SharedEmbeddings
+
+            self.shared = SharedEmbeddings(shared)
+            width += self.shared.output_dim
         layers: list[nn.Module] = []
-        width = self.features.output_dim
         for size in self.hidden_units:
             layers.append(nn.Linear(width, size))
             # Two slots after each dense layer (a placeholder where there is no dropout)
@@ -99,7 +115,12 @@ class DNNModel(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.layers(self.features(encoded))
+        if self.shared is None:
+            return self.layers(self.features(encoded))  # type: ignore[misc]
+        parts = [self.shared(encoded)]
+        if self.features is not None:
+            parts.insert(0, self.features(encoded))
+        return self.layers(parts[0] if len(parts) == 1 else torch.cat(parts, dim=1))
 
     def to_config(self) -> dict[str, Any]:
         return {
