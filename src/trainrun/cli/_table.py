@@ -88,7 +88,7 @@ def format_table(
     order: Any = None,
 ) -> str:
     """The runs as an aligned text table that fits ``width`` characters."""
-    from trainrun.runs.store._columns import constant_columns, constant_summary
+    from trainrun.runs.store._columns import constant_columns, constant_summary, values
 
     if len(df) == 0:
         return "No runs."
@@ -97,7 +97,7 @@ def format_table(
         names, must = list(columns), set(columns)
     else:
         names, must = _wanted(list(df.columns), order, show_all, constant)
-    cols = {n: df[n].tolist() for n in names}
+    cols = {n: values(df, n) for n in names}  # a DataFrame, or plain rows (_rows.Rows)
     texts = {n: [cell(v, n) for v in cols[n]] for n in names}
     headers = {n: n for n in names}
 
@@ -171,10 +171,10 @@ def _tighten(
     shown: list[str], headers: dict[str, str], texts: dict[str, list[str]], df: Any
 ) -> None:
     """Make the must-have columns narrower: short ids, flag names without ``flag_``, cut cells."""
-    from trainrun.runs.store._columns import short_id
+    from trainrun.runs.store._columns import short_id, values
 
     if "id" in shown:
-        texts["id"] = [short_id(str(v)) for v in df["id"].tolist()]
+        texts["id"] = [short_id(str(v)) for v in values(df, "id")]
     for n in shown:
         if n.startswith(("flag_", "eval_")):
             headers[n] = n.split("_", 1)[1]

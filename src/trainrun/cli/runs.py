@@ -75,6 +75,13 @@ def _add_ls(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--asc", action="store_true", help="sort ascending (default: descending)")
     p.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="only the first N runs after --order (a top N by any column)",
+    )
+    p.add_argument(
         "--columns",
         default=None,
         metavar="A,B",
@@ -331,26 +338,38 @@ def _ls(args: argparse.Namespace) -> int:
     import json
     import shutil
 
-    from trainrun.runs.store import ls_runs
-
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     folder = runs_dir(args)
     only = selected(argparse.Namespace(runs_dir=folder), args.runs) if args.runs else None
+    options = {
+        "order": args.order,
+        "decreasing": not args.asc,
+        "filter": args.filter,
+        "latest_n": args.latest,
+        "columns": columns,
+        "refresh": args.refresh,
+        "limit": args.limit,
+    }
     with _warnings_to_stderr():
-        df = ls_runs(
-            folder,
-            order=args.order,
-            decreasing=not args.asc,
-            filter=args.filter,
-            latest_n=args.latest,
-            columns=columns,
-            refresh=args.refresh,
-        )
+        df: Any = None
+        if args.format == "table":
+            # the table from plain rows of the index, without importing pandas (about half a
+            # second); None where only ls_runs' DataFrame can answer (docs/listing.md)
+            from trainrun.runs.store._rows import ls_rows
+
+            df = ls_rows(folder, **options)
+        if df is None:
+            from trainrun.runs.store import ls_runs
+
+            df = ls_runs(folder, **options)
     if only is not None:
         from trainrun.runs.store import get_run_dir
 
         names = {get_run_dir(r, folder).name for r in only}
-        df = df[df["id"].isin(names)].reset_index(drop=True)
+        if getattr(df, "plain_rows", False):
+            df = df.take([i for i, v in enumerate(df.column("id")) if v in names])
+        else:
+            df = df[df["id"].isin(names)].reset_index(drop=True)
     if args.format == "csv":
         df.to_csv(sys.stdout, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
     elif args.format == "json":

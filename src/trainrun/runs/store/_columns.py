@@ -27,6 +27,7 @@ __all__ = [
     "constant_summary",
     "is_metric",
     "short_id",
+    "values",
     "varying_columns",
 ]
 
@@ -77,7 +78,22 @@ def varying_columns(df: Any, prefix: str = "flag_") -> list[str]:
     names = [c for c in df.columns if c.startswith(prefix)]
     if len(df) <= 1:
         return names
+    if getattr(df, "plain_rows", False):  # plain rows (``_rows.Rows``: trainrun ls, without pandas)
+        return [c for c in names if _varies_list(df.column(c))]
     return [c for c in names if _varies(df[c])]
+
+
+def values(df: Any, name: str) -> list[Any]:
+    """A column of a DataFrame or of ``_rows.Rows`` as a list of Python values."""
+    return df.column(name) if getattr(df, "plain_rows", False) else df[name].tolist()
+
+
+def _varies_list(values: list[Any]) -> bool:
+    """``_varies`` over a list: None and NaN are missing; values compared as pandas does."""
+    n_missing = sum(1 for v in values if _key(v) is None)
+    if n_missing:
+        return n_missing < len(values)
+    return _distinct(values) > 1
 
 
 def _varies(column: Any) -> bool:
@@ -109,7 +125,8 @@ def constant_summary(df: Any, prefix: str = "flag_", limit: int = 200) -> str:
     constant = constant_columns(df, prefix) if len(df) > 1 else []
     if not constant:
         return ""
-    parts = [f"{c[len(prefix) :]}={_shown(df[c].iloc[0])}" for c in constant]
+    # the first value as Python's (tolist): a numpy bool would show as True, not true
+    parts = [f"{c[len(prefix) :]}={_shown(values(df, c)[0])}" for c in constant]
     text = "same in every run: " + ", ".join(parts)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

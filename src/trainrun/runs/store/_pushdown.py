@@ -48,7 +48,14 @@ from trainrun.runs import record
 from trainrun.runs.record._journal import JOURNAL_FILE
 from trainrun.runs.store._filter import BoolOp, Column, Compare, Filter, InList, Literal, Not
 
-__all__ = ["JOURNAL_MIN_RUNS", "fast_changes", "ls_query", "query_frame", "to_sql"]
+__all__ = [
+    "JOURNAL_MIN_RUNS",
+    "fast_changes",
+    "ls_query",
+    "query_frame",
+    "query_table",
+    "to_sql",
+]
 
 
 def _env_int(name: str, default: int) -> int:
@@ -476,6 +483,30 @@ def _order_sql(
     return ", ".join([*parts, _NEWEST])
 
 
+def query_table(
+    index: Any,
+    filt: Filter | None,
+    order: str | Sequence[str] | None,
+    decreasing: bool,
+    latest_n: int | None,
+    limit: int | None,
+    *,
+    refresh: Callable[[Any], None] | None = _refresh,
+) -> tuple[Any, list[str], list[str] | None] | None:
+    """The rows SQL selects for a listing, before the last sort and ``limit``: (the Table,
+    the listing's column names, the order keys); None when the DataFrame path must answer.
+    ``query_frame`` makes ls_runs's DataFrame of it, ``_rows`` the plain rows of ``trainrun
+    ls`` (no pandas), finishing it the same way."""
+    keys = None if order is None else ([order] if isinstance(order, str) else list(order))
+    if refresh is not None:
+        refresh(index)
+    try:
+        table, available = _query(index, filt, keys, decreasing, latest_n, limit)
+    except _NoPush:
+        return None
+    return table, available, keys
+
+
 def query_frame(
     index: Any,
     filt: Filter | None,
@@ -489,13 +520,10 @@ def query_frame(
 ) -> Any:
     """ls_runs's answer (a DataFrame, before ``columns``) from the open ``index``, brought up
     to date by ``refresh`` first; None when the DataFrame path must answer."""
-    keys = None if order is None else ([order] if isinstance(order, str) else list(order))
-    if refresh is not None:
-        refresh(index)
-    try:
-        table, available = _query(index, filt, keys, decreasing, latest_n, limit)
-    except _NoPush:
+    found = query_table(index, filt, order, decreasing, latest_n, limit, refresh=refresh)
+    if found is None:
         return None
+    table, available, keys = found
     if runs_dir is not None:
         table.runs_dir = runs_dir  # run_dir values: the store's URL, not the cache's folder
     table.warn()
