@@ -420,12 +420,16 @@ class Estimator(ScikitLearnMixin, abc.ABC):
     def _save_checkpoint(self, step: int) -> Path:
         from trainrun.model_dir.checkpoints import save_checkpoint
 
+        meta = self._meta()
+        position = getattr(self, "_input_position", None)
+        if position is not None:  # a streamed input's place, to resume at (inputs/_resume.py)
+            meta["input_position"] = position.at(step)
         return save_checkpoint(
             self.model_dir_,
             step,
             self.network_.state_dict(),
             [o.state_dict() for o in self.optimizers_],
-            self._meta(),
+            meta,
             keep=self.config_.keep_checkpoint_max,
         )
 
@@ -474,6 +478,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         self._adopt_head_scaling(ckpt.meta.get("head") or {})
         self._global_step = ckpt.global_step
         self._checkpoint_path = path
+        self._saved_input_position = ckpt.meta.get("input_position")
 
     def _adopt_head_scaling(self, head_config: Mapping[str, Any]) -> None:
         """A regression head takes the target scaling its weights were trained with."""
@@ -537,6 +542,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         seed: int | None = None,
         shard: str | None = None,
         steps: int | None = None,
+        start: int = 0,
     ) -> Iterator[Any]:
         fn = _resolve_input_fn(input_fn)
         if seed is not None and getattr(fn, "shuffle", False) and getattr(fn, "seed", 0) is None:
@@ -553,10 +559,13 @@ class Estimator(ScikitLearnMixin, abc.ABC):
             # several processes: this rank's share ("train" or "eval"; see inputs/_sharding.py)
             from trainrun.inputs._sharding import make_shard
 
-            self.shard_ = make_shard(shard, fn, self.transform_, label_fn, weight_key, steps)
+            self.shard_ = make_shard(shard, fn, self.transform_, label_fn, weight_key, steps, start)
             batches = self.shard_
         else:
-            batches = iter(fn.batches(self.transform_, label_fn=label_fn, weight_key=weight_key))
+            kw = {"start": start} if start else {}  # a resumed stream (inputs/_resume.py)
+            batches = iter(
+                fn.batches(self.transform_, label_fn=label_fn, weight_key=weight_key, **kw)
+            )
         column = getattr(self, "weight_column", None)
         if labels and getattr(column, "normalizer_fn", None) is not None:
             return _normalized_weights(batches, column)
@@ -694,8 +703,13 @@ class Estimator(ScikitLearnMixin, abc.ABC):
             torch.manual_seed(config.seed + start)
         # Per train() call, so that a second call does not replay the first one's order.
         seed = None if config.seed is None else config.seed + start
+        # A streamed input continues where the last checkpoint of it left off.
+        self._input_position = position = _stream_position(self, fn, seed, start)
+        if position is not None:
+            seed = position.seed
+        at = 0 if position is None else position.start
         batches = _checked_batches(
-            self._batches(fn, labels=True, seed=seed, shard="train"), "train"
+            self._batches(fn, labels=True, seed=seed, shard="train", start=at), "train"
         )
         self.network_.train()
         try:
@@ -722,6 +736,8 @@ class Estimator(ScikitLearnMixin, abc.ABC):
             raise
         finally:
             self._global_step = state.global_step
+            if position is not None:
+                self._saved_input_position = position.at(state.global_step)
             if self.network_ is not None:
                 self.network_.eval()
             for cb in callbacks:
@@ -1270,6 +1286,19 @@ def _env_max_steps() -> int | None:
             f"{MAX_STEPS_ENV} must be a positive integer. Received: {MAX_STEPS_ENV}={raw!r}"
         )
     return value
+
+
+def _stream_position(est: Any, fn: Any, seed: int | None, start: int) -> Any:
+    """A streamed training input's position (None for data in memory): resumed from
+    the last checkpoint's when that was of the same input."""
+    from trainrun.inputs import InputFn
+
+    if not isinstance(fn, InputFn) or fn.in_memory:
+        return None
+    from trainrun.inputs._resume import StreamPosition
+
+    saved = getattr(est, "_saved_input_position", None)
+    return StreamPosition(fn, saved, seed, start, getattr(est, "_data_parallel", False))
 
 
 def _resolve_input_fn(input_fn: Any) -> Any:

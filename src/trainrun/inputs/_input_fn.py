@@ -21,6 +21,7 @@ from trainrun.exceptions import InputError
 from trainrun.feature_columns._transform import FeatureTransform, _to_float
 from trainrun.inputs._prefetch import prefetch
 from trainrun.inputs._sources import FileSource, as_columns, is_file_input
+from trainrun.inputs._stream import count_rows, parts, unit_order, window_permutation, windows
 
 __all__ = ["Batch", "InputFn", "input_fn"]
 
@@ -140,6 +141,10 @@ def _permute(tensors: dict[str, torch.Tensor], perm: torch.Tensor) -> dict[str, 
     return out
 
 
+def _rows(data: Mapping[str, Any]) -> int:
+    return int(next(iter(data.values())).shape[0])
+
+
 _LABELS = "\x00labels"
 _WEIGHTS = "\x00weights"
 
@@ -171,7 +176,7 @@ class InputFn:
         self.shuffle_buffer = _check_positive_or_none(shuffle_buffer, "shuffle_buffer")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise InputError(f"seed must be an integer or None. Received: seed={seed!r}")
-        self.seed = None if seed is None else int(seed)
+        self.seed: int | None = None if seed is None else int(seed)
         self.shuffle = bool(shuffle)
         self._cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._file: FileSource | None = None
@@ -361,18 +366,27 @@ class InputFn:
         transform: FeatureTransform,
         label_fn: LabelFn | None = None,
         weight_key: str | None = None,
+        *,
+        start: int = 0,
     ) -> Iterator[Batch]:
         """Yields :class:`Batch` es over ``epochs`` passes (forever when epochs is None).
 
         ``label_fn`` maps the raw response (a numpy array) to a label tensor; by default
         the response must be numeric and becomes float32. ``weight_key`` names a raw
-        column of per-example weights.
+        column of per-example weights. A streamed input given ``start`` begins at its
+        ``start``-th batch (counted over epochs), the batches one reading from the
+        beginning would yield from there, given a seed: how training resumes.
         """
         self._check_transform(transform)
         self._check_weight_key(weight_key)
         if self._file is None:
+            if start:
+                raise InputError(
+                    "Only a streamed (file) input resumes at a batch. Received: start="
+                    f"{start!r} for data in memory"
+                )
             return self._memory_batches(transform, label_fn, weight_key)
-        return self._stream_batches(transform, label_fn, weight_key)
+        return self._stream_batches(transform, label_fn, weight_key, start)
 
     def _memory_batches(self, transform, label_fn, weight_key) -> Iterator[Batch]:
         data = self._encoded(transform, label_fn, weight_key)
@@ -387,59 +401,75 @@ class InputFn:
             for start in range(0, n, bs):
                 yield self._emit(tensors, start, min(start + bs, n))
 
-    def _stream_batches(self, transform, label_fn, weight_key) -> Iterator[Batch]:
-        assert self._file is not None
+    def _stream_batches(self, transform, label_fn, weight_key, start: int = 0) -> Iterator[Batch]:
+        source = self._file
+        assert source is not None
         needed = list(transform.required_keys)
         needed += [
             r for r in ([self.response] if isinstance(self.response, str) else self.response or [])
         ]
         if weight_key is not None:
             needed.append(weight_key)
-        bs, base = self.batch_size, self._base_seed()
-        buffer_rows = self.shuffle_buffer or max(4 * self.chunk_size, 16 * bs)
-        for epoch in self._epochs():
-            g = self._generator(base, epoch)
-            order = list(range(len(self._file.paths)))
-            if self.shuffle and len(order) > 1:
-                order = torch.randperm(len(order), generator=g).tolist()
-            pending: list[dict[str, torch.Tensor]] = []
-            rows = 0
-            seen = 0
-            chunks = self._file.chunks(order, needed, transform.string_keys)
-            converted = (
-                self._convert(cols, transform, label_fn, weight_key)
-                for cols in chunks
-                if cols and next(iter(cols.values())).shape[0] > 0
-            )
-            # the next chunks are read and encoded in a thread while this one trains
-            for part in prefetch(converted):
-                pending.append(part)
-                k = next(iter(part.values())).shape[0]
-                rows += k
-                seen += k
-                limit = buffer_rows if self.shuffle else bs
-                if rows >= limit:
-                    data = _concat(pending)
+        bs, window, base = self.batch_size, self.window_rows, self._base_seed()
+        located = self._locate(start, needed)
+        if located is None:
+            return  # resumed past the last epoch: nothing left to read
+        first_epoch, skip = located
+        per_window = window // bs
+
+        def convert(cols: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+            return self._convert(cols, transform, label_fn, weight_key)
+
+        def produce() -> Iterator[tuple[dict[str, torch.Tensor], int]]:
+            """Windows of every epoch, shuffled, with the batches to drop from each:
+            run in the read-ahead thread, so that the training thread only slices."""
+            epoch, skip_batches = first_epoch, skip
+            while self.epochs is None or epoch < self.epochs:
+                order = unit_order(len(source.units()), self.shuffle, base, epoch)
+                units = [source.units()[u] for u in order]
+                j = skip_batches // per_window
+                raw = parts(source, units, needed, transform.string_keys, j * window)
+                encoded = (convert(cols) for cols in raw if cols and _rows(cols) > 0)
+                empty = True
+                for data in windows(encoded, window):
                     if self.shuffle:
-                        perm = torch.randperm(rows, generator=g)
-                        data = _permute(data, perm)
-                    full = rows - rows % bs
-                    for start in range(0, full, bs):
-                        yield self._emit(data, start, start + bs)
-                    rest = {key: v[full:] for key, v in data.items()}
-                    pending, rows = ([rest], rows - full) if rows > full else ([], 0)
-            if seen == 0:
-                raise InputError(
-                    f"The input files hold no rows; pass at least one row. "
-                    f"Received: {[str(p) for p in self._file.paths]}"
-                )
-            if rows:
-                data = _concat(pending)
-                if self.shuffle:
-                    perm = torch.randperm(rows, generator=g)
-                    data = _permute(data, perm)
-                for start in range(0, rows, bs):
-                    yield self._emit(data, start, min(start + bs, rows))
+                        data = _permute(data, window_permutation(base, epoch, j, _rows(data)))
+                    yield data, skip_batches % per_window  # a resumed window: those seen
+                    skip_batches, empty, j = 0, False, j + 1
+                if empty:
+                    raise InputError(
+                        f"The input files hold no rows; pass at least one row. "
+                        f"Received: {[str(p) for p in source.paths]}"
+                    )
+                epoch += 1
+
+        for data, drop in prefetch(produce()):
+            rows = _rows(data)
+            for begin in range(drop * bs, rows, bs):
+                yield self._emit(data, begin, min(begin + bs, rows))
+
+    @property
+    def window_rows(self) -> int:
+        """Rows a streamed input shuffles together (a multiple of ``batch_size``)."""
+        bs = self.batch_size
+        if not self.shuffle:
+            return bs * max(1, self.chunk_size // bs)
+        rows = self.shuffle_buffer or max(4 * self.chunk_size, 16 * bs)
+        return bs * -(-rows // bs)
+
+    def _locate(self, start: int, needed: Sequence[str]) -> tuple[int, int] | None:
+        """(epoch, batch within it) of a stream's ``start``-th batch; None past the end."""
+        if start <= 0:
+            return 0, 0
+        assert self._file is not None
+        rows = self.num_rows if self.num_rows is not None else count_rows(self._file, needed)
+        per_epoch = -(-rows // self.batch_size)
+        if per_epoch == 0:
+            return 0, 0
+        epoch, skip = divmod(start, per_epoch)
+        if self.epochs is not None and epoch >= self.epochs:
+            return None
+        return epoch, skip
 
 
 def input_fn(

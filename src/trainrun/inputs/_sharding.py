@@ -29,22 +29,29 @@ import torch
 
 from trainrun.exceptions import InputError
 from trainrun.inputs._input_fn import Batch, InputFn, _permute
-from trainrun.inputs._sources import FileSource
+from trainrun.inputs._sources import FileSource, Unit
 
 __all__ = ["EvalShard", "TrainShard", "make_shard", "shard_units"]
 
 
 def make_shard(
-    kind: str, fn: Any, transform: Any, label_fn: Any, weight_key: Any, steps: int | None = None
+    kind: str,
+    fn: Any,
+    transform: Any,
+    label_fn: Any,
+    weight_key: Any,
+    steps: int | None = None,
+    start: int = 0,
 ) -> TrainShard | EvalShard:
-    """This rank's share of ``fn`` for ``kind`` "train" or "eval" (``steps``: batches to evaluate)."""
+    """This rank's share of ``fn`` for ``kind`` "train" or "eval" (``steps``: batches to
+    evaluate; ``start``: a streamed training input's batch to resume at, on every rank)."""
     if not isinstance(fn, InputFn):
         raise InputError(
             "Training in several processes needs a trainrun.input_fn(...) to split between "
             f"them. Received: an input of type {type(fn).__name__}"
         )
     if kind == "train":
-        return TrainShard(fn, transform, label_fn, weight_key)
+        return TrainShard(fn, transform, label_fn, weight_key, start)
     return EvalShard(fn, transform, label_fn, weight_key, steps)
 
 
@@ -61,17 +68,21 @@ class TrainShard:
     (the data-parallel step scales its loss by it).
     """
 
-    def __init__(self, fn: InputFn, transform: Any, label_fn: Any, weight_key: Any) -> None:
+    def __init__(
+        self, fn: InputFn, transform: Any, label_fn: Any, weight_key: Any, start: int = 0
+    ) -> None:
         dist = _dist()
         self.rank, self.world = dist.rank(), dist.world_size()
         self.global_rows = 0
         self._fn, self._args = fn, (transform, label_fn, weight_key)
+        # Every rank draws the same permutations (in memory: of the global batches; files:
+        # of its units and windows, so that a checkpoint's one seed resumes every rank):
+        # an unseeded input takes rank 0's.
+        seed = fn.seed if fn.seed is not None else dist.broadcast_int(fn._base_seed())
         if fn.in_memory:
-            # Every rank must draw the same permutations: an unseeded input takes rank 0's.
-            seed = fn.seed if fn.seed is not None else dist.broadcast_int(fn._base_seed())
             self._it = self._memory(seed)
         else:
-            self._it = self._stream()
+            self._it = self._stream(seed, start)
 
     def __iter__(self) -> Iterator[Batch]:
         return self
@@ -98,11 +109,13 @@ class TrainShard:
                 yield fn._emit(tensors, offset, offset + hi - lo)
                 offset += hi - lo
 
-    def _stream(self) -> Iterator[Batch]:
+    def _stream(self, seed: int, start: int) -> Iterator[Batch]:
         dist = _dist()
         fn = _sharded_copy(self._fn, self.rank, self.world)
         fn.batch_size = max(1, self._fn.batch_size // self.world)
-        batches = fn.batches(*self._args)
+        fn.seed = seed
+        # all ranks step together, so the n-th step is every rank's n-th batch of its shard
+        batches = fn.batches(*self._args, start=start)
         while True:
             batch = next(batches, None)
             rows = 0 if batch is None else int(next(iter(batch.features.values())).shape[0])
@@ -187,51 +200,46 @@ def shard_units(source: FileSource, rank: int, world: int) -> list[tuple[int, in
 
 
 class _ShardedFiles:
-    """A :class:`FileSource` seen through one rank's units (same ``chunks`` interface)."""
+    """A :class:`FileSource` seen through one rank's units (the same reading interface)."""
 
     def __init__(self, source: FileSource, rank: int, world: int) -> None:
         self.source, self.rank, self.world = source, rank, world
-        self.units = shard_units(source, rank, world)
-        self.paths = [f"{source.paths[i] if i >= 0 else 'chunks'}#{g}" for i, g in self.units]
+        self._units = shard_units(source, rank, world)
+        self.paths = [f"{source.paths[i] if i >= 0 else 'chunks'}#{g}" for i, g in self._units]
         self.columns = source.columns
         self.kinds = source.kinds
+        self.chunk_size = source.chunk_size
+
+    def units(self) -> list[Unit]:
+        return self._units
+
+    def unit_rows(self, unit: Unit) -> int | None:
+        return None if unit[0] < 0 else self.source.unit_rows(unit)
 
     @property
     def num_rows(self) -> int | None:
-        if any(g is None for _, g in self.units):
-            return None
-        import pyarrow.parquet as pq
+        rows = [self.unit_rows(u) for u in self._units]
+        known = [n for n in rows if n is not None]
+        return sum(known) if len(known) == len(rows) else None
 
-        return sum(
-            pq.ParquetFile(self.source.paths[i]).metadata.row_group(g).num_rows
-            for i, g in self.units
-            if g is not None
-        )
+    def read(
+        self, unit: Unit, needed: Sequence[str], string_keys: Sequence[str]
+    ) -> Iterator[dict[str, Any]]:
+        src = self.source
+        if unit[0] >= 0:
+            yield from src.read(unit, needed, string_keys)
+            return
+        # fewer CSV files than ranks: every world-th chunk of all of them
+        every = src.chunks(range(len(src.paths)), needed, string_keys)
+        for k, cols in enumerate(every):
+            if k % self.world == self.rank:
+                yield cols
 
     def chunks(
         self, order: Sequence[int], needed: Sequence[str], string_keys: Sequence[str]
     ) -> Iterator[dict[str, Any]]:
-        src = self.source
         for u in order:
-            i, group = self.units[u]
-            if i < 0:  # fewer CSV files than ranks: every world-th chunk of all of them
-                every = src.chunks(range(len(src.paths)), needed, string_keys)
-                for k, cols in enumerate(every):
-                    if k % self.world == self.rank:
-                        yield cols
-            elif group is None:
-                yield from src.chunks([i], needed, string_keys)
-            else:
-                import pyarrow.parquet as pq
-
-                wanted = [c for c in src.columns if c in set(needed)]
-                for batch in pq.ParquetFile(src.paths[i]).iter_batches(
-                    batch_size=src.chunk_size, row_groups=[group], columns=wanted
-                ):
-                    yield {
-                        name: batch.column(j).to_pandas()
-                        for j, name in enumerate(batch.schema.names)
-                    }
+            yield from self.read(self._units[u], needed, string_keys)
 
 
 def _sharded_copy(fn: InputFn, rank: int, world: int) -> InputFn:

@@ -17,7 +17,11 @@ import numpy as np
 from trainrun.exceptions import InputError
 from trainrun.feature_columns._transform import as_array
 
-__all__ = ["FileSource", "as_columns", "is_file_input"]
+__all__ = ["FileSource", "Unit", "as_columns", "is_file_input"]
+
+#: What a file input is read in: (file index, Parquet row group), or (file index, None)
+#: for a whole CSV file.
+Unit = tuple[int, int | None]
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".tsv", ".tsv.gz", ".txt")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -138,6 +142,8 @@ class FileSource:
                 )
             self.kinds.append(kind)
         self.chunk_size = chunk_size
+        self._units: list[Unit] | None = None
+        self._unit_rows: dict[Unit, int] = {}
         self.csv_options = dict(csv_options or {})
         if "tsv" in "".join(p.name.lower() for p in self.paths):
             self.csv_options.setdefault("sep", "\t")
@@ -165,38 +171,74 @@ class FileSource:
 
     @property
     def num_rows(self) -> int | None:
-        if all(k == "parquet" for k in self.kinds):
+        rows = [self.unit_rows(u) for u in self.units()]
+        known = [n for n in rows if n is not None]
+        return sum(known) if len(known) == len(rows) else None
+
+    def units(self) -> list[Unit]:
+        """What the files are read in: Parquet row groups, whole CSV files, in file order."""
+        if self._units is None:
+            units: list[Unit] = []
+            rows: dict[Unit, int] = {}
+            for i, kind in enumerate(self.kinds):
+                if kind != "parquet":
+                    units.append((i, None))
+                    continue
+                import pyarrow.parquet as pq
+
+                meta = pq.ParquetFile(self.paths[i]).metadata
+                for g in range(meta.num_row_groups):
+                    units.append((i, g))
+                    rows[(i, g)] = meta.row_group(g).num_rows
+            self._units, self._unit_rows = units, rows
+        return self._units
+
+    def unit_rows(self, unit: Unit) -> int | None:
+        """Rows in ``unit`` when the file says (Parquet), None otherwise (CSV)."""
+        self.units()
+        return self._unit_rows.get(unit)
+
+    def read(
+        self, unit: Unit, needed: Sequence[str], string_keys: Sequence[str]
+    ) -> Iterator[dict[str, Any]]:
+        """Column dicts of at most ``chunk_size`` rows of one unit, only the ``needed`` columns.
+
+        A Parquet unit is read on its own (one row group): pyarrow's reader over a whole
+        file keeps every row group's raw bytes it has read until the file is done (about
+        the file's size), which made memory grow with the rows read.
+        """
+        i, group = unit
+        wanted = [c for c in self.columns if c in set(needed)]
+        if group is not None:
             import pyarrow.parquet as pq
 
-            return sum(pq.ParquetFile(p).metadata.num_rows for p in self.paths)
-        return None
+            for batch in pq.ParquetFile(self.paths[i]).iter_batches(
+                batch_size=self.chunk_size, row_groups=[group], columns=wanted
+            ):
+                yield {
+                    name: batch.column(j).to_pandas() for j, name in enumerate(batch.schema.names)
+                }
+            return
+        if self.kinds[i] == "parquet":  # a whole Parquet file: its row groups one by one
+            for u in self.units():
+                if u[0] == i:
+                    yield from self.read(u, needed, string_keys)
+            return
+        import pandas as pd
+
+        opts = dict(self.csv_options)
+        # text keys stay text (e.g. zip code "007"), whatever pandas would infer
+        dtypes = {k: str for k in string_keys if k in wanted}
+        dtypes.update(opts.pop("dtype", None) or {})
+        with pd.read_csv(
+            self.paths[i], chunksize=self.chunk_size, usecols=wanted, dtype=dtypes, **opts
+        ) as reader:
+            for frame in reader:
+                yield {str(c): frame[c] for c in frame.columns}
 
     def chunks(
         self, order: Sequence[int], needed: Sequence[str], string_keys: Sequence[str]
-    ) -> Iterator[dict[str, np.ndarray]]:
+    ) -> Iterator[dict[str, Any]]:
         """Column dicts of at most ``chunk_size`` rows, file by file in ``order``."""
-        import pandas as pd
-
-        wanted = [c for c in self.columns if c in set(needed)]
         for i in order:
-            path, kind = self.paths[i], self.kinds[i]
-            if kind == "parquet":
-                import pyarrow.parquet as pq
-
-                for batch in pq.ParquetFile(path).iter_batches(
-                    batch_size=self.chunk_size, columns=wanted
-                ):
-                    yield {
-                        name: batch.column(j).to_pandas()
-                        for j, name in enumerate(batch.schema.names)
-                    }
-            else:
-                opts = dict(self.csv_options)
-                # text keys stay text (e.g. zip code "007"), whatever pandas would infer
-                dtypes = {k: str for k in string_keys if k in wanted}
-                dtypes.update(opts.pop("dtype", None) or {})
-                with pd.read_csv(
-                    path, chunksize=self.chunk_size, usecols=wanted, dtype=dtypes, **opts
-                ) as reader:
-                    for frame in reader:
-                        yield {str(c): frame[c] for c in frame.columns}
+            yield from self.read((i, None), needed, string_keys)
