@@ -21,19 +21,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--open", action="store_true", help="open the dashboard in a browser")
+    p.add_argument(
+        "--refresh-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="over a shared store (s3://...): look for its changes at most this often "
+        "(default: 5)",
+    )
     p.set_defaults(func=_ui)
 
 
 def _ui(args: argparse.Namespace) -> int:
     from trainrun.web.server import serve
 
-    folder = runs_dir(args)
-    if folder.startswith("s3://"):  # a shared store: the dashboard over a local mirror of it
-        from trainrun.runs.store import mirror_runs
-
-        folder = str(mirror_runs(folder))
     try:
-        serve(folder, host=args.host, port=args.port, open_browser=args.open)
+        # a shared store (s3://...): the dashboard over a local mirror, kept up to date
+        serve(
+            runs_dir(args),
+            host=args.host,
+            port=args.port,
+            open_browser=args.open,
+            refresh_interval=args.refresh_interval,
+        )
     except KeyboardInterrupt:
         return 0  # Ctrl-C is how a dashboard is meant to stop
     return 0

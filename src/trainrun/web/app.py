@@ -38,6 +38,8 @@ import os
 import secrets
 import stat
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -58,10 +60,12 @@ from trainrun.exceptions import FilterError, RunNotFoundError, RunRecordError, T
 from trainrun.runs import record
 from trainrun.runs.report import _data as _report_data
 from trainrun.runs.report import render, render_data, render_live, script_json, static_text
-from trainrun.runs.store import RunRecordWarning, clean_runs, ls_runs, purge_runs
+from trainrun.runs.store import RunRecordWarning, clean_runs, ls_runs, mirror_runs, purge_runs
 
 #: how often the pages ask for fresh statuses, in milliseconds
 POLL_MS = 2000
+#: a dashboard over a shared store looks for its changes at most this often (seconds)
+STORE_REFRESH_S = 5.0
 #: runs per page of the runs table
 PAGE_SIZE = 200
 
@@ -165,12 +169,53 @@ class Dashboard:
     """The state of one dashboard: its runs folder, its secrets, and the route handlers."""
 
     def __init__(
-        self, runs_dir: str | os.PathLike[str] = "runs", *, password: str | None = None
+        self,
+        runs_dir: str | os.PathLike[str] = "runs",
+        *,
+        password: str | None = None,
+        refresh_interval: float = STORE_REFRESH_S,
     ) -> None:
+        #: a shared store (``s3://...``): the dashboard serves its local mirror, brought up
+        #: to date from the store's changes at most every ``refresh_interval`` seconds, when
+        #: a page or the live poll asks (docs/shared-store.md)
+        self.store: str | None = None
+        if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):
+            self.store = runs_dir.rstrip("/")
+            runs_dir = mirror_runs(self.store)
         self.runs_dir = Path(runs_dir).resolve()
+        self.refresh_interval = refresh_interval
+        self.store_problem: str | None = None
+        self._refreshed = time.monotonic()
+        self._refreshing = threading.Lock()
         self.secret = secrets.token_bytes(32)
         #: required with every archive/delete when set (a dashboard bound beyond loopback)
         self.password = password
+
+    def live(self, *, now: bool = False) -> None:
+        """Bring the mirror of a shared store up to date, if ``refresh_interval`` has passed
+        (or ``now``). Only what changed is fetched (``mirror_runs``). A request that finds
+        another one refreshing does not wait: it serves the mirror as it is."""
+        if self.store is None:
+            return
+        if not now and time.monotonic() - self._refreshed < self.refresh_interval:
+            return
+        if not self._refreshing.acquire(blocking=now):
+            return
+        try:
+            if not now and time.monotonic() - self._refreshed < self.refresh_interval:
+                return
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a store away: said on the page instead
+                try:
+                    mirror_runs(self.store)
+                    self.store_problem = None
+                except (TrainrunError, OSError) as exc:
+                    self.store_problem = (
+                        f"The runs shown are this machine's last copy of {self.store}: {exc}"
+                    )
+            self._refreshed = time.monotonic()
+        finally:
+            self._refreshing.release()
 
     # ------------------------------------------------------------ helpers
 
@@ -187,10 +232,12 @@ class Dashboard:
     def run_dir(self, run_id: str) -> Path | None:
         """The folder of ``run_id``, only if it names a run folder in the runs folder (never
         a path); one or two ``stat`` calls, no listing."""
+        self.live()
         return record.run_by_name(self.runs_dir, run_id)
 
     def _listing(self, params: Any) -> Any:
         """The ls_runs() DataFrame the parameters ask for."""
+        self.live()
         filter_expr = (params.get("filter") or "").strip() or None
         latest_n = params.get("latest_n") or None
         if latest_n is not None:
@@ -212,7 +259,7 @@ class Dashboard:
             )
         df.attrs["problems"] = [
             str(w.message) for w in caught if issubclass(w.category, RunRecordWarning)
-        ]
+        ] + ([self.store_problem] if self.store_problem else [])
         return df
 
     @staticmethod
@@ -597,7 +644,11 @@ class Dashboard:
             warnings.simplefilter("always")
             # an exact folder, never an id: the store also accepts id prefixes; the
             # dashboard's form was the confirmation
-            done = func([str(self.runs_dir / run_id)], self.runs_dir, confirm=False)
+            if self.store is not None:  # the store's run (its full URL: that run only)
+                done = func([f"{self.store}/{run_id}"], self.store, confirm=False)
+                self.live(now=True)
+            else:
+                done = func([str(self.runs_dir / run_id)], self.runs_dir, confirm=False)
         if not done:
             reason = "; ".join(str(w.message) for w in caught) or "the runs store did nothing"
             raise TrainrunError(f"Could not {action} run {run_id}: {reason}")
@@ -708,8 +759,13 @@ def create_app(
     *,
     allowed_hosts: Sequence[str] | None = None,
     password: str | None = None,
+    refresh_interval: float = STORE_REFRESH_S,
 ) -> Starlette:
     """The dashboard application over ``runs_dir``, ready for uvicorn or a test client.
+
+    ``runs_dir`` may be a shared store (``s3://bucket/prefix``): the dashboard serves a
+    local mirror of it, refreshed from the store's changes at most every
+    ``refresh_interval`` seconds when a page or the live poll asks.
 
     ``allowed_hosts`` guards against DNS rebinding: requests naming another
     Host are refused. The default accepts loopback names only. ``password``,
@@ -721,7 +777,7 @@ def create_app(
     >>> client.get("/api/runs").json()["count"]          # doctest: +SKIP
     3
     """
-    dash = Dashboard(runs_dir, password=password)
+    dash = Dashboard(runs_dir, password=password, refresh_interval=refresh_interval)
     routes = [
         Route("/", dash.index, name="index"),
         Route("/api/runs", dash.api_runs),

@@ -39,8 +39,13 @@ def serve(
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
     open_browser: bool = False,
+    refresh_interval: float | None = None,
 ) -> None:
     """Serve the dashboard over ``runs_dir`` until interrupted (Ctrl-C).
+
+    ``runs_dir`` may be a shared store (``s3://bucket/prefix``): the dashboard serves a
+    local mirror of it, brought up to date from the store's changes at most every
+    ``refresh_interval`` seconds (default 5) when a page or the live poll asks.
 
     Binds loopback unless ``host`` says otherwise; ``port=0`` picks a free port.
     The URL is printed once the socket listens.
@@ -54,8 +59,16 @@ def serve(
 
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise UsageError(f"The port must be an integer from 0 to 65535. Received: port={port!r}")
+    store = runs_dir if isinstance(runs_dir, str) and runs_dir.startswith("s3://") else None
+    if refresh_interval is not None and not (
+        isinstance(refresh_interval, (int, float)) and 0 < refresh_interval < float("inf")
+    ):
+        raise UsageError(
+            "The refresh interval must be a positive number of seconds. "
+            f"Received: refresh_interval={refresh_interval!r}"
+        )
     runs_path = Path(runs_dir).resolve()
-    if runs_path.exists() and not runs_path.is_dir():
+    if store is None and runs_path.exists() and not runs_path.is_dir():
         raise UsageError(
             f"The runs folder {runs_path} is a file, not a folder. Pass the folder that holds "
             f"your runs. Received: runs_dir={os.fspath(runs_dir)!r}"
@@ -81,13 +94,18 @@ def serve(
             file=sys.stderr,
             flush=True,
         )
-    app = create_app(runs_path, allowed_hosts=allowed, password=password)
+    extra = {"refresh_interval": refresh_interval} if refresh_interval is not None else {}
+    app = create_app(store or runs_path, allowed_hosts=allowed, password=password, **extra)
+    runs_path = app.state.dashboard.runs_dir  # a store's: its mirror on this machine
     sock = _bind(host, port)
     actual_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{actual_port}/"
     note = "" if runs_path.is_dir() else " (no runs yet: the folder does not exist)"
-    print(f"trainrun ui: serving {runs_path}{note} at {url} (Ctrl-C stops)", flush=True)
+    if store is not None:
+        note = f" (mirrored in {runs_path}, refreshed as pages ask)"
+    shown_runs = store or runs_path
+    print(f"trainrun ui: serving {shown_runs}{note} at {url} (Ctrl-C stops)", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     if open_browser:

@@ -284,6 +284,18 @@ class ObjectStore:
         except Exception as exc:
             raise self._error(exc, f"delete {key}") from exc
 
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete many keys, up to 1,000 per request (S3's DeleteObjects); absent keys are fine."""
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            try:
+                self._ob.delete(self._store, batch)
+            except FileNotFoundError as exc:
+                if "NoSuchBucket" in str(exc):
+                    raise self._error(exc, f"delete {batch[0]}...") from exc
+            except Exception as exc:
+                raise self._error(exc, f"delete {batch[0]}...") from exc
+
     def list(self, prefix: str, *, after: str | None = None) -> Iterator[Entry]:
         """Keys under ``prefix`` in key order, those after the key ``after`` only (list-since)."""
         try:

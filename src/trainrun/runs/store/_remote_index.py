@@ -25,12 +25,14 @@ import logging
 import math
 import os
 import shutil
+import stat
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from trainrun._atomic import replace_text
 from trainrun.exceptions import RunNotFoundError, RunRecordError
 from trainrun.runs import record
 from trainrun.runs.store import _pushdown
@@ -45,7 +47,13 @@ from trainrun.runs.store._objectstore import (
     change_key,
     parse_url,
 )
-from trainrun.runs.store._sync import cache_root, heartbeat_timeout, push_pending
+from trainrun.runs.store._sync import (
+    _env_seconds,
+    _files,
+    cache_root,
+    heartbeat_timeout,
+    push_pending,
+)
 
 __all__ = ["RemoteRuns", "StaleListingWarning"]
 
@@ -87,6 +95,22 @@ def _row(data: bytes, run_id: str) -> dict[str, Any] | None:
 def _stamp(key: str) -> int:
     """The writer's time in a change marker's key (``.trainrun/changes/<ns>-<run id>``)."""
     return int(key[len(CHANGES) :].split("-", 1)[0])
+
+
+def changes_horizon() -> float:
+    """Seconds a change marker is kept (``TRAINRUN_CHANGES_HORIZON``, default a day; at
+    least four listing windows): older ones are deleted by ``RemoteRuns.compact``."""
+    return max(_env_seconds("TRAINRUN_CHANGES_HORIZON", 86400.0), 4 * WINDOW_S)
+
+
+def _within_horizon(since: Any, now: float) -> bool:
+    """True when markers written after ``since`` (seconds) are all still in the store:
+    a cache refreshed then, or a snapshot good to then, can go on from there."""
+    try:
+        since = float(since)
+    except (TypeError, ValueError):
+        return False
+    return now - since < changes_horizon() - 2 * WINDOW_S
 
 
 def _stale(sig: str | None, now: float | None = None) -> bool:
@@ -165,18 +189,29 @@ class RemoteRuns:
             return dict(pool.map(one, ids))
 
     def refresh(self, index: Any, full: bool = False) -> None:
-        """Bring the cache ``index`` up to date with the store (only what changed)."""
+        """Bring the cache ``index`` up to date with the store (only what changed).
+
+        A cache last refreshed longer ago than the markers are kept (``changes_horizon()``,
+        less a margin) may have missed markers since deleted: it starts again as a first
+        listing does (from a recent snapshot, else every row).
+        """
         db = index.db
         meta = dict(db.execute("SELECT key, value FROM meta WHERE key LIKE 'remote_%'").fetchall())
         window = int(WINDOW_S * 1e9)
+        refreshed_at = time.time()
+        if "remote_after" in meta and not _within_horizon(
+            meta.get("remote_refreshed"), refreshed_at
+        ):
+            del meta["remote_after"]  # markers it has not seen may be gone: start again
+        first = full or "remote_after" not in meta
         known = {r[0] for r in db.execute("SELECT id FROM runs")}
         from_snapshot: dict[str, dict[str, Any] | None] = {}
         if not full and "remote_after" not in meta:
             loaded = self._load_snapshot()  # a first listing: one object, then what changed since
-            if loaded is not None:
+            if loaded is not None and _within_horizon(loaded[0] / 1e9, refreshed_at):
                 meta["remote_after"] = str(loaded[0])
                 from_snapshot = {r["id"]: r for r in loaded[1]}
-        if full or "remote_after" not in meta:
+        if "remote_after" not in meta or full:
             started = time.time_ns()
             # the recent markers first: every row fetched after is at least as new as they say
             marks = [
@@ -203,7 +238,7 @@ class RemoteRuns:
             seen = [k for k in keys if stamps[k] > after - window]
         rows = [r for r in fetched.values() if r is not None]
         gone = [i for i, r in fetched.items() if r is None and i in known]
-        if full or "remote_after" not in meta:
+        if first:  # every row of the store is in hand: what the cache holds beside them is gone
             gone += sorted(known - set(fetched))
         # running rows not fetched now: killed once their heartbeat is too old
         now = time.time()
@@ -217,6 +252,9 @@ class RemoteRuns:
         db.execute("BEGIN IMMEDIATE")
         db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_after', ?)", (str(after),))
         db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_seen', ?)", (json.dumps(seen),))
+        db.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('remote_refreshed', ?)", (repr(refreshed_at),)
+        )
         db.execute("COMMIT")
         self._maybe_snapshot(index, after)
 
@@ -253,15 +291,35 @@ class RemoteRuns:
             return
         db.execute("INSERT OR REPLACE INTO meta VALUES ('snapshot_checked', ?)", (str(now),))
         count = db.execute("SELECT count(*) FROM runs WHERE corrupt = 0").fetchone()[0]
-        if count < SNAPSHOT_MIN_RUNS:
-            return
         try:
-            current = [e for e in self.store.list(SNAPSHOT) if e.key == SNAPSHOT]
-            if current and now - current[0].modified < SNAPSHOT_EVERY_S:
-                return
-            self.store.put(SNAPSHOT, _snapshot_bytes(db, after))
+            if count >= SNAPSHOT_MIN_RUNS:
+                current = [e for e in self.store.list(SNAPSHOT) if e.key == SNAPSHOT]
+                if not current or now - current[0].modified >= SNAPSHOT_EVERY_S:
+                    self.store.put(SNAPSHOT, _snapshot_bytes(db, after))
+            self.compact()
         except StoreError as exc:  # a read-only machine, say: the others write it
-            log.debug("No snapshot of %s written: %s", self.url, exc)
+            log.debug("No snapshot of %s written or markers compacted: %s", self.url, exc)
+
+    def compact(self) -> int:
+        """Delete the change markers older than ``changes_horizon()``; how many.
+
+        Markers only say "this row changed": a machine whose cache is younger than the
+        horizon has seen them; an older one starts again (``refresh``). The LIST starts
+        at the oldest marker and stops at the first one to keep: O(markers deleted).
+        """
+        cutoff = time.time_ns() - int(changes_horizon() * 1e9)
+        old = []
+        for entry in self.store.list(CHANGES):
+            try:
+                stamp = _stamp(entry.key)
+            except ValueError:
+                continue  # not a marker of ours: left alone
+            if stamp >= cutoff:
+                break
+            old.append(entry.key)
+        if old:
+            self.store.delete_many(old)
+        return len(old)
 
     def _through(self, use: Any, refresh: bool = False) -> Any:
         from trainrun.runs.store._index import _Index
@@ -331,9 +389,11 @@ class RemoteRuns:
         """The id of the run ``ref`` names: an id, a unique id prefix, an index, a row."""
         if hasattr(ref, "get") and not isinstance(ref, str):
             ref = ref.get("id") or ref.get("run_dir")
+        ids = self.ids()
         if isinstance(ref, str) and ref.startswith(self.url + "/"):
             ref = ref[len(self.url) + 1 :].strip("/")
-        ids = self.ids()
+            if ref not in ids:  # a run's full URL names that run only, never a prefix of others
+                raise RunNotFoundError(f"No run {ref!r} in {self.url}.")
         if isinstance(ref, int) and not isinstance(ref, bool):
             if 0 <= ref < len(ids):
                 return ids[ref]
@@ -350,17 +410,24 @@ class RemoteRuns:
         hint = f" It matches {len(near)} runs: {', '.join(near[:5])}." if near else ""
         raise RunNotFoundError(f"No run {ref!r} in {self.url}.{hint}")
 
-    def fetch(self, ref: Any) -> Path:
-        """A local copy of the run (its files under ``cache_root/copies/<id>``), fetched again
-        only when its row changed since (a heartbeat or its end)."""
-        run_id = self.resolve(ref)
-        stamp = self._through(
+    def _row_of(self, run_id: str) -> tuple[str, str | None, str | None]:
+        """(stamp, sig, status) of a run as the cache, just refreshed, lists it."""
+        found = self._through(
             lambda index: index.db.execute(
                 "SELECT sig, status FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
         )
+        if found is None:
+            return "", None, None
+        return f"{found[0]}:{found[1]}", found[0], found[1]
+
+    def fetch(self, ref: Any) -> Path:
+        """A local copy of the run (its files under ``cache_root/copies/<id>``), brought up to
+        date only when its row changed since (a heartbeat, its end, an annotation). Its
+        status is the listing's: a run whose heartbeat stopped reads ``killed`` here too."""
+        run_id = self.resolve(ref)
+        want, sig, status = self._row_of(run_id)
         stamp_file = self.copies / ".fetched" / run_id
-        want = f"{stamp[0]}:{stamp[1]}" if stamp else ""
         try:
             if want and stamp_file.read_text(encoding="utf-8") == want:
                 if (self.copies / run_id).is_dir():
@@ -368,6 +435,7 @@ class RemoteRuns:
         except OSError:
             pass
         folder = self._fetch_into(run_id, self.copies)
+        _listed_status(folder, status, sig)
         stamp_file.parent.mkdir(parents=True, exist_ok=True)
         stamp_file.write_text(want, encoding="utf-8")
         return folder
@@ -375,8 +443,10 @@ class RemoteRuns:
     def mirror(self) -> Path:
         """A local runs folder holding every run of the store, for TensorBoard and the dashboard.
 
-        Incremental: a run is fetched again only when its row changed (a new heartbeat or
-        its end); runs gone from the store are removed from the mirror.
+        Incremental: a run is looked at again only when its row changed (a new heartbeat,
+        its end), and then only its files that changed are fetched; runs gone from the
+        store are removed from the mirror. Statuses are the listing's (``killed`` when a
+        heartbeat stopped).
         """
         target = self.root / "mirror"
         state_file = self.root / "mirror.json"
@@ -389,47 +459,66 @@ class RemoteRuns:
                 "SELECT id, sig, status FROM runs WHERE corrupt = 0"
             ).fetchall()
         )
-        now = {run_id: f"{sig}:{status}" for run_id, sig, status in rows}
-        for run_id, stamp in now.items():
+        now = {run_id: (f"{sig}:{status}", sig, status) for run_id, sig, status in rows}
+        for run_id, (stamp, sig, status) in now.items():
             if state.get(run_id) != stamp or not (target / run_id).is_dir():
                 try:
-                    self._fetch_into(run_id, target)
+                    folder = self._fetch_into(run_id, target)
                 except RunRecordError:
                     continue  # no record files yet: next time
+                _listed_status(folder, status, sig)
                 state[run_id] = stamp
         for run_id in sorted(set(state) - set(now)):
             if record.run_by_name(target, run_id) is not None:  # a plain name inside the mirror
                 shutil.rmtree(target / run_id, ignore_errors=True)
             state.pop(run_id, None)
         target.mkdir(parents=True, exist_ok=True)
-        state_file.write_text(json.dumps(state), encoding="utf-8")
+        replace_text(state_file, json.dumps(state))
         return target
 
     def _fetch_into(self, run_id: str, folder: Path) -> Path:
+        """The run's files in ``folder/<run_id>``, fetching only those whose size or time
+        differs from the local copy's; files gone from the store are removed. Each file is
+        replaced whole (written beside it, then renamed): a reader never sees half of one."""
         prefix = f"{run_id}/"
         target = folder / run_id
-        tmp = folder / f".{run_id}.fetching-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            for entry in self.store.list(prefix):
-                rel = entry.key[len(prefix) :]
-                parts = rel.split("/")
-                # only plain names below the run: nothing lands outside its folder
-                if not rel or any(p in ("", ".", "..") for p in parts):
-                    continue
-                data = self.store.get(entry.key)
-                if data is None:
-                    continue
-                path = tmp.joinpath(*parts)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-            if not record.is_run_folder(tmp):
-                raise RunRecordError(f"The run {run_id} in {self.url} holds no record files yet.")
-            shutil.rmtree(target, ignore_errors=True)
-            os.rename(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        wanted: dict[str, Any] = {}
+        for entry in self.store.list(prefix):
+            rel = entry.key[len(prefix) :]
+            parts = rel.split("/")
+            # only plain, visible names below the run: nothing lands outside its folder
+            if not rel or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+                continue
+            wanted[rel] = entry
+        if not any(rel in wanted for rel in _RECORD_FILES):
+            raise RunRecordError(f"The run {run_id} in {self.url} holds no record files yet.")
+        target.mkdir(parents=True, exist_ok=True)
+        real = os.path.realpath(target)
+        for rel, entry in wanted.items():
+            path = target.joinpath(*rel.split("/"))
+            try:
+                st = os.lstat(path)
+                if (
+                    stat.S_ISREG(st.st_mode)
+                    and st.st_size == entry.size
+                    and st.st_mtime == entry.modified
+                ):
+                    continue  # the same file as the store's
+            except FileNotFoundError:
+                pass
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.commonpath([real, os.path.realpath(path.parent)]) != real:
+                continue  # a link inside the copy leading out of it: never written through
+            data = self.store.get(entry.key)
+            if data is None:
+                continue  # deleted since the listing
+            tmp = path.parent / f".{path.name}.fetching-{os.getpid()}"
+            tmp.write_bytes(data)
+            os.utime(tmp, (entry.modified, entry.modified))
+            os.replace(tmp, path)
+        for rel in _files(target):
+            if rel not in wanted:  # gone from the store (a file removed by the run)
+                os.unlink(target.joinpath(*rel.split("/")))
         return target
 
     # ---------------------------------------------------------------- clean, restore, purge
@@ -491,11 +580,48 @@ class RemoteRuns:
 
     def delete(self, run_id: str, keys: list[str] | None = None) -> None:
         """Delete one run: its files, its row and its claim; a marker tells other machines."""
-        for key in keys if keys is not None else [e.key for e in self.store.list(f"{run_id}/")]:
-            self.store.delete(key)
-        self.store.delete(INDEX + run_id + ".json")
-        self.store.delete(IDS + run_id)
+        if keys is None:
+            keys = [e.key for e in self.store.list(f"{run_id}/")]
+        self.store.delete_many([*keys, INDEX + run_id + ".json", IDS + run_id])
         self.store.put(change_key(run_id), b"")
+
+
+_RECORD_FILES = (
+    record.RUN_FILE,
+    record.FLAGS_FILE,
+    record.METRICS_FILE,
+    record.EVALUATION_FILE,
+    record.OUTPUT_FILE,
+)
+
+
+def _listed_status(folder: Path, status: str | None, sig: str | None) -> None:
+    """The listing's verdict in a local copy: a run whose heartbeat stopped is ``killed``.
+
+    A run.json pushed while the run lasted says ``running``; only the host that ran it
+    could check its process, so its copy elsewhere would read ``running`` for ever. The
+    listing knows better (``heartbeat_timeout()``): the copy says what the listing says.
+    """
+    if status != "killed":
+        return
+    path = folder / record.RUN_FILE
+    try:
+        run = record.read_json(path, default=None)
+    except RunRecordError:
+        return
+    if not isinstance(run, dict) or run.get("status") != "running":
+        return
+    try:
+        beat = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(sig or "")))
+    except ValueError:
+        beat = "its start"
+    run["status"] = "killed"
+    run["error"] = run.get("error") or (
+        f"No heartbeat from {run.get('host') or 'its machine'} since {beat}, more than "
+        f"{heartbeat_timeout():g} s (TRAINRUN_HEARTBEAT_TIMEOUT): its machine died or lost "
+        "the store. A late heartbeat makes it running again."
+    )
+    record.write_json(path, run, durable=False)
 
 
 def _archive_of(url: str) -> RemoteRuns:
