@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.runs.store.conftest import write_run
-from tests.runs.store.s3server import S3, free_port, s3, s3_server  # noqa: F401
+from tests.runs.store.s3server import S3, free_port
 from tests.runs.store.test_remote_listing import push, t
 
 from trainrun.runs.store import ls_runs
