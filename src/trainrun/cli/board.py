@@ -42,17 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _board(args: argparse.Namespace) -> int:
-    import tempfile
-
     from trainrun._extras import missing
     from trainrun.exceptions import UsageError
-    from trainrun.runs.tensorboard import link_runs, tensorboard_command, write_hparams
 
     args.runs_dir = runs_dir(args)
-    if args.runs_dir.startswith("s3://"):  # a shared store: TensorBoard over a local mirror
-        from trainrun.runs.store import mirror_runs
-
-        args.runs_dir = str(mirror_runs(args.runs_dir))
     no_tensorboard = missing("tensorboard", "board", "serving TensorBoard")
     if no_tensorboard is not None:
         raise no_tensorboard
@@ -63,6 +56,61 @@ def _board(args: argparse.Namespace) -> int:
             "--reload-interval must be a positive number of seconds. "
             f"Received: {args.reload_interval}"
         )
+    mirroring = None
+    if args.runs_dir.startswith("s3://"):  # a shared store: TensorBoard over a local mirror
+        from trainrun.runs.store import mirror_runs
+
+        store = args.runs_dir
+        args.runs_dir = str(mirror_runs(store))
+        mirroring = _Mirroring(store, args.reload_interval)
+    try:
+        return _board_over(args)
+    finally:
+        if mirroring is not None:
+            mirroring.stop()
+
+
+class _Mirroring:
+    """The mirror of a shared store brought up to date every ``interval`` seconds, in a
+    background thread: new runs and new events appear in TensorBoard as they are pushed."""
+
+    def __init__(self, store: str, interval: float) -> None:
+        import threading
+
+        self.store = store
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="trainrun-mirror", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        import warnings
+
+        from trainrun.exceptions import TrainrunError
+        from trainrun.runs.store import mirror_runs
+
+        said = None
+        while not self._stop.wait(self.interval):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a store away: said once below
+                    mirror_runs(self.store)
+                said = None
+            except (TrainrunError, OSError) as exc:
+                if str(exc) != said:  # once per problem, not every interval
+                    said = str(exc)
+                    print(f"trainrun: warning: {exc} (showing the last copy)", file=sys.stderr)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _board_over(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from trainrun.runs.tensorboard import link_runs, tensorboard_command, write_hparams
+
     run_dirs = write_hparams(args.runs_dir)
     # TensorBoard reads a folder of links named by run id, so each run is named by its id;
     # the folder lives outside the runs folder so that nothing there looks like a run.

@@ -219,6 +219,35 @@ def test_a_mirror_for_tensorboard_and_the_dashboard(
         proc.wait(timeout=30)
 
 
+def test_the_mirror_fetches_only_what_changed_and_appends_what_grew(
+    s3: S3, tmp_path: Path, write_run
+) -> None:
+    folder = write_run(tmp_path / "a", "live", start=t(1), status="running", flags={"lr": 1})
+    events = folder / "tensorboard" / "events.out.tfevents.1.host"
+    events.write_bytes(b"record-1;")
+    sync = RunSync(folder, s3.url)
+    sync.push()  # a tick while it runs: the record files and the event files
+    assert f"team/live/tensorboard/{events.name}" in s3.keys("team/live/")
+    mirrored = mirror_runs(s3.url) / "live" / "tensorboard" / events.name
+    reader = open(mirrored, "rb")  # TensorBoard holds its event files open
+    try:
+        assert reader.read() == b"record-1;"
+        flags = mirrored.parent.parent / record.FLAGS_FILE
+        flags_inode = os.stat(flags).st_ino
+        with open(events, "ab") as f:
+            f.write(b"record-2;")
+        sync.push()
+        mirror_runs(s3.url)
+        assert reader.read() == b"record-2;"  # appended: the open reader sees the new records
+        assert os.stat(flags).st_ino == flags_inode  # unchanged: not fetched again
+        ObjectStore(s3.url).delete(f"live/tensorboard/{events.name}")
+        sync.push()
+        mirror_runs(s3.url)
+        assert not mirrored.exists()  # gone from the store, gone from the mirror
+    finally:
+        reader.close()
+
+
 def test_a_large_file_goes_in_parts_and_comes_back_whole(s3: S3, tmp_path: Path, write_run) -> None:
     folder = write_run(tmp_path / "a", "big", start=t(1))
     blob = os.urandom(12 * 1024 * 1024 + 7)  # past obstore's part size: a multipart upload
@@ -285,11 +314,14 @@ def test_a_first_listing_starts_from_the_stores_snapshot(
     assert ls_runs(s3.url, refresh=True)["id"].tolist() == ["r9", "r3", "r2"]
 
 
-def test_trainrun_board_over_a_store(s3: S3, pushed: dict[str, str], wait_until) -> None:
+def test_trainrun_board_over_a_store(
+    s3: S3, pushed: dict[str, str], wait_until, tmp_path: Path, write_run
+) -> None:
     pytest.importorskip("tensorboard")
     port = free_port()
     board = subprocess.Popen(
-        [sys.executable, "-m", "trainrun", "board", "--runs-dir", s3.url, "--port", str(port)],
+        [sys.executable, "-m", "trainrun", "board", "--runs-dir", s3.url, "--port", str(port)]
+        + ["--reload-interval", "1"],
         env=s3.child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -302,6 +334,23 @@ def test_trainrun_board_over_a_store(s3: S3, pushed: dict[str, str], wait_until)
             message="TensorBoard over the store's mirror",
         )
         assert {r.split("/")[0] for r in runs} >= {"r1", "r2", "r3"}
+        # a run pushed by another machine while TensorBoard serves: it appears (live, not
+        # a snapshot taken at start)
+        folder = write_run(tmp_path / "machine-b", "r9", start=t(9), flags={"dropout": 0.5})
+        (folder / "tensorboard" / "events.out.tfevents.1.b").write_bytes(b"")
+        push(s3, folder)
+        wait_until(
+            lambda: (
+                "r9"
+                in {
+                    r.split("/")[0]
+                    for r in httpx.get(f"http://127.0.0.1:{port}/data/runs", timeout=5).json()
+                }
+            ),
+            timeout=60,
+            ignoring=(httpx.HTTPError, ValueError),
+            message="the run pushed after TensorBoard started",
+        )
     finally:
         board.terminate()
         board.wait(timeout=30)

@@ -512,6 +512,9 @@ class RemoteRuns:
             data = self.store.get(entry.key)
             if data is None:
                 continue  # deleted since the listing
+            if _grew(path, data):  # appended to (metrics, output, events): appended here too
+                os.utime(path, (entry.modified, entry.modified))
+                continue
             tmp = path.parent / f".{path.name}.fetching-{os.getpid()}"
             tmp.write_bytes(data)
             os.utime(tmp, (entry.modified, entry.modified))
@@ -593,6 +596,25 @@ _RECORD_FILES = (
     record.EVALUATION_FILE,
     record.OUTPUT_FILE,
 )
+
+
+def _grew(path: Path, data: bytes) -> bool:
+    """Append to ``path`` what ``data`` adds to it, when ``data`` begins with its content;
+    False (nothing written) otherwise. A reader that holds the file open (TensorBoard
+    reading an event file) sees the new records, which a replaced file would hide from it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or not 0 < st.st_size < len(data):
+        return False
+    nofollow = getattr(os, "O_NOFOLLOW", 0)  # never written through a link
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | nofollow)
+    with open(fd, "r+b") as f:
+        if f.read(st.st_size) != data[: st.st_size]:
+            return False
+        f.write(data[st.st_size :])
+    return True
 
 
 def _listed_status(folder: Path, status: str | None, sig: str | None) -> None:

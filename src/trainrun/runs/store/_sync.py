@@ -9,7 +9,8 @@ beside the launcher pushes it:
   (``.trainrun/ids/<id>``, create-if-absent): two machines that start a run in
   the same second get ``<id>`` and ``<id>-2``, never one folder for two runs;
 * every ``interval`` seconds (``TRAINRUN_SYNC_INTERVAL``, default 10): the
-  record files that changed (run.json, flags, metrics, evaluation, output.log),
+  record files that changed (run.json, flags, metrics, evaluation, output.log,
+  the TensorBoard event files),
   then the run's listing row with a ``heartbeat`` time and a change marker;
   a listing elsewhere reads a *running* row whose heartbeat is older than
   ``HEARTBEAT_TIMEOUT_S`` (``TRAINRUN_HEARTBEAT_TIMEOUT``, default 60 s) as
@@ -177,7 +178,7 @@ class RunSync:
         """Push what changed (everything at the end), then the row and a change marker."""
         with self._lock:  # the thread's tick and the final push never interleave
             run_id = self.claim()
-            names = _files(self.run_dir) if final else [n for n in LIVE_FILES]
+            names = _files(self.run_dir) if final else self._live_names()
             for rel in names:
                 path = self.run_dir / rel
                 try:
@@ -192,6 +193,15 @@ class RunSync:
             self.store.put(INDEX + run_id + ".json", self.row(run_id))
             self.store.put(change_key(run_id), b"")
             self.error = None
+
+    def _live_names(self) -> list[str]:
+        """What is pushed while the run lasts: the record files, and its TensorBoard event
+        files (``trainrun board`` over the store shows them as they grow)."""
+        events = self.run_dir / record.TENSORBOARD_DIR
+        live = (
+            [f"{record.TENSORBOARD_DIR}/{rel}" for rel in _files(events)] if events.is_dir() else []
+        )
+        return [*LIVE_FILES, *live]
 
     def row(self, run_id: str) -> bytes:
         """The run's listing row as the store keeps it (the local index's row, plus heartbeat)."""
