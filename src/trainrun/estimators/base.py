@@ -943,6 +943,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         predict_keys: Sequence[str] | None,
         checkpoint_path: str | os.PathLike[str] | None = None,
         callbacks: Sequence[Any] = (),
+        batches: Iterator[Any] | None = None,  # instead of input_fn's (a rank's share)
     ) -> Iterator[dict[str, Any]]:
         import torch
 
@@ -956,7 +957,7 @@ class Estimator(ScikitLearnMixin, abc.ABC):
                     stacklevel=3,
                 )
             self.network_.eval()
-            for batch in self._batches(fn, labels=False):
+            for batch in self._batches(fn, labels=False) if batches is None else batches:
                 batch = self._to_device(batch)
                 with torch.no_grad(), self.config_.threads():
                     out = self.head_.predictions(self.network_(batch.features))
@@ -1030,7 +1031,8 @@ class Estimator(ScikitLearnMixin, abc.ABC):
 
         Columns as :meth:`predict_frame`'s, after the input's ``id_columns``; the format
         follows the name (``.parquet``, ``.csv``) unless ``format`` says. The input_fn
-        must not shuffle. Under torchrun, rank 0 writes the file and the others wait.
+        must not shuffle. Under torchrun every rank predicts its share of the input and
+        rank 0 joins the shares into the file, in input order (every rank must call it).
 
         >>> est.predict_to("scores.parquet", input_fn("big/", shuffle=False),
         ...                id_columns=["customer_id"])                  # doctest: +SKIP
@@ -1039,6 +1041,17 @@ class Estimator(ScikitLearnMixin, abc.ABC):
 
         fn = _resolve_input_fn(input_fn)
         check_input(fn, id_columns)  # before any prediction (and its shuffle warning)
+        self._require_trained("predict")  # joins torchrun's process group, if any
+        if getattr(self, "_data_parallel", False) and hasattr(fn, "in_memory"):
+            from trainrun.estimators._predict_to import sharded_predict_to
+
+            def predict_over(batches: Iterator[Any]) -> Iterator[dict[str, Any]]:
+                return self._prediction_batches(fn, predict_keys, checkpoint_path, (), batches)
+
+            def make_batches(f: Any) -> Iterator[Any]:
+                return self._batches(f, labels=False)
+
+            return sharded_predict_to(path, fn, make_batches, predict_over, id_columns, format)
         if not self._is_chief():
             _barrier()
             return Path(path)
