@@ -679,27 +679,11 @@ class _Index:
 
     def _read(self, to_read: list[tuple[str, int]]) -> list[dict[str, Any]]:
         now_ns = time.time_ns()
-        base = os.path.join(self.runs_dir, "")
-        rows = []
-        for name, mtime in to_read:
-            sig = None  # before the read: a corrupt run.json raises out of it
-            try:
-                row = read_row(self.runs_dir, name, now_ns / 1e9)
-                if row["status"] == "running":
-                    # a running run is compared by its file signature next time: take the
-                    # signature first, then read again, so that a write in between makes
-                    # the stored signature old (read again later), never the content
-                    sig = _signature(base + name)
-                    row = read_row(self.runs_dir, name, now_ns / 1e9)
-            except RunRecordError as exc:
-                row = {"id": name, "status": "corrupt", "problem": str(exc), "corrupt": 1}
-            starting = row["status"] == "running" and row.get("pid") is None
-            if mtime > now_ns - RACY_NS or starting:
-                row["mtime"], row["sig"] = -1, None
-            else:
-                row["mtime"], row["sig"] = mtime, sig
-            rows.append(row)
-        return rows
+        if len(to_read) >= PARALLEL_MIN_RUNS:
+            rows = _read_in_workers(self.runs_dir, to_read, now_ns)
+            if rows is not None:
+                return rows
+        return _read_runs(self.runs_dir, to_read, now_ns)
 
     def _write(
         self,
@@ -721,42 +705,20 @@ class _Index:
                 for name, sqlcol, kind in db.execute("SELECT name, sqlcol, kind FROM columns")
             }
             existing = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
-            for row in rows:
-                for key, value in row.get("extra", {}).items():
-                    entry = cols.get(key)
-                    if entry is None:
-                        n = len(cols) + 1
-                        while f"c{n}" in existing:
-                            n += 1
-                        sqlcol = f"c{n}"
-                        kind = (
-                            "nan"
-                            if value is _NAN
-                            else "bool"
-                            if isinstance(value, bool) or value is None
-                            else "other"
-                        )
-                        db.execute(f"ALTER TABLE runs ADD COLUMN {sqlcol}")
-                        db.execute("INSERT INTO columns VALUES (?, ?, ?)", (key, sqlcol, kind))
-                        existing.add(sqlcol)
-                        cols[key] = (sqlcol, kind)
-                    elif value is _NAN and entry[1] != "nan":
-                        db.execute("UPDATE columns SET kind = 'nan' WHERE name = ?", (key,))
-                        cols[key] = (entry[0], "nan")
-                    elif entry[1] == "bool" and value is not None and not isinstance(value, bool):
-                        db.execute("UPDATE columns SET kind = 'other' WHERE name = ?", (key,))
-                        cols[key] = (entry[0], "other")
             fixed = [*self._STORED, *_BASE_SQL]
             at_corrupt = fixed.index("corrupt")
-            # rows with the same columns go in one executemany
+            # rows with the same columns go in one executemany (and are checked together)
             groups: dict[tuple[str, ...], list[list[Any]]] = {}
             for row in rows:
                 extra = row.get("extra", {})
-                keys = tuple(extra)
-                values = [row.get(c) for c in fixed]
+                values = list(map(row.get, fixed))
                 values[at_corrupt] = _NOT_RUN if row.get("not_run") else row.get("corrupt", 0)
                 values.extend(extra.values())
-                groups.setdefault(keys, []).append(values)
+                groups.setdefault(tuple(extra), []).append(values)
+            for keys, batch in groups.items():  # in the order the rows first name each column
+                if keys:
+                    columns = list(zip(*batch, strict=True))[len(fixed) :]
+                    _add_columns(db, keys, columns, cols, existing)
             for keys, batch in groups.items():
                 names = ", ".join([*(f'"{c}"' for c in fixed), *(cols[k][0] for k in keys)])
                 marks = ", ".join("?" * (len(fixed) + len(keys)))
@@ -797,6 +759,119 @@ class _Index:
             if kind == "bool":
                 table.bools.add(name)
         return table
+
+
+def _add_columns(
+    db: sqlite3.Connection,
+    keys: tuple[str, ...],
+    columns: list[tuple[Any, ...]],
+    cols: dict[str, tuple[str, str]],
+    existing: set[str],
+) -> None:
+    """Make sure the index has a column for each of ``keys`` (their values: ``columns``),
+    of the right kind: "nan" once any value is the NaN blob, "bool" while every value is a
+    bool or missing, "other" otherwise (the same whatever order the values come in)."""
+    for key, values in zip(keys, columns, strict=True):
+        has_nan = _NAN in values
+        entry = cols.get(key)
+        if entry is None:
+            n = len(cols) + 1
+            while f"c{n}" in existing:
+                n += 1
+            sqlcol = f"c{n}"
+            kind = "nan" if has_nan else "bool" if _all_bool(values) else "other"
+            db.execute(f"ALTER TABLE runs ADD COLUMN {sqlcol}")
+            db.execute("INSERT INTO columns VALUES (?, ?, ?)", (key, sqlcol, kind))
+            existing.add(sqlcol)
+            cols[key] = (sqlcol, kind)
+        elif has_nan and entry[1] != "nan":
+            db.execute("UPDATE columns SET kind = 'nan' WHERE name = ?", (key,))
+            cols[key] = (entry[0], "nan")
+        elif entry[1] == "bool" and not _all_bool(values):
+            db.execute("UPDATE columns SET kind = 'other' WHERE name = ?", (key,))
+            cols[key] = (entry[0], "other")
+
+
+def _all_bool(values: tuple[Any, ...]) -> bool:
+    return all(v is None or v.__class__ is bool for v in values)
+
+
+def _read_runs(runs_dir: str, to_read: list[tuple[str, int]], now_ns: int) -> list[dict[str, Any]]:
+    """The index rows of the runs ``to_read`` ((name, folder time) pairs), read at ``now_ns``."""
+    base = os.path.join(runs_dir, "")
+    rows = []
+    for name, mtime in to_read:
+        sig = None  # before the read: a corrupt run.json raises out of it
+        try:
+            row = read_row(runs_dir, name, now_ns / 1e9)
+            if row["status"] == "running":
+                # a running run is compared by its file signature next time: take the
+                # signature first, then read again, so that a write in between makes
+                # the stored signature old (read again later), never the content
+                sig = _signature(base + name)
+                row = read_row(runs_dir, name, now_ns / 1e9)
+        except RunRecordError as exc:
+            row = {"id": name, "status": "corrupt", "problem": str(exc), "corrupt": 1}
+        starting = row["status"] == "running" and row.get("pid") is None
+        if mtime > now_ns - RACY_NS or starting:
+            row["mtime"], row["sig"] = -1, None
+        else:
+            row["mtime"], row["sig"] = mtime, sig
+        rows.append(row)
+    return rows
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+#: from this many runs to read at once (a rebuild), they are read by worker processes,
+#: one per core (``TRAINRUN_PARALLEL_MIN_RUNS``; ``TRAINRUN_READ_WORKERS`` caps the count)
+PARALLEL_MIN_RUNS = _env_int("TRAINRUN_PARALLEL_MIN_RUNS", 20_000)
+_CHUNK_RUNS = 2_000
+
+
+def _cores() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return min(cores, _env_int("TRAINRUN_READ_WORKERS", 16))
+
+
+def _read_in_workers(
+    runs_dir: str, to_read: list[tuple[str, int]], now_ns: int, workers: int | None = None
+) -> list[dict[str, Any]] | None:
+    """``_read_runs`` spread over worker processes, in chunks, in order; None when there is
+    one core, or processes cannot be started here (the caller then reads them itself).
+
+    Reading is what a rebuild spends its time on: 4 files a run opened, read and parsed
+    (``read_row``, with every check it makes: links refused, reads bounded, damaged files
+    noted). The workers return the rows; the one writer stays this process.
+    """
+    workers = min(workers or _cores(), -(-len(to_read) // _CHUNK_RUNS))
+    if workers < 2:
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    # fork starts a worker in about a millisecond, but forking a process with threads (the
+    # dashboard, a notebook's) may copy a lock held by another thread: forkserver then
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    if method not in multiprocessing.get_all_start_methods():
+        return None
+    chunks = [to_read[i : i + _CHUNK_RUNS] for i in range(0, len(to_read), _CHUNK_RUNS)]
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+            parts = pool.map(_read_runs, [runs_dir] * len(chunks), chunks, [now_ns] * len(chunks))
+            return [row for part in parts for row in part]
+    except (OSError, BrokenProcessPool, ImportError) as exc:  # no /dev/shm, a process limit...
+        log.debug("reading runs in worker processes failed (%s); reading them here", exc)
+        return None
 
 
 def _remove_index(runs_dir: str) -> None:
