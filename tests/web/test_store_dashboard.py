@@ -131,3 +131,17 @@ def test_a_store_away_is_said_on_the_dashboard_which_serves_its_last_copy(
     finally:
         s3.server.start()
     wait_until(lambda: not dashboard.get("/api/runs").json()["problems"], timeout=60)
+
+
+def test_a_tag_note_and_name_given_on_a_store_dashboard_go_to_the_store(
+    s3: S3, dashboard: TestClient
+) -> None:
+    page = dashboard.get("/runs/r1")
+    token = re.search(r'name="token" value="([0-9a-f]+)"', page.text).group(1)
+    form = {"token": token, "add": "best", "note": "kept", "name": "baseline"}
+    done = dashboard.post("/runs/r1/annotate", data=form, follow_redirects=False)
+    assert done.status_code == 303
+    df = ls_runs(s3.url, filter="tag_best == true")  # in the store: every machine sees it
+    assert df["id"].tolist() == ["r1"] and df["run_note"].tolist() == ["kept"]
+    row = dashboard.get("/api/runs").json()["runs"]
+    assert [r.get("run_name") for r in row] == [None, "baseline"]  # and here, at once

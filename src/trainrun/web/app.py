@@ -632,10 +632,26 @@ class Dashboard:
             if name in form:
                 changes[name] = field(name)
         try:
-            await run_in_threadpool(lambda: annotate(run_dir, **changes))
+            if self.store is not None:  # into the store (every machine sees it), then here
+                await run_in_threadpool(self.annotate_in_store, run_id, changes)
+            else:
+                await run_in_threadpool(lambda: annotate(run_dir, **changes))
         except TrainrunError as exc:
             return self.error_page(request, str(exc), 400)
         return RedirectResponse(f"{self.context(request)['root']}runs/{quote(run_id)}", 303)
+
+    def annotate_in_store(self, run_id: str, changes: dict[str, Any]) -> None:
+        from trainrun.runs.store import name_run, note_run, tag_run
+
+        assert self.store is not None
+        ref = f"{self.store}/{run_id}"  # a full URL: that run only
+        if changes["add_tags"] or changes["remove_tags"]:
+            tag_run(ref, changes["add_tags"], changes["remove_tags"], self.store)
+        if "note" in changes:
+            note_run(ref, changes["note"], self.store)
+        if "name" in changes:
+            name_run(ref, changes["name"], self.store)
+        self.live(now=True)
 
     def perform(self, action: str, run_id: str) -> None:
         func = clean_runs if action == "archive" else purge_runs

@@ -290,9 +290,7 @@ def tag_run(
     >>> tag_run(0, add=["best", "dataset=v2"], remove="draft", runs_dir="runs")  # doctest: +SKIP
     {'tags': {'best': True, 'dataset': 'v2'}, 'note': None, 'name': None}
     """
-    from trainrun.runs.record._annotations import annotate
-
-    return annotate(get_run_dir(run, runs_dir), add_tags=add, remove_tags=remove)
+    return _annotate(run, runs_dir, add_tags=add, remove_tags=remove)
 
 
 def note_run(run: RunRef, note: str | None, runs_dir: PathLike = "runs") -> dict[str, Any]:
@@ -301,9 +299,7 @@ def note_run(run: RunRef, note: str | None, runs_dir: PathLike = "runs") -> dict
     >>> note_run(0, "lr too high after epoch 3", runs_dir="runs")["note"]  # doctest: +SKIP
     'lr too high after epoch 3'
     """
-    from trainrun.runs.record._annotations import annotate
-
-    return annotate(get_run_dir(run, runs_dir), note=note)
+    return _annotate(run, runs_dir, note=note)
 
 
 def name_run(run: RunRef, name: str | None, runs_dir: PathLike = "runs") -> dict[str, Any]:
@@ -312,9 +308,17 @@ def name_run(run: RunRef, name: str | None, runs_dir: PathLike = "runs") -> dict
     >>> name_run(0, "baseline", runs_dir="runs")["name"]  # doctest: +SKIP
     'baseline'
     """
+    return _annotate(run, runs_dir, name=name)
+
+
+def _annotate(run: RunRef, runs_dir: PathLike, **changes: Any) -> dict[str, Any]:
+    if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):  # pushed to the store
+        from trainrun.runs.store._remote_index import RemoteRuns
+
+        return RemoteRuns(runs_dir).annotate(_many.single(run, "tag_run"), **changes)
     from trainrun.runs.record._annotations import annotate
 
-    return annotate(get_run_dir(run, runs_dir), name=name)
+    return annotate(get_run_dir(run, runs_dir), **changes)
 
 
 def latest_run(runs_dir: PathLike = "runs") -> dict[str, Any]:

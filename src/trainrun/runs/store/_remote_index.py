@@ -389,6 +389,10 @@ class RemoteRuns:
         """The id of the run ``ref`` names: an id, a unique id prefix, an index, a row."""
         if hasattr(ref, "get") and not isinstance(ref, str):
             ref = ref.get("id") or ref.get("run_dir")
+        if isinstance(ref, os.PathLike):  # a local copy of one of its runs (get_run_dir's)
+            path = Path(ref)
+            if path.parent in (self.copies, self.root / "mirror"):
+                ref = f"{self.url}/{path.name}"
         ids = self.ids()
         if isinstance(ref, str) and ref.startswith(self.url + "/"):
             ref = ref[len(self.url) + 1 :].strip("/")
@@ -523,6 +527,45 @@ class RemoteRuns:
             if rel not in wanted:  # gone from the store (a file removed by the run)
                 os.unlink(target.joinpath(*rel.split("/")))
         return target
+
+    # ---------------------------------------------------------------- annotations
+
+    def annotate(self, ref: Any, **changes: Any) -> dict[str, Any]:
+        """tag_run / note_run / name_run over the store: the run's run.json changed in a
+        fresh copy, then pushed with its row and a change marker (every machine sees it).
+
+        A run still running is refused: its machine pushes its run.json as it goes, and
+        would overwrite the change.
+        """
+        from trainrun.runs.record._annotations import annotate
+        from trainrun.runs.store._index import read_row
+
+        run_id = self.resolve(ref)
+        _, _, status = self._row_of(run_id)
+        if status == "running":
+            raise RunRecordError(
+                f"The run {run_id} in {self.url} is still running on another machine, which "
+                "pushes its run.json as it goes and would overwrite a tag, note or name given "
+                "now. Annotate it once it has ended."
+            )
+        old = self.store.get(INDEX + run_id + ".json")
+        if old is None:
+            raise RunNotFoundError(f"No run {run_id!r} in {self.url} (purged meanwhile?).")
+        folder = self.fetch(run_id)
+        result = annotate(folder, **changes)
+        self.store.put_file(f"{run_id}/{record.RUN_FILE}", folder / record.RUN_FILE)
+        try:
+            before = json.loads(old)
+        except ValueError:
+            before = {}
+        row = read_row(str(self.copies), run_id)
+        row["id"] = run_id
+        row["local_id"] = before.get("local_id", run_id) if isinstance(before, dict) else run_id
+        row["heartbeat"] = time.time()  # a new stamp: every machine's copy is fetched again
+        row["extra"] = {k: math.nan if isinstance(v, bytes) else v for k, v in row["extra"].items()}
+        self.store.put(INDEX + run_id + ".json", record.dumps(row).encode("utf-8"))
+        self.store.put(change_key(run_id), b"")
+        return result
 
     # ---------------------------------------------------------------- clean, restore, purge
 

@@ -1,0 +1,56 @@
+"""Tags, notes and names of runs in a shared store: pushed to the store, seen everywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.runs.store.s3server import S3
+from tests.runs.store.test_remote_listing import push, t
+
+from trainrun.exceptions import RunRecordError
+from trainrun.runs.store import ls_runs, name_run, note_run, run_info, tag_run
+from trainrun.runs.store._sync import RunSync
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_tag_note_and_name_reach_every_machine(
+    s3: S3, tmp_path: Path, write_run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push(s3, write_run(tmp_path / "a", "r1", start=t(1)))
+    push(s3, write_run(tmp_path / "a", "r2", start=t(2)))
+    assert run_info("r1", s3.url)["tags"] == {}  # machine A has a copy of r1 already
+    assert tag_run("r1", add=["best", "dataset=v2"], runs_dir=s3.url)["tags"] == {
+        "best": True,
+        "dataset": "v2",
+    }
+    note_run("r1", "lr too high", runs_dir=s3.url)
+    name_run("r1", "baseline", runs_dir=s3.url)
+    for machine in ("cache", "machine-b"):  # this machine's copy is fetched again, too
+        monkeypatch.setenv("TRAINRUN_CACHE_DIR", str(tmp_path / machine))
+        df = ls_runs(s3.url, filter="tag_best == true")
+        assert df["id"].tolist() == ["r1"] and df["run_name"].tolist() == ["baseline"]
+        info = run_info("r1", s3.url)
+        assert info["note"] == "lr too high" and info["tags"]["dataset"] == "v2"
+    # the CLI's verbs: trainrun tag / note over the store
+    env = s3.child_env()
+    env["TRAINRUN_CACHE_DIR"] = str(tmp_path / "machine-c")
+    out = subprocess.run(
+        [sys.executable, "-m", "trainrun", "tag", "r2", "--add", "draft", "--runs-dir", s3.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert ls_runs(s3.url, filter="tag_draft == true")["id"].tolist() == ["r2"]
+
+
+def test_a_run_still_running_elsewhere_is_not_annotated(s3: S3, tmp_path: Path, write_run) -> None:
+    folder = write_run(tmp_path / "a", "live", start=t(1), status="running")
+    RunSync(folder, s3.url).push()
+    with pytest.raises(RunRecordError, match="still running on another machine"):
+        tag_run("live", add="best", runs_dir=s3.url)
