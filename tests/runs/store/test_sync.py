@@ -232,6 +232,17 @@ def test_a_tuning_run_into_a_store(s3: S3, script: Path, tmp_path: Path, monkeyp
     assert best["value"] == pytest.approx(0.8) and best["run_dir"].startswith(s3.url + "/")
     listed_ids = {r["id"] for r in listed(s3, filter="status == 'completed'")}
     assert listed_ids == set(runs["id"])
+    # the same tuning again, from another machine: its completed trials are reused, not rerun
+    monkeypatch.setenv("TRAINRUN_CACHE_DIR", str(tmp_path / "machine-b"))
+    again = tuning_run(
+        str(script),
+        flags={"lr": [0.1, 0.2, 0.3]},
+        runs_dir=s3.url,
+        confirm=False,
+        echo=False,
+        progress=False,
+    )
+    assert set(again["id"]) == listed_ids and len(listed(s3)) == 3
 
 
 def test_a_ray_tuning_run_into_a_store(s3: S3, script: Path, tmp_path: Path, monkeypatch) -> None:

@@ -23,7 +23,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainrun.exceptions import MissingExtraError, ScriptNotFoundError, TuningError, UsageError
+from trainrun.exceptions import (
+    MissingExtraError,
+    ScriptNotFoundError,
+    TrainrunError,
+    TuningError,
+    UsageError,
+)
 from trainrun.runs import record
 from trainrun.runs.tuning._executors import (
     LocalExecutor,
@@ -192,9 +198,21 @@ def _tuning_rows(runs_dir: Path, tuning_id: str) -> pandas.DataFrame:
     return rows
 
 
+def _folder(run_dir: str) -> Path:
+    """A run's folder; a run of a shared store (its s3:// URL) as this machine's copy."""
+    if not run_dir.startswith("s3://"):
+        return Path(run_dir)
+    from trainrun.runs.store import get_run_dir
+
+    try:
+        return get_run_dir(run_dir, run_dir.rsplit("/", 1)[0])
+    except (TrainrunError, OSError):
+        return Path(run_dir)  # gone meanwhile: read as no record
+
+
 def _recorded_flags(run_dir: str) -> dict[str, Any]:
     try:
-        flags = record.read_json(Path(run_dir) / record.FLAGS_FILE, default={})
+        flags = record.read_json(_folder(run_dir) / record.FLAGS_FILE, default={})
     except record.RunRecordError:
         return {}
     values = flags.get("values") if isinstance(flags, dict) else None
@@ -203,7 +221,7 @@ def _recorded_flags(run_dir: str) -> dict[str, Any]:
 
 def _script_digest(run_dir: str) -> str | None:
     try:
-        run = record.read_json(Path(run_dir) / record.RUN_FILE, default={})
+        run = record.read_json(_folder(run_dir) / record.RUN_FILE, default={})
     except record.RunRecordError:
         return None
     digest = run.get("script_sha256") if isinstance(run, dict) else None
@@ -295,7 +313,7 @@ def _running_now(run_of: Mapping[int, str]) -> int:
     count = 0
     for run_dir in run_of.values():
         try:
-            run = record.read_json(Path(run_dir) / record.RUN_FILE, default={})
+            run = record.read_json(_folder(run_dir) / record.RUN_FILE, default={})
         except record.RunRecordError:
             continue
         if isinstance(run, dict) and record.resolve_status(run) == "running":
@@ -353,7 +371,7 @@ def _frame(
 
 def _recorded_error(run_dir: str) -> str:
     try:
-        run = record.read_json(Path(run_dir) / record.RUN_FILE, default={})
+        run = record.read_json(_folder(run_dir) / record.RUN_FILE, default={})
     except record.RunRecordError as exc:
         return str(exc)
     err = str((run or {}).get("error") or "").strip()
