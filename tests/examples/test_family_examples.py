@@ -1,4 +1,5 @@
-"""The estimator-family examples and the scikit-learn quality script, end to end on small budgets."""
+"""The estimator-family examples, end to end on small budgets (the scikit-learn quality
+script: tests/examples/test_quality_script.py)."""
 
 from __future__ import annotations
 
@@ -33,22 +34,3 @@ def test_family_examples_train_and_evaluate(name, tmp_path):
     for key in ("accuracy", "auc", "global_step"):
         assert re.search(rf"^{key} = ", out, re.M), key
     assert "global_step = 15" in out
-
-
-def test_quality_script_writes_its_table(tmp_path):
-    pytest.importorskip("sklearn")
-    pytest.importorskip("xgboost")
-    table = tmp_path / "families.md"
-    run(
-        ROOT / "scripts" / "quality_sklearn.py",
-        "--data",
-        "wine",
-        "--output",
-        str(table),
-        cwd=tmp_path,
-    )
-    text = table.read_text()
-    for family in ("Linear", "DNN", "BoostedTrees", "Estimator(model_fn)", "Baseline"):
-        assert re.search(
-            rf"^\| wine \| accuracy \| {re.escape(family)} \| 0\.\d{{4}} \|", text, re.M
-        )
