@@ -338,3 +338,14 @@ def test_ray_train_torch_trainer_runs_the_same_estimator_data_parallel(tmp_path:
     expected = ray_model.evaluate(input_fn(df, response="y", batch_size=16, shuffle=False))
     for r in (0, 1):
         assert json.loads((tmp_path / f"ray-{r}.json").read_text()) == expected
+
+
+def test_nccl_is_chosen_for_cuda_and_gloo_for_everything_else() -> None:
+    # NCCL itself cannot run here (no GPU): this checks the choice, not an NCCL run
+    assert distributed.backend_for(torch.device("cpu")) == "gloo"
+    assert distributed.backend_for("cuda") == distributed.backend_for("cuda:1") == "nccl"
+    assert distributed.backend_for("mps") == distributed.backend_for(None) == "gloo"
+    auto = RunConfig(device="auto").resolved_device()  # CUDA where a GPU is visible
+    assert distributed.backend_for(auto) == ("nccl" if torch.cuda.is_available() else "gloo")
+    # outside a process group (and under gloo) collectives' tensors stay on the CPU
+    assert distributed._comm_device() == torch.device("cpu")

@@ -119,6 +119,14 @@ try:  # a mistake every rank makes is refused on every rank, before any predicti
     est.predict_to(out / "bad.parquet", mem, id_columns=["cdi"])
 except InputError as exc:
     (out / f"bad-{{rank}}.txt").write_text(str(exc))
+if rank == 1:  # a rank that fails mid-prediction stops every rank, and no file appears
+    est.head_.predictions = lambda logits: 1 / 0
+try:
+    est.predict_to(out / "failed.parquet", mem, id_columns=["cid"])
+except Exception as exc:
+    (out / f"failed-{{rank}}.txt").write_text(f"{{type(exc).__name__}}: {{exc}}")
+if rank == 1:
+    del est.head_.predictions
 if rank == 1:  # predict() is rank-local: one rank predicts alone, with no collective
     (out / "alone.json").write_text(json.dumps(sum(1 for _ in est.predict(mem))))
 distributed.barrier()
@@ -214,6 +222,12 @@ def test_two_processes_write_the_files_and_metrics_of_one(tmp_path: Path) -> Non
             in (out / f"bad-{r}.txt").read_text()
         )
     assert not (out / "bad.parquet").exists()
+    assert (out / "failed-1.txt").read_text() == "ZeroDivisionError: division by zero"
+    assert (out / "failed-0.txt").read_text() == (
+        "InputError: predict_to() stopped: rank 1 of 2 failed predicting its share, so no "
+        "file was written. Its error: ZeroDivisionError: division by zero"
+    )
+    assert not (out / "failed.parquet").exists()
     assert json.loads((out / "alone.json").read_text()) == len(df)
 
     # evaluation of the thresholds and multi-label heads: 2 processes equal 1, exactly

@@ -43,6 +43,7 @@ __all__ = [
     "agree",
     "all_gather_object",
     "all_gather_rows",
+    "backend_for",
     "barrier",
     "broadcast_int",
     "gather_evaluation",
@@ -107,6 +108,26 @@ def _timeout() -> datetime.timedelta:
     return datetime.timedelta(seconds=seconds)
 
 
+def backend_for(device: Any) -> str:
+    """The process group's backend for an estimator on ``device``: NCCL on CUDA, else gloo.
+
+    NCCL moves tensors between GPUs; gloo serves the CPU (and MPS, which NCCL cannot).
+    ``RunConfig(device="auto")`` resolves to CUDA where a GPU is visible, so a script
+    runs on NCCL there and on gloo elsewhere with no change.
+
+    >>> backend_for("cpu"), backend_for("cuda:1"), backend_for(None)
+    ('gloo', 'nccl', 'gloo')
+    """
+    return "nccl" if device is not None and torch.device(device).type == "cuda" else "gloo"
+
+
+def _comm_device() -> torch.device:
+    """Where a collective's tensors must be: the current GPU under NCCL, else the CPU."""
+    if is_distributed() and torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def setup(device: Any = None) -> bool:
     """Join the process group that torchrun's environment describes; True when distributed.
 
@@ -121,10 +142,10 @@ def setup(device: Any = None) -> bool:
     if dist.is_initialized():  # made by the script or a host such as Ray Train
         return is_distributed()
     if launched():
-        cuda = device is not None and torch.device(device).type == "cuda"
-        if cuda:
+        backend = backend_for(device)
+        if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=_timeout())
+        dist.init_process_group(backend=backend, timeout=_timeout())
     return is_distributed()
 
 
@@ -138,7 +159,7 @@ def broadcast_int(value: int) -> int:
     """Rank 0's ``value`` on every rank (e.g. the shuffle seed of an unseeded input)."""
     if not is_distributed():
         return int(value)
-    t = torch.tensor([int(value)], dtype=torch.int64)
+    t = torch.tensor([int(value)], dtype=torch.int64, device=_comm_device())
     torch.distributed.broadcast(t, src=0)
     return int(t.item())
 
@@ -151,7 +172,7 @@ def agree(has_batch: bool, rows: int) -> tuple[bool, int]:
     """
     if not is_distributed():
         return has_batch, rows
-    t = torch.tensor([1 if has_batch else 0, rows], dtype=torch.int64)
+    t = torch.tensor([1 if has_batch else 0, rows], dtype=torch.int64, device=_comm_device())
     torch.distributed.all_reduce(t)
     return int(t[0]) == world_size(), int(t[1])
 
@@ -169,17 +190,18 @@ def all_gather_rows(tensor: torch.Tensor) -> list[torch.Tensor]:
     """Every rank's ``tensor`` (same trailing shape and dtype, any number of rows), in rank order.
 
     gloo's all_gather needs equal shapes: each rank pads to the longest, then trims.
+    The parts come back on ``tensor``'s device (they travel on the GPU under NCCL).
     """
     if not is_distributed():
         return [tensor]
-    device = tensor.device
+    device = _comm_device()
     sizes = all_gather_object(int(tensor.shape[0]))
     longest = max(sizes)
     padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=device)
-    padded[: tensor.shape[0]] = tensor
+    padded[: tensor.shape[0]] = tensor.to(device)
     parts = [torch.empty_like(padded) for _ in sizes]
     torch.distributed.all_gather(parts, padded.contiguous())
-    return [p[:n] for p, n in zip(parts, sizes, strict=True)]
+    return [p[:n].to(tensor.device) for p, n in zip(parts, sizes, strict=True)]
 
 
 # ---------------------------------------------------------------- training
@@ -319,6 +341,8 @@ class GlobalLosses(Callback):
         if not state.step_losses or not is_distributed() or sys.exc_info()[0] is not None:
             return
         steps = [step for step, _ in state.step_losses]
-        losses = torch.tensor([loss for _, loss in state.step_losses], dtype=torch.float64)
+        losses = torch.tensor(
+            [loss for _, loss in state.step_losses], dtype=torch.float64, device=_comm_device()
+        )
         torch.distributed.all_reduce(losses)
         state.step_losses = list(zip(steps, (losses / world_size()).tolist(), strict=True))
