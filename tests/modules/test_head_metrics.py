@@ -266,3 +266,68 @@ def test_poisson_memory_does_not_grow_with_the_examples():
     assert kept < 64 * 1024, kept  # running sums only
     assert peak < 64 * 1024, peak
     assert 0.5 < r["poisson_deviance"] < 2.0
+
+
+# ---------------------------------------------------------------- pieces (several processes)
+
+
+def _piece_cases():
+    rng = np.random.default_rng(7)
+    n = 230
+    y = (rng.random(n) < 0.4).astype(np.float32)
+    z = torch.from_numpy(np.round((rng.normal(size=n) + y) * 4) / 4).float()
+    tags = torch.from_numpy((rng.random((n, 3)) < 0.4).astype(np.float32))
+    counts = torch.from_numpy(rng.poisson(2.0, size=(n, 1)).astype(np.float32))
+    w = torch.from_numpy(rng.uniform(0.0, 3.0, size=(n, 1)).astype(np.float32))
+    from trainrun.modules.heads import BinaryHead, MultiClassHead, RegressionHead
+
+    multi = torch.from_numpy(rng.integers(0, 4, size=n))
+    return [
+        (BinaryHead(), z.reshape(n, 1), torch.from_numpy(y).reshape(n, 1), w),
+        (BinaryClassHead(thresholds=[0.3, 0.7]), z.reshape(n, 1), torch.from_numpy(y), w),
+        (
+            MultiLabelHead(3),
+            z.reshape(n, 1) + torch.randn(n, 3, generator=torch.Generator().manual_seed(0)),
+            tags,
+            w,
+        ),
+        (
+            MultiClassHead(4),
+            torch.randn(n, 4, generator=torch.Generator().manual_seed(1)),
+            multi,
+            None,
+        ),
+        (RegressionHead(1), counts + 0.5, counts, w),
+        (PoissonRegressionHead(), torch.log(counts + 0.5), counts, w),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_pieces_folded_in_batch_order_equal_one_pass_to_the_last_bit(case, small_steps):
+    from trainrun.training.distributed import fold_pieces
+
+    head, z, y, w = _piece_cases()[case]
+    batches = [(s, min(s + 16, len(z))) for s in range(0, len(z), 16)]
+    one = MetricAccumulator.for_head(head)
+    for lo, hi in batches:
+        one.update(z[lo:hi], y[lo:hi], None if w is None else w[lo:hi], loss=0.1 * lo)
+    want = one.result()
+    # two "ranks" made pieces of alternate batches; they arrive out of order
+    acc = MetricAccumulator.for_head(head)
+    pieces = []
+    for i, (lo, hi) in enumerate(batches):
+        part = acc.piece(z[lo:hi], y[lo:hi], None if w is None else w[lo:hi], loss=0.1 * lo)
+        pieces.append((i, part, part.take_columns()))
+    assert acc.num_batches == 0  # a piece is kept apart
+    shuffled = pieces[1::2] + pieces[::2]
+    got = fold_pieces(acc, shuffled)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert (math.isnan(value) and math.isnan(got[key])) or got[key] == value, key
+
+
+def test_a_piece_of_another_kind_is_refused():
+    acc = MetricAccumulator.for_head(MultiLabelHead(2))
+    other = MetricAccumulator("binary").piece(torch.tensor([1.0]), torch.tensor([1.0]))
+    with pytest.raises(InputError, match="pieces of this accumulator's kind"):
+        acc.fold(other)

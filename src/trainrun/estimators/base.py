@@ -856,10 +856,12 @@ class Estimator(ScikitLearnMixin, abc.ABC):
         self.network_.eval()
         head = self.head_
         # Bounded memory: running sums, plus score/label/weight columns for the exact AUCs.
-        # Batches are kept whole only for a head whose metrics need the whole set, and
-        # under data parallelism, to fold every rank's batches in one-process order.
+        # Batches are kept whole only for a head whose metrics need the whole set. Under
+        # data parallelism each batch's share is kept apart, to fold every rank's in
+        # one-process order.
         acc = MetricAccumulator.for_head(head)
         parallel = getattr(self, "_data_parallel", False)
+        pieces: list[Any] = []
         try:
             with torch.no_grad(), self.config_.threads():
                 batches = _checked_batches(
@@ -875,6 +877,10 @@ class Estimator(ScikitLearnMixin, abc.ABC):
                     if acc is not None and not parallel:
                         acc.update(out, batch.labels, batch.weights, loss=loss)
                         continue
+                    if acc is not None:  # (global batch index, its piece, its columns)
+                        part = acc.piece(out, batch.labels, batch.weights, loss=loss)
+                        pieces.append((self.shard_.indices[len(pieces)], part, part.take_columns()))
+                        continue
                     losses.append(loss)
                     logits.append(out)
                     labels.append(batch.labels)
@@ -882,6 +888,11 @@ class Estimator(ScikitLearnMixin, abc.ABC):
                         weights.append(batch.weights)
         finally:
             self.network_.train(was_training)
+        if parallel and acc is not None:  # every rank's pieces, in one-process order
+            from trainrun.training.distributed import fold_pieces
+
+            results = fold_pieces(acc, pieces)
+            return {k: float(v) for k, v in results.items()}
         if parallel:  # every rank's batches, in one-process order
             from trainrun.training.distributed import gather_evaluation
 
@@ -889,9 +900,6 @@ class Estimator(ScikitLearnMixin, abc.ABC):
             logits, labels, weights, losses = gather_evaluation(
                 logits, labels, weights, losses, indices
             )
-            if acc is not None:
-                for j, (out, y, loss) in enumerate(zip(logits, labels, losses, strict=True)):
-                    acc.update(out, y, weights[j] if weights else None, loss=loss)
         if not logits and (acc is None or acc.num_batches == 0):
             raise InputError(
                 "input_fn produced no batches to evaluate. Check that the data is not empty."

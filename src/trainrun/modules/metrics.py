@@ -64,6 +64,7 @@ from trainrun.exceptions import InputError
 __all__ = [
     "METRIC_KINDS",
     "MetricAccumulator",
+    "Piece",
     "average_precision",
     "binary_metrics",
     "binary_threshold_metrics",
@@ -999,6 +1000,50 @@ class MetricAccumulator:
 
     append = update
 
+    # ------------------------------------------------------------ several processes
+
+    def piece(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        loss: float | torch.Tensor | None = None,
+    ) -> Piece:
+        """One batch's contribution, checked as :meth:`update` checks it, but kept apart.
+
+        A rank of a data-parallel evaluation makes a piece of each of its batches and
+        sends them (:meth:`Piece.columns` and the rest, a few numbers) to be folded into
+        one accumulator in the one-process batch order (:meth:`fold`): every running
+        sum then adds the same per-batch totals in the same order as one process, so
+        the result is the same to the last bit.
+        """
+        if self._new_state is None:
+            raise InputError(
+                "piece() needs an accumulator built with a kind (or for a head). "
+                "Received: kind=None"
+            )
+        saved = (self._state, self._loss_sum, self.num_batches, self.num_examples)
+        self._state, self._loss_sum = self._new_state(), 0.0
+        try:
+            self.update(logits, labels, weights, loss)
+            return Piece(self._state, self._loss_sum, self.num_examples - saved[3])
+        finally:
+            self._state, self._loss_sum, self.num_batches, self.num_examples = saved
+
+    def fold(self, piece: Piece) -> None:
+        """Add a :meth:`piece` (of this kind) as if its batch were given to :meth:`update` now."""
+        state = self._state
+        if state is None or type(piece.state) is not type(state):
+            raise InputError(
+                f"fold() takes pieces of this accumulator's kind ({self.kind}). Received: a "
+                f"piece of {getattr(piece.state, 'kind', type(piece.state).__name__)}"
+            )
+        _merge(state, piece.state)
+        self._loss_sum += piece.loss
+        self._weighted = piece.state_weighted
+        self.num_batches += 1
+        self.num_examples += piece.rows
+
     def result(self, kind: str | None = None) -> dict[str, float]:
         """The metrics of every batch so far for a ``kind`` head (see :data:`METRIC_KINDS`);
         ``kind`` defaults to (and must match) the one given to the constructor."""
@@ -1027,6 +1072,68 @@ class MetricAccumulator:
             state.update(out, lab, w)
             loss_sum += _batch_loss(kind, out, lab, w) if given is None else given  # type: ignore[arg-type]
         return state.result(loss_sum / self.num_batches)
+
+
+#: The per-example columns a state may keep, in the order a piece carries them.
+_COLUMNS = ("scores", "hard", "weights")
+
+
+class Piece:
+    """One batch's share of a metric state: its sums (a few numbers) and, for a head
+    with exact AUCs, its score, label and weight columns. Picklable when its columns
+    are taken out (:meth:`take_columns`) and put back (:meth:`put_columns`) around the
+    transfer, as :func:`trainrun.training.distributed.fold_pieces` does."""
+
+    def __init__(self, state: Any, loss: float, rows: int) -> None:
+        self.state, self.loss, self.rows = state, loss, rows
+        self.state_weighted = bool(state.sums.weighted)
+
+    def take_columns(self) -> dict[str, np.ndarray]:
+        """The piece's columns as plain arrays, removed from it (nothing when none kept)."""
+        out = {}
+        for name in _COLUMNS:
+            column = getattr(self.state, name, None)
+            if isinstance(column, _Column):
+                out[name] = column.array().copy() if column.size else column.array()[:0].copy()
+                setattr(self.state, name, None)
+        return out
+
+    def put_columns(self, columns: dict[str, np.ndarray]) -> None:
+        for name, values in columns.items():
+            column = _Column(values.dtype)
+            column.extend(values)
+            setattr(self.state, name, column)
+
+
+def _merge(into: Any, part: Any) -> None:
+    """Fold ``part``'s sums, counts and columns into ``into`` (same state type)."""
+    a, b = into.sums, part.sums
+    for key, total in b.sums.items():
+        a.sums[key] = a.sums.get(key, 0.0) + total
+    a.count += b.count
+    a.weight += b.weight
+    a.weighted = a.weighted or b.weighted
+    at = getattr(into, "at", None)
+    if at is not None:
+        for name in ("correct", "tp", "predicted", "positive"):
+            getattr(at, name)[:] += getattr(part.at, name)
+        at.total += part.at.total
+    for name in ("n_classes", "dims"):
+        if getattr(part, name, None) is not None:
+            setattr(into, name, getattr(part, name))
+    if not hasattr(into, "finite"):
+        return
+    if into.finite and not part.finite:
+        into.finite = False  # the curves are undefined: stop keeping scores
+        into.scores, into.hard, into.weights = _Column(np.float32), _Column(np.uint8), None
+    if not into.finite:
+        return
+    into.scores.extend(part.scores.array())
+    into.hard.extend(part.hard.array())
+    if part.weights is not None:
+        if into.weights is None:
+            into.weights = _Column(part.weights.dtype)
+        into.weights.extend(part.weights.array())
 
 
 def _check_kind(kind: str) -> None:
