@@ -101,14 +101,16 @@ def _tag(args: argparse.Namespace) -> int:
 def _note(args: argparse.Namespace) -> int:
     from trainrun.runs.store import get_run_dir, note_run
 
-    run_dir = get_run_dir(one_run(args, args.run), runs_dir(args))
-    print(_describe(run_dir.name, note_run(run_dir, args.text)))
+    folder = runs_dir(args)
+    run_dir = get_run_dir(one_run(args, args.run), folder)
+    print(_describe(run_dir.name, note_run(run_dir, args.text, folder)))
     return 0
 
 
 def _name(args: argparse.Namespace) -> int:
     from trainrun.runs.store import get_run_dir, name_run
 
-    run_dir = get_run_dir(one_run(args, args.run), runs_dir(args))
-    print(_describe(run_dir.name, name_run(run_dir, args.name)))
+    folder = runs_dir(args)
+    run_dir = get_run_dir(one_run(args, args.run), folder)
+    print(_describe(run_dir.name, name_run(run_dir, args.name, folder)))
     return 0

@@ -204,15 +204,25 @@ class Dashboard:
         try:
             if not now and time.monotonic() - self._refreshed < self.refresh_interval:
                 return
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a store away: said on the page instead
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")  # a store away: said on the page instead
                 try:
                     mirror_runs(self.store)
-                    self.store_problem = None
-                except (TrainrunError, OSError) as exc:
-                    self.store_problem = (
-                        f"The runs shown are this machine's last copy of {self.store}: {exc}"
+                    problem = next(
+                        (
+                            str(w.message)
+                            for w in caught
+                            if not issubclass(w.category, RunRecordWarning)
+                        ),
+                        None,
                     )
+                except (TrainrunError, OSError) as exc:
+                    problem = str(exc)
+            self.store_problem = (
+                None
+                if problem is None
+                else f"The runs shown are this machine's last copy of {self.store}: {problem}"
+            )
             self._refreshed = time.monotonic()
         finally:
             self._refreshing.release()

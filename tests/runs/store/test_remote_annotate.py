@@ -10,7 +10,7 @@ import pytest
 from tests.runs.store.s3server import S3
 from tests.runs.store.test_remote_listing import push, t
 
-from trainrun.exceptions import RunRecordError
+from trainrun.exceptions import RunNotFoundError, RunRecordError
 from trainrun.runs.store import ls_runs, name_run, note_run, run_info, tag_run
 from trainrun.runs.store._sync import RunSync
 
@@ -47,6 +47,21 @@ def test_a_tag_note_and_name_reach_every_machine(
     )
     assert out.returncode == 0, out.stderr
     assert ls_runs(s3.url, filter="tag_draft == true")["id"].tolist() == ["r2"]
+    for verb in (["note", "r2", "second try"], ["name", "r2", "candidate"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "trainrun", *verb, "--runs-dir", s3.url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+    # a name names the run wherever one run is asked for (show, view, run_info...)
+    info = run_info("candidate", s3.url)
+    assert info["id"] == "r2" and info["note"] == "second try"
+    name_run("r1", "candidate", runs_dir=s3.url)
+    with pytest.raises(RunNotFoundError, match="given to 2 runs"):
+        run_info("candidate", s3.url)
 
 
 def test_a_run_still_running_elsewhere_is_not_annotated(s3: S3, tmp_path: Path, write_run) -> None:

@@ -70,6 +70,8 @@ SNAPSHOT_CHECK_S = 600.0
 #: little (NTP keeps them within a second); a refresh costs a LIST of this window's markers
 WINDOW_S = 120.0
 _FETCHERS = 16
+#: a RemoteRuns refreshes the cache at most once in this many seconds (one verb's questions)
+_SAME_VERB_S = 1.0
 
 
 def _row(data: bytes, run_id: str) -> dict[str, Any] | None:
@@ -175,6 +177,7 @@ class RemoteRuns:
         self.root = cache_root(url)
         self.cache_dir = self.root / "index"
         self.copies = self.root / "copies"
+        self._refreshed = -math.inf  # when this object last refreshed the cache (monotonic)
 
     # ---------------------------------------------------------------- refresh
 
@@ -328,8 +331,12 @@ class RemoteRuns:
         index = _Index(str(self.cache_dir))
         try:
             try:
-                push_pending(self.url)  # runs of this machine that ended while it was away
-                self.refresh(index, full=refresh)
+                # one verb asks several times (resolve, then the row, then fetch): the store
+                # is asked once
+                if refresh or time.monotonic() - self._refreshed > _SAME_VERB_S:
+                    push_pending(self.url)  # runs of this machine that ended while it was away
+                    self.refresh(index, full=refresh)
+                    self._refreshed = time.monotonic()
             except StoreUnavailableError as exc:
                 known = index.db.execute("SELECT value FROM meta WHERE key = 'remote_after'")
                 if known.fetchone() is None:
@@ -411,8 +418,28 @@ class RemoteRuns:
         near = [i for i in ids if i.startswith(ref)]
         if len(near) == 1:
             return near[0]
+        named = self._named(ref) if not near else []  # a name given with name_run
+        if len(named) == 1:
+            return named[0]
+        if named:
+            raise RunNotFoundError(
+                f"The name {ref!r} is given to {len(named)} runs of {self.url} "
+                f"({', '.join(named[:5])}); name one by its id."
+            )
         hint = f" It matches {len(near)} runs: {', '.join(near[:5])}." if near else ""
         raise RunNotFoundError(f"No run {ref!r} in {self.url}.{hint}")
+
+    def _named(self, name: str) -> list[str]:
+        """Ids of the runs named ``name`` (``run_name``), from the cache (just refreshed)."""
+
+        def use(index: Any) -> list[str]:
+            col = index.db.execute("SELECT sqlcol FROM columns WHERE name = 'run_name'").fetchone()
+            if col is None:
+                return []  # no run has a name yet
+            sql = f'SELECT id FROM runs WHERE corrupt = 0 AND "{col[0]}" = ?'
+            return [r[0] for r in index.db.execute(sql, (name,))]
+
+        return self._through(use)
 
     def _row_of(self, run_id: str) -> tuple[str, str | None, str | None]:
         """(stamp, sig, status) of a run as the cache, just refreshed, lists it."""
