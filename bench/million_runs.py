@@ -1,24 +1,28 @@
-"""Listings at 100,000 and 1,000,000 runs: SQL pushdown and the change journal (issue 16).
+"""Listings at 100,000 and 1,000,000 runs: SQL pushdown, the change journal, the rebuild (issue 16).
 
-Prints figures, asserts nothing (the machine is shared: compare the ratios,
-measured in the same run). Usage::
+Prints figures and, at the end, each target of issue 16 with its figure and whether it is
+met; asserts nothing (the machine may be shared: CPU times and the ratios measured in the
+same run say more than wall times on a loaded machine). Usage::
 
-    .venv/bin/python bench/million_runs.py              # 100,000 and 1,000,000 (~5-10 min)
-    .venv/bin/python bench/million_runs.py --quick      # 10,000 and 100,000 index rows
+    .venv/bin/python bench/million_runs.py              # 100,000 folders, 1,000,000 rows (~2-3 min)
+    .venv/bin/python bench/million_runs.py --quick      # 10,000 folders, 100,000 rows
+    .venv/bin/python bench/million_runs.py --keep /tmp/runs100k   # keep the folders for next time
+    .venv/bin/python bench/million_runs.py --store 2000 # and part 3: a shared store (moto)
 
-1. ``--small`` runs (100,000) written as real run folders (bench/runs.py's
-   generator: run.json, flags.json, metrics.jsonl of 20 steps, evaluation.json),
-   then timed: the index rebuilt from scratch; ``ls_runs(latest_n=20)`` and a
-   filtered sorted top-20, as the first listing in a process (``trainrun ls``);
-   a full ``ls_runs()`` DataFrame, first in a process and warm; and, for
-   "before", the same answers the way ls_runs gave them until now (every folder
-   stat-ed, the whole DataFrame built, then filtered). Also the wall time of
-   ``trainrun ls --latest 20`` as a command, beside ``python -c 'import pandas'``.
-2. ``--large`` runs (1,000,000) generated as index rows only (not launched, no
-   folders): the index is filled by the index's own writer, marked up to date,
-   and the same listings timed.
+1. ``--small`` runs (100,000) written as real run folders (bench/runs.py's generator:
+   run.json, flags.json, metrics.jsonl of 20 steps, evaluation.json), then timed: the
+   index rebuilt from scratch (worker processes, and one process alone); ``trainrun ls``
+   as whole commands (``--latest 20``; a filtered top 20) beside ``python -c pass`` and
+   ``python -c 'import pandas'``, and whether the command imported pandas; ``ls_runs``
+   in this process (latest 20, filtered and sorted, a full DataFrame first and warm).
+2. ``--large`` runs (1,000,000) generated as index rows only (not launched, no folders):
+   the index is filled by the index's own writer, marked up to date, and listings timed,
+   in this process and as ``trainrun ls`` commands.
+3. ``--store N`` runs in a shared store (moto's S3 server on 127.0.0.1); off by default.
 
-Index bytes per run (and the store's bytes per run for real folders) are printed.
+Commands run with their byte code cached (``PYTHONPYCACHEPREFIX`` in a temporary folder),
+as an installed trainrun runs; each command's CPU time is its own (``RUSAGE_CHILDREN``).
+Index bytes per run (and the run folders' bytes per run) are printed.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,11 +48,13 @@ from runs import write_synthetic  # noqa: E402  (bench/runs.py, beside this file
 from trainrun.runs import record  # noqa: E402
 from trainrun.runs.record._journal import JOURNAL_FILE  # noqa: E402
 from trainrun.runs.store import _index, _pushdown, ls_runs  # noqa: E402
-from trainrun.runs.store._filter import parse_filter  # noqa: E402
-from trainrun.runs.store._index import INDEX_FILE, load_table  # noqa: E402
+from trainrun.runs.store._index import INDEX_FILE  # noqa: E402
 
 FILTER = "eval_accuracy > 0.5 and flag_dropout < 0.3"
 ROOT = Path(__file__).resolve().parents[1]
+#: (what, figure in seconds or None, target in seconds or None); printed at the end
+RESULTS: list[tuple[str, float | None, float | None]] = []
+SCALE = [""]  # the part being measured, named in RESULTS
 
 
 def best(fn: Callable[[], object], repeat: int) -> float:
@@ -73,30 +81,14 @@ def fmt(seconds: float) -> str:
     return f"{seconds * 1000:9.1f} ms" if seconds < 1 else f"{seconds:9.2f} s "
 
 
-def line(label: str, seconds: float, target: float | None = None, before: float | None = None):
-    note = f"target <= {fmt(target).strip()}" if target else ""
+def line(label: str, seconds: float, target: float | None = None, cpu: float | None = None) -> None:
+    note = f"cpu {fmt(cpu).strip():>10}" if cpu is not None else " " * 14
     if target:
-        note += "  met" if seconds <= target else "  NOT met"
-    if before:
-        note = f"{before / seconds:7.1f}x faster than before   " + note
-    print(f"   {label:<52} {fmt(seconds)}   {note}")
-
-
-def old_listing(runs_dir: Path, expr: str | None, order: str | None, n: int | None) -> object:
-    """ls_runs as it was before pushdown: every folder checked, the whole frame, then filtered."""
-    saved = _pushdown.JOURNAL_MIN_RUNS
-    _pushdown.JOURNAL_MIN_RUNS = 10**12
-    try:
-        df = load_table(runs_dir).frame()
-    finally:
-        _pushdown.JOURNAL_MIN_RUNS = saved
-    if expr:
-        df = df[parse_filter(expr).apply(df).to_numpy()]
-    if n:
-        df = df.head(n)
-    if order:
-        df = df.sort_values(order, ascending=False, na_position="last", kind="mergesort")
-    return df
+        note += f"   target <= {fmt(target).strip()}" + (
+            "  met" if seconds <= target else "  NOT met"
+        )
+        RESULTS.append((f"{SCALE[0]}: {label.strip()}", seconds, target))
+    print(f"   {label:<56} {fmt(seconds)}   {note}")
 
 
 def index_bytes(runs_dir: Path) -> int:
@@ -113,66 +105,128 @@ def settle(runs_dir: Path) -> None:
     ls_runs(runs_dir, latest_n=1)
 
 
-def cli_wall(runs_dir: Path, repeat: int = 3) -> tuple[float, float]:
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def command(cmd: list[str], env: dict[str, str], repeat: int) -> tuple[float, float, float]:
+    """(least wall, median wall, median CPU) of ``repeat`` runs of ``cmd``, after one warm-up."""
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    walls, cpus = [], []
+    for _ in range(repeat):
+        c0 = children_cpu()
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(children_cpu() - c0)
+    return min(walls), statistics.median(walls), statistics.median(cpus)
+
+
+def command_env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), COLUMNS="200")
-    ls = [sys.executable, "-m", "trainrun", "ls", "--latest", "20", "--runs-dir", str(runs_dir)]
-    pandas = [sys.executable, "-c", "import pandas"]
-    out = []
-    for cmd in (ls, pandas):
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-            times.append(time.perf_counter() - t0)
-        out.append(min(times))
-    return out[0], out[1]
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed trainrun has its byte code
+    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    return env
 
 
-def bench_folders(tmp: Path, n: int, repeat: int) -> None:
-    runs_dir = tmp / f"folders_{n}"
+def imports_pandas(cmd: list[str], env: dict[str, str]) -> bool:
+    out = subprocess.run(
+        [cmd[0], "-X", "importtime", *cmd[1:]], env=env, capture_output=True, text=True, check=True
+    )
+    return any(row.rstrip().endswith((" pandas", " numpy")) for row in out.stderr.splitlines())
+
+
+def bench_commands(tmp: Path, runs_dir: Path, n: int, target: float | None, repeat: int) -> None:
+    env = command_env(tmp)
+    trainrun = [sys.executable, "-m", "trainrun", "ls", "--runs-dir", str(runs_dir)]
+    latest = [*trainrun, "--latest", "20"]
+    top = [*trainrun, "--filter", FILTER, "--order", "eval_accuracy", "--limit", "20"]
+    for label, cmd in (
+        ("`trainrun ls --latest 20` (whole command)", latest),
+        ("`trainrun ls --filter F --order eval_accuracy --limit 20`", top),
+    ):
+        low, mid, cpu = command(cmd, env, repeat)
+        line(label, low, target, cpu)
+        print(f"   {'   median of ' + str(repeat):<56} {fmt(mid)}")
+    print(f"   {'   imports pandas or numpy:':<56} {imports_pandas(latest, env)!s:>12}")
+    for label, code in (
+        ("   python -c pass", "pass"),
+        ("   python -c 'import pandas'", "import pandas"),
+    ):
+        low, _, cpu = command([sys.executable, "-c", code], env, max(2, repeat // 2))
+        line(label, low, None, cpu)
+
+
+def rebuild(runs_dir: Path, workers: bool) -> tuple[float, float]:
+    """(wall, CPU of this process and its workers) of a rebuild from no index."""
+    shutil.rmtree(runs_dir / ".trainrun", ignore_errors=True)
+    _index._TABLES.clear()
+    saved = _index.PARALLEL_MIN_RUNS
+    _index.PARALLEL_MIN_RUNS = saved if workers else 10**12
+    c0, k0 = time.process_time(), children_cpu()
     t0 = time.perf_counter()
-    write_synthetic(runs_dir, n)
-    print(f"\n1. {n:,} runs as real folders (written in {time.perf_counter() - t0:.1f} s)")
+    try:
+        ls_runs(runs_dir, latest_n=1)
+    finally:
+        _index.PARALLEL_MIN_RUNS = saved
+    return time.perf_counter() - t0, time.process_time() - c0 + children_cpu() - k0
+
+
+def bench_folders(tmp: Path, n: int, repeat: int, keep: Path | None) -> None:
+    runs_dir = keep or tmp / f"folders_{n}"
     t0 = time.perf_counter()
-    ls_runs(runs_dir)
-    rebuild = time.perf_counter() - t0
+    made = False
+    if not (runs_dir.is_dir() and sum(1 for _ in os.scandir(runs_dir)) >= n):
+        shutil.rmtree(runs_dir, ignore_errors=True)
+        write_synthetic(runs_dir, n)
+        made = True
+    took = f"written in {time.perf_counter() - t0:.1f} s" if made else f"kept in {runs_dir}"
+    print(f"\n1. {n:,} runs as real folders ({took})")
+    target = n >= 100_000
+    SCALE[0] = f"{n:,} folders"
+    print(f"   {'':<56} {'wall':>12}   {'cpu':>14}")
+    # workers, one process, workers again: the first warms the page cache for the others
+    spread, spread_cpu = rebuild(runs_dir, workers=True)
+    alone, alone_cpu = rebuild(runs_dir, workers=False)
+    spread, spread_cpu = min((spread, spread_cpu), rebuild(runs_dir, workers=True))
+    line("index rebuilt from scratch, one process", alone, None, alone_cpu)
+    line(
+        f"index rebuilt from scratch, {_index._cores()} worker process(es)",
+        spread,
+        8.0 if target else None,
+        spread_cpu,
+    )
+    print(f"   {'   one process / workers (wall)':<56} {alone / spread:9.2f} x")
+    if target:  # on a loaded machine the wall time is mostly waiting for a core
+        RESULTS.append(
+            (f"   (the rebuild's CPU time, workers included: {spread_cpu:.2f} s)", None, None)
+        )
     settle(runs_dir)
-    latest_before = best(lambda: old_listing(runs_dir, None, None, 20), 2)
-    query_before = best(lambda: old_listing(runs_dir, FILTER, "eval_accuracy", 20), 2)
-    latest = best(lambda: ls_runs(runs_dir, latest_n=20), repeat)
+    bench_commands(tmp, runs_dir, n, 0.15 if target else None, repeat)
+    line(
+        "ls_runs(latest_n=20), first in a process",
+        best(lambda: ls_runs(runs_dir, latest_n=20), repeat),
+    )
     query = best(
         lambda: ls_runs(runs_dir, filter=FILTER, order="eval_accuracy", latest_n=20), repeat
     )
+    line("filter + order, latest 20, first in a process", query, 0.15 if target else None)
     top = best(lambda: ls_runs(runs_dir, filter=FILTER, order="eval_accuracy", limit=20), repeat)
-    full_first = best(lambda: ls_runs(runs_dir), 2)
-    full_warm = warm(lambda: ls_runs(runs_dir), repeat)
-    cli, pandas = cli_wall(runs_dir)
+    line("filter + order, top 20 (limit=20), first in a process", top, 0.15 if target else None)
+    line("full ls_runs() DataFrame, first in a process", best(lambda: ls_runs(runs_dir), 2))
+    full = warm(lambda: ls_runs(runs_dir), repeat)
+    line("full ls_runs() DataFrame, warm", full, 0.2 if target else None)
     size = index_bytes(runs_dir)
     store = (
         sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(runs_dir) for f in fs)
         - size
     )
-    target = n >= 100_000
-    print(f"   {'':<52} {'wall':>12}")
-    line("index rebuilt from scratch (ls_runs, no index)", rebuild, 8.0 if target else None)
-    line("before: latest 20 (stat every folder, whole frame)", latest_before)
-    line("before: filter + order, latest 20", query_before)
-    line(
-        "ls_runs(latest_n=20), first in a process", latest, 0.15 if target else None, latest_before
-    )
-    line(
-        "filter + order, latest 20, first in a process",
-        query,
-        0.15 if target else None,
-        query_before,
-    )
-    line("filter + order, top 20 (limit=20)", top, 0.15 if target else None)
-    line("full ls_runs() DataFrame, first in a process", full_first)
-    line("full ls_runs() DataFrame, warm", full_warm, 0.2 if target else None)
-    line("`trainrun ls --latest 20` (whole command)", cli)
-    line("   of which: python -c 'import pandas'", pandas)
     print(f"   index {size / n:,.0f} bytes per run; run folders {store / n:,.0f} bytes per run")
-    shutil.rmtree(runs_dir)
+    RESULTS.append((f"index bytes per run ({n:,} folders): {size / n:,.0f}", None, None))
+    RESULTS.append((f"run folders' bytes per run: {store / n:,.0f}", None, None))
+    if keep is None:
+        shutil.rmtree(runs_dir)
 
 
 def fill_index(runs_dir: Path, n: int) -> None:
@@ -240,6 +294,8 @@ def bench_rows(tmp: Path, n: int, repeat: int) -> None:
     t0 = time.perf_counter()
     fill_index(runs_dir, n)
     print(f"\n2. {n:,} runs as index rows only (generated in {time.perf_counter() - t0:.1f} s)")
+    target = 0.5 if n >= 1_000_000 else None
+    SCALE[0] = f"{n:,} rows"
     latest = best(lambda: ls_runs(runs_dir, latest_n=20), repeat)
     query = best(
         lambda: ls_runs(runs_dir, filter=FILTER, order="eval_accuracy", latest_n=20), repeat
@@ -249,15 +305,15 @@ def bench_rows(tmp: Path, n: int, repeat: int) -> None:
     top_first = time.perf_counter() - t0  # indexes eval_accuracy's column on the way
     top = best(lambda: ls_runs(runs_dir, filter=FILTER, order="eval_accuracy", limit=20), repeat)
     rare = best(lambda: ls_runs(runs_dir, filter="eval_accuracy > 0.9999", latest_n=20), repeat)
-    line("ls_runs(latest_n=20), first in a process", latest, 0.5)
-    line("filter + order, latest 20, first in a process", query, 0.5)
+    line("ls_runs(latest_n=20), first in a process", latest, target)
+    line("filter + order, latest 20, first in a process", query, target)
     line("top 20 by eval_accuracy, filtered, first time (indexes it)", top_first)
-    line("filter + order, top 20 by eval_accuracy (limit=20)", top, 0.5)
-    line("a filter matching ~0.01% of runs, latest 20", rare, 0.5)
-    cli, pandas = cli_wall(runs_dir, 2)
-    line("`trainrun ls --latest 20` (whole command)", cli)
-    line("   of which: python -c 'import pandas'", pandas)
-    print(f"   index {index_bytes(runs_dir) / n:,.0f} bytes per run")
+    line("filter + order, top 20 by eval_accuracy (limit=20)", top, target)
+    line("a filter matching ~0.01% of runs, latest 20", rare, target)
+    bench_commands(tmp, runs_dir, n, target, max(2, repeat))
+    size = index_bytes(runs_dir)
+    print(f"   index {size / n:,.0f} bytes per run")
+    RESULTS.append((f"index bytes per run ({n:,} rows): {size / n:,.0f}", None, None))
     shutil.rmtree(runs_dir)
 
 
@@ -344,19 +400,31 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=None, help="runs written as folders")
     parser.add_argument("--large", type=int, default=None, help="runs written as index rows")
     parser.add_argument("--rows-only", action="store_true", help="skip the run folders part")
-    parser.add_argument("--store", type=int, default=2000, help="runs in the S3 part (0: skip)")
+    parser.add_argument("--store", type=int, default=0, help="runs in the S3 part (0: skip)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each timed listing")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the run folders here (reused next time)"
+    )
     args = parser.parse_args()
     small = args.small or (10_000 if args.quick else 100_000)
     large = args.large or (100_000 if args.quick else 1_000_000)
+    started = time.perf_counter()
     print(f"bench/million_runs.py  python {sys.version.split()[0]}  cores {os.cpu_count()}")
     print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="trainrun-million-") as tmp:
         if not args.rows_only:
-            bench_folders(Path(tmp), small, repeat=3)
-        bench_rows(Path(tmp), large, repeat=3)
+            bench_folders(Path(tmp), small, args.repeat, args.keep)
+        bench_rows(Path(tmp), large, args.repeat)
         if args.store:
             bench_store(Path(tmp), args.store, repeat=3)
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\nTargets (issue 16), in {time.perf_counter() - started:.0f} s:")
+    for label, seconds, target in RESULTS:
+        if target is None:
+            print(f"   {label}")
+        else:
+            verdict = "met" if seconds is not None and seconds <= target else "NOT met"
+            print(f"   {label:<84} {fmt(seconds or 0)} <= {fmt(target).strip():>9}  {verdict}")
 
 
 if __name__ == "__main__":

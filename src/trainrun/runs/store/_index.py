@@ -846,30 +846,35 @@ def _read_in_workers(
     runs_dir: str, to_read: list[tuple[str, int]], now_ns: int, workers: int | None = None
 ) -> list[dict[str, Any]] | None:
     """``_read_runs`` spread over worker processes, in chunks, in order; None when there is
-    one core, or processes cannot be started here (the caller then reads them itself).
+    one core, or workers cannot be forked safely here (the caller then reads the runs itself).
 
     Reading is what a rebuild spends its time on: 4 files a run opened, read and parsed
     (``read_row``, with every check it makes: links refused, reads bounded, damaged files
     noted). The workers return the rows; the one writer stays this process.
+
+    Workers are forked, which starts one in about a millisecond and runs nothing of the
+    caller's again. Only from a process with one thread (``trainrun ls``, a script): a fork
+    beside other threads (the dashboard's, a notebook's) may copy a lock another thread
+    holds, and the other start methods import the caller's main module again.
     """
     workers = min(workers or _cores(), -(-len(to_read) // _CHUNK_RUNS))
-    if workers < 2:
+    if workers < 2 or threading.active_count() != 1:
         return None
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    # fork starts a worker in about a millisecond, but forking a process with threads (the
-    # dashboard, a notebook's) may copy a lock held by another thread: forkserver then
-    method = "fork" if threading.active_count() == 1 else "forkserver"
-    if method not in multiprocessing.get_all_start_methods():
+    if "fork" not in multiprocessing.get_all_start_methods():
         return None
+    if multiprocessing.current_process().daemon:
+        return None  # a daemonic process (a multiprocessing.Pool's worker) has no children
     chunks = [to_read[i : i + _CHUNK_RUNS] for i in range(0, len(to_read), _CHUNK_RUNS)]
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
             parts = pool.map(_read_runs, [runs_dir] * len(chunks), chunks, [now_ns] * len(chunks))
             return [row for part in parts for row in part]
-    except (OSError, BrokenProcessPool, ImportError) as exc:  # no /dev/shm, a process limit...
+    except (OSError, BrokenProcessPool) as exc:  # a process limit, no /dev/shm...
         log.debug("reading runs in worker processes failed (%s); reading them here", exc)
         return None
 
