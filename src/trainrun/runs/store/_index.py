@@ -340,7 +340,7 @@ class Table:
                 col = table.extra.get(key)
                 if col is None:
                     col = table.extra[key] = [None] * n
-                if value is _NAN:
+                if value.__class__ is bytes:  # _NAN (the only bytes a row holds)
                     value = math.nan
                 col.append(value)
                 if isinstance(value, bool):
@@ -705,20 +705,42 @@ class _Index:
                 for name, sqlcol, kind in db.execute("SELECT name, sqlcol, kind FROM columns")
             }
             existing = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+            for row in rows:
+                for key, value in row.get("extra", {}).items():
+                    entry = cols.get(key)
+                    if entry is None:
+                        n = len(cols) + 1
+                        while f"c{n}" in existing:
+                            n += 1
+                        sqlcol = f"c{n}"
+                        kind = (
+                            "nan"
+                            if value.__class__ is bytes  # _NAN, or a copy of it from a worker
+                            else "bool"
+                            if isinstance(value, bool) or value is None
+                            else "other"
+                        )
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {sqlcol}")
+                        db.execute("INSERT INTO columns VALUES (?, ?, ?)", (key, sqlcol, kind))
+                        existing.add(sqlcol)
+                        cols[key] = (sqlcol, kind)
+                    elif value.__class__ is bytes and entry[1] != "nan":
+                        db.execute("UPDATE columns SET kind = 'nan' WHERE name = ?", (key,))
+                        cols[key] = (entry[0], "nan")
+                    elif entry[1] == "bool" and value is not None and not isinstance(value, bool):
+                        db.execute("UPDATE columns SET kind = 'other' WHERE name = ?", (key,))
+                        cols[key] = (entry[0], "other")
             fixed = [*self._STORED, *_BASE_SQL]
             at_corrupt = fixed.index("corrupt")
-            # rows with the same columns go in one executemany (and are checked together)
+            # rows with the same columns go in one executemany
             groups: dict[tuple[str, ...], list[list[Any]]] = {}
             for row in rows:
                 extra = row.get("extra", {})
-                values = list(map(row.get, fixed))
+                keys = tuple(extra)
+                values = [row.get(c) for c in fixed]
                 values[at_corrupt] = _NOT_RUN if row.get("not_run") else row.get("corrupt", 0)
                 values.extend(extra.values())
-                groups.setdefault(tuple(extra), []).append(values)
-            for keys, batch in groups.items():  # in the order the rows first name each column
-                if keys:
-                    columns = list(zip(*batch, strict=True))[len(fixed) :]
-                    _add_columns(db, keys, columns, cols, existing)
+                groups.setdefault(keys, []).append(values)
             for keys, batch in groups.items():
                 names = ", ".join([*(f'"{c}"' for c in fixed), *(cols[k][0] for k in keys)])
                 marks = ", ".join("?" * (len(fixed) + len(keys)))
@@ -759,41 +781,6 @@ class _Index:
             if kind == "bool":
                 table.bools.add(name)
         return table
-
-
-def _add_columns(
-    db: sqlite3.Connection,
-    keys: tuple[str, ...],
-    columns: list[tuple[Any, ...]],
-    cols: dict[str, tuple[str, str]],
-    existing: set[str],
-) -> None:
-    """Make sure the index has a column for each of ``keys`` (their values: ``columns``),
-    of the right kind: "nan" once any value is the NaN blob, "bool" while every value is a
-    bool or missing, "other" otherwise (the same whatever order the values come in)."""
-    for key, values in zip(keys, columns, strict=True):
-        has_nan = _NAN in values
-        entry = cols.get(key)
-        if entry is None:
-            n = len(cols) + 1
-            while f"c{n}" in existing:
-                n += 1
-            sqlcol = f"c{n}"
-            kind = "nan" if has_nan else "bool" if _all_bool(values) else "other"
-            db.execute(f"ALTER TABLE runs ADD COLUMN {sqlcol}")
-            db.execute("INSERT INTO columns VALUES (?, ?, ?)", (key, sqlcol, kind))
-            existing.add(sqlcol)
-            cols[key] = (sqlcol, kind)
-        elif has_nan and entry[1] != "nan":
-            db.execute("UPDATE columns SET kind = 'nan' WHERE name = ?", (key,))
-            cols[key] = (entry[0], "nan")
-        elif entry[1] == "bool" and not _all_bool(values):
-            db.execute("UPDATE columns SET kind = 'other' WHERE name = ?", (key,))
-            cols[key] = (entry[0], "other")
-
-
-def _all_bool(values: tuple[Any, ...]) -> bool:
-    return all(v is None or v.__class__ is bool for v in values)
 
 
 def _read_runs(runs_dir: str, to_read: list[tuple[str, int]], now_ns: int) -> list[dict[str, Any]]:
