@@ -154,9 +154,12 @@ _EXPORTS: dict[str, str] = {
     "Ftrl": "trainrun.training.optimizers",
     "MetricAccumulator": "trainrun.modules.metrics",
     "binary_metrics": "trainrun.modules.metrics",
+    "binary_threshold_metrics": "trainrun.modules.metrics",
     "get_optimizer": "trainrun.training.optimizers",
+    "multi_label_metrics": "trainrun.modules.metrics",
     "multiclass_metrics": "trainrun.modules.metrics",
     "optimizer_names": "trainrun.training.optimizers",
+    "poisson_metrics": "trainrun.modules.metrics",
     "regression_metrics": "trainrun.modules.metrics",
 }
 
