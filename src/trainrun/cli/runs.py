@@ -302,7 +302,9 @@ def _run(args: argparse.Namespace) -> int:
         nproc=opts.nproc or args.nproc,
     )
     status = info.get("status")
-    print(f"trainrun: run {info.get('id')} {status} ({info.get('run_dir')})", file=sys.stderr)
+    url = info.get("run_url")  # a shared store's run: named by its id there
+    run_id = url.rsplit("/", 1)[-1] if url else info.get("id")
+    print(f"trainrun: run {run_id} {status} ({url or info.get('run_dir')})", file=sys.stderr)
     if status == "completed":
         return 0
     if status == "interrupted":

@@ -99,6 +99,37 @@ def test_a_refresh_reads_only_what_changed(
     assert ls_runs(s3.url, refresh=True)["id"].tolist() == ["r9", "r3", "r2"]
 
 
+def test_a_run_launched_into_a_store_is_named_by_its_id_there(
+    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainrun.runs.launch import training_run
+    from trainrun.runs.store._objectstore import IDS
+
+    script = tmp_path / "train.py"
+    script.write_text("import trainrun as tr\ntr.write_evaluation(accuracy=0.5)\n")
+    ObjectStore(s3.url).create(IDS + "fixed", b"{}")  # another machine took this id first
+    monkeypatch.chdir(tmp_path)
+    run = training_run(
+        str(script), runs_dir=s3.url, run_dir=str(tmp_path / "here" / "fixed"), echo=False
+    )
+    assert run["id"] == "fixed" and run["run_url"] == f"{s3.url}/fixed-2"
+    assert run_info("fixed-2", s3.url)["evaluation"] == {"accuracy": 0.5}
+    # the CLI names the run by its id in the store
+    (tmp_path / "runs").mkdir()
+    env = s3.child_env()
+    out = subprocess.run(
+        [sys.executable, "-m", "trainrun", "run", str(script), "--no-echo", "--runs-dir", s3.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    url = out.stderr.strip().splitlines()[-1].split("(")[-1].rstrip(")")
+    assert url.startswith(s3.url + "/") and url.rsplit("/", 1)[-1] in ls_runs(s3.url)["id"].tolist()
+
+
 def test_same_local_ids_from_two_machines_get_distinct_store_ids(
     s3: S3, tmp_path: Path, write_run
 ) -> None:

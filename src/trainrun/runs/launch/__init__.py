@@ -492,6 +492,9 @@ def training_run(
     ``nproc``: run the script on this many processes with torchrun, recorded as one
     run (data-parallel estimators; see docs/distributed.md); the run fails when any
     rank fails, and every rank is stopped when one dies or the run is interrupted.
+    Into a shared store (``runs_dir="s3://..."``) the record's ``run_dir`` is this
+    machine's staging copy and ``run_url`` the run in the store (its id there may
+    end in ``-2`` when another machine took the same id).
 
     A failing script is not an error here: the record says "failed" with the
     error and traceback tail. Ctrl-C stops the script, records "interrupted" and
@@ -881,10 +884,12 @@ def _training_run(
     from trainrun.runs.store._display import RunRecord  # the record, shown in a notebook
 
     final = unwritten.pop(folder, None)
+    # the run's URL in a shared store: its id there may differ (``-2`` when taken)
+    where = {"run_url": f"{remote}/{sync.run_id}"} if sync is not None and sync.run_id else {}
     if final is not None:
         # what happened, though the disk could not take it: the caller is not lied to
-        return RunRecord({**record.read_run(folder), **final})
-    return RunRecord(record.read_run(folder))
+        return RunRecord({**record.read_run(folder), **final, **where})
+    return RunRecord({**record.read_run(folder), **where})
 
 
 def _check_scalars(pattern: bool | str) -> bool | str:
