@@ -118,6 +118,18 @@ def _expand_paths(data: Any) -> list[Path]:
     return paths
 
 
+def _arrow_column(values: Any) -> Any:
+    """A column of a Parquet batch for the encoder: numbers without nulls as a numpy array
+    (no pandas Series and index built per chunk), anything else as pandas reads it."""
+    import pyarrow.types as pt
+
+    kind = values.type
+    plain = pt.is_integer(kind) or pt.is_floating(kind) or pt.is_boolean(kind)
+    if plain and values.null_count == 0:
+        return values.to_numpy(zero_copy_only=False)
+    return values.to_pandas()
+
+
 def _kind_or_none(path: Path) -> str | None:
     name = path.name.lower()
     if name.endswith(_PARQUET_SUFFIXES):
@@ -212,12 +224,12 @@ class FileSource:
         if group is not None:
             import pyarrow.parquet as pq
 
+            # one thread: the read-ahead thread already reads beside the training step
             for batch in pq.ParquetFile(self.paths[i]).iter_batches(
-                batch_size=self.chunk_size, row_groups=[group], columns=wanted
+                batch_size=self.chunk_size, row_groups=[group], columns=wanted, use_threads=False
             ):
-                yield {
-                    name: batch.column(j).to_pandas() for j, name in enumerate(batch.schema.names)
-                }
+                names = batch.schema.names
+                yield {name: _arrow_column(batch.column(j)) for j, name in enumerate(names)}
             return
         if self.kinds[i] == "parquet":  # a whole Parquet file: its row groups one by one
             for u in self.units():

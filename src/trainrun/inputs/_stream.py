@@ -43,8 +43,11 @@ def unit_order(count: int, shuffle: bool, seed: int, epoch: int) -> list[int]:
 
 def window_permutation(seed: int, epoch: int, index: int, rows: int) -> torch.Tensor:
     """The shuffle of window ``index`` of ``epoch``: the same wherever reading started."""
-    rng = np.random.default_rng([seed % _SEED_SPACE, epoch, 1, index])
-    return torch.from_numpy(rng.permutation(rows))
+    # torch's randperm, seeded from (seed, epoch, index): twice as fast as numpy's
+    state = np.random.SeedSequence([seed % _SEED_SPACE, epoch, 1, index]).generate_state(2)
+    g = torch.Generator()
+    g.manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+    return torch.randperm(rows, generator=g)
 
 
 def _drop_rows(cols: dict[str, Any], k: int) -> dict[str, Any]:
