@@ -491,6 +491,7 @@ class RemoteRuns:
             ).fetchall()
         )
         now = {run_id: (f"{sig}:{status}", sig, status) for run_id, sig, status in rows}
+        before = dict(state)
         for run_id, (stamp, sig, status) in now.items():
             if state.get(run_id) != stamp or not (target / run_id).is_dir():
                 try:
@@ -504,7 +505,8 @@ class RemoteRuns:
                 shutil.rmtree(target / run_id, ignore_errors=True)
             state.pop(run_id, None)
         target.mkdir(parents=True, exist_ok=True)
-        replace_text(state_file, json.dumps(state))
+        if state != before or not state_file.exists():  # a dashboard asks every few seconds
+            replace_text(state_file, json.dumps(state), durable=False)
         return target
 
     def _fetch_into(self, run_id: str, folder: Path) -> Path:
