@@ -141,3 +141,19 @@ def test_a_new_process_lists_from_the_index_without_rebuilding(runs_dir: Path) -
         check=True,
     ).stdout
     assert out.strip() == "0"  # no run folder read again: the index on disk was trusted
+
+
+def test_a_bulk_write_skips_the_disk_sync_and_restores_it(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_index, "BULK_ROWS", 3)
+    names = sorted(os.listdir(runs_dir))
+    rows = _index._read_runs(str(runs_dir), [(n, 1) for n in names], time.time_ns())
+    index = _index._Index(str(runs_dir))
+    try:
+        index._write(rows, [], [], None)
+        assert index.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again
+        stored = index.db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    finally:
+        index.close()
+    assert stored == len(names)

@@ -109,6 +109,8 @@ _ID, _MTIME, _PROBLEM, _CORRUPT, _STATUS, _START = (
 _FETCHED = {"start": f"ifnull(start, {_NAT})", "end": f'ifnull("end", {_NAT})'}
 
 
+#: a write of this many rows (a rebuild) is made without syncing to disk
+BULK_ROWS = 1000
 #: the last table built per runs folder in this process
 _TABLES: dict[str, _Kept] = {}
 #: a listing that wrote at most this many changed runs fetches just those rows again
@@ -695,6 +697,11 @@ class _Index:
     ) -> tuple[bool, str]:
         """Store the rows; (whether the token was still ``expected``, the new token)."""
         db = self.db
+        # a rebuild: no sync to disk inside its one transaction (the index is a cache: one
+        # damaged by a power cut is deleted and rebuilt); 0.15-0.25 s at 100,000 rows here
+        bulk = len(rows) >= BULK_ROWS
+        if bulk:
+            db.execute("PRAGMA synchronous = OFF")
         db.execute("BEGIN IMMEDIATE")
         try:
             before = db.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()
@@ -758,6 +765,9 @@ class _Index:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        finally:
+            if bulk:
+                db.execute("PRAGMA synchronous = NORMAL")
         return alone, token
 
     def _table(self, cols: list[tuple[str, str, str]], rows: list[tuple[Any, ...]]) -> Table:
