@@ -525,7 +525,26 @@ class RemoteRuns:
             wanted[rel] = entry
         if not any(rel in wanted for rel in _RECORD_FILES):
             raise RunRecordError(f"The run {run_id} in {self.url} holds no record files yet.")
-        target.mkdir(parents=True, exist_ok=True)
+        if not target.is_dir():  # a first fetch: written aside, then appears whole
+            tmp_dir = folder / f".{run_id}.fetching-{os.getpid()}"
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            tmp_dir.mkdir(parents=True)
+            try:
+                self._fetch_files(tmp_dir, wanted)
+                os.rename(tmp_dir, target)
+            except OSError:
+                if not target.is_dir():  # not another fetcher's copy, just in place
+                    raise
+            finally:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+            return target
+        self._fetch_files(target, wanted)
+        for rel in _files(target):
+            if rel not in wanted:  # gone from the store (a file removed by the run)
+                os.unlink(target.joinpath(*rel.split("/")))
+        return target
+
+    def _fetch_files(self, target: Path, wanted: dict[str, Any]) -> None:
         real = os.path.realpath(target)
         for rel, entry in wanted.items():
             path = target.joinpath(*rel.split("/"))
@@ -534,7 +553,7 @@ class RemoteRuns:
                 if (
                     stat.S_ISREG(st.st_mode)
                     and st.st_size == entry.size
-                    and st.st_mtime == entry.modified
+                    and abs(st.st_mtime - entry.modified) < 1e-3
                 ):
                     continue  # the same file as the store's
             except FileNotFoundError:
@@ -552,10 +571,6 @@ class RemoteRuns:
             tmp.write_bytes(data)
             os.utime(tmp, (entry.modified, entry.modified))
             os.replace(tmp, path)
-        for rel in _files(target):
-            if rel not in wanted:  # gone from the store (a file removed by the run)
-                os.unlink(target.joinpath(*rel.split("/")))
-        return target
 
     # ---------------------------------------------------------------- annotations
 
