@@ -17,6 +17,7 @@ from tests.runs.store.s3server import S3, free_port
 from trainrun.exceptions import FilterError, RunNotFoundError
 from trainrun.runs import record
 from trainrun.runs.store import (
+    _sync,
     clean_runs,
     copy_run,
     get_run_dir,
@@ -256,9 +257,14 @@ def test_the_mirror_fetches_only_what_changed_and_appends_what_grew(
     folder = write_run(tmp_path / "a", "live", start=t(1), status="running", flags={"lr": 1})
     events = folder / "tensorboard" / "events.out.tfevents.1.host"
     events.write_bytes(b"record-1;")
+    huge = folder / "tensorboard" / "events.out.tfevents.2.host"
+    with open(huge, "wb") as f:
+        f.truncate(_sync.LIVE_EVENTS_MAX + 1)  # rewritten whole every tick: too big until the end
     sync = RunSync(folder, s3.url)
     sync.push()  # a tick while it runs: the record files and the event files
     assert f"team/live/tensorboard/{events.name}" in s3.keys("team/live/")
+    assert f"team/live/tensorboard/{huge.name}" not in s3.keys("team/live/")
+    huge.unlink()
     mirrored = mirror_runs(s3.url) / "live" / "tensorboard" / events.name
     reader = open(mirrored, "rb")  # TensorBoard holds its event files open
     try:

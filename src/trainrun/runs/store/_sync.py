@@ -72,6 +72,8 @@ LIVE_FILES = (
     record.EVALUATION_FILE,
     record.OUTPUT_FILE,
 )
+#: TensorBoard event files larger than this are pushed at the end only (bytes)
+LIVE_EVENTS_MAX = 16 * 1024 * 1024
 _UNPUSHED = ".trainrun/unpushed"
 _REMOTE_IDS = ".trainrun/remote-ids"
 
@@ -196,11 +198,16 @@ class RunSync:
 
     def _live_names(self) -> list[str]:
         """What is pushed while the run lasts: the record files, and its TensorBoard event
-        files (``trainrun board`` over the store shows them as they grow)."""
+        files up to ``LIVE_EVENTS_MAX`` bytes each (``trainrun board`` over the store shows
+        them as they grow; an object is rewritten whole, so a larger one waits for the end)."""
         events = self.run_dir / record.TENSORBOARD_DIR
-        live = (
-            [f"{record.TENSORBOARD_DIR}/{rel}" for rel in _files(events)] if events.is_dir() else []
-        )
+        live = []
+        for rel in _files(events) if events.is_dir() else []:
+            try:
+                if os.stat(events / rel).st_size <= LIVE_EVENTS_MAX:
+                    live.append(f"{record.TENSORBOARD_DIR}/{rel}")
+            except OSError:
+                continue
         return [*LIVE_FILES, *live]
 
     def row(self, run_id: str) -> bytes:
