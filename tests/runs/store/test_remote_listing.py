@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -283,6 +284,29 @@ def test_the_mirror_fetches_only_what_changed_and_appends_what_grew(
         assert not mirrored.exists()  # gone from the store, gone from the mirror
     finally:
         reader.close()
+
+
+def test_a_fetch_never_writes_through_a_link_nor_stops_at_an_odd_key(
+    s3: S3, tmp_path: Path, write_run
+) -> None:
+    folder = write_run(tmp_path / "a", "r1", start=t(1), flags={"lr": 1})
+    sync = RunSync(folder, s3.url)
+    sync.push(final=True)
+    store = ObjectStore(s3.url)
+    store.put("r1/artifacts/a", b"a file")
+    store.put("r1/artifacts/a/b", b"a file under a file: cannot be one here")
+    mirror = mirror_runs(s3.url)
+    assert (mirror / "r1" / "artifacts" / "a").read_bytes() == b"a file"
+    assert record.read_run(mirror / "r1")["flags"] == {"lr": 1}  # the rest is all there
+    # a link planted in the copy, leading out of it: nothing is written through it
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(mirror / "r1" / "plots", ignore_errors=True)
+    (mirror / "r1" / "plots").symlink_to(outside)
+    store.put("r1/plots/loss.png", b"png")
+    sync.push()  # the row changes: the mirror looks at r1 again
+    mirror_runs(s3.url)
+    assert list(outside.iterdir()) == []
 
 
 def test_a_large_file_goes_in_parts_and_comes_back_whole(s3: S3, tmp_path: Path, write_run) -> None:

@@ -548,29 +548,36 @@ class RemoteRuns:
         real = os.path.realpath(target)
         for rel, entry in wanted.items():
             path = target.joinpath(*rel.split("/"))
-            try:
-                st = os.lstat(path)
-                if (
-                    stat.S_ISREG(st.st_mode)
-                    and st.st_size == entry.size
-                    and abs(st.st_mtime - entry.modified) < 1e-3
-                ):
-                    continue  # the same file as the store's
-            except FileNotFoundError:
-                pass
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # never written through a link inside the copy that leads out of it
             if os.path.commonpath([real, os.path.realpath(path.parent)]) != real:
-                continue  # a link inside the copy leading out of it: never written through
-            data = self.store.get(entry.key)
-            if data is None:
-                continue  # deleted since the listing
-            if _grew(path, data):  # appended to (metrics, output, events): appended here too
-                os.utime(path, (entry.modified, entry.modified))
                 continue
-            tmp = path.parent / f".{path.name}.fetching-{os.getpid()}"
-            tmp.write_bytes(data)
-            os.utime(tmp, (entry.modified, entry.modified))
-            os.replace(tmp, path)
+            try:
+                self._fetch_file(path, entry)
+            except OSError as exc:  # a key that cannot be a file here ("a" and "a/b"): skipped
+                log.debug("Not fetched from %s: %s (%s)", self.url, entry.key, exc)
+
+    def _fetch_file(self, path: Path, entry: Any) -> None:
+        try:
+            st = os.lstat(path)
+            if (
+                stat.S_ISREG(st.st_mode)
+                and st.st_size == entry.size
+                and abs(st.st_mtime - entry.modified) < 1e-3
+            ):
+                return  # the same file as the store's
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.store.get(entry.key)
+        if data is None:
+            return  # deleted since the listing
+        if _grew(path, data):  # appended to (metrics, output, events): appended here too
+            os.utime(path, (entry.modified, entry.modified))
+            return
+        tmp = path.parent / f".{path.name}.fetching-{os.getpid()}"
+        tmp.write_bytes(data)
+        os.utime(tmp, (entry.modified, entry.modified))
+        os.replace(tmp, path)
 
     # ---------------------------------------------------------------- annotations
 
