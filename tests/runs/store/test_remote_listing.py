@@ -375,6 +375,27 @@ def test_a_first_listing_starts_from_the_stores_snapshot(
     assert ls_runs(s3.url, refresh=True)["id"].tolist() == ["r9", "r3", "r2"]
 
 
+def add_scalars(path: Path, steps: range) -> None:
+    """Append TensorBoard scalar events (``loss``) to the event file ``path``."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    with open(path, "ab") as f:
+        writer = RecordWriter(f)
+        if f.tell() == 0:
+            writer.write(
+                event_pb2.Event(
+                    wall_time=time.time(), file_version="brain.Event:2"
+                ).SerializeToString()
+            )
+        for step in steps:
+            value = summary_pb2.Summary.Value(tag="loss", simple_value=1 / (step + 1))
+            event = event_pb2.Event(
+                wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=[value])
+            )
+            writer.write(event.SerializeToString())
+
+
 def test_trainrun_board_over_a_store(
     s3: S3, pushed: dict[str, str], wait_until, tmp_path: Path, write_run
 ) -> None:
@@ -395,23 +416,43 @@ def test_trainrun_board_over_a_store(
             message="TensorBoard over the store's mirror",
         )
         assert {r.split("/")[0] for r in runs} >= {"r1", "r2", "r3"}
-        # a run pushed by another machine while TensorBoard serves: it appears (live, not
-        # a snapshot taken at start)
-        folder = write_run(tmp_path / "machine-b", "r9", start=t(9), flags={"dropout": 0.5})
-        (folder / "tensorboard" / "events.out.tfevents.1.b").write_bytes(b"")
-        push(s3, folder)
+        # a run of another machine, running while TensorBoard serves: it appears, and its
+        # scalars grow as its event file does (live, not a snapshot taken at start)
+        folder = write_run(
+            tmp_path / "machine-b", "r9", start=t(9), flags={"dropout": 0.5}, status="running"
+        )
+        # named as a SummaryWriter names it: after the HParams file board writes beside it
+        events = folder / "tensorboard" / "events.out.tfevents.1796294000.machine-b.1.0"
+        add_scalars(events, range(2))
+        sync = RunSync(folder, s3.url)
+        sync.push()
+
+        def points() -> int:
+            runs = httpx.get(f"http://127.0.0.1:{port}/data/runs", timeout=5).json()
+            name = next((r for r in runs if r.split("/")[0] == "r9"), None)
+            if name is None:
+                return 0
+            url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars"
+            answer = httpx.get(url, params={"run": name, "tag": "loss"}, timeout=5)
+            return len(answer.json()) if answer.status_code == 200 else 0
+
         wait_until(
-            lambda: (
-                "r9"
-                in {
-                    r.split("/")[0]
-                    for r in httpx.get(f"http://127.0.0.1:{port}/data/runs", timeout=5).json()
-                }
-            ),
+            lambda: points() == 2,
             timeout=60,
             ignoring=(httpx.HTTPError, ValueError),
-            message="the run pushed after TensorBoard started",
+            message="the run pushed after TensorBoard started, with its 2 points",
         )
+        add_scalars(events, range(2, 5))
+        sync.push()
+        wait_until(
+            lambda: points() == 5,
+            timeout=60,
+            ignoring=(httpx.HTTPError, ValueError),
+            message="the points its event file gained since",
+        )
+        # the HParams file board wrote into the mirror outlives the mirror's updates
+        board_dir = Path(os.environ["TRAINRUN_CACHE_DIR"])
+        assert list(board_dir.glob("s3/*/*/mirror/r9/tensorboard/*.trainrun-hparams"))
     finally:
         board.terminate()
         board.wait(timeout=30)

@@ -539,8 +539,11 @@ class RemoteRuns:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
             return target
         self._fetch_files(target, wanted)
+        from trainrun.runs.tensorboard import HPARAMS_FILE_SUFFIX
+
         for rel in _files(target):
-            if rel not in wanted:  # gone from the store (a file removed by the run)
+            # gone from the store; the HParams file `trainrun board` wrote here stays
+            if rel not in wanted and not rel.endswith(HPARAMS_FILE_SUFFIX):
                 os.unlink(target.joinpath(*rel.split("/")))
         return target
 
