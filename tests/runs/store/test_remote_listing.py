@@ -286,6 +286,45 @@ def test_the_mirror_fetches_only_what_changed_and_appends_what_grew(
         reader.close()
 
 
+MIRROR_LOOP = """
+import sys, time, warnings
+from trainrun.runs.store import mirror_runs
+warnings.simplefilter("ignore")
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    mirror_runs(sys.argv[1])
+    try:
+        open(sys.argv[2]).close()
+        break  # the writer is done
+    except OSError:
+        pass
+mirror_runs(sys.argv[1])
+"""
+
+
+def test_two_mirrors_of_one_machine_never_append_twice(s3: S3, tmp_path: Path, write_run) -> None:
+    # `trainrun ui` and `trainrun board` on one machine: two processes, one mirror
+    folder = write_run(tmp_path / "a", "live", start=t(1), status="running", flags={"lr": 1})
+    sync = RunSync(folder, s3.url)
+    sync.push()
+    mirror_runs(s3.url)
+    done = tmp_path / "done"
+    mirrors = [
+        subprocess.Popen([sys.executable, "-c", MIRROR_LOOP, s3.url, str(done)], env=s3.child_env())
+        for _ in range(2)
+    ]
+    try:
+        for step in range(30):
+            record.append_jsonl(folder / record.METRICS_FILE, [{"step": step, "loss": 1.0}])
+            sync.push()
+    finally:
+        done.touch()
+        for proc in mirrors:
+            assert proc.wait(timeout=120) == 0
+    mirrored = mirror_runs(s3.url) / "live" / record.METRICS_FILE
+    assert mirrored.read_bytes() == (folder / record.METRICS_FILE).read_bytes()
+
+
 def test_a_fetch_never_writes_through_a_link_nor_stops_at_an_odd_key(
     s3: S3, tmp_path: Path, write_run
 ) -> None:

@@ -698,7 +698,9 @@ _RECORD_FILES = (
 def _grew(path: Path, data: bytes) -> bool:
     """Append to ``path`` what ``data`` adds to it, when ``data`` begins with its content;
     False (nothing written) otherwise. A reader that holds the file open (TensorBoard
-    reading an event file) sees the new records, which a replaced file would hide from it."""
+    reading an event file) sees the new records, which a replaced file would hide from it.
+    The file is locked meanwhile: two mirrors of one machine (``ui`` and ``board``) never
+    append the same records twice."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -708,9 +710,18 @@ def _grew(path: Path, data: bytes) -> bool:
     nofollow = getattr(os, "O_NOFOLLOW", 0)  # never written through a link
     fd = os.open(path, os.O_RDWR | os.O_APPEND | nofollow)
     with open(fd, "r+b") as f:
-        if f.read(st.st_size) != data[: st.st_size]:
+        try:
+            import fcntl
+
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - Windows: no second mirror to race with
+            pass
+        size = os.fstat(f.fileno()).st_size  # under the lock: what is there now
+        if size >= len(data):
+            return size == len(data) and f.read() == data  # another mirror did it already
+        if f.read(size) != data[:size]:
             return False
-        f.write(data[st.st_size :])
+        f.write(data[size:])
     return True
 
 
