@@ -13,6 +13,7 @@ Layout under the prefix, mirroring a local runs folder::
     s3://bucket/prefix/.trainrun/index/<run id>.json   the run's listing row + heartbeat
     s3://bucket/prefix/.trainrun/changes/<ns>-<run id> one empty object per row written,
                                                 named by time: "what changed since" is a listing
+                                                (kept a day: _remote_index.changes_horizon)
 
 Endpoint, region and credentials come from the usual AWS settings: the
 ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, ``AWS_REGION`` /

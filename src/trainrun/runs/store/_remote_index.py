@@ -12,9 +12,20 @@ last ``WINDOW_S`` seconds, 2 minutes, are listed again, and markers already seen
 The rows of the runs named are then fetched; a row gone from the store (a run
 purged) drops out. The first refresh (or ``refresh=True``) lists every row.
 
+Markers are kept for ``changes_horizon()`` (``TRAINRUN_CHANGES_HORIZON``, a day),
+then deleted by a machine that lists (``RemoteRuns.compact``); a cache refreshed
+longer ago than that, or a snapshot older than that, is not trusted to go on from:
+the listing starts again (every row, or a recent snapshot).
+
 A *running* row whose heartbeat is older than ``heartbeat_timeout()`` reads as
-*killed* (its machine died, or lost the store for that long); a later heartbeat
-makes it *running* again.
+*killed* (its machine died, or lost the store for that long), in the listing and in
+every local copy of the run (``fetch``, ``mirror``: ``show``, ``view``, the
+dashboard); a later heartbeat makes it *running* again.
+
+The mirror (``mirror``) is what ``trainrun ui`` and ``trainrun board`` serve over a
+store, brought up to date as they ask: only rows that changed are looked at, and of
+those runs only files whose size or time changed are fetched (appended to, when they
+grew, so that TensorBoard's open event files see the new records).
 """
 
 from __future__ import annotations
