@@ -422,6 +422,7 @@ def describe_run(info: dict[str, Any]) -> str:
         if value not in (None, "", [], {}):
             lines.append(f"  {label:<10} {value}")
 
+    field("store", info.get("run_url"))  # a shared store's run: folder is this machine's copy
     field("folder", info.get("run_dir"))
     field("script", info.get("script"))
     command = info.get("command")

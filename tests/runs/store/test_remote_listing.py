@@ -203,6 +203,7 @@ def test_reports_and_the_cli_over_a_store(s3: S3, pushed: dict[str, str], tmp_pa
     )
     assert show.returncode == 0, show.stderr
     assert "dropout" in show.stdout and "0.1" in show.stdout
+    assert f"store      {s3.url}/r1" in show.stdout  # where it is, beside its local copy
 
 
 def test_clean_restore_and_purge_over_a_store(s3: S3, pushed: dict[str, str]) -> None:

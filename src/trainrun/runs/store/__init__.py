@@ -270,9 +270,15 @@ def run_info(run: RunRef, runs_dir: PathLike = "runs") -> Any:
     """
     from trainrun.runs.store._display import RunRecord  # a dict with a notebook display
 
+    def info(ref: Any) -> Any:
+        found = record.read_run(get_run_dir(ref, runs_dir))
+        if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):  # run_dir: a local copy
+            found["run_url"] = f"{runs_dir.rstrip('/')}/{found['id']}"
+        return RunRecord(found)
+
     if _many.is_many(run):
-        return [RunRecord(record.read_run(get_run_dir(r, runs_dir))) for r in _many.many(run)]
-    return RunRecord(record.read_run(get_run_dir(run, runs_dir)))
+        return [info(r) for r in _many.many(run)]
+    return info(run)
 
 
 def tag_run(
