@@ -128,6 +128,8 @@ def test_a_store_away_is_said_on_the_dashboard_which_serves_its_last_copy(
         )
         assert answer["count"] == 2
         assert "last copy of " + s3.url in answer["problems"][0]
+        # asked less often while it is away: pages do not wait on its timeout every interval
+        assert dashboard.app.state.dashboard._wait > 0.2
     finally:
         s3.server.start()
     wait_until(lambda: not dashboard.get("/api/runs").json()["problems"], timeout=60)

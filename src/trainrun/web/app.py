@@ -66,6 +66,8 @@ from trainrun.runs.store import RunRecordWarning, clean_runs, ls_runs, mirror_ru
 POLL_MS = 2000
 #: a dashboard over a shared store looks for its changes at most this often (seconds)
 STORE_REFRESH_S = 5.0
+#: ... and, while it does not answer, at most every STORE_BACKOFF_S (doubling up to it)
+STORE_BACKOFF_S = 60.0
 #: runs per page of the runs table
 PAGE_SIZE = 200
 
@@ -184,6 +186,7 @@ class Dashboard:
             runs_dir = mirror_runs(self.store)
         self.runs_dir = Path(runs_dir).resolve()
         self.refresh_interval = refresh_interval
+        self._wait = refresh_interval  # longer while the store does not answer
         self.store_problem: str | None = None
         self._refreshed = time.monotonic()
         self._refreshing = threading.Lock()
@@ -197,12 +200,12 @@ class Dashboard:
         another one refreshing does not wait: it serves the mirror as it is."""
         if self.store is None:
             return
-        if not now and time.monotonic() - self._refreshed < self.refresh_interval:
+        if not now and time.monotonic() - self._refreshed < self._wait:
             return
         if not self._refreshing.acquire(blocking=now):
             return
         try:
-            if not now and time.monotonic() - self._refreshed < self.refresh_interval:
+            if not now and time.monotonic() - self._refreshed < self._wait:
                 return
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")  # a store away: said on the page instead
@@ -222,6 +225,13 @@ class Dashboard:
                 None
                 if problem is None
                 else f"The runs shown are this machine's last copy of {self.store}: {problem}"
+            )
+            # a store away: asked less and less often (up to a minute), so that pages do not
+            # wait on its timeout at every interval
+            self._wait = (
+                self.refresh_interval
+                if problem is None
+                else min(max(self._wait * 2, self.refresh_interval), STORE_BACKOFF_S)
             )
             self._refreshed = time.monotonic()
         finally:
