@@ -35,7 +35,6 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trainrun.exceptions import FilterError
@@ -62,12 +61,56 @@ _TOKEN = re.compile(
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
 
 
-@dataclass(frozen=True)
-class Token:
+class _Frozen:
+    """What ``@dataclass(frozen=True)`` gave these records (fields in order, defaults,
+    equality, hash, repr, no assignment), without importing dataclasses, which imports
+    inspect: about 7 ms of every ``trainrun ls`` that filters."""
+
+    __slots__: tuple[str, ...] = ()
+    _defaults: dict[str, Any] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = self.__slots__
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes {len(names)} arguments")
+        values = dict(zip(names, args, strict=False))  # fewer args than fields: defaults
+        for key, value in kwargs.items():
+            if key not in names or key in values:
+                raise TypeError(f"{type(self).__name__}() got an unexpected argument {key!r}")
+            values[key] = value
+        for name in names:
+            if name not in values:
+                if name not in self._defaults:
+                    raise TypeError(f"{type(self).__name__}() is missing argument {name!r}")
+                values[name] = self._defaults[name]
+            object.__setattr__(self, name, values[name])
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({shown})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of a {type(self).__name__}")
+
+
+class Token(_Frozen):
+    __slots__ = ("kind", "text", "pos", "value")
+    _defaults = {"value": None}
     kind: str  # "number" | "string" | "name" | "keyword" | "op" | "end"
     text: str
     pos: int
-    value: Any = None
+    value: Any
 
 
 def _caret(expr: str, pos: int) -> str:
@@ -127,42 +170,42 @@ def tokenize(expr: str) -> list[Token]:
 # ---------------------------------------------------------------- syntax tree
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(_Frozen):
+    __slots__ = ("name", "pos")
     name: str
     pos: int
 
 
-@dataclass(frozen=True)
-class Literal:
+class Literal(_Frozen):
+    __slots__ = ("value", "pos")
     value: Any
     pos: int
 
 
-@dataclass(frozen=True)
-class Compare:
+class Compare(_Frozen):
+    __slots__ = ("op", "left", "right", "pos")
     op: str
     left: Any
     right: Any
     pos: int
 
 
-@dataclass(frozen=True)
-class InList:
+class InList(_Frozen):
+    __slots__ = ("operand", "values", "negate", "pos")
     operand: Any
     values: tuple[Literal, ...]
     negate: bool
     pos: int
 
 
-@dataclass(frozen=True)
-class BoolOp:
+class BoolOp(_Frozen):
+    __slots__ = ("op", "items")
     op: str  # "and" | "or"
     items: tuple[Any, ...]
 
 
-@dataclass(frozen=True)
-class Not:
+class Not(_Frozen):
+    __slots__ = ("item",)
     item: Any
 
 
