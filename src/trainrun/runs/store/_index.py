@@ -43,7 +43,6 @@ longer matches.
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import os
 import sqlite3
@@ -71,7 +70,18 @@ __all__ = [
     "sanitize",
 ]
 
-log = logging.getLogger("trainrun.runs")
+
+class _Log:
+    """``logging.getLogger("trainrun.runs")``, imported when a message is logged: logging is
+    3 ms of the start of every ``trainrun ls``, which logs nothing when the index is sound."""
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger("trainrun.runs"), name)
+
+
+log = _Log()
 
 # In a hidden folder of its own: SQLite creates and deletes its -wal and -shm files
 # beside the database, and doing that in the runs folder itself would change the
