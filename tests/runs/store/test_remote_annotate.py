@@ -69,3 +69,35 @@ def test_a_run_still_running_elsewhere_is_not_annotated(s3: S3, tmp_path: Path, 
     RunSync(folder, s3.url).push()
     with pytest.raises(RunRecordError, match="still running on another machine"):
         tag_run("live", add="best", runs_dir=s3.url)
+
+
+def test_copy_run_into_a_store_shares_a_local_run(
+    s3: S3, tmp_path: Path, write_run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainrun.runs.store import copy_run
+
+    local = tmp_path / "runs"
+    write_run(local, "mine", start=t(1), flags={"lr": 0.1}, evaluation={"acc": 0.9})
+    assert copy_run("mine", s3.url, runs_dir=local) == f"{s3.url}/mine"
+    monkeypatch.setenv("TRAINRUN_CACHE_DIR", str(tmp_path / "teammate"))
+    df = ls_runs(s3.url)
+    assert df["id"].tolist() == ["mine"] and df["eval_acc"].tolist() == [0.9]
+    assert run_info("mine", s3.url)["flags"] == {"lr": 0.1}
+    with pytest.raises(FileExistsError, match="already holds a run mine"):
+        copy_run("mine", s3.url, runs_dir=local)  # never two runs under one id, nor a duplicate
+    assert copy_run("mine", s3.url, runs_dir=local, rename="mine-v2") == f"{s3.url}/mine-v2"
+    write_run(local, "live", start=t(2), status="running")
+    with pytest.raises(RunRecordError, match="still running"):
+        copy_run("live", s3.url, runs_dir=local)
+    # the CLI: trainrun copy RUN s3://... (no local folder named 's3:')
+    out = subprocess.run(
+        [sys.executable, "-m", "trainrun", "copy", "mine", s3.url, "--rename", "mine-v3"]
+        + ["--runs-dir", str(local)],
+        env=s3.child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"{s3.url}/mine-v3" in out.stdout and not (tmp_path / "s3:").exists()

@@ -553,6 +553,8 @@ def copy_run(
 
     The copy is made under a hidden temporary name and renamed when complete,
     so a half copy never looks like a run. FileExistsError if the target exists.
+    ``to`` may be a shared store (``s3://...``): a finished run is pushed there whole
+    under its name (or ``rename``), and its URL returned.
     Only what lies inside the run is copied: regular files and folders, and links
     whose target stays inside the run (as links). A link that leads outside the
     run, a FIFO, a device or a socket is skipped, and named in a RunRecordWarning.
@@ -573,6 +575,10 @@ def copy_run(
         raise RunRecordError(
             f"rename must be a plain folder name, not a path or hidden name. Received: rename={rename!r}"
         )
+    if isinstance(to, str) and to.startswith("s3://"):  # into a shared store: pushed there
+        from trainrun.runs.store._sync import push_copy
+
+        return push_copy(source, to, rename)  # type: ignore[return-value]  # its URL
     parent = Path(to)
     parent.mkdir(parents=True, exist_ok=True)
     target = parent / name

@@ -58,6 +58,7 @@ __all__ = [
     "cache_root",
     "check_store",
     "heartbeat_timeout",
+    "push_copy",
     "push_pending",
     "staging_dir",
 ]
@@ -282,6 +283,29 @@ class RunSync:
             self.error,
         )
         return False
+
+
+def push_copy(run_dir: Path, url: str, name: str | None = None) -> str:
+    """``copy_run`` into a store: a finished run pushed whole as ``name`` (or its own
+    name); its URL there. FileExistsError when the store has a run of that id."""
+    run_id = name or run_dir.name
+    status = record.read_run(run_dir)["status"]
+    if status == "running":
+        raise RunRecordError(
+            f"Run {run_dir.name} is still running: copy it into {url} once it has ended (a run "
+            f"launched with runs_dir={url!r} is pushed there as it goes)."
+        )
+    store = ObjectStore(url)
+    owner = record.dumps({"host": record.HOST, "copy_of": str(run_dir)}).encode()
+    if not store.create(IDS + run_id, owner):
+        raise FileExistsError(
+            f"Cannot copy {run_dir.name} to {url}: it already holds a run {run_id}. "
+            "Pass rename= (trainrun copy --rename NAME)."
+        )
+    sync = RunSync(run_dir, url)
+    sync.run_id = run_id  # claimed above; not remembered beside the run (a copy, not its push)
+    sync.push(final=True)
+    return f"{parse_url(url)}/{run_id}"
 
 
 def _mark(run_dir: Path) -> None:
