@@ -147,3 +147,12 @@ def test_a_tag_note_and_name_given_on_a_store_dashboard_go_to_the_store(
     assert df["id"].tolist() == ["r1"] and df["run_note"].tolist() == ["kept"]
     row = dashboard.get("/api/runs").json()["runs"]
     assert [r.get("run_name") for r in row] == [None, "baseline"]  # and here, at once
+
+
+@pytest.mark.parametrize("interval", [0, -1, float("nan"), float("inf")])
+def test_a_refresh_interval_must_be_a_positive_number(interval: float) -> None:
+    from trainrun.exceptions import UsageError
+    from trainrun.web.server import serve
+
+    with pytest.raises(UsageError, match="refresh interval must be a positive number"):
+        serve("s3://team-runs/churn", port=0, refresh_interval=interval)
