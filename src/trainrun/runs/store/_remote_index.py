@@ -503,14 +503,26 @@ class RemoteRuns:
         )
         now = {run_id: (f"{sig}:{status}", sig, status) for run_id, sig, status in rows}
         before = dict(state)
-        for run_id, (stamp, sig, status) in now.items():
-            if state.get(run_id) != stamp or not (target / run_id).is_dir():
-                try:
-                    folder = self._fetch_into(run_id, target)
-                except RunRecordError:
-                    continue  # no record files yet: next time
-                _listed_status(folder, status, sig)
-                state[run_id] = stamp
+        todo = [
+            run_id
+            for run_id, (stamp, _, _) in now.items()
+            if state.get(run_id) != stamp or not (target / run_id).is_dir()
+        ]
+
+        def one(run_id: str) -> str | None:
+            stamp, sig, status = now[run_id]
+            try:
+                folder = self._fetch_into(run_id, target)
+            except RunRecordError:
+                return None  # no record files yet: next time
+            _listed_status(folder, status, sig)
+            return stamp
+
+        # runs fetched side by side (a first mirror of a large store is mostly waiting)
+        with ThreadPoolExecutor(max(1, min(_FETCHERS, len(todo)))) as pool:
+            for run_id, stamp in zip(todo, pool.map(one, todo), strict=True):
+                if stamp is not None:
+                    state[run_id] = stamp
         for run_id in sorted(set(state) - set(now)):
             if record.run_by_name(target, run_id) is not None:  # a plain name inside the mirror
                 shutil.rmtree(target / run_id, ignore_errors=True)
