@@ -26,8 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="over a shared store (s3://...): look for its changes at most this often "
-        "(default: 5)",
+        help="over a shared store (s3://...): look for its changes at most this often (default: 5)",
     )
     p.set_defaults(func=_ui)
 
