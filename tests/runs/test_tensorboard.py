@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,22 @@ def test_hparams_are_never_written_through_a_link(tmp_path, capsys):
     logdir = tmp_path / "logdir"
     link_runs([good, linked], logdir)
     assert [p.name for p in logdir.iterdir()] == ["a"]  # TensorBoard is not pointed outside
+
+
+def test_hparams_file_sorts_before_the_runs_own_event_files(tmp_path):
+    # TensorBoard reads a folder's event files in name order and does not go back: an event
+    # file the run made in its start second, on a host whose name sorts before ours, must
+    # still come after the HParams file
+    runs = tmp_path / "runs"
+    a = make_run(runs, "a", {"x": 1}, "completed", {"auc": 0.8})
+    iso = record.read_run(a)["start"].replace("Z", "+00:00")
+    start = int(datetime.fromisoformat(iso).timestamp())
+    own = a / "tensorboard" / f"events.out.tfevents.{start:010d}.aaa-host.1.0"
+    own.parent.mkdir(exist_ok=True)
+    own.write_bytes(b"")
+    stale = a / "tensorboard" / f"events.out.tfevents.{start:010d}{HPARAMS_FILE_SUFFIX}"
+    stale.write_bytes(b"")  # the name an earlier version gave it
+    write_hparams(runs)
+    names = sorted(p.name for p in (a / "tensorboard").iterdir())
+    assert len([n for n in names if n.endswith(HPARAMS_FILE_SUFFIX)]) == 1
+    assert names[0].endswith(HPARAMS_FILE_SUFFIX) and names[1] == own.name

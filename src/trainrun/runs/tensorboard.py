@@ -4,7 +4,7 @@ Each run gets one extra event file in its own ``tensorboard/`` folder (the
 same folder as the scalars its script wrote, so TensorBoard shows one run,
 not a sub-run as torch's ``add_hparams`` makes)::
 
-    runs/<id>/tensorboard/events.out.tfevents.<start>.trainrun-hparams
+    runs/<id>/tensorboard/events.out.tfevents.<start - 1 s>.trainrun-hparams
         _hparams_/experiment           the experiment config: every flag of every run
                                        (type, choices, description) and every metric
         _hparams_/session_start_info   this run's flag values, trial id = run id
@@ -358,8 +358,15 @@ def _write_bytes(run: Mapping[str, Any], data: bytes) -> Path:
             f"{tb_dir} is a link, not a folder: trainrun writes nothing outside a run folder. "
             "Replace the link with a folder."
         )
-    name = f"events.out.tfevents.{int(_epoch(run.get('start'))):010d}{HPARAMS_FILE_SUFFIX}"
-    path = tb_dir / name
+    # TensorBoard reads a folder's event files in name order and never goes back to an
+    # earlier one; named a second before the run started, ours sorts before every event
+    # file the run writes (one made in the start second by a host whose name sorts before
+    # "trainrun-hparams" would otherwise be left unread after ours).
+    second = int(_epoch(run.get("start")))
+    path = tb_dir / f"events.out.tfevents.{max(second - 1, 0):010d}{HPARAMS_FILE_SUFFIX}"
+    for old in tb_dir.glob(f"events.out.tfevents.*{HPARAMS_FILE_SUFFIX}"):
+        if old != path:  # an earlier rule's or start time's (a link is removed, not followed)
+            old.unlink(missing_ok=True)
     try:
         if record.read_bytes(path, len(data) + 1) == data:
             return path  # unchanged: leave the file (and TensorBoard's reader) alone
@@ -384,7 +391,7 @@ def write_run_hparams(run_dir: str | os.PathLike[str]) -> Path:
     shown together.
 
     >>> write_run_hparams("runs/2026-11-27T10-15-42Z")   # doctest: +SKIP
-    PosixPath('runs/2026-11-27T10-15-42Z/tensorboard/events.out.tfevents.1764238542.trainrun-hparams')
+    PosixPath('runs/2026-11-27T10-15-42Z/tensorboard/events.out.tfevents.1764238541.trainrun-hparams')
     """
     require("tensorboard", "board", "write_run_hparams()")
     run_dir = Path(run_dir)
