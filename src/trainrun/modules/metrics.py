@@ -333,6 +333,30 @@ def average_precision(
 # ---------------------------------------------------------------- per head, streamed
 
 
+def _keep_scores(
+    state: Any, raw: torch.Tensor, z: torch.Tensor, y: torch.Tensor, w: Any, weights: Any
+) -> None:
+    """Append a batch's scores, hard labels (0/1 bytes) and weights to ``state``'s columns
+    (``scores``, ``hard``, ``weights``), the exact curves' input; the binary and multi-label
+    states share it. A non-finite logit makes the curves undefined: from then on no scores
+    are kept (``state.finite`` turns False)."""
+    if state.finite and not bool(torch.isfinite(z).all()):
+        state.finite = False
+        state.scores, state.hard, state.weights = _Column(np.float32), _Column(np.uint8), None
+    if not state.finite:
+        return
+    # rank by logit, not probability: sigmoid is monotone but rounds large logits
+    # to exactly 1.0, which would tie examples the model ranks apart
+    exact = torch.float32 if _exact_dtype(raw) == np.float32 else torch.float64
+    state.scores.extend(raw.to(exact).contiguous().numpy().reshape(-1))
+    state.hard.extend((y > 0.5).to(torch.uint8).numpy().reshape(-1))
+    if w is not None:
+        if state.weights is None:
+            state.weights = _Column(np.float32)
+        raw_w = _as_tensor(weights, "weights").reshape(-1)
+        state.weights.extend(w.numpy().astype(_exact_dtype(raw_w)))
+
+
 class _Binary:
     """Running sums for a binary head, plus the score, label and weight columns the
     exact AUCs need."""
@@ -381,26 +405,8 @@ class _Binary:
         s.add("label", y, w)
         s.add("prob", torch.sigmoid(z), w)
         s.add("loss", F.binary_cross_entropy_with_logits(z, y, reduction="none"), w)
-        if self.finite and not bool(torch.isfinite(z).all()):
-            self.finite = False  # the curves are undefined: stop keeping scores
-            self.scores = _Column(np.float32)
-            self.hard = _Column(np.uint8)
-            self.weights = None
-        if self.finite:
-            self._keep(raw, y, w, weights)
+        _keep_scores(self, raw, z, y, w, weights)
         return z, y, w
-
-    def _keep(self, raw: torch.Tensor, y: torch.Tensor, w: Any, weights: Any) -> None:
-        # rank by logit, not probability: sigmoid is monotone but rounds large logits
-        # to exactly 1.0, which would tie examples the model ranks apart
-        exact = torch.float32 if _exact_dtype(raw) == np.float32 else torch.float64
-        self.scores.extend(raw.to(exact).numpy())
-        self.hard.extend((y > 0.5).numpy().astype(np.uint8))
-        if w is not None:
-            if self.weights is None:
-                self.weights = _Column(np.float32)
-            raw_w = _as_tensor(weights, "weights").reshape(-1)
-            self.weights.extend(w.numpy().astype(_exact_dtype(raw_w)))
 
     def result(self, loss: float) -> dict[str, float]:
         s = self.sums
@@ -635,19 +641,7 @@ class _MultiLabel:
         per_example = F.binary_cross_entropy_with_logits(z, y, reduction="none").sum(dim=1)
         self.sums.add("loss", per_example, w)
         self.at.update(torch.sigmoid(z), y > 0.5, w)
-        if self.finite and not bool(torch.isfinite(z).all()):
-            self.finite = False  # the curves are undefined: stop keeping scores
-            self.scores, self.hard, self.weights = _Column(np.float32), _Column(np.uint8), None
-        if not self.finite:
-            return
-        exact = torch.float32 if _exact_dtype(raw) == np.float32 else torch.float64
-        self.scores.extend(raw.to(exact).contiguous().numpy().reshape(-1))
-        self.hard.extend(y.to(torch.uint8).numpy().reshape(-1))
-        if w is not None:
-            if self.weights is None:
-                self.weights = _Column(np.float32)
-            raw_w = _as_tensor(weights, "weights").reshape(-1)
-            self.weights.extend(w.numpy().astype(_exact_dtype(raw_w)))
+        _keep_scores(self, raw, z, y, w, weights)
 
     def result(self, loss: float) -> dict[str, float]:
         _check_some(self.sums.count)
