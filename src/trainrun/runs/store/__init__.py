@@ -179,7 +179,9 @@ def _sort(df: pd.DataFrame, keys: list[str], decreasing: bool) -> pd.DataFrame:
         )
 
 
-def _pick_columns(df: pd.DataFrame, columns: str | Sequence[str]) -> list[str]:
+def _pick_columns(df: Any, columns: str | Sequence[str]) -> list[str]:
+    """The columns asked for (names or glob patterns), in that order, from a DataFrame or
+    ``_rows.Rows``; a name missing from a table without rows is added empty."""
     wanted = [c.strip() for c in columns.split(",")] if isinstance(columns, str) else list(columns)
     out: list[str] = []
     for name in wanted:

@@ -54,6 +54,12 @@ class Rows:
     def __len__(self) -> int:
         return self.n
 
+    def __setitem__(self, name: str, values: list[Any]) -> None:
+        """Add a column (as ``df[name] = values``; ``_pick_columns`` adds an empty one)."""
+        if name not in self.data:
+            self.columns.append(name)
+        self.data[name] = list(values)
+
     def column(self, name: str) -> list[Any]:
         return self.data[name]
 
@@ -213,22 +219,6 @@ def _arranged(rows: Rows, columns: Any, order: Any) -> Rows:
 
     if columns is None:
         return rows.select(column_order(rows, order))
-    import fnmatch
+    from trainrun.runs.store import _pick_columns
 
-    from trainrun.runs.store import _near
-
-    wanted = [c.strip() for c in columns.split(",")] if isinstance(columns, str) else list(columns)
-    out: list[str] = []
-    for name in wanted:
-        if any(ch in name for ch in "*?["):
-            out.extend(c for c in rows.columns if fnmatch.fnmatchcase(c, name) and c not in out)
-        elif name in rows.columns:
-            if name not in out:
-                out.append(name)
-        elif len(rows) == 0:
-            rows.data[name] = []  # nothing recorded yet: an empty column, not an error
-            rows.columns.append(name)
-            out.append(name)
-        else:
-            raise FilterError(f"No column {name!r} in the runs table.{_near(name, rows.columns)}")
-    return rows.select(out)
+    return rows.select(_pick_columns(rows, columns))
