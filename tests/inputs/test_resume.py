@@ -148,3 +148,62 @@ def test_another_input_or_a_finished_one_starts_from_its_beginning(tmp_path):
     assert other.end_step - other.start_step == 5
     meta = json.loads((tmp_path / "model" / f"ckpt-{est.global_step_}.json").read_text())
     assert meta["input_position"]["batches"] == 5 and meta["input_position"]["seed"] == 9
+
+
+DISTRIBUTED = """
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_resume import build, stream
+from trainrun.training import distributed
+from trainrun.training.callbacks import Callback
+
+class Die(Callback):
+    def on_step_end(self, state):
+        if distributed.rank() == 1 and state.global_step == 33:
+            os._exit(9)
+
+data, model, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+est = build(model)
+est.train(stream(data, seed=None), max_steps={steps}, callbacks=[Die()] if mode == "kill" else [])
+if distributed.rank() == 0:
+    state = {{k: v.tolist() for k, v in est.network_.state_dict().items()}}
+    (model / "weights.json").write_text(json.dumps(state))
+"""
+
+
+@pytest.mark.slow
+def test_under_torchrun_every_rank_resumes_its_own_shard_where_it_was(tmp_path):
+    import socket
+
+    # 15 row groups dealt to 2 ranks: shards of different lengths, so each rank's epochs
+    # end at different steps and each resumes at its own place in its own shard
+    data = write_data(tmp_path / "data")
+    script = tmp_path / "ranks.py"
+    script.write_text(DISTRIBUTED.format(tests=str(Path(__file__).parent), steps=STEPS))
+
+    def torchrun(model: Path, mode: str) -> subprocess.CompletedProcess:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"),
+               "TRAINRUN_DIST_TIMEOUT": "60"}  # fmt: skip
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
+               "--nproc-per-node=2", "--rdzv-backend=static", "--master-addr=127.0.0.1",
+               f"--master-port={port}", "--max-restarts=0", "--monitor-interval=0.05",
+               str(script), str(data), str(model), mode]  # fmt: skip
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+    whole = torchrun(tmp_path / "whole", "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = torchrun(tmp_path / "killed", "kill")
+    assert killed.returncode != 0
+    meta = json.loads((tmp_path / "killed" / "ckpt-30.json").read_text())
+    assert meta["input_position"]["batches"] == 30  # every rank's 30th batch of its shard
+    resumed = torchrun(tmp_path / "killed", "resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = json.loads((tmp_path / "whole" / "weights.json").read_text())
+    b = json.loads((tmp_path / "killed" / "weights.json").read_text())
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(np.array(b[key]), np.array(a[key]), rtol=1e-5, atol=1e-6)
