@@ -60,7 +60,8 @@ from trainrun.exceptions import FilterError, RunNotFoundError, RunRecordError, T
 from trainrun.runs import record
 from trainrun.runs.report import _data as _report_data
 from trainrun.runs.report import render, render_data, render_live, script_json, static_text
-from trainrun.runs.store import RunRecordWarning, clean_runs, ls_runs, mirror_runs, purge_runs
+from trainrun.runs.store import RunRecordWarning, clean_runs, ls_runs, purge_runs
+from trainrun.runs.store._objectstore import StoreError
 
 #: how often the pages ask for fresh statuses, in milliseconds
 POLL_MS = 2000
@@ -177,27 +178,34 @@ class Dashboard:
         password: str | None = None,
         refresh_interval: float = STORE_REFRESH_S,
     ) -> None:
-        #: a shared store (``s3://...``): the dashboard serves its local mirror, brought up
-        #: to date from the store's changes at most every ``refresh_interval`` seconds, when
-        #: a page or the live poll asks (docs/shared-store.md)
+        #: a shared store (``s3://...``): the dashboard lists this machine's cache of its
+        #: index, brought up to date from the store's changes at most every
+        #: ``refresh_interval`` seconds when a page or the live poll asks, and fetches a run's
+        #: files (into ``mirror/``) only when a page needs them (docs/shared-store.md)
         self.store: str | None = None
+        self.remote: Any = None
         if isinstance(runs_dir, str) and runs_dir.startswith("s3://"):
+            from trainrun.runs.store._remote_index import RemoteRuns
+
             self.store = runs_dir.rstrip("/")
-            runs_dir = mirror_runs(self.store)
+            self.remote = RemoteRuns(self.store)
+            runs_dir = self.remote.root / "mirror"
         self.runs_dir = Path(runs_dir).resolve()
         self.refresh_interval = refresh_interval
         self._wait = refresh_interval  # longer while the store does not answer
         self.store_problem: str | None = None
         self._refreshed = time.monotonic()
         self._refreshing = threading.Lock()
+        if self.remote is not None:  # a store never listed here that cannot be: said now
+            self._ask_store(first=True)
         self.secret = secrets.token_bytes(32)
         #: required with every archive/delete when set (a dashboard bound beyond loopback)
         self.password = password
 
     def live(self, *, now: bool = False) -> None:
-        """Bring the mirror of a shared store up to date, if ``refresh_interval`` has passed
-        (or ``now``). Only what changed is fetched (``mirror_runs``). A request that finds
-        another one refreshing does not wait: it serves the mirror as it is."""
+        """Bring this machine's cache of a shared store's index up to date, if
+        ``refresh_interval`` has passed (or ``now``): only what changed is fetched. A request
+        that finds another one refreshing does not wait: it lists the cache as it is."""
         if self.store is None:
             return
         if not now and time.monotonic() - self._refreshed < self._wait:
@@ -207,35 +215,43 @@ class Dashboard:
         try:
             if not now and time.monotonic() - self._refreshed < self._wait:
                 return
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")  # a store away: said on the page instead
-                try:
-                    mirror_runs(self.store)
-                    problem = next(
-                        (
-                            str(w.message)
-                            for w in caught
-                            if not issubclass(w.category, RunRecordWarning)
-                        ),
-                        None,
-                    )
-                except (TrainrunError, OSError) as exc:
-                    problem = str(exc)
-            self.store_problem = (
-                None
-                if problem is None
-                else f"The runs shown are this machine's last copy of {self.store}: {problem}"
-            )
-            # a store away: asked less and less often (up to a minute), so that pages do not
-            # wait on its timeout at every interval
-            self._wait = (
-                self.refresh_interval
-                if problem is None
-                else min(max(self._wait * 2, self.refresh_interval), STORE_BACKOFF_S)
-            )
-            self._refreshed = time.monotonic()
+            self._ask_store()
         finally:
             self._refreshing.release()
+
+    def _ask_store(self, *, first: bool = False) -> None:
+        """One incremental refresh of the cache; a store away is noted for the pages (the
+        cache listed as it was), or raised when ``first`` and nothing was ever listed here."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # a store away: said on the page instead
+            try:
+                self.remote.update()
+                self.remote.forget_gone()  # runs archived or deleted: their copies too
+                problem = next(
+                    (
+                        str(w.message)
+                        for w in caught
+                        if not issubclass(w.category, RunRecordWarning)
+                    ),
+                    None,
+                )
+            except (TrainrunError, OSError) as exc:
+                if first:
+                    raise
+                problem = str(exc)
+        self.store_problem = (
+            None
+            if problem is None
+            else f"The runs shown are this machine's last copy of {self.store}: {problem}"
+        )
+        # a store away: asked less and less often (up to a minute), so that pages do not
+        # wait on its timeout at every interval
+        self._wait = (
+            self.refresh_interval
+            if problem is None
+            else min(max(self._wait * 2, self.refresh_interval), STORE_BACKOFF_S)
+        )
+        self._refreshed = time.monotonic()
 
     # ------------------------------------------------------------ helpers
 
@@ -251,9 +267,28 @@ class Dashboard:
 
     def run_dir(self, run_id: str) -> Path | None:
         """The folder of ``run_id``, only if it names a run folder in the runs folder (never
-        a path); one or two ``stat`` calls, no listing."""
+        a path); one or two ``stat`` calls, no listing. Over a shared store: a run the cache
+        lists under exactly that id, its files fetched now if its row changed since their
+        last fetch (a running run's open page stays live at the refresh interval)."""
         self.live()
+        if self.remote is not None:
+            return self.remote.open_run(run_id)
         return record.run_by_name(self.runs_dir, run_id)
+
+    def has_run(self, run_id: str) -> bool:
+        """True when ``run_id`` names a run here; over a store, without fetching its files."""
+        if self.remote is None:
+            return self.run_dir(run_id) is not None
+        self.live()
+        return self.remote.lists(run_id)
+
+    def _listable(self) -> bool:
+        return self.store is not None or self.runs_dir.is_dir()
+
+    @property
+    def shown(self) -> str:
+        """What the pages name as the runs folder: the store's URL, or the folder."""
+        return self.store or str(self.runs_dir)
 
     def _listing(self, params: Any) -> Any:
         """The ls_runs() DataFrame the parameters ask for."""
@@ -268,10 +303,10 @@ class Dashboard:
                     f"latest_n must be a positive integer. Received: latest_n={latest_n!r}"
                 ) from None
         # runs skipped or listed in part are shown on the page, not raised or lost
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, self._from_cache():
             warnings.simplefilter("always", RunRecordWarning)
             df = ls_runs(
-                runs_dir=self.runs_dir,
+                runs_dir=self.store or self.runs_dir,
                 order=params.get("order") or None,
                 decreasing=not params.get("asc"),
                 filter=filter_expr,
@@ -281,6 +316,16 @@ class Dashboard:
             str(w.message) for w in caught if issubclass(w.category, RunRecordWarning)
         ] + ([self.store_problem] if self.store_problem else [])
         return df
+
+    def _from_cache(self) -> Any:
+        """Over a store: ls_runs answers from the cache as it is (``live`` asks the store)."""
+        from contextlib import nullcontext
+
+        if self.remote is None:
+            return nullcontext()
+        from trainrun.runs.store._remote_index import from_cache
+
+        return from_cache()
 
     @staticmethod
     def _page(params: Any, total: int) -> tuple[int, int]:
@@ -303,7 +348,7 @@ class Dashboard:
         problems: list[str] = []
         constant: list[str] = []
         summary = ""
-        if not self.runs_dir.is_dir():
+        if not self._listable():
             records, names, total = [], [], 0
             page, pages = 1, 1
         else:
@@ -324,7 +369,7 @@ class Dashboard:
         columns += [c for c in names if c not in columns]
         rows = [{c: _json_safe(rec.get(c)) for c in columns} for rec in records]
         return {
-            "runs_dir": str(self.runs_dir),
+            "runs_dir": self.shown,
             "filter": filter_expr,
             "columns": columns,
             "hidden": [c for c in columns if c in HIDDEN_COLUMNS or c in constant],
@@ -343,7 +388,7 @@ class Dashboard:
         """The values the scatter and parallel coordinates draw: ``columns`` of every listed
         run (the table's filter and order; all its pages), at most VIEW_LIMIT runs."""
         wanted = [c for c in (params.get("columns") or "").split(",") if c][:VIEW_COLUMNS]
-        if not self.runs_dir.is_dir():
+        if not self._listable():
             return {"columns": [], "runs": [], "total": 0, "shown": 0, "limit": VIEW_LIMIT}
         df = self._listing(params)
         keep = [c for c in dict.fromkeys(["id", "run_name", *wanted]) if c in df.columns]
@@ -359,7 +404,7 @@ class Dashboard:
 
     def statuses(self, params: Any) -> dict[str, Any]:
         """The ids and statuses of one page of the table: what the open tab polls."""
-        if not self.runs_dir.is_dir():
+        if not self._listable():
             return {"runs": [], "total": 0, "page": 1, "pages": 1}
         df = self._listing(params)
         page, pages = self._page(params, len(df))
@@ -399,7 +444,7 @@ class Dashboard:
             filter_text=filter_text,
             page_query=_page_query(request.query_params),
             error=error,
-            runs_dir=str(self.runs_dir),
+            runs_dir=self.shown,
             listing_json=script_json(listing),
             dashboard_js=Markup(static_text("dashboard.js", "trainrun.web")),
         )
@@ -565,7 +610,7 @@ class Dashboard:
         action = request.path_params["action"]
         if action not in ACTIONS:
             return self.not_found(request)
-        if await run_in_threadpool(self.run_dir, run_id) is None:
+        if not await run_in_threadpool(self.has_run, run_id):  # no files fetched for a form
             return self.not_found(request)
         if request.method == "GET":
             title, effect = ACTIONS[action]
@@ -615,8 +660,9 @@ class Dashboard:
     async def annotate(self, request: Request) -> Response:
         """POST from the run page's form: tags added/removed, the note and the name."""
         run_id = request.path_params["run_id"]
-        run_dir = await run_in_threadpool(self.run_dir, run_id)
-        if run_dir is None:
+        # over a store the change goes to the store: the run's files are not fetched for it
+        run_dir = None if self.store is not None else await run_in_threadpool(self.run_dir, run_id)
+        if run_dir is None and not await run_in_threadpool(self.has_run, run_id):
             return self.not_found(request)
         if not _same_origin(request):
             return self.error_page(
@@ -655,6 +701,7 @@ class Dashboard:
             if self.store is not None:  # into the store (every machine sees it), then here
                 await run_in_threadpool(self.annotate_in_store, run_id, changes)
             else:
+                assert run_dir is not None  # a local folder's run, checked above
                 await run_in_threadpool(lambda: annotate(run_dir, **changes))
         except TrainrunError as exc:
             return self.error_page(request, str(exc), 400)
@@ -799,9 +846,11 @@ def create_app(
 ) -> Starlette:
     """The dashboard application over ``runs_dir``, ready for uvicorn or a test client.
 
-    ``runs_dir`` may be a shared store (``s3://bucket/prefix``): the dashboard serves a
-    local mirror of it, refreshed from the store's changes at most every
-    ``refresh_interval`` seconds when a page or the live poll asks.
+    ``runs_dir`` may be a shared store (``s3://bucket/prefix``): the dashboard lists this
+    machine's cache of its index (what ``trainrun ls`` over the store lists), refreshed
+    from the store's changes at most every ``refresh_interval`` seconds when a page or the
+    live poll asks; a run's files are fetched only when its page, a comparison or a
+    preview needs them (then only the files that changed, at most once per refresh).
 
     ``allowed_hosts`` guards against DNS rebinding: requests naming another
     Host are refused. The default accepts loopback names only. ``password``,
@@ -835,7 +884,7 @@ def create_app(
             Middleware(SecurityHeaders),
             Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
         ],
-        exception_handlers={404: _not_found_handler(dash)},
+        exception_handlers={404: _not_found_handler(dash), StoreError: _store_error_handler(dash)},
     )
     app.state.dashboard = dash
     return app
@@ -846,5 +895,16 @@ def _not_found_handler(dash: Dashboard):
         if request.url.path.startswith("/api/"):
             return _error_json("Not found.", 404)
         return dash.not_found(request)
+
+    return handler
+
+
+def _store_error_handler(dash: Dashboard):
+    def handler(request: Request, exc: Exception) -> Response:
+        # a run's files could not be fetched (the store away, and no copy here yet)
+        message = f"The run's files could not be fetched from {dash.store}: {exc}"
+        if request.url.path.startswith("/api/"):
+            return _error_json(message, 503)
+        return dash.error_page(request, message, 503)
 
     return handler

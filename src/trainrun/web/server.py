@@ -43,9 +43,10 @@ def serve(
 ) -> None:
     """Serve the dashboard over ``runs_dir`` until interrupted (Ctrl-C).
 
-    ``runs_dir`` may be a shared store (``s3://bucket/prefix``): the dashboard serves a
-    local mirror of it, brought up to date from the store's changes at most every
-    ``refresh_interval`` seconds (default 5) when a page or the live poll asks.
+    ``runs_dir`` may be a shared store (``s3://bucket/prefix``): the dashboard lists this
+    machine's cache of its index, brought up to date from the store's changes at most every
+    ``refresh_interval`` seconds (default 5) when a page or the live poll asks, and fetches a
+    run's files only when its page (a comparison, a preview) is opened.
 
     Binds loopback unless ``host`` says otherwise; ``port=0`` picks a free port.
     The URL is printed once the socket listens.
@@ -96,14 +97,14 @@ def serve(
         )
     extra = {"refresh_interval": refresh_interval} if refresh_interval is not None else {}
     app = create_app(store or runs_path, allowed_hosts=allowed, password=password, **extra)
-    runs_path = app.state.dashboard.runs_dir  # a store's: its mirror on this machine
+    runs_path = app.state.dashboard.runs_dir  # a store's: where opened runs are fetched to
     sock = _bind(host, port)
     actual_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{actual_port}/"
     note = "" if runs_path.is_dir() else " (no runs yet: the folder does not exist)"
     if store is not None:
-        note = f" (mirrored in {runs_path}, refreshed as pages ask)"
+        note = f" (listed from this machine's index of it; runs opened fetched into {runs_path})"
     shown_runs = store or runs_path
     print(f"trainrun ui: serving {shown_runs}{note} at {url} (Ctrl-C stops)", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")

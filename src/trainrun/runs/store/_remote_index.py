@@ -39,7 +39,10 @@ import shutil
 import stat
 import time
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +86,20 @@ WINDOW_S = 120.0
 _FETCHERS = 16
 #: a RemoteRuns refreshes the cache at most once in this many seconds (one verb's questions)
 _SAME_VERB_S = 1.0
+#: set by ``from_cache()``: listings answered by the cache as it is, the store not asked
+_CACHE_ONLY: ContextVar[bool] = ContextVar("trainrun_store_cache_only", default=False)
+
+
+@contextmanager
+def from_cache() -> Iterator[None]:
+    """Within it, ``ls_runs("s3://...")`` and the other listings of a store answer from this
+    machine's cache of its index as it is, without asking the store what changed: the
+    dashboard asks the store itself, at its refresh interval (``RemoteRuns.update``)."""
+    token = _CACHE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CACHE_ONLY.reset(token)
 
 
 def _row(data: bytes, run_id: str) -> dict[str, Any] | None:
@@ -344,7 +361,8 @@ class RemoteRuns:
             try:
                 # one verb asks several times (resolve, then the row, then fetch): the store
                 # is asked once
-                if refresh or time.monotonic() - self._refreshed > _SAME_VERB_S:
+                due = time.monotonic() - self._refreshed > _SAME_VERB_S
+                if refresh or (due and not _CACHE_ONLY.get()):
                     push_pending(self.url)  # runs of this machine that ended while it was away
                     self.refresh(index, full=refresh)
                     self._refreshed = time.monotonic()
@@ -468,19 +486,98 @@ class RemoteRuns:
         date only when its row changed since (a heartbeat, its end, an annotation). Its
         status is the listing's: a run whose heartbeat stopped reads ``killed`` here too."""
         run_id = self.resolve(ref)
-        want, sig, status = self._row_of(run_id)
-        stamp_file = self.copies / ".fetched" / run_id
+        return self._copy(run_id, self.copies, *self._row_of(run_id))
+
+    def update(self) -> None:
+        """Bring this machine's cache of the index up to date now (only what changed).
+
+        A store that does not answer is a ``StaleListingWarning`` when this machine listed it
+        before (its cache stays as it was), an error when it never did.
+        """
+        self._refreshed = -math.inf
+        self._through(lambda index: None)
+
+    def open_run(self, run_id: str) -> Path | None:
+        """The dashboard's copy of the run named exactly ``run_id`` (``cache_root/mirror/<id>``),
+        fetched when a page needs it and brought up to date only when its row changed since
+        (a heartbeat, its end, an annotation): only that run's changed files. None when the
+        cache does not list it (no id prefixes, no indexes, no names: a URL names one run).
+
+        The cache is read as it is; ``update`` asks the store what changed.
+        """
+        if (
+            not isinstance(run_id, str)
+            or not run_id
+            or run_id.startswith(".")
+            or run_id == record.ARCHIVE_DIR
+            or any(c in run_id for c in ("/", "\\", "\0"))
+        ):
+            return None  # a plain name only: nothing outside the mirror is ever named
+        with from_cache():
+            want, sig, status = self._row_of(run_id)
+        if not want:
+            return None
+        mirror = self.root / "mirror"
+        try:
+            self._copy(run_id, mirror, want, sig, status)
+        except RunRecordError:
+            return None  # no record files in the store yet: not a run to show
+        except StoreError:
+            if not (mirror / run_id).is_dir():
+                raise
+            # the store away: the copy fetched last time (the page says the store is away)
+        return record.run_by_name(mirror, run_id)  # a run folder, as a local dashboard checks
+
+    def lists(self, run_id: str) -> bool:
+        """True when the cache, as it is, lists a run under exactly ``run_id``."""
+        with from_cache():
+            return bool(self._row_of(run_id)[0])
+
+    def forget_gone(self) -> int:
+        """Remove from ``mirror/`` the runs ``open_run`` fetched that the cache no longer lists
+        (archived or deleted, here or on another machine); how many."""
+        mirror = self.root / "mirror"
+        stamps = mirror / ".fetched"
+        try:
+            opened = [p.name for p in stamps.iterdir()]
+        except OSError:
+            return 0
+        if not opened:
+            return 0
+
+        def listed(index: Any) -> set[str]:
+            out: set[str] = set()
+            for at in range(0, len(opened), 500):  # SQLite's bound on parameters
+                part = opened[at : at + 500]
+                sql = f"SELECT id FROM runs WHERE id IN ({','.join('?' * len(part))})"
+                out.update(r[0] for r in index.db.execute(sql, part))
+            return out
+
+        with from_cache():
+            keep = self._through(listed)
+        gone = [i for i in opened if i not in keep]
+        for run_id in gone:
+            if record.run_by_name(mirror, run_id) is not None:  # a plain name inside the mirror
+                shutil.rmtree(mirror / run_id, ignore_errors=True)
+            (stamps / run_id).unlink(missing_ok=True)
+        return len(gone)
+
+    def _copy(
+        self, run_id: str, folder: Path, want: str, sig: str | None, status: str | None
+    ) -> Path:
+        """``folder/<run_id>``, fetched unless the stamp of its last fetch is ``want``."""
+        stamp_file = folder / ".fetched" / run_id
         try:
             if want and stamp_file.read_text(encoding="utf-8") == want:
-                if (self.copies / run_id).is_dir():
-                    return self.copies / run_id
+                if (folder / run_id).is_dir():
+                    return folder / run_id
         except OSError:
             pass
-        folder = self._fetch_into(run_id, self.copies)
-        _listed_status(folder, status, sig)
+        copy = self._fetch_into(run_id, folder)
+        _listed_status(copy, status, sig)
         stamp_file.parent.mkdir(parents=True, exist_ok=True)
         stamp_file.write_text(want, encoding="utf-8")
-        return folder
+        return copy
 
     def mirror(self) -> Path:
         """A local runs folder holding every run of the store, for TensorBoard and the dashboard.
