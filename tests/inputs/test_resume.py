@@ -49,6 +49,16 @@ def stream(data: Path, seed: int | None = 5):
     return input_fn(data, response="y", batch_size=8, epochs=None, seed=seed, shuffle_buffer=24)
 
 
+def in_memory(data: Path, seed: int | None = 5):
+    # the same rows in one DataFrame: 27 batches an epoch, one permutation per epoch
+    frame = pd.concat([pd.read_parquet(p) for p in sorted(data.glob("*.parquet"))])
+    return input_fn(frame.reset_index(drop=True), response="y", batch_size=8, epochs=None,
+                    seed=seed)  # fmt: skip
+
+
+INPUTS = {"files": stream, "memory": in_memory}
+
+
 def weights(est: DNNClassifier) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in est.network_.state_dict().items()}
 
@@ -61,7 +71,7 @@ KILLED = """
 import os, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from test_resume import build, stream
+from test_resume import INPUTS, build
 from trainrun.training.callbacks import Callback
 
 class Die(Callback):
@@ -71,15 +81,17 @@ class Die(Callback):
 
 data, model = Path(sys.argv[1]), Path(sys.argv[2])
 seed = None if sys.argv[3] == "none" else int(sys.argv[3])
-build(model).train(stream(data, seed), max_steps={steps}, callbacks=[Die()])
+build(model).train(INPUTS[sys.argv[4]](data, seed), max_steps={steps}, callbacks=[Die()])
 """
 
 
-def train_killed(tmp_path: Path, data: Path, model: Path, seed: int | None) -> None:
+def train_killed(
+    tmp_path: Path, data: Path, model: Path, seed: int | None, kind: str = "files"
+) -> None:
     script = tmp_path / "killed.py"
     script.write_text(KILLED.format(tests=str(Path(__file__).parent), steps=STEPS))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
-    argv = [sys.executable, str(script), str(data), str(model), str(seed).lower()]
+    argv = [sys.executable, str(script), str(data), str(model), str(seed).lower(), kind]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 9, proc.stderr[-3000:]
     # checkpoints every 10 steps: the kill at step 37 left step 30 as the latest
@@ -87,17 +99,19 @@ def train_killed(tmp_path: Path, data: Path, model: Path, seed: int | None) -> N
     assert index["latest"] == "ckpt-30"
 
 
+@pytest.mark.parametrize("kind", ["files", "memory"])
 @pytest.mark.parametrize("seed", [5, None])
-def test_a_killed_run_resumed_sees_the_examples_of_one_uninterrupted_run(tmp_path, seed):
+def test_a_killed_run_resumed_sees_the_examples_of_one_uninterrupted_run(tmp_path, seed, kind):
     data = write_data(tmp_path / "data")
+    make = INPUTS[kind]
     whole = build(tmp_path / "whole")
-    whole.train(stream(data, seed=5), max_steps=STEPS)
+    whole.train(make(data, seed=5), max_steps=STEPS)
 
-    train_killed(tmp_path, data, tmp_path / "killed", seed)
+    train_killed(tmp_path, data, tmp_path / "killed", seed, kind)
     meta = json.loads((tmp_path / "killed" / "ckpt-30.json").read_text())
     assert meta["input_position"]["batches"] == 30
     resumed = build(tmp_path / "killed")  # a new process: restores step 30 and the position
-    resumed.train(stream(data, seed), max_steps=STEPS)
+    resumed.train(make(data, seed), max_steps=STEPS)
     assert resumed.global_step_ == STEPS
     if seed is not None:
         assert same(weights(resumed), weights(whole))
@@ -105,34 +119,36 @@ def test_a_killed_run_resumed_sees_the_examples_of_one_uninterrupted_run(tmp_pat
     # the resumed run continues that order (it equals one uninterrupted run with it)
     drawn = meta["input_position"]["seed"]
     again = build(tmp_path / f"again-{seed}")
-    again.train(stream(data, seed=drawn), max_steps=STEPS)
+    again.train(make(data, seed=drawn), max_steps=STEPS)
     assert same(weights(resumed), weights(again))
 
 
-def test_restarting_the_epoch_instead_would_train_other_weights(tmp_path):
+@pytest.mark.parametrize("kind", ["files", "memory"])
+def test_restarting_the_epoch_instead_would_train_other_weights(tmp_path, kind):
     # the check above can fail: forgetting the position changes what is trained on
     data = write_data(tmp_path / "data")
     whole = build(tmp_path / "whole")
-    whole.train(stream(data), max_steps=STEPS)
+    whole.train(INPUTS[kind](data), max_steps=STEPS)
     part = build(tmp_path / "part")
-    part.train(stream(data), max_steps=30)
+    part.train(INPUTS[kind](data), max_steps=30)
     for path in (tmp_path / "part").glob("ckpt-*.json"):
         meta = json.loads(path.read_text())
         meta.pop("input_position")
         path.write_text(json.dumps(meta))
     restarted = build(tmp_path / "part")
-    restarted.train(stream(data), max_steps=STEPS)
+    restarted.train(INPUTS[kind](data), max_steps=STEPS)
     assert restarted.global_step_ == STEPS
     assert not same(weights(restarted), weights(whole))
 
 
-def test_train_calls_in_one_process_continue_the_stream(tmp_path):
+@pytest.mark.parametrize("kind", ["files", "memory"])
+def test_train_calls_in_one_process_continue_the_stream(tmp_path, kind):
     data = write_data(tmp_path / "data")
     whole = build(tmp_path / "whole")
-    whole.train(stream(data), steps=STEPS)
+    whole.train(INPUTS[kind](data), steps=STEPS)
     parts = build(tmp_path / "parts")
     for _ in range(3):
-        parts.train(stream(data), steps=STEPS // 3)
+        parts.train(INPUTS[kind](data), steps=STEPS // 3)
     assert same(weights(parts), weights(whole))
 
 
@@ -154,7 +170,7 @@ DISTRIBUTED = """
 import json, os, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from test_resume import build, stream
+from test_resume import INPUTS, build
 from trainrun.training import distributed
 from trainrun.training.callbacks import Callback
 
@@ -163,9 +179,9 @@ class Die(Callback):
         if distributed.rank() == 1 and state.global_step == 33:
             os._exit(9)
 
-data, model, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+data, model, mode, kind = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 est = build(model)
-est.train(stream(data, seed=None), max_steps={steps}, callbacks=[Die()] if mode == "kill" else [])
+est.train(INPUTS[kind](data, seed=None), max_steps={steps}, callbacks=[Die()] if mode == "kill" else [])
 if distributed.rank() == 0:
     state = {{k: v.tolist() for k, v in est.network_.state_dict().items()}}
     (model / "weights.json").write_text(json.dumps(state))
@@ -173,11 +189,13 @@ if distributed.rank() == 0:
 
 
 @pytest.mark.slow
-def test_under_torchrun_every_rank_resumes_its_own_shard_where_it_was(tmp_path):
+@pytest.mark.parametrize("kind", ["files", "memory"])
+def test_under_torchrun_every_rank_resumes_its_own_shard_where_it_was(tmp_path, kind):
     import socket
 
-    # 15 row groups dealt to 2 ranks: shards of different lengths, so each rank's epochs
-    # end at different steps and each resumes at its own place in its own shard
+    # files: 15 row groups dealt to 2 ranks: shards of different lengths, so each rank's
+    # epochs end at different steps and each resumes at its own place in its own shard;
+    # in memory: each rank resumes at its half of the same global batch
     data = write_data(tmp_path / "data")
     script = tmp_path / "ranks.py"
     script.write_text(DISTRIBUTED.format(tests=str(Path(__file__).parent), steps=STEPS))
@@ -191,7 +209,7 @@ def test_under_torchrun_every_rank_resumes_its_own_shard_where_it_was(tmp_path):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
                "--nproc-per-node=2", "--rdzv-backend=static", "--master-addr=127.0.0.1",
                f"--master-port={port}", "--max-restarts=0", "--monitor-interval=0.05",
-               str(script), str(data), str(model), mode]  # fmt: skip
+               str(script), str(data), str(model), mode, kind]  # fmt: skip
         return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
     whole = torchrun(tmp_path / "whole", "whole")

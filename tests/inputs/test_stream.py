@@ -77,10 +77,25 @@ def test_an_unseeded_stream_draws_a_new_order_per_reading(tmp_path, transform):
     assert xs_of(fn.batches(transform)) != xs_of(fn.batches(transform))
 
 
-def test_resuming_data_in_memory_at_a_batch_is_refused(transform):
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_data_in_memory_started_at_batch_k_yields_what_a_full_read_yields_from_k(
+    transform, shuffle
+):
+    df = pd.DataFrame({"x": np.arange(103, dtype=float), "y": np.arange(103) % 2})
+    settings = dict(response="y", batch_size=8, epochs=3, shuffle=shuffle, seed=11)
+    whole = xs_of(input_fn(df, **settings).batches(transform))
+    per_epoch = 13
+    assert len(whole) == 3 * per_epoch
+    for k in (1, 5, per_epoch - 1, per_epoch, per_epoch + 7, 3 * per_epoch - 1):
+        assert xs_of(input_fn(df, **settings).batches(transform, start=k)) == whole[k:], k
+    assert xs_of(input_fn(df, **settings).batches(transform, start=3 * per_epoch)) == []
+
+
+@pytest.mark.parametrize("start", [-1, 1.5, True])
+def test_a_start_that_is_not_a_batch_count_is_refused(transform, start):
     fn = input_fn(pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]}), response="y")
-    with pytest.raises(InputError, match="streamed"):
-        list(fn.batches(transform, start=1))
+    with pytest.raises(InputError, match="start must be a batch count"):
+        list(fn.batches(transform, start=start))
 
 
 @pytest.mark.parametrize("world", [2, 3])

@@ -1310,11 +1310,11 @@ def _env_max_steps() -> int | None:
 
 
 def _stream_position(est: Any, fn: Any, seed: int | None, start: int) -> Any:
-    """A streamed training input's position (None for data in memory): resumed from
-    the last checkpoint's when that was of the same input."""
+    """A training input's position (None for inputs other than input_fn's): resumed
+    from the last checkpoint's when that was of the same input."""
     from trainrun.inputs import InputFn
 
-    if not isinstance(fn, InputFn) or fn.in_memory:
+    if not isinstance(fn, InputFn):
         return None
     from trainrun.inputs._resume import StreamPosition
 

@@ -373,33 +373,38 @@ class InputFn:
 
         ``label_fn`` maps the raw response (a numpy array) to a label tensor; by default
         the response must be numeric and becomes float32. ``weight_key`` names a raw
-        column of per-example weights. A streamed input given ``start`` begins at its
-        ``start``-th batch (counted over epochs), the batches one reading from the
-        beginning would yield from there, given a seed: how training resumes.
+        column of per-example weights. Given ``start``, the input begins at its
+        ``start``-th batch (counted over epochs): the batches one reading from the
+        beginning would yield from there, given a seed. That is how training resumes.
         """
         self._check_transform(transform)
         self._check_weight_key(weight_key)
+        if isinstance(start, bool) or not isinstance(start, numbers.Integral) or start < 0:
+            raise InputError(
+                f"start must be a batch count, an integer >= 0. Received: start={start!r}"
+            )
         if self._file is None:
-            if start:
-                raise InputError(
-                    "Only a streamed (file) input resumes at a batch. Received: start="
-                    f"{start!r} for data in memory"
-                )
-            return self._memory_batches(transform, label_fn, weight_key)
-        return self._stream_batches(transform, label_fn, weight_key, start)
+            return self._memory_batches(transform, label_fn, weight_key, int(start))
+        return self._stream_batches(transform, label_fn, weight_key, int(start))
 
-    def _memory_batches(self, transform, label_fn, weight_key) -> Iterator[Batch]:
+    def _memory_batches(self, transform, label_fn, weight_key, start: int = 0) -> Iterator[Batch]:
         data = self._encoded(transform, label_fn, weight_key)
         n, bs, base = self.num_rows, self.batch_size, self._base_seed()
         assert n is not None  # data in memory: counted when the InputFn was made
+        # each epoch's order is drawn from (seed, epoch) alone: batch ``start`` is batch
+        # ``start % per_epoch`` of epoch ``start // per_epoch``, whatever came before
+        first, skip = divmod(start, -(-n // bs))
         for epoch in self._epochs():
+            if epoch < first:
+                continue
             if self.shuffle:
                 perm = torch.randperm(n, generator=self._generator(base, epoch))
                 tensors = _permute(data, perm)
             else:
                 tensors = data
-            for start in range(0, n, bs):
-                yield self._emit(tensors, start, min(start + bs, n))
+            for begin in range(skip * bs, n, bs):
+                yield self._emit(tensors, begin, min(begin + bs, n))
+            skip = 0
 
     def _stream_batches(self, transform, label_fn, weight_key, start: int = 0) -> Iterator[Batch]:
         source = self._file

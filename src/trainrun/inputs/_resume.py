@@ -1,10 +1,12 @@
-"""Where a streamed training input stands, kept in checkpoints so that training resumes there.
+"""Where a training input stands, kept in checkpoints so that training resumes there.
 
-A streamed input's order is fixed by its seed (see ``_stream.py``), so its position is
-one number: the batches training has taken from it (counted over epochs; under
-torchrun each rank's batches of its own shard, the same count on every rank). A
-checkpoint stores that count, the seed and a fingerprint of the input (files, their
-sizes and times, the batching settings, the number of processes); a ``train`` that
+An input's order is fixed by its seed (files: see ``_stream.py``; in memory: one
+permutation per (seed, epoch)), so its position is one number: the batches training
+has taken from it (counted over epochs; under torchrun each rank's batches of its own
+shard, the same count on every rank). A checkpoint stores that count, the seed and a
+fingerprint of the input (files, their sizes and times; in memory, the columns' dtypes,
+shapes and a hash of 64 rows spread over them; the batching settings, the number of
+processes); a ``train`` that
 starts from that checkpoint with the same input continues at the next batch, with the
 same seed. A different input, changed files, another number of processes, or an input
 read to its end starts from its beginning, as before.
@@ -22,16 +24,40 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 __all__ = ["StreamPosition"]
+
+
+def _sample(fn: Any) -> list[Any]:
+    """Data in memory: each column's dtype, shape and a hash of 64 rows spread over it
+    (reading every row would cost a pass over the data at each ``train``)."""
+    columns = fn._columns
+    n = int(fn.num_rows)
+    rows = np.unique(np.linspace(0, n - 1, num=min(n, 64)).astype(np.int64))
+    out: list[Any] = []
+    for name in sorted(columns):
+        values = columns[name]  # a numpy array or a pandas Series: not converted whole
+        picked = np.asarray(values.iloc[rows] if hasattr(values, "iloc") else values[rows])
+        if picked.dtype.kind in "OUS":
+            blob = repr(picked.tolist()).encode()
+        else:
+            blob = np.ascontiguousarray(picked).tobytes()
+        digest = hashlib.sha256(blob).hexdigest()[:16]
+        out.append([name, str(values.dtype), list(values.shape), digest])
+    return out
 
 
 def fingerprint(fn: Any, world: int) -> str:
     """What must not change for a saved position to still mean the same batches."""
     source = fn._file
-    files = []
-    for path in source.paths:
-        st = os.stat(path)
-        files.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
+    files: list[Any] = []
+    if source is None:
+        files = _sample(fn)
+    else:
+        for path in source.paths:
+            st = os.stat(path)
+            files.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
     settings = {
         "files": files,
         "features": list(fn.features),
@@ -52,6 +78,8 @@ def _batches_per_epoch(fn: Any, world: int) -> int:
     rank's shard, where every rank stops)."""
     from trainrun.inputs._stream import count_rows
 
+    if fn.in_memory:  # global batches, split over the ranks: the same count on each
+        return -(-int(fn.num_rows) // fn.batch_size)
     if world == 1:
         sources, size = [fn._file], fn.batch_size
     else:
@@ -76,7 +104,7 @@ def _left(fn: Any, saved: Mapping[str, Any], world: int) -> bool:
 
 
 class StreamPosition:
-    """A streamed training input's position over one ``train`` call.
+    """A training input's position over one ``train`` call.
 
     ``seed`` and ``start`` are what the call reads with; :meth:`at` is what a checkpoint
     at a global step stores (each step takes one batch).

@@ -44,7 +44,7 @@ def make_shard(
     start: int = 0,
 ) -> TrainShard | EvalShard:
     """This rank's share of ``fn`` for ``kind`` "train" or "eval" (``steps``: batches to
-    evaluate; ``start``: a streamed training input's batch to resume at, on every rank)."""
+    evaluate; ``start``: a training input's batch to resume at, on every rank)."""
     if not isinstance(fn, InputFn):
         raise InputError(
             "Training in several processes needs a trainrun.input_fn(...) to split between "
@@ -80,7 +80,7 @@ class TrainShard:
         # an unseeded input takes rank 0's.
         seed = fn.seed if fn.seed is not None else dist.broadcast_int(fn._base_seed())
         if fn.in_memory:
-            self._it = self._memory(seed)
+            self._it = self._memory(seed, start)
         else:
             self._it = self._stream(seed, start)
 
@@ -90,12 +90,16 @@ class TrainShard:
     def __next__(self) -> Batch:
         return next(self._it)
 
-    def _memory(self, seed: int) -> Iterator[Batch]:
+    def _memory(self, seed: int, start: int = 0) -> Iterator[Batch]:
         fn, (transform, label_fn, weight_key) = self._fn, self._args
         data = fn._encoded(transform, label_fn, weight_key)
         n, size, world = int(fn.num_rows or 0), int(fn.batch_size or 1), self.world
         parts = _my_parts(n, size, self.rank, world)
+        # resumed: global batch ``start`` is batch ``start % len(parts)`` of its epoch
+        first, skip = divmod(start, max(1, len(parts)))
         for epoch in fn._epochs():
+            if epoch < first:
+                continue
             order = (
                 torch.randperm(n, generator=fn._generator(seed, epoch)).numpy()
                 if fn.shuffle
@@ -104,10 +108,12 @@ class TrainShard:
             local = np.concatenate([order[lo:hi] for lo, hi, _ in parts]) if parts else order[:0]
             tensors = _permute(data, torch.from_numpy(np.ascontiguousarray(local)))
             offset = 0
-            for lo, hi, rows in parts:
-                self.global_rows = rows
-                yield fn._emit(tensors, offset, offset + hi - lo)
+            for i, (lo, hi, rows) in enumerate(parts):
+                if i >= skip:
+                    self.global_rows = rows
+                    yield fn._emit(tensors, offset, offset + hi - lo)
                 offset += hi - lo
+            skip = 0
 
     def _stream(self, seed: int, start: int) -> Iterator[Batch]:
         dist = _dist()
