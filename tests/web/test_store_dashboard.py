@@ -1,5 +1,6 @@
 """The dashboard over a shared store (``trainrun ui --runs-dir s3://...``): live, not a
-snapshot taken at start; archive and delete act on the store, not on the local mirror."""
+snapshot taken at start; archive and delete act on the store, not on a local copy.
+(tests/web/test_store_dashboard_fetch.py: which run files it fetches, and when.)"""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from tests.runs.store.conftest import write_run
 from tests.runs.store.s3server import S3, free_port
 from tests.runs.store.test_remote_listing import push, t
+from tests.web.test_store_dashboard_fetch import fetched
 
 from trainrun.runs.store import ls_runs
 from trainrun.web.app import create_app
@@ -55,6 +57,7 @@ def test_trainrun_ui_over_a_store_shows_a_run_added_from_another_process(
             lambda: httpx.get(api, timeout=10).json(), timeout=60, ignoring=httpx.HTTPError
         )
         assert [r["id"] for r in first["runs"]] == ["r1"]
+        assert fetched(s3) == []  # listed from the index: no run's files fetched
         # another machine (its own cache) runs a script into the store
         (tmp_path / "train.py").write_text(SCRIPT)
         env = s3.child_env()
@@ -82,6 +85,7 @@ def test_trainrun_ui_over_a_store_shows_a_run_added_from_another_process(
         assert seen_after < interval + 10
         page = httpx.get(f"http://127.0.0.1:{port}/runs/{new['id']}", timeout=10)
         assert page.status_code == 200 and "0.8" in page.text
+        assert fetched(s3) == [new["id"]]  # the run opened, fetched then
     finally:
         ui.terminate()
         ui.wait(timeout=30)
