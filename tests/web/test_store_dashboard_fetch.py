@@ -180,3 +180,15 @@ def test_an_opened_run_archived_or_deleted_leaves_this_machine_too(s3: S3, many:
     assert fetched(s3) == []  # their copies removed here
     assert client.get("/runs/r01").status_code == 404
     assert client.get("/api/runs").json()["total"] == RUNS - 2
+
+
+def test_pages_opening_one_run_at_once_fetch_it_once_whole(s3: S3, many: list[str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    dash = client_for(s3).app.state.dashboard
+    with ThreadPoolExecutor(8) as pool:  # a run page, its polls, a comparison: side by side
+        folders = list(pool.map(lambda _: dash.run_dir("r06"), range(16)))
+    assert {str(f) for f in folders} == {str(cache_root(s3.url) / "mirror" / "r06")}
+    assert record.read_run(folders[0])["id"] == "r06" and fetched(s3) == ["r06"]
+    leftovers = [p.name for p in (cache_root(s3.url) / "mirror").iterdir() if "fetching" in p.name]
+    assert leftovers == []

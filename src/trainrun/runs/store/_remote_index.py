@@ -37,6 +37,7 @@ import math
 import os
 import shutil
 import stat
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -206,6 +207,8 @@ class RemoteRuns:
         self.cache_dir = self.root / "index"
         self.copies = self.root / "copies"
         self._refreshed = -math.inf  # when this object last refreshed the cache (monotonic)
+        self._opening: dict[str, threading.Lock] = {}  # open_run: one fetch of a run at a time
+        self._opening_guard = threading.Lock()
 
     # ---------------------------------------------------------------- refresh
 
@@ -518,8 +521,11 @@ class RemoteRuns:
         if not want:
             return None
         mirror = self.root / "mirror"
+        with self._opening_guard:
+            lock = self._opening.setdefault(run_id, threading.Lock())
         try:
-            self._copy(run_id, mirror, want, sig, status)
+            with lock:  # two pages of one run at once (its page and its poll): one fetch
+                self._copy(run_id, mirror, want, sig, status)
         except RunRecordError:
             return None  # no record files in the store yet: not a run to show
         except StoreError:
@@ -646,7 +652,7 @@ class RemoteRuns:
         if not any(rel in wanted for rel in _RECORD_FILES):
             raise RunRecordError(f"The run {run_id} in {self.url} holds no record files yet.")
         if not target.is_dir():  # a first fetch: written aside, then appears whole
-            tmp_dir = folder / f".{run_id}.fetching-{os.getpid()}"
+            tmp_dir = folder / f".{run_id}.fetching-{os.getpid()}-{threading.get_ident()}"
             shutil.rmtree(tmp_dir, ignore_errors=True)
             tmp_dir.mkdir(parents=True)
             try:
@@ -697,7 +703,8 @@ class RemoteRuns:
         if _grew(path, data):  # appended to (metrics, output, events): appended here too
             os.utime(path, (entry.modified, entry.modified))
             return
-        tmp = path.parent / f".{path.name}.fetching-{os.getpid()}"
+        # this process and thread only: a dashboard's pages fetch from several threads
+        tmp = path.parent / f".{path.name}.fetching-{os.getpid()}-{threading.get_ident()}"
         tmp.write_bytes(data)
         os.utime(tmp, (entry.modified, entry.modified))
         os.replace(tmp, path)
