@@ -36,11 +36,14 @@ def test_a_consumer_that_stops_early_stops_the_reader(wait_until) -> None:
             yield n
             n += 1
 
+    before = set(threading.enumerate())  # a parked reading's thread may be alive already
     stream = prefetch(endless(), depth=2)
     assert next(stream) == 0
+    [thread] = [t for t in threading.enumerate() if t not in before]
+    assert thread.name == "trainrun-prefetch"
     stream.close()
     wait_until(
-        lambda: not any(t.name == "trainrun-prefetch" for t in threading.enumerate()),
+        lambda: not thread.is_alive(),
         10,
         message="the prefetch thread to end",
     )

@@ -152,6 +152,27 @@ def test_train_calls_in_one_process_continue_the_stream(tmp_path, kind):
     assert same(weights(parts), weights(whole))
 
 
+def test_train_calls_over_one_stream_go_on_with_its_read_ahead(tmp_path):
+    from trainrun.inputs import _input_fn
+
+    data = write_data(tmp_path / "data")
+    whole = build(tmp_path / "whole")
+    whole.train(stream(data), steps=STEPS)
+    fn = stream(data)
+    parts = build(tmp_path / "parts")
+    readings = []
+    for _ in range(3):
+        parts.train(fn, steps=STEPS // 3)
+        # the stopped reading is parked at the next batch, its read-ahead thread alive
+        [(_, at, reading)] = _input_fn._PARKED
+        assert at == parts.global_step_
+        readings.append(reading)
+    assert readings[0] is readings[1] is readings[2]  # one reading went on, not three
+    assert same(weights(parts), weights(whole))
+    parts.train(stream(data, seed=6), steps=1)  # another reading closes the parked one
+    assert all(reading is not readings[0] for _, _, reading in _input_fn._PARKED)
+
+
 def test_another_input_or_a_finished_one_starts_from_its_beginning(tmp_path):
     data = write_data(tmp_path / "data")
     est = build(tmp_path / "model")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import numbers
 import secrets
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -407,6 +408,28 @@ class InputFn:
             skip = 0
 
     def _stream_batches(self, transform, label_fn, weight_key, start: int = 0) -> Iterator[Batch]:
+        base = self._base_seed()
+        # what the batches depend on: a parked reading with the same key, stopped at
+        # ``start``, yields exactly what a new one from ``start`` would
+        key = (self._file, self.features, self.response, self.batch_size, self.window_rows,
+               self.shuffle, self.epochs, base, transform, label_fn, weight_key)  # fmt: skip
+        inner = _unpark(key, start)
+        if inner is None:
+            inner = self._read_stream(transform, label_fn, weight_key, base, start)
+        return self._parking(inner, key, start)
+
+    def _parking(self, inner: Iterator[Batch], key: tuple, at: int) -> Iterator[Batch]:
+        """``inner``'s batches; a consumer that stops early parks ``inner`` (see _PARKED)."""
+        for batch in inner:
+            try:
+                yield batch
+            except GeneratorExit:
+                if self.seed is not None:  # unseeded, the next reading has another order
+                    _park(key, at + 1, inner)
+                raise
+            at += 1
+
+    def _read_stream(self, transform, label_fn, weight_key, base: int, start: int):
         source = self._file
         assert source is not None
         needed = list(transform.required_keys)
@@ -415,7 +438,7 @@ class InputFn:
         ]
         if weight_key is not None:
             needed.append(weight_key)
-        bs, window, base = self.batch_size, self.window_rows, self._base_seed()
+        bs, window = self.batch_size, self.window_rows
         located = self._locate(start, needed)
         if located is None:
             return  # resumed past the last epoch: nothing left to read
@@ -475,6 +498,35 @@ class InputFn:
         if self.epochs is not None and epoch >= self.epochs:
             return None
         return epoch, skip
+
+
+#: One streamed reading whose consumer stopped early (a ``train`` call's steps were
+#: done), kept with its read-ahead thread and the windows it read ahead, so that the
+#: next reading of the same input at the same batch (the next ``train`` call) goes on
+#: with it instead of opening its window again and waiting for it: (key, batch, reading).
+#: One per process: parking another, or starting any other reading, closes it.
+_PARKED: list[tuple[tuple, int, Iterator[Batch]]] = []
+_PARKED_LOCK = threading.Lock()
+
+
+def _park(key: tuple, at: int, batches: Iterator[Batch]) -> None:
+    with _PARKED_LOCK:
+        old = _PARKED[:]
+        _PARKED[:] = [(key, at, batches)]
+    for _, _, reading in old:
+        reading.close()  # type: ignore[attr-defined]
+
+
+def _unpark(key: tuple, at: int) -> Iterator[Batch] | None:
+    """The parked reading if it is of ``key`` at batch ``at``; any other one is closed."""
+    with _PARKED_LOCK:
+        old = _PARKED[:]
+        _PARKED.clear()
+    for parked_key, parked_at, reading in old:
+        if parked_at == at and parked_key == key:
+            return reading
+        reading.close()  # type: ignore[attr-defined]  # stops its read-ahead thread
+    return None
 
 
 def input_fn(
