@@ -79,12 +79,22 @@ def test_families_script_averages_repeated_splits_into_its_table(tmp_path):
         low, high = (float(v) for v in cells[8].split(".."))
         assert low <= diff + 1e-3 and diff - 1e-3 <= high  # the mean lies within the splits'
         assert cells[9] == ("yes" if diff >= -0.01 else "**no**")
+        # the engine called directly and tf's defaults: on the boosted trees' row only
+        if cells[3] == "BoostedTrees":
+            assert 0.0 < float(cells[10]) <= 1.0 and 0.0 < float(cells[11]) <= 1.0
+        else:
+            assert cells[10] == cells[11] == ""
     # each split is printed, both seeds, for every family
     for seed in (0, 1):
         assert proc.stdout.count(f"wine           split {seed} ") == 5, proc.stdout
     # the exit status is the table's verdict
     assert proc.returncode == (0 if all("| yes |" in r for r in rows) else 1)
     assert "- wine: " in text and "trees, depth" in text  # the boosted trees' budget
+    assert "on validation data only" in text and "seeds 0..1" in text
+    misses = [r.split("|")[3].strip() for r in rows if "| **no** |" in r]
+    verdict = next(ln for ln in text.splitlines() if ln.startswith("**Verdict.**"))
+    assert all(f"wine {family} " in verdict for family in misses), verdict
+    assert ("Every family is within" in verdict) == (not misses)
 
 
 def test_tree_budgets_are_tuned_on_validation_parts(tmp_path):
