@@ -192,3 +192,38 @@ def test_pages_opening_one_run_at_once_fetch_it_once_whole(s3: S3, many: list[st
     assert record.read_run(folders[0])["id"] == "r06" and fetched(s3) == ["r06"]
     leftovers = [p.name for p in (cache_root(s3.url) / "mirror").iterdir() if "fetching" in p.name]
     assert leftovers == []
+
+
+def test_a_first_listing_runs_beside_the_server(
+    s3: S3, many: list[str], monkeypatch: pytest.MonkeyPatch, wait_until
+) -> None:
+    from trainrun.web import app as web_app
+
+    monkeypatch.setattr(web_app, "FIRST_LISTING_WAIT_S", 0.0)  # pages do not wait for it
+    client = client_for(s3)
+    dash = client.app.state.dashboard
+    assert dash._first_listing is not None  # never listed here: in a thread of its own
+    first = client.get("/api/runs").json()
+    if first["total"] < RUNS:  # still listing: the page says so
+        assert any("for the first time" in p for p in first["problems"])
+    done = wait_until(
+        lambda: (a := client.get("/api/runs").json())["total"] == RUNS and a, timeout=60
+    )
+    assert done["problems"] == [] and fetched(s3) == []
+
+
+def test_a_cache_listed_lately_is_brought_up_to_date_before_the_first_page(
+    s3: S3, many: list[str], tmp_path: Path
+) -> None:
+    assert len(ls_runs(s3.url)) == RUNS  # this machine listed the store before
+    push(s3, write_run(tmp_path / "machine-b", "new", start=t(58)))
+    client = client_for(s3, interval=3600)
+    assert client.app.state.dashboard._first_listing is None
+    assert client.get("/api/runs").json()["runs"][0]["id"] == "new"
+
+
+def test_a_store_that_cannot_be_used_is_refused_at_start(s3: S3) -> None:
+    from trainrun.runs.store._objectstore import StoreError
+
+    with pytest.raises(StoreError, match="does not exist"):
+        create_app(f"s3://no-such-bucket-{os.getpid()}/team")

@@ -69,6 +69,9 @@ POLL_MS = 2000
 STORE_REFRESH_S = 5.0
 #: ... and, while it does not answer, at most every STORE_BACKOFF_S (doubling up to it)
 STORE_BACKOFF_S = 60.0
+#: a machine's first listing of a store runs beside the server (every row is fetched, unless
+#: a recent snapshot serves): a request waits at most this long for it, then lists what is in
+FIRST_LISTING_WAIT_S = 10.0
 #: runs per page of the runs table
 PAGE_SIZE = 200
 
@@ -196,8 +199,10 @@ class Dashboard:
         self.store_problem: str | None = None
         self._refreshed = time.monotonic()
         self._refreshing = threading.Lock()
-        if self.remote is not None:  # a store never listed here that cannot be: said now
-            self._ask_store(first=True)
+        #: set once a first listing running beside the server is done
+        self._first_listing: threading.Event | None = None
+        if self.remote is not None:
+            self._start_store()
         self.secret = secrets.token_bytes(32)
         #: required with every archive/delete when set (a dashboard bound beyond loopback)
         self.password = password
@@ -207,6 +212,10 @@ class Dashboard:
         ``refresh_interval`` has passed (or ``now``): only what changed is fetched. A request
         that finds another one refreshing does not wait: it lists the cache as it is."""
         if self.store is None:
+            return
+        if self._first_listing is not None and not self._first_listing.is_set():
+            # the first listing is under way: waited for a while, then the cache as it is
+            self._first_listing.wait(FIRST_LISTING_WAIT_S)
             return
         if not now and time.monotonic() - self._refreshed < self._wait:
             return
@@ -218,6 +227,31 @@ class Dashboard:
             self._ask_store()
         finally:
             self._refreshing.release()
+
+    def _start_store(self) -> None:
+        """Over a store: a cache listed here lately is brought up to date now (one LIST); a
+        machine's first listing (every row, or a snapshot) runs in a thread beside the server,
+        after one request that says now whether the store can be used at all."""
+        if not self.remote.first_listing_due():
+            self._ask_store(first=True)
+            return
+        self.remote.store.check()  # the bucket, the credentials, the server: errors now
+        self.store_problem = (
+            f"Listing {self.store} for the first time on this machine: the table fills "
+            "when every run's row is in."
+        )
+        self._first_listing = threading.Event()
+        self._refreshing.acquire()
+
+        def first() -> None:
+            try:
+                self._ask_store()
+            finally:
+                self._refreshing.release()
+                assert self._first_listing is not None
+                self._first_listing.set()
+
+        threading.Thread(target=first, name="trainrun-ui-first-listing", daemon=True).start()
 
     def _ask_store(self, *, first: bool = False) -> None:
         """One incremental refresh of the cache; a store away is noted for the pages (the

@@ -491,6 +491,23 @@ class RemoteRuns:
         run_id = self.resolve(ref)
         return self._copy(run_id, self.copies, *self._row_of(run_id))
 
+    def first_listing_due(self) -> bool:
+        """True when this machine's next listing of the store starts again from every row (or
+        a snapshot): the cache was never filled here, or is older than the markers kept."""
+
+        def due(index: Any) -> bool:
+            meta = dict(
+                index.db.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('remote_after', 'remote_refreshed')"
+                ).fetchall()
+            )
+            return "remote_after" not in meta or not _within_horizon(
+                meta.get("remote_refreshed"), time.time()
+            )
+
+        with from_cache():
+            return bool(self._through(due))
+
     def update(self) -> None:
         """Bring this machine's cache of the index up to date now (only what changed).
 
