@@ -161,16 +161,21 @@ def test_train_calls_over_one_stream_go_on_with_its_read_ahead(tmp_path):
     fn = stream(data)
     parts = build(tmp_path / "parts")
     readings = []
-    for _ in range(3):
+    for i in range(3):
         parts.train(fn, steps=STEPS // 3)
         # the stopped reading is parked at the next batch, its read-ahead thread alive
-        [(_, at, reading)] = _input_fn._PARKED
+        [(_, at, reading)] = [p for p in _input_fn._PARKED if p[0][0] is fn._file]
         assert at == parts.global_step_
         readings.append(reading)
+        # an evaluation between train calls reads other files: it leaves it parked
+        parts.evaluate(input_fn(write_data(tmp_path / f"eval{i}", files=1), response="y"))
     assert readings[0] is readings[1] is readings[2]  # one reading went on, not three
     assert same(weights(parts), weights(whole))
-    parts.train(stream(data, seed=6), steps=1)  # another reading closes the parked one
+    for seed in (6, 7):  # other inputs parked after it: the oldest is closed
+        parts.train(stream(data, seed=seed), steps=1)
+    assert len(_input_fn._PARKED) == _input_fn._MAX_PARKED
     assert all(reading is not readings[0] for _, _, reading in _input_fn._PARKED)
+    assert readings[0].gi_frame is None  # closed: its read-ahead thread told to stop
 
 
 def test_another_input_or_a_finished_one_starts_from_its_beginning(tmp_path):

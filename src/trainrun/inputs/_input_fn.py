@@ -500,33 +500,40 @@ class InputFn:
         return epoch, skip
 
 
-#: One streamed reading whose consumer stopped early (a ``train`` call's steps were
-#: done), kept with its read-ahead thread and the windows it read ahead, so that the
-#: next reading of the same input at the same batch (the next ``train`` call) goes on
-#: with it instead of opening its window again and waiting for it: (key, batch, reading).
-#: One per process: parking another, or starting any other reading, closes it.
+#: Streamed readings whose consumer stopped early (a ``train`` call's steps were done),
+#: kept with their read-ahead thread and the windows read ahead, so that the next
+#: reading of the same input at the same batch (the next ``train`` call) goes on with
+#: it instead of opening its window again and waiting for it: (key, batch, reading),
+#: the newest last. At most _MAX_PARKED per process (an evaluation between two train
+#: calls reads other files); a newer reading of the same files replaces an older one.
 _PARKED: list[tuple[tuple, int, Iterator[Batch]]] = []
+_MAX_PARKED = 2
 _PARKED_LOCK = threading.Lock()
 
 
 def _park(key: tuple, at: int, batches: Iterator[Batch]) -> None:
     with _PARKED_LOCK:
-        old = _PARKED[:]
-        _PARKED[:] = [(key, at, batches)]
-    for _, _, reading in old:
-        reading.close()  # type: ignore[attr-defined]
+        others = [p for p in _PARKED if p[0][0] is not key[0]]  # key[0]: the files read
+        cut = max(0, len(others) - (_MAX_PARKED - 1))  # the oldest others make room
+        dropped = [p for p in _PARKED if p[0][0] is key[0]] + others[:cut]
+        _PARKED[:] = [*others[cut:], (key, at, batches)]
+    for _, _, reading in dropped:
+        reading.close()  # type: ignore[attr-defined]  # stops its read-ahead thread
 
 
 def _unpark(key: tuple, at: int) -> Iterator[Batch] | None:
-    """The parked reading if it is of ``key`` at batch ``at``; any other one is closed."""
+    """The parked reading of ``key`` at batch ``at``, if any; one of the same files at
+    another batch is closed (a new reading of them replaces it)."""
     with _PARKED_LOCK:
-        old = _PARKED[:]
-        _PARKED.clear()
-    for parked_key, parked_at, reading in old:
-        if parked_at == at and parked_key == key:
-            return reading
-        reading.close()  # type: ignore[attr-defined]  # stops its read-ahead thread
-    return None
+        mine = [p for p in _PARKED if p[0][0] is key[0]]
+        _PARKED[:] = [p for p in _PARKED if p[0][0] is not key[0]]
+    found = None
+    for parked_key, parked_at, reading in mine:
+        if found is None and parked_at == at and parked_key == key:
+            found = reading
+        else:
+            reading.close()  # type: ignore[attr-defined]
+    return found
 
 
 def input_fn(
