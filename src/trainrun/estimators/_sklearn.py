@@ -458,7 +458,9 @@ class ScikitLearnMixin:
     def _reset(self) -> None:
         """Forget learned state, so that fit starts from scratch."""
         self.network_ = None
-        for name in ("classes_", "n_features_in_", "feature_names_in_", "_array_keys_"):
+        forget = ("classes_", "n_features_in_", "feature_names_in_", "_array_keys_")
+        # and where the last fit's input stopped: a new fit reads its data from the start
+        for name in (*forget, "_input_position", "_saved_input_position"):
             if hasattr(self, name):
                 delattr(self, name)
 
