@@ -74,25 +74,41 @@ def rebuilt(runs_dir: Path) -> tuple[list, list, list[str], list[str]]:
     return (*index_content(runs_dir), df.to_csv().splitlines(), shown)
 
 
+# Run in a fresh process: workers are started only from a single-threaded process, and
+# earlier tests in this one may have left threads (a parked streamed reading, a server).
+_READ_BOTH_WAYS = """
+import os, sys, time
+from trainrun.runs.store import _index
+runs_dir = sys.argv[1]
+names = sorted(os.listdir(runs_dir))
+to_read = [(n, os.stat(os.path.join(runs_dir, n)).st_mtime_ns) for n in names]
+now = time.time_ns()
+alone = _index._read_runs(runs_dir, to_read, now)
+_index._CHUNK_RUNS = 3  # four chunks over two workers, returned in order
+spread = _index._read_in_workers(runs_dir, to_read, now, workers=2)
+assert spread is not None, "worker processes could not be started here"
+assert spread == alone, (spread, alone)
+by_id = {row["id"]: row for row in spread}
+assert by_id["r1"]["corrupt"] == 1 and "not valid JSON" in by_id["r1"]["problem"]
+assert "not a regular file" in by_id["r4"]["problem"]  # the link was refused
+assert "eval_accuracy" not in by_id["r4"]["extra"]
+assert "FIFO" in by_id["r5"]["problem"] and "metric_loss" not in by_id["r5"]["extra"]
+assert by_id["data"].get("not_run")
+print("read", len(spread), "runs both ways")
+"""
+
+
 def test_worker_processes_read_what_one_process_reads(runs_dir: Path) -> None:
-    names = sorted(os.listdir(runs_dir))
-    to_read = [(n, os.stat(runs_dir / n).st_mtime_ns) for n in names]
-    now = time.time_ns()
-    alone = _index._read_runs(str(runs_dir), to_read, now)
-    saved = _index._CHUNK_RUNS
-    _index._CHUNK_RUNS = 3  # four chunks over two workers, returned in order
-    try:
-        spread = _index._read_in_workers(str(runs_dir), to_read, now, workers=2)
-    finally:
-        _index._CHUNK_RUNS = saved
-    assert spread is not None, "worker processes could not be started here"
-    assert spread == alone
-    by_id = {row["id"]: row for row in spread}
-    assert by_id["r1"]["corrupt"] == 1 and "not valid JSON" in by_id["r1"]["problem"]
-    assert "not a regular file" in by_id["r4"]["problem"]  # the link was refused
-    assert "eval_accuracy" not in by_id["r4"]["extra"]
-    assert "FIFO" in by_id["r5"]["problem"] and "metric_loss" not in by_id["r5"]["extra"]
-    assert by_id["data"].get("not_run")
+    env = {**os.environ, "PYTHONPATH": SRC}
+    done = subprocess.run(
+        [sys.executable, "-c", _READ_BOTH_WAYS, str(runs_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "read 11 runs both ways" in done.stdout  # 10 runs and the folder data
 
 
 def test_a_rebuild_in_workers_stores_the_same_index(
