@@ -23,9 +23,7 @@ wall times). Runs moto's S3 server in this process on 127.0.0.1 (no network). Us
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -34,6 +32,8 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from _moto import local_s3  # bench/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.runs.store.conftest.write_run: a run folder as launched
@@ -53,40 +53,14 @@ def timed(fn: Callable[[], object], repeat: int = 5) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--old-markers", type=int, default=3000)
     args = parser.parse_args()
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
     tmp = Path(tempfile.mkdtemp(prefix="trainrun-bench-store-"))
-    os.environ.update(
-        {
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": str(tmp / "none"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
-            "TRAINRUN_CACHE_DIR": str(tmp / "machine-a"),
-        }
-    )
-    warnings.simplefilter("ignore")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    try:
+    with local_s3(tmp, TRAINRUN_CACHE_DIR=str(tmp / "machine-a")):
         run(args, tmp)
-    finally:
-        server.stop()
     load = os.getloadavg()
     print(f"\nload average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
     print("\ntarget                                                        figure     target  met")

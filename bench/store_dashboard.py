@@ -18,10 +18,8 @@ nothing. Runs moto's S3 server in this process on 127.0.0.1 (no network). Usage:
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -31,13 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _moto import local_s3  # bench/ is the script's folder, first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -162,25 +156,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=2000)
     args = parser.parse_args()
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
     tmp = Path(tempfile.mkdtemp(prefix="trainrun-bench-dash-"))
-    os.environ.update(
-        {
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": str(tmp / "none"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
-        }
-    )
-    warnings.simplefilter("ignore")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    try:
+    with local_s3(tmp):
         import boto3
 
         boto3.client("s3").create_bucket(Bucket="bench")
@@ -191,8 +168,6 @@ def main() -> None:
         print("2./3. the dashboard on a machine with an empty cache:")
         machine(url, tmp / "machine-a", "machine A")
         machine(url, tmp / "machine-b", "machine B")
-    finally:
-        server.stop()
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
 
