@@ -259,6 +259,41 @@ def test_a_rank_killed_mid_run_fails_the_run_and_every_rank_resumes_from_the_che
     assert (model / "ckpt-9.json").exists()
 
 
+AT_EXIT = """
+import atexit, os, sys
+from pathlib import Path
+import torch
+from trainrun.training import distributed
+
+out = Path(sys.argv[1])
+rank = os.environ["RANK"]
+# registered before setup, so it runs after setup's own handler (last in, first out)
+atexit.register(
+    lambda: (out / f"at-exit-{rank}.txt").write_text(str(torch.distributed.is_initialized()))
+)
+assert distributed.setup()
+t = torch.ones(3)
+for _ in range(20):  # collectives whose work objects the group still holds at exit
+    torch.distributed.all_reduce(t)
+print("sum", t.tolist())
+"""
+
+
+@pytest.mark.slow
+def test_the_group_setup_made_is_destroyed_before_the_interpreter_finalizes(
+    tmp_path: Path,
+) -> None:
+    # Left to finalization, gloo's worker threads sometimes abort the process (SIGABRT,
+    # "terminate called without an active exception") after the script has finished.
+    script = tmp_path / "at_exit.py"
+    script.write_text(AT_EXIT)
+    proc = torchrun(script, str(tmp_path), timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for r in (0, 1):
+        assert (tmp_path / f"at-exit-{r}.txt").read_text() == "False"
+    assert "terminate called" not in proc.stderr
+
+
 def test_each_global_batch_is_split_into_near_equal_contiguous_parts() -> None:
     # 23 rows, batches of 10: [0,10) [10,20) [20,23); 3 rows split 2 ways: 1 and 2
     parts = [_my_parts(23, 10, r, 2) for r in (0, 1)]

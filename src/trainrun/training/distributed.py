@@ -25,6 +25,7 @@ False
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import sys
@@ -147,7 +148,24 @@ def setup(device: Any = None) -> bool:
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend, timeout=_timeout())
+        atexit.register(_destroy_group)
     return is_distributed()
+
+
+def _destroy_group() -> None:
+    """Destroy the process group :func:`setup` made, while the interpreter is still whole.
+
+    A gloo group left to the interpreter's finalization is torn down with its C++ worker
+    threads still holding Python objects; the process then dies of SIGABRT ("terminate
+    called without an active exception") after the script has finished, and torchrun
+    reports the run failed. A group the script or a host made is theirs to destroy.
+    """
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.destroy_process_group()
+        except Exception:  # exiting anyway: a peer already gone must not mask the exit status
+            pass
 
 
 def barrier() -> None:
