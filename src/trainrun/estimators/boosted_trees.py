@@ -20,8 +20,9 @@ tf argument                 XGBoost
                             ``tree_complexity`` are pruned (XGBoost prunes after
                             growing each tree, as tf's "post")
 ``min_node_weight``         ``min_child_weight`` (hessian sum of a leaf)
-``center_bias``             True: start from the (weighted) prior / label mean;
-                            False: from a zero logit
+``center_bias``             True: start from the (weighted) prior (binary), the
+                            log class priors (one margin per class) or the label
+                            mean; False: from a zero logit
 ``n_batches_per_layer``     None: every tree sees the whole input; k: each tree
                             sees a random ``k * batch_size`` rows (``subsample``)
 ``quantile_sketch_epsilon`` ``max_bin = ceil(1 / epsilon)`` (at most 256)
@@ -625,17 +626,36 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         own.append(CheckpointSaver(self._save_checkpoint, every=config.save_checkpoints_steps))
         return own
 
-    def _prior(self, input_fn: Any) -> float:
-        """tf's center_bias: the (weighted) mean label, in XGBoost's base_score units."""
-        total, count = 0.0, 0.0
+    def _prior(self, input_fn: Any) -> float | list[float]:
+        """tf's center_bias: the start the (weighted) labels of ``input_fn`` give."""
+        sums: Any = 0.0
+        count = 0.0
         for _, y, w in self._chunks(input_fn, labels=True):
-            y = y.reshape(len(y), -1).astype(np.float64)
-            if self.head_.kind == "multiclass":
-                return 0.5  # XGBoost's softprob starts every class alike
-            ww = np.ones(len(y)) if w is None else w.astype(np.float64)
-            total += float((y.mean(axis=1) * ww).sum())
-            count += float(ww.sum())
-        mean = total / count if count else 0.0
+            s, c = self._label_sums(y, w)
+            sums, count = sums + s, count + c
+        return self._bias(sums, count)
+
+    def _base_score(self, y: Any, w: Any = None) -> float | list[float]:
+        """center_bias's start for labels ``y`` (weights ``w``) in XGBoost's base_score units:
+        the prior of a binary label (a probability), the log class priors of several classes
+        (one margin per class, centered, as a softmax's intercepts), the label mean."""
+        return self._bias(*self._label_sums(np.asarray(y), w))
+
+    def _label_sums(self, y: np.ndarray, w: Any) -> tuple[Any, float]:
+        ww = np.ones(len(y)) if w is None else np.asarray(w, dtype=np.float64).reshape(-1)
+        if self.head_.kind == "multiclass":
+            ids = y.reshape(-1).astype(np.int64)
+            return np.bincount(ids, weights=ww, minlength=self.n_classes), float(ww.sum())
+        y = y.reshape(len(y), -1).astype(np.float64)
+        return float((y.mean(axis=1) * ww).sum()), float(ww.sum())
+
+    def _bias(self, sums: Any, count: float) -> float | list[float]:
+        if self.head_.kind == "multiclass":
+            # softmax's best constant logits: log priors (an absent class gets a tiny one)
+            prior = np.asarray(sums, dtype=np.float64) / count if count else np.ones(self.n_classes)
+            logs = np.log(np.clip(prior, 1e-6, None))
+            return [float(v) for v in logs - logs.mean()]
+        mean = float(sums) / count if count else 0.0
         if self.head_.kind == "binary":
             return float(min(max(mean, 1e-6), 1 - 1e-6))
         return mean
