@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # examples, servers and clusters: left out of `make test-fast`
@@ -97,10 +98,58 @@ def test_families_script_averages_repeated_splits_into_its_table(tmp_path):
     assert ("Every family is within" in verdict) == (not misses)
 
 
-def test_tree_budgets_are_tuned_on_validation_parts(tmp_path):
+def test_tree_budgets_are_tuned_by_cross_validation(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("xgboost")
-    proc = _families_script("--tune-trees", "--data", "wine", "--splits", "1", cwd=tmp_path)
+    proc = _families_script(
+        "--tune-trees", "--data", "wine", "--splits", "1", "--folds", "3", "--grid", "smoke",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "wine: 216 budgets x 1 validation parts" in proc.stdout
+    assert "wine: 16 budgets x 1 training parts x 3 folds" in proc.stdout, proc.stdout
     assert "TREE_BUDGETS = {" in proc.stdout and "'wine': {'n_trees': " in proc.stdout
+    assert "'center_bias': " in proc.stdout and "'tree_complexity': " in proc.stdout
+
+
+def _script_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "quality_sklearn", ROOT / "scripts" / "quality_sklearn.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tree_tuning_never_reads_the_test_parts(monkeypatch):
+    """Every fold's scores are the same when the outer test parts are replaced by garbage."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("xgboost")
+    q = _script_module()
+    task = ("wine", 0, 1, 3, q.SMOKE_TREE_GRID)
+    honest = q._fold_scores(task)
+    split = q.split
+
+    def poisoned(X, y, kind, seed, test_size=0.25):
+        Xtr, Xte, ytr, yte = split(X, y, kind, seed, test_size)
+        return Xtr, np.full_like(Xte, np.nan), ytr, np.full_like(yte, -1)
+
+    monkeypatch.setattr(q, "split", poisoned)
+    assert q._fold_scores(task) == honest
+    # 16 budgets: (metric, loss) each, the accuracies those of a fold of 133 / 3 rows
+    assert len(honest) == 16 and all(0.5 < acc <= 1.0 and loss > 0 for acc, loss in honest.values())
+
+
+def test_tree_grid_holds_tf_arguments_only():
+    import inspect
+
+    pytest.importorskip("sklearn")
+    import trainrun
+
+    q = _script_module()
+    tf_args = set(inspect.signature(trainrun.BoostedTreesClassifier).parameters)
+    for grid in q.GRIDS.values():
+        assert set(grid) <= tf_args, set(grid) - tf_args
+    for budget in q.TREE_BUDGETS.values():
+        assert set(budget) <= tf_args and budget["n_trees"] > 0
