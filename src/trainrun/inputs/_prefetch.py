@@ -10,6 +10,7 @@ training step, as tf.data's ``prefetch`` does.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,10 @@ __all__ = ["prefetch"]
 
 T = TypeVar("T")
 _END = object()
+
+#: The running producers: (stop event, thread). Stopped at exit (see _stop_all).
+_LIVE: set[tuple[threading.Event, threading.Thread]] = set()
+_LIVE_LOCK = threading.Lock()
 
 
 class _Failed:
@@ -54,6 +59,9 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
             put(_Failed(exc))
 
     thread = threading.Thread(target=produce, name="trainrun-prefetch", daemon=True)
+    entry = (stop, thread)
+    with _LIVE_LOCK:
+        _LIVE.add(entry)
     thread.start()
     try:
         while True:
@@ -65,4 +73,26 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
             yield item
     finally:
         stop.set()
+        thread.join(timeout=5.0)
+        with _LIVE_LOCK:
+            _LIVE.discard(entry)
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop every producer still running (a reading left unfinished) before the interpreter
+    finalizes.
+
+    A daemon thread still inside pyarrow or torch when the interpreter finalizes is
+    ended by a forced unwind, which aborts the whole process when it crosses C++ code
+    that may not throw ("terminate called without an active exception", exit status
+    -6): a finished script would be reported failed. Each producer stops at its next
+    item; the wait is bounded.
+    """
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+        _LIVE.clear()
+    for stop, _ in live:
+        stop.set()
+    for _, thread in live:
         thread.join(timeout=5.0)
