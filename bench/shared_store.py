@@ -148,7 +148,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     t0 = time.perf_counter()
     client = TestClient(create_app(url, refresh_interval=interval), base_url="http://127.0.0.1")
     print(
-        f"3. dashboard over {n + 5} runs started (mirror fetched) in {time.perf_counter() - t0:.1f} s"
+        f"3. dashboard over {n + 5} runs started (index cache listed; run files fetched on demand) in {time.perf_counter() - t0:.1f} s"
     )
     client.get("/api/runs?latest_n=20")
     not_due, _ = timed(lambda: client.get("/api/runs?latest_n=20"), 5)

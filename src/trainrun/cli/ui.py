@@ -35,7 +35,8 @@ def _ui(args: argparse.Namespace) -> int:
     from trainrun.web.server import serve
 
     try:
-        # a shared store (s3://...): the dashboard over a local mirror, kept up to date
+        # a shared store (s3://...): listed from the local index cache, refreshed
+        # incrementally; a run's files are fetched when its page opens
         serve(
             runs_dir(args),
             host=args.host,
