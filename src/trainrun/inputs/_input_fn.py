@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from trainrun.exceptions import InputError
-from trainrun.feature_columns._transform import FeatureTransform, _to_float
+from trainrun.feature_columns._transform import FeatureTransform, _to_float, all_finite
 from trainrun.inputs._prefetch import prefetch
 from trainrun.inputs._sources import FileSource, as_columns, is_file_input
 from trainrun.inputs._stream import count_rows, parts, unit_order, window_permutation, windows
@@ -280,7 +280,7 @@ class InputFn:
         )
         if not isinstance(labels, torch.Tensor):
             labels = torch.as_tensor(np.asarray(labels))
-        if labels.is_floating_point() and not bool(torch.isfinite(labels).all()):
+        if labels.is_floating_point() and not all_finite(labels):
             # text or objects that converted to inf ("inf", Decimal("Infinity"), ...)
             finite = torch.isfinite(labels.reshape(labels.shape[0], -1)).all(dim=1)
             raise _infinite(values, ~finite.numpy(), self.response, "response")
