@@ -29,6 +29,7 @@ import atexit
 import datetime
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -156,16 +157,27 @@ def _destroy_group() -> None:
     """Destroy the process group :func:`setup` made, while the interpreter is still whole.
 
     A gloo group left to the interpreter's finalization is torn down with its C++ worker
-    threads still holding Python objects; the process then dies of SIGABRT ("terminate
-    called without an active exception") after the script has finished, and torchrun
-    reports the run failed. A group the script or a host made is theirs to destroy.
+    threads still holding Python objects; a worker thread that takes the GIL during
+    finalization is ended by a forced unwind, and the process dies of SIGABRT ("terminate
+    called without an active exception") after the script has finished: torchrun reports
+    the run failed. A group the script or a host made is theirs to destroy.
     """
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
+        # A finished collective's work object is freed by a gloo worker thread after the
+        # caller has moved on, and freeing it takes the GIL (it holds Python tensors): let
+        # it, before the interpreter finalizes (a thread taking the GIL then is aborted).
+        _release_gil(0.05)
         try:
             dist.destroy_process_group()
         except Exception:  # exiting anyway: a peer already gone must not mask the exit status
             pass
+        _release_gil(0.05)
+
+
+def _release_gil(seconds: float) -> None:
+    for _ in range(5):
+        time.sleep(seconds / 5)
 
 
 def barrier() -> None:
