@@ -245,3 +245,25 @@ def test_unseen_category_in_a_later_chunk_does_not_crash(tmp_path, transform):
         input_fn(tmp_path / "d.csv", response="y", chunk_size=2, shuffle=False), transform
     )
     assert xs.tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_non_finite_value_in_a_later_parquet_chunk_is_refused_naming_the_column(tmp_path):
+    # row groups of 40 rows read 16 at a time: the bad values sit in the 7th chunk
+    frame = pd.DataFrame({"x": np.arange(120, dtype=np.float32), "y": ["0", "1"] * 60})
+    frame.loc[101, "x"] = np.inf
+    frame.to_parquet(tmp_path / "x.parquet", row_group_size=40)
+    fn = input_fn(tmp_path / "x.parquet", response="y", chunk_size=16, shuffle=False)
+    transform = FeatureTransform([numeric_column("x")])
+    with pytest.raises(InputError, match=r"Numeric column 'x' has 1 row with infinite values"):
+        list(fn.batches(transform))
+    # text labels that read as inf (a string column, not a float one) are refused as well
+    frame.loc[101, "x"], frame.loc[93, "y"] = 0.0, "inf"
+    frame.to_parquet(tmp_path / "y.parquet", row_group_size=40)
+    fn = input_fn(tmp_path / "y.parquet", response="y", chunk_size=16, shuffle=False)
+    with pytest.raises(InputError, match=r"The response 'y' has 1 row\(s\) with infinite values"):
+        list(fn.batches(transform))
+    frame.loc[93, "y"] = "1"
+    frame.to_parquet(tmp_path / "ok.parquet", row_group_size=40)
+    fn = input_fn(tmp_path / "ok.parquet", response="y", chunk_size=16, shuffle=False)
+    batches = list(fn.batches(transform))
+    assert torch.cat([b.labels for b in batches]).tolist() == [0.0, 1.0] * 60
