@@ -151,3 +151,57 @@ def test_the_window_is_a_multiple_of_the_batch_size(tmp_path):
         ]
     )
     assert len(labels) == 103
+
+
+def test_small_row_groups_are_encoded_chunk_size_rows_at_a_time_in_the_promised_order(
+    tmp_path, transform, monkeypatch
+):
+    from trainrun.inputs._stream import unit_order, window_permutation
+
+    df = write_folder(tmp_path / "data", "parquet", row_group=3)  # 35 row groups of 1-3 rows
+    settings = dict(response="y", batch_size=4, epochs=2, seed=5, chunk_size=16)
+    fn = input_fn(tmp_path / "data", shuffle_buffer=24, **settings)
+    encoded: list[int] = []
+    encode = FeatureTransform.encode
+
+    def counting(self, data):
+        encoded.append(len(next(iter(data.values()))))
+        return encode(self, data)
+
+    monkeypatch.setattr(FeatureTransform, "encode", counting)
+    got = xs_of(fn.batches(transform))
+    # the order the module promises, whatever the chunks: the epoch's row groups in
+    # unit_order, cut into windows of 24 rows, each permuted by window_permutation
+    paths = fn._file.paths
+    rows_of = {u: pq.ParquetFile(paths[u[0]]).read_row_group(u[1]).column("x").to_pylist()
+               for u in fn._file.units()}  # fmt: skip
+    expected = []
+    for epoch in range(2):
+        order = unit_order(len(rows_of), True, 5, epoch)
+        rows = [x for u in order for x in rows_of[fn._file.units()[u]]]
+        for j, start in enumerate(range(0, len(rows), 24)):
+            window = rows[start : start + 24]
+            shuffled = [window[p] for p in window_permutation(5, epoch, j, len(window)).tolist()]
+            expected += [shuffled[b : b + 4] for b in range(0, len(shuffled), 4)]
+    assert got == expected
+    assert sorted(x for b in got[: len(got) // 2] for x in b) == df["x"].tolist()
+    # joined up to chunk_size rows: 2 x 35 encodings of one row group each before
+    assert max(encoded) <= 16 and len(encoded) <= 2 * 9, encoded
+
+
+def test_chunks_that_cannot_be_joined_exactly_pass_as_they_are():
+    from trainrun.inputs._stream import coalesced
+
+    floats, ints = {"x": np.zeros(3)}, {"x": np.arange(3)}
+    lists = {"x": pd.Series([[1], [2, 3], []], dtype=object)}
+    cats = [{"x": pd.Series(pd.Categorical(list(v)))} for v in ("ab", "ac")]
+    assert [c["x"].dtype for c in coalesced(iter([floats, ints, floats]), 10)] == [
+        np.float64, np.int64, np.float64
+    ]  # fmt: skip
+    assert len(list(coalesced(iter([lists, lists]), 10))) == 2  # lists are padded per chunk
+    assert len(list(coalesced(iter(cats), 10))) == 2  # other categories
+    joined = list(coalesced(iter([cats[0], cats[0], ints, ints]), 10))
+    assert [len(c["x"]) for c in joined] == [4, 6]
+    assert joined[0]["x"].tolist() == ["a", "b", "a", "b"] and joined[1]["x"].tolist() == [
+        0, 1, 2, 0, 1, 2
+    ]  # fmt: skip

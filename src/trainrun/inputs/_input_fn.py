@@ -23,7 +23,14 @@ from trainrun.exceptions import InputError
 from trainrun.feature_columns._transform import FeatureTransform, _to_float, all_finite
 from trainrun.inputs._prefetch import prefetch
 from trainrun.inputs._sources import FileSource, as_columns, is_file_input
-from trainrun.inputs._stream import count_rows, parts, unit_order, window_permutation, windows
+from trainrun.inputs._stream import (
+    coalesced,
+    count_rows,
+    parts,
+    unit_order,
+    window_permutation,
+    windows,
+)
 
 __all__ = ["Batch", "InputFn", "input_fn"]
 
@@ -458,6 +465,7 @@ class InputFn:
                 units = [source.units()[u] for u in order]
                 j = skip_batches // per_window
                 raw = parts(source, units, needed, transform.string_keys, j * window)
+                raw = coalesced(raw, self.chunk_size)  # small row groups: fewer encodings
                 encoded = (convert(cols) for cols in raw if cols and _rows(cols) > 0)
                 empty = True
                 for data in windows(encoded, window):

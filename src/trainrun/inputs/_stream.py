@@ -24,7 +24,7 @@ import torch
 
 from trainrun.inputs._sources import Unit
 
-__all__ = ["count_rows", "parts", "unit_order", "window_permutation", "windows"]
+__all__ = ["coalesced", "count_rows", "parts", "unit_order", "window_permutation", "windows"]
 
 _SEED_SPACE = 2**64
 
@@ -84,6 +84,62 @@ def parts(
             if skip:
                 cols, skip = _drop_rows(cols, skip), 0
             yield cols
+
+
+def _joinable(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two raw chunks can be joined without changing a value: the same columns,
+    each 1-D, of the same kind (numpy array or pandas Series) and the same dtype, and no
+    Python objects (a column of lists is padded per chunk: joining could widen it)."""
+    if list(a) != list(b):
+        return False
+    for name, x in a.items():
+        y = b[name]
+        if type(x) is not type(y) or x.ndim != 1 or y.ndim != 1 or x.dtype != y.dtype:
+            return False
+        if x.dtype == np.dtype(object):  # (a category or string dtype holds no lists)
+            return False
+    return True
+
+
+def _join(pending: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(pending) == 1:
+        return pending[0]
+    out: dict[str, Any] = {}
+    for name, first in pending[0].items():
+        if isinstance(first, np.ndarray):
+            out[name] = np.concatenate([cols[name] for cols in pending])
+        else:
+            import pandas as pd
+
+            out[name] = pd.concat([cols[name] for cols in pending], ignore_index=True)
+    return out
+
+
+def coalesced(chunks: Iterator[dict[str, Any]], rows: int) -> Iterator[dict[str, Any]]:
+    """``chunks`` with consecutive small ones joined, up to ``rows`` rows each.
+
+    Encoding a chunk has a fixed cost (about 0.6 ms for a few columns): files of small
+    row groups (or many small files) are encoded ``rows`` (``chunk_size``) rows at a
+    time, not one row group at a time. The rows, their order and their values are
+    unchanged; chunks that cannot be joined exactly (see _joinable) pass as they are.
+
+    >>> [len(c["x"]) for c in coalesced(iter([{"x": np.zeros(3)}] * 5), 7)]
+    [6, 6, 3]
+    """
+    pending: list[dict[str, Any]] = []
+    count = 0
+    for cols in chunks:
+        k = _rows(cols)
+        if pending and (count + k > rows or not _joinable(pending[0], cols)):
+            yield _join(pending)
+            pending, count = [], 0
+        if k >= rows or not _joinable(cols, cols):
+            yield cols
+            continue
+        pending.append(cols)
+        count += k
+    if pending:
+        yield _join(pending)
 
 
 def windows(encoded: Iterator[dict[str, torch.Tensor]], window: int) -> Iterator[dict]:
