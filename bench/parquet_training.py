@@ -192,6 +192,12 @@ def main() -> None:
                     f"{rows:>12,} {mode.replace('_', ' '):>10} {res['examples_per_s']:>12,.0f} "
                     f"{res['cpu']:>10.2f} {res['peak_rss_mb']:>12,.0f}"
                 )
+            print(
+                f"{'':>12} rounds' examples/s: streamed "
+                + ", ".join(f"{m['examples_per_s']:,.0f}" for m in runs["streamed"])
+                + "; in memory "
+                + ", ".join(f"{m['examples_per_s']:,.0f}" for m in runs["in_memory"])
+            )
     small, large = sizes
     for rows in sizes:
         ratio = (
