@@ -109,6 +109,11 @@ def test_tree_budgets_are_tuned_by_cross_validation(tmp_path):
     assert "wine: 16 budgets x 1 training parts x 3 folds" in proc.stdout, proc.stdout
     assert "TREE_BUDGETS = {" in proc.stdout and "'wine': {'n_trees': " in proc.stdout
     assert "'center_bias': " in proc.stdout and "'tree_complexity': " in proc.stdout
+    # the reference scored on the same folds, beside the tuned budgets
+    assert (
+        "HistGradientBoosting (the table's reference) on the same folds: validation accuracy 0."
+        in proc.stdout
+    )
 
 
 def _script_module():
@@ -137,8 +142,9 @@ def test_tree_tuning_never_reads_the_test_parts(monkeypatch):
 
     monkeypatch.setattr(q, "split", poisoned)
     assert q._fold_scores(task) == honest
-    # 16 budgets: (metric, loss) each, the accuracies those of a fold of 133 / 3 rows
-    assert len(honest) == 16 and all(0.5 < acc <= 1.0 and loss > 0 for acc, loss in honest.values())
+    # 16 budgets and the reference: (metric, loss) each, on a fold of 133 / 3 rows
+    assert len(honest) == 17 and ("reference",) in honest
+    assert all(0.5 < acc <= 1.0 and loss > 0 for acc, loss in honest.values())
 
 
 def test_tree_grid_holds_tf_arguments_only():
