@@ -23,9 +23,9 @@ Baseline*           10 epochs                             DummyClassifier(prior)
 The boosted trees' budgets (tf's own arguments: ``n_trees``, ``max_depth``,
 ``learning_rate``, ``l1_regularization``, ``l2_regularization``, ``tree_complexity``,
 ``min_node_weight``, ``center_bias``) come from ``--tune-trees``: each outer split's
-training part is cut into ``--folds`` (5) stratified folds, every budget of the data set's
-grid (``TREE_GRID``; digits: ``SMALL_TREE_GRID``) is trained on the other folds and scored
-on each fold, and the budget with the best mean validation metric is kept (ties: the lower
+training part is cut into ``--folds`` (5) folds (stratified for classifiers), every budget
+of the data set's grid (``TREE_GRID``; digits: ``SMALL_TREE_GRID``) is trained on the
+other folds and scored on each fold, and the budget with the best mean validation metric is kept (ties: the lower
 validation loss, then fewer trees, then shallower). The test parts are never read.
 ``--tune-trees`` prints the ranking and the dict to paste into ``TREE_BUDGETS``.
 
@@ -36,8 +36,9 @@ tf's defaults (100 trees, depth 6, learning rate 0.1), what a user gets without 
 The target (issue 12) is each family within 0.01 (AUC / accuracy) or 0.03 (R²) of its
 reference; the table marks each row (on the means). Writes ``docs/results-families.md``
 (``--output -`` only prints). Run: ``.venv/bin/python scripts/quality_sklearn.py`` (about
-two minutes on 2 cores; ``--tune-trees --jobs 2``: see docs/results-families.md for its
-time; ``--splits 1`` for a quick look, ``--grid smoke`` for a smoke test of the tuning).
+two minutes on 2 cores; ``--tune-trees --jobs 2``: 8 to 23 minutes a data set, see
+docs/estimator-families.md; ``--splits 1`` for a quick look, ``--grid smoke`` for a smoke
+test of the tuning).
 """
 
 from __future__ import annotations
@@ -571,7 +572,8 @@ def table(rows: list[dict]) -> str:
         "The boosted trees' budgets (tf's own BoostedTrees arguments only: no XGBoost knob "
         "the tf API lacks) were chosen by `scripts/quality_sklearn.py --tune-trees`, **on "
         "validation data only**, by cross-validation: the training part of each of the same "
-        f"{n} splits is cut into {FOLDS} stratified folds (seed 1000 + split seed), every "
+        f"{n} splits is cut into {FOLDS} folds (stratified for the classifiers; seed 1000 + "
+        "split seed), every "
         "budget of the grid is trained on four folds and scored on the fifth (XGBoost with "
         "the parameters and start the estimator passes it; `n_trees` as prefixes of one "
         f"run), and the budget with the best mean validation metric over the {n} x {FOLDS} "
