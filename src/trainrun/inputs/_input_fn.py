@@ -7,7 +7,6 @@ Files are streamed: each chunk is encoded as it is read and shuffled within a bu
 
 from __future__ import annotations
 
-import atexit
 import difflib
 import numbers
 import secrets
@@ -528,20 +527,6 @@ def _park(key: tuple, at: int, batches: Iterator[Batch]) -> None:
         _PARKED[:] = [*others[cut:], (key, at, batches)]
     for _, _, reading in dropped:
         reading.close()  # type: ignore[attr-defined]  # stops its read-ahead thread
-
-
-@atexit.register
-def _close_parked() -> None:
-    """Close the parked readings at exit: their read-ahead threads stop (see
-    ``_prefetch._stop_all``, which also catches readings no one closed)."""
-    with _PARKED_LOCK:
-        parked = list(_PARKED)
-        _PARKED.clear()
-    for _, _, reading in parked:
-        try:
-            reading.close()  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001 - exiting: a reading that fails to close is let go
-            pass
 
 
 def _unpark(key: tuple, at: int) -> Iterator[Batch] | None:

@@ -167,17 +167,12 @@ def _destroy_group() -> None:
         # A finished collective's work object is freed by a gloo worker thread after the
         # caller has moved on, and freeing it takes the GIL (it holds Python tensors): let
         # it, before the interpreter finalizes (a thread taking the GIL then is aborted).
-        _release_gil(0.05)
+        time.sleep(0.05)  # releases the GIL
         try:
             dist.destroy_process_group()
         except Exception:  # exiting anyway: a peer already gone must not mask the exit status
             pass
-        _release_gil(0.05)
-
-
-def _release_gil(seconds: float) -> None:
-    for _ in range(5):
-        time.sleep(seconds / 5)
+        time.sleep(0.05)
 
 
 def barrier() -> None:
