@@ -9,7 +9,9 @@
   var frame = document.body && document.body.getAttribute("data-frame");
   if (frame && window.parent !== window) {
     var sendHeight = function () {
-      window.parent.postMessage({trainrunFrame: frame, height: document.documentElement.scrollHeight + 4}, "*");
+      var h = document.documentElement.scrollHeight;
+      // a page not laid out (yet, or any more) measures 0: keep the last real height
+      if (h > 0) window.parent.postMessage({trainrunFrame: frame, height: h + 4}, "*");
     };
     window.addEventListener("load", sendHeight);
     document.addEventListener("toggle", sendHeight, true);  // a <details> opened or closed
