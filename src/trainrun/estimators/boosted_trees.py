@@ -84,6 +84,34 @@ _CKPT = re.compile(r"^trees-(\d+)\.json$")
 CHUNK_ROWS = 262_144
 
 
+def _engine_module(engine: str) -> Any:
+    """The engine's module, imported (a MissingExtraError naming the extra if absent)."""
+    if engine == "lightgbm":
+        from trainrun.estimators import _lightgbm
+
+        return _lightgbm.lgb()
+    return _xgb()
+
+
+def _save_model(engine: str, booster: Any) -> bytes:
+    if engine == "lightgbm":
+        from trainrun.estimators import _lightgbm
+
+        return _lightgbm.save(booster)
+    return bytes(booster.save_raw(raw_format="ubj"))
+
+
+def _load_model(engine: str, path: Path) -> Any:
+    data = path.read_bytes()
+    if engine == "lightgbm":
+        from trainrun.estimators import _lightgbm
+
+        return _lightgbm.load(data, path)
+    booster = _xgb().Booster()
+    booster.load_model(bytearray(data))
+    return booster
+
+
 def _xgb() -> Any:
     try:
         import xgboost
@@ -207,6 +235,9 @@ def _category_names(col: Any) -> list[str]:
 # --------------------------------------------------------------------- checks
 
 _PRUNING = ("none", "pre", "post")
+ENGINES = ("xgboost", "lightgbm")
+#: The model file's suffix in a checkpoint (``trees-<n>.<suffix>``) and an export (``model.<suffix>``).
+SUFFIX = {"xgboost": ".ubj", "lightgbm": ".txt"}
 
 CHECKS: dict[str, tuple[Any, str]] = {
     "n_trees": (lambda v: _is_int(v) and v > 0, "a positive int"),
@@ -243,6 +274,11 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "model_dir": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a path or None"),
     "config": (lambda v: v is None or isinstance(v, RunConfig), "a RunConfig or None"),
     "num_threads": (lambda v: v is None or (_is_int(v) and v > 0), "a positive int or None"),
+    "engine": (lambda v: v in ENGINES, "'xgboost' or 'lightgbm'"),
+    "engine_params": (
+        lambda v: v is None or (isinstance(v, Mapping) and all(isinstance(k, str) for k in v)),
+        "a dict of the engine's own parameters (str keys) or None",
+    ),
 }
 
 
@@ -268,6 +304,8 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
     center_bias: bool
     pruning_mode: str
     quantile_sketch_epsilon: float
+    engine: str
+    engine_params: Mapping[str, Any] | None
     booster_: Any
     feature_columns_: list[Any] | None
     head_: Any
@@ -299,6 +337,13 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             raise UsageError(
                 f"{cls}: pruning_mode={self.pruning_mode!r} needs tree_complexity > 0 (the gain a "
                 "split must reach), as in tf.estimator. Received: tree_complexity=0"
+            )
+        dims = getattr(self, "label_dimension", 1)
+        if self.engine == "lightgbm" and dims > 1:
+            raise UsageError(
+                f"{cls}(engine='lightgbm') grows one output per model, but label_dimension="
+                f"{dims}. Pass engine='xgboost' (one output per tree), or train one "
+                "regressor per label."
             )
         vocab = getattr(self, "label_vocabulary", None)
         if vocab is not None and len(vocab) != self.n_classes:
@@ -355,8 +400,8 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         if getattr(self, "booster_", None) is not None or getattr(self, "_built_empty", False):
             self._reload_if_newer()
             return
-        _xgb()
         self._validate_params()
+        _engine_module(self.engine)
         from trainrun.estimators.base import Estimator
 
         self.model_dir_ = Estimator._resolve_model_dir(self)  # type: ignore[arg-type]
@@ -406,6 +451,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             params["subsample"] = min(1.0, self.n_batches_per_layer * batch_size / rows)
         if self.head_.kind == "regression" and self.head_.label_dimension > 1:
             params["multi_strategy"] = "one_output_per_tree"
+        params.update(self.engine_params or {})
         return params
 
     # ------------------------------------------------------------ data
@@ -545,8 +591,10 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         if start >= limit:
             history.start_step = history.end_step = start
             return history
-        xgb = _xgb()
         batch_size = getattr(input_fn, "batch_size", 128)
+        if self.engine == "lightgbm":
+            return self._train_lightgbm(input_fn, state, limit, batch_size, history, own, all_cbs)
+        xgb = _xgb()
         dtrain, rows = self._dmatrix(input_fn)
         params = self._booster_params(rows, batch_size)
         if self.center_bias:
@@ -589,6 +637,53 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
                     xgb_model=self.booster_,
                     callbacks=[_Steps()],
                     verbose_eval=False,
+                )
+            self.booster_ = booster
+            self._trees = state.global_step
+        finally:
+            for cb in all_cbs:
+                cb.on_train_end(state)
+            for cb in own:
+                if isinstance(cb, TensorBoardLogger):
+                    cb.close()
+        return history
+
+    def _train_lightgbm(
+        self,
+        input_fn: Any,
+        state: Any,
+        limit: int,
+        batch_size: int,
+        history: Any,
+        own: list[Any],
+        all_cbs: list[Any],
+    ) -> Any:
+        from trainrun.estimators import _lightgbm
+        from trainrun.estimators.base import _resolve_input_fn
+        from trainrun.training.callbacks import TensorBoardLogger
+
+        start = state.global_step
+        in_memory = bool(getattr(_resolve_input_fn(input_fn), "in_memory", True))
+
+        def on_tree(booster: Any, loss: float | None, rows: int) -> bool:
+            state.global_step += 1
+            state.examples += rows
+            self._trees = state.global_step
+            self.booster_ = booster
+            state.step_losses = [] if loss is None else [(state.global_step, loss)]
+            if loss is not None:
+                for cb in all_cbs:
+                    cb.on_losses(state)
+            for cb in all_cbs:
+                cb.on_step_end(state)
+            return bool(state.stop_training)
+
+        for cb in all_cbs:
+            cb.on_train_begin(state)
+        try:
+            with self.config_.threads():
+                booster = _lightgbm.grow(
+                    self, input_fn, start, limit, batch_size, in_memory, on_tree
                 )
             self.booster_ = booster
             self._trees = state.global_step
@@ -675,6 +770,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         return {
             "format": CHECKPOINT_FORMAT,
             "estimator": type(self).__name__,
+            "engine": self.engine,
             "global_step": self.global_step_,
             "params": {k: _jsonable(v) for k, v in self.get_params().items()},
             "head": self.head_.to_config(),
@@ -690,8 +786,10 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
     def _save_checkpoint(self, step: int) -> Path:
         if self.booster_ is None:
             raise NotTrainedError("No trees to checkpoint yet.")
-        raw = bytes(self.booster_.save_raw(raw_format="ubj"))
-        _write_atomic(self.model_dir_ / f"trees-{step}.ubj", raw)
+        suffix = SUFFIX[self.engine]
+        _write_atomic(
+            self.model_dir_ / f"trees-{step}{suffix}", _save_model(self.engine, self.booster_)
+        )
         meta = json.dumps(self._meta(), indent=1, sort_keys=True).encode()
         path = self.model_dir_ / f"trees-{step}.json"
         _write_atomic(path, meta)
@@ -699,7 +797,8 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         keep = self.config_.keep_checkpoint_max
         if keep:
             for old in list_tree_checkpoints(self.model_dir_)[:-keep]:
-                old.with_suffix(".ubj").unlink(missing_ok=True)
+                for suffix in SUFFIX.values():
+                    old.with_suffix(suffix).unlink(missing_ok=True)
                 old.unlink(missing_ok=True)
         return path
 
@@ -707,6 +806,13 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         from trainrun.feature_columns import columns_to_config
 
         meta = json.loads(path.read_text())
+        stored_engine = meta.get("engine", "xgboost")
+        if stored_engine != self.engine:
+            raise ModelDirError(
+                f"model_dir {self.model_dir_} holds trees grown by {stored_engine}, but this "
+                f"{type(self).__name__} has engine={self.engine!r}. Pass engine="
+                f"{stored_engine!r} to use or continue them, or use a new model_dir."
+            )
         mine = {
             "estimator": type(self).__name__,
             "head": _strip_reduction(self.head_.to_config()),
@@ -724,10 +830,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
                 "differ. Use a new model_dir, delete the old one, or construct the estimator with "
                 "the stored settings."
             )
-        xgb = _xgb()
-        booster = xgb.Booster()
-        booster.load_model(bytearray(path.with_suffix(".ubj").read_bytes()))
-        self.booster_ = booster
+        self.booster_ = _load_model(self.engine, path.with_suffix(SUFFIX[self.engine]))
         self._trees = int(meta["global_step"])
         self._checkpoint_path = path
 
@@ -755,6 +858,10 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             )
 
     def _margins(self, x: np.ndarray) -> np.ndarray:
+        if self.engine == "lightgbm":
+            from trainrun.estimators import _lightgbm
+
+            return _lightgbm.margins(self.booster_, x)
         xgb = _xgb()
         d = xgb.DMatrix(
             x,
@@ -835,7 +942,12 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         summed); ``normalize=True`` divides by the total so that the values sum to 1.
         """
         self._require_trained("give feature importances of")
-        gains = self.booster_.get_score(importance_type="total_gain")
+        if self.engine == "lightgbm":
+            from trainrun.estimators import _lightgbm
+
+            gains = _lightgbm.gains(self.booster_, self.features_.names)
+        else:
+            gains = self.booster_.get_score(importance_type="total_gain")
         out = {c.name: 0.0 for c in self.features_.columns}
         for name, owner in zip(self.features_.names, self.features_.owner, strict=True):
             out[owner] += float(gains.get(name, 0.0))
@@ -856,8 +968,9 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
     def export(
         self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
     ) -> Path:
-        """``spec.json`` (head, columns; ``metadata``'s JSON values too) and ``model.ubj``;
-        load with :func:`trainrun.load_exported`."""
+        """``spec.json`` (head, columns; ``metadata``'s JSON values too) and the engine's model
+        (``model.ubj`` for XGBoost, ``model.txt`` for LightGBM); load with
+        :func:`trainrun.load_exported`."""
         from trainrun import __version__
         from trainrun.feature_columns import columns_to_config
 
@@ -868,12 +981,16 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
                 f"Cannot export into {path}: it is a file. Received: path={os.fspath(path)!r}"
             )
         path.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path / MODEL_FILE, bytes(self.booster_.save_raw(raw_format="ubj")))
+        for other in SUFFIX.values():  # a re-export with the other engine leaves one model
+            if other != SUFFIX[self.engine]:
+                (path / f"model{other}").unlink(missing_ok=True)
+        _write_atomic(path / f"model{SUFFIX[self.engine]}", _save_model(self.engine, self.booster_))
         spec = {
             **(metadata or {}),
             "format": EXPORT_FORMAT,
             "trainrun_version": __version__,
             "estimator": type(self).__name__,
+            "engine": self.engine,
             "global_step": self.global_step_,
             "head": self.head_.to_config(),
             "columns": columns_to_config(self._columns_list()),
@@ -917,7 +1034,7 @@ def list_tree_checkpoints(model_dir: Path) -> list[Path]:
     found = []
     for p in Path(model_dir).glob("trees-*.json"):
         m = _CKPT.match(p.name)
-        if m and p.with_suffix(".ubj").exists():
+        if m and any(p.with_suffix(suffix).exists() for suffix in SUFFIX.values()):
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
 
@@ -956,6 +1073,8 @@ class BoostedTreesClassifier(_BoostedTrees):
         center_bias: bool = False,
         pruning_mode: str = "none",
         quantile_sketch_epsilon: float = 0.01,
+        engine: str = "xgboost",
+        engine_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.feature_columns = feature_columns
         self.n_batches_per_layer = n_batches_per_layer
@@ -974,6 +1093,8 @@ class BoostedTreesClassifier(_BoostedTrees):
         self.center_bias = center_bias
         self.pruning_mode = pruning_mode
         self.quantile_sketch_epsilon = quantile_sketch_epsilon
+        self.engine = engine
+        self.engine_params = engine_params
 
     def _build_head(self) -> Any:
         from trainrun.modules.heads import make_classification_head
@@ -1005,6 +1126,8 @@ class BoostedTreesRegressor(_BoostedTrees):
         center_bias: bool = False,
         pruning_mode: str = "none",
         quantile_sketch_epsilon: float = 0.01,
+        engine: str = "xgboost",
+        engine_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.feature_columns = feature_columns
         self.n_batches_per_layer = n_batches_per_layer
@@ -1022,6 +1145,8 @@ class BoostedTreesRegressor(_BoostedTrees):
         self.center_bias = center_bias
         self.pruning_mode = pruning_mode
         self.quantile_sketch_epsilon = quantile_sketch_epsilon
+        self.engine = engine
+        self.engine_params = engine_params
 
     def _build_head(self) -> Any:
         from trainrun.modules.heads import RegressionHead
@@ -1056,20 +1181,26 @@ class ExportedBoostedTrees:
 
         from trainrun.model_dir.export import _as_columns, _num_rows
 
-        xgb = _xgb()
+        engine = self.spec.get("engine", "xgboost")
         cols = _as_columns(data)
         n = _num_rows(cols)
         outs = []
         for start in range(0, max(n, 1), batch_size):
             chunk = {k: v[start : start + batch_size] for k, v in cols.items()}
             x = self.features.matrix(self.transform.encode(chunk))
-            d = xgb.DMatrix(
-                x,
-                feature_names=self.features.names,
-                feature_types=self.features.types,
-                enable_categorical=True,
-            )
-            z = self.booster.predict(d, output_margin=True).reshape(len(x), -1).astype(np.float32)
+            if engine == "lightgbm":
+                from trainrun.estimators import _lightgbm
+
+                z = _lightgbm.margins(self.booster, x)
+            else:
+                d = _xgb().DMatrix(
+                    x,
+                    feature_names=self.features.names,
+                    feature_types=self.features.types,
+                    enable_categorical=True,
+                )
+                z = self.booster.predict(d, output_margin=True).reshape(len(x), -1)
+                z = z.astype(np.float32)
             out = self.head.predictions(torch.from_numpy(z))
             outs.append({k: out[k] for k in keys} if keys else out)
             if n == 0:
@@ -1102,17 +1233,23 @@ def load_boosted_trees_export(path: str | os.PathLike[str]) -> ExportedBoostedTr
 
     path = Path(path)
     spec_path = path / "spec.json"
-    if not spec_path.exists() or not (path / MODEL_FILE).exists():
-        raise ModelDirError(
-            f"{path} is not a boosted-trees export: it needs spec.json and {MODEL_FILE}."
-        )
+    if not spec_path.exists():
+        raise ModelDirError(f"{path} is not a boosted-trees export: it needs spec.json.")
     spec = json.loads(spec_path.read_text())
     if spec.get("format") != EXPORT_FORMAT:
         raise ModelDirError(
             f"{spec_path} has format {spec.get('format')!r}; this trainrun reads {EXPORT_FORMAT!r}."
         )
-    xgb = _xgb()
-    booster = xgb.Booster()
-    booster.load_model(bytearray((path / MODEL_FILE).read_bytes()))
+    engine = spec.get("engine", "xgboost")
+    if engine not in SUFFIX:
+        raise ModelDirError(
+            f"{spec_path} names engine {engine!r}; this trainrun reads {' and '.join(ENGINES)} trees."
+        )
+    model = path / f"model{SUFFIX[engine]}"
+    if not model.exists():
+        raise ModelDirError(
+            f"{path} is not a boosted-trees export: it needs spec.json and {model.name}."
+        )
+    booster = _load_model(engine, model)
     features = TreeFeatures(columns_from_config(spec["columns"]))
     return ExportedBoostedTrees(spec, booster, head_from_config(spec["head"]), features, path)

@@ -168,8 +168,9 @@ def load_exported(
     from trainrun.modules._build import build_network
 
     path = Path(path)
-    if (path / "model.ubj").is_file() and not (path / WEIGHTS_FILE).exists():
-        # A BoostedTrees export: XGBoost's own model format instead of safetensors.
+    trees = (path / "model.ubj").is_file() or (path / "model.txt").is_file()
+    if trees and not (path / WEIGHTS_FILE).exists():
+        # A BoostedTrees export: the engine's own model format instead of safetensors.
         from trainrun.estimators.boosted_trees import load_boosted_trees_export
 
         return load_boosted_trees_export(path)  # type: ignore[return-value]

@@ -1,0 +1,272 @@
+"""The LightGBM engine behind ``BoostedTrees*(engine="lightgbm")``.
+
+The estimator (``boosted_trees.py``) owns the columns, the head, the checkpoints' names
+and the callbacks; this module owns what LightGBM does: the parameters tf's arguments
+map to, the training set (streamed files go through a memory-mapped spill, so only
+LightGBM's binned copy stays in memory), the boosting loop, margins, the model's text
+format and the gains.
+
+==========================  =====================================================
+tf argument                 LightGBM
+==========================  =====================================================
+``n_trees``                 boosting rounds (one global step per tree)
+``max_depth``               ``max_depth``, with ``num_leaves = 2 ** max_depth`` (a
+                            depth-wise tree's leaves at most)
+``learning_rate``           ``learning_rate``
+``l1_regularization``       ``lambda_l1``
+``l2_regularization``       ``lambda_l2``
+``tree_complexity``         ``min_gain_to_split`` (LightGBM prunes while growing:
+                            ``"pre"`` and ``"post"`` both map to it)
+``min_node_weight``         ``min_sum_hessian_in_leaf``
+``center_bias``             ``boost_from_average`` (the weighted prior, log class
+                            priors or label mean, kept in the model's first tree)
+``n_batches_per_layer``     ``bagging_fraction = k * batch_size / rows`` each tree
+``quantile_sketch_epsilon`` ``max_bin = ceil(1 / epsilon)`` (at most 255)
+==========================  =====================================================
+
+LightGBM's own defaults hold for what tf has no argument for (notably
+``min_data_in_leaf=20``); ``engine_params`` sets any LightGBM parameter.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainrun.exceptions import InputError, MissingExtraError, ModelDirError
+
+MODEL_SUFFIX = ".txt"
+#: Rows LightGBM reads from a spilled training set at a time while binning it.
+SPILL_BATCH = 65_536
+
+
+def lgb() -> Any:
+    try:
+        import lightgbm
+    except ImportError:
+        raise MissingExtraError(
+            "lightgbm", "trees", "BoostedTreesClassifier/Regressor(engine='lightgbm')"
+        ) from None
+    return lightgbm
+
+
+def feature_names(names: list[str]) -> list[str]:
+    """Names LightGBM takes (no JSON punctuation, no spaces), kept distinct."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        clean = re.sub(r"[^\w.=+-]", "_", name) or "f"
+        base, k = clean, 1
+        while clean in seen:
+            k += 1
+            clean = f"{base}_{k}"
+        seen.add(clean)
+        out.append(clean)
+    return out
+
+
+def params(est: Any, rows: int | None, batch_size: int) -> dict[str, Any]:
+    """LightGBM's parameters for the estimator's tf arguments (module docstring's table)."""
+    kind = est.head_.kind
+    if kind == "binary":
+        objective: dict[str, Any] = {"objective": "binary", "metric": "binary_logloss"}
+    elif kind == "multiclass":
+        objective = {
+            "objective": "multiclass",
+            "num_class": est.n_classes,
+            "metric": "multi_logloss",
+        }
+    else:
+        objective = {"objective": "regression", "metric": "l2"}
+    depth = int(est.max_depth)
+    out: dict[str, Any] = {
+        **objective,
+        "max_depth": depth,
+        "num_leaves": int(min(2**depth, 131_072)),
+        "learning_rate": float(est.learning_rate),
+        "lambda_l1": float(est.l1_regularization),
+        "lambda_l2": float(est.l2_regularization),
+        "min_gain_to_split": float(est.tree_complexity) if est.pruning_mode != "none" else 0.0,
+        "min_sum_hessian_in_leaf": float(est.min_node_weight),
+        "boost_from_average": bool(est.center_bias),
+        "max_bin": int(min(255, max(2, math.ceil(1 / est.quantile_sketch_epsilon)))),
+        "num_threads": est.config_.num_threads or os.cpu_count() or 1,
+        "seed": est.config_.seed or 0,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
+    if est.n_batches_per_layer is not None and rows:
+        frac = min(1.0, est.n_batches_per_layer * batch_size / rows)
+        if frac < 1.0:
+            out.update(bagging_fraction=frac, bagging_freq=1)
+    out.update(est.engine_params or {})
+    return out
+
+
+class _Spill:
+    """A training set written to a temporary file chunk by chunk, read back as a
+    LightGBM ``Sequence`` over a memory map: the raw rows never sit in memory whole."""
+
+    def __init__(self, width: int) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="trainrun-lightgbm-")
+        self.path = Path(self._dir.name) / "rows.f32"
+        self.width = width
+        self.rows = 0
+        self._file: Any = open(self.path, "wb")  # noqa: SIM115 - closed in finish()
+
+    def write(self, x: np.ndarray) -> None:
+        self._file.write(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+        self.rows += len(x)
+
+    def sequence(self) -> Any:
+        self._file.close()
+        rows = np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.rows, self.width))
+
+        class _Rows(lgb().Sequence):  # type: ignore[misc]
+            batch_size = SPILL_BATCH
+
+            def __len__(self) -> int:
+                return len(rows)
+
+            def __getitem__(self, idx: Any) -> np.ndarray:
+                # one row (LightGBM's sample for the bins) as float64, ranges as stored
+                return np.asarray(rows[idx], dtype=np.float64 if np.ndim(idx) == 0 else None)
+
+        return _Rows()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self._dir.cleanup()
+
+
+def train_set(est: Any, input_fn: Any, in_memory: bool) -> tuple[Any, int, Any]:
+    """``(lightgbm.Dataset, rows, spill or None)``: a DataFrame's rows as one matrix; a
+    file's streamed into a spill (close it once the Dataset is constructed). When the
+    estimator already has trees, each row starts from their margins (resumed training)."""
+    feats = est.features_
+    names = feature_names(feats.names)
+    categorical = [i for i, t in enumerate(feats.types) if t == "c"]
+    old = est.booster_
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    ws: list[np.ndarray] = []
+    starts: list[np.ndarray] = []
+    spill = None if in_memory else _Spill(len(names))
+    try:
+        for x, y, w in est._chunks(input_fn, labels=True):
+            if spill is None:
+                xs.append(x)
+            else:
+                spill.write(x)
+            ys.append(np.asarray(y).reshape(len(x), -1))
+            if w is not None:
+                ws.append(w)
+            if old is not None:
+                starts.append(margins(old, x).astype(np.float64))
+        if not ys:
+            raise InputError(
+                "input_fn produced no rows to train on. Check that the data is not empty."
+            )
+        y = np.concatenate(ys)
+        y = y[:, 0] if y.shape[1] == 1 else y
+        if spill is None:
+            data: Any = np.concatenate(xs) if len(xs) > 1 else xs[0]
+        else:
+            data = [spill.sequence()]
+        init = None
+        if starts:
+            init = np.concatenate(starts)
+            init = init[:, 0] if init.shape[1] == 1 else init
+        ds = lgb().Dataset(
+            data,
+            label=y,
+            weight=np.concatenate(ws) if ws else None,
+            init_score=init,
+            feature_name=names,
+            categorical_feature=categorical or "auto",
+            params=params(est, None, 1),
+            free_raw_data=True,
+        )
+        return ds, len(y), spill
+    except BaseException:
+        if spill is not None:
+            spill.close()
+        raise
+
+
+def grow(
+    est: Any,
+    input_fn: Any,
+    start: int,
+    limit: int,
+    batch_size: int,
+    in_memory: bool,
+    on_tree: Any,
+) -> Any:
+    """Grow trees ``start..limit`` on the input's rows; after each, ``on_tree(booster,
+    loss or None, rows)`` returns True to stop. Returns the booster, the stored trees first."""
+    lib = lgb()
+    ds, rows, spill = train_set(est, input_fn, in_memory)
+    p = params(est, rows, batch_size)
+    metric = p["metric"]
+    every = max(1, (limit - start) // 20)
+    try:
+        booster = lib.Booster(params=p, train_set=ds)  # bins the rows: the spill can go
+    finally:
+        if spill is not None:
+            spill.close()
+    if est.booster_ is not None:
+        # Resume: the rows start from the stored trees' margins (init_score above) and the
+        # stored trees go in front of the new ones, as lgb.train(init_model=) does, but
+        # without re-reading the input to predict it.
+        from lightgbm import basic
+
+        basic._safe_call(basic._LIB.LGBM_BoosterMerge(booster._handle, est.booster_._handle))
+    done = start
+    while done < limit:
+        before = booster.current_iteration()
+        booster.update()
+        if booster.current_iteration() == before:
+            break  # no split reaches the minimums: nothing more to learn from these rows
+        done += 1
+        loss = None
+        if (done - start) % every == 0 or done == limit:
+            value = [r[2] for r in booster.eval_train() if r[1] == metric]
+            loss = float(value[0]) if value else None
+        if on_tree(booster, loss, rows):
+            break
+    booster.free_dataset()
+    return booster
+
+
+def margins(booster: Any, x: np.ndarray) -> np.ndarray:
+    m = booster.predict(x, raw_score=True, num_iteration=-1)
+    return np.asarray(m, dtype=np.float32).reshape(len(x), -1)
+
+
+def save(booster: Any) -> bytes:
+    return booster.model_to_string(num_iteration=-1).encode()
+
+
+def load(data: bytes, path: Path) -> Any:
+    try:
+        return lgb().Booster(model_str=data.decode())
+    except Exception as err:
+        raise ModelDirError(
+            f"{path} is not a LightGBM model LightGBM can read ({err}). Delete it (and its "
+            ".json) to go back to the previous checkpoint, or use a new model_dir."
+        ) from None
+
+
+def gains(booster: Any, names: list[str]) -> dict[str, float]:
+    """Total split gain per matrix column (by the estimator's own column names)."""
+    values = booster.feature_importance(importance_type="gain", iteration=-1)
+    return {n: float(v) for n, v in zip(names, values, strict=True)}
