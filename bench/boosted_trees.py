@@ -1,27 +1,32 @@
-"""BoostedTreesClassifier through trainrun against XGBoost called directly; XGBoost vs LightGBM.
+"""BoostedTreesClassifier through trainrun against its engine called directly, for both
+engines (XGBoost and LightGBM), and the two engines side by side.
 
 Data: the bundled wa_churn table (7,043 customers), the first 5,600 rows to train and
 the rest to test, resampled to ``--rows`` training rows for the speed figures.
 Features: the numeric columns as they are (``total_charges``' few gaps filled with 0)
 and the text columns one-hot (the same 0/1 columns trainrun's ``indicator_column``s
-give). Contenders, each growing ``--trees`` trees of depth 6 at learning rate 0.1, L2 1:
+give). Every contender grows ``--trees`` trees of depth 6 at learning rate 0.1, L2 1.
+For each engine (``engine="xgboost"``, the default, and ``engine="lightgbm"``):
 
-- trainrun: ``BoostedTreesClassifier.train(input_fn(df, ...))`` end to end: feature
-  columns encoded from the DataFrame, XGBoost's QuantileDMatrix, the trees, the
-  callbacks (history, run recording) and the checkpoint written at the end;
-- XGBoost directly, on a float32 matrix built beforehand (its encoding not timed):
-  ``xgb.train(params, xgb.QuantileDMatrix(X, y), n)`` with the same parameters: the
-  engine alone, the strictest comparison;
-- XGBoost directly from the same DataFrame, the encoding a user would write timed too
-  (numeric columns as float32, ``pd.get_dummies`` for the text ones), same parameters;
-- LightGBM directly on the same matrix (``num_leaves=63``, ``max_depth=6``), the
-  engine not chosen: printed for the choice (same test AUC, slower or as fast).
+- ``trainrun(<engine>)``: ``BoostedTreesClassifier(engine=...).train(input_fn(df, ...))``
+  end to end: feature columns encoded from the DataFrame, the engine's training set
+  (XGBoost's QuantileDMatrix, LightGBM's Dataset), the trees, the callbacks (history,
+  run recording, the training loss of ~20 trees) and the checkpoint written at the end;
+- ``<engine>`` directly, on a float32 matrix built beforehand (its encoding not timed),
+  with the same parameters: ``xgb.train(params, xgb.QuantileDMatrix(X, y), n)``, or
+  ``lgb.train(params, lgb.Dataset(X, y), n)`` with ``params`` exactly as trainrun maps
+  tf's arguments (``trainrun.estimators._lightgbm.params``: ``num_leaves=64``,
+  ``max_bin=100``, ``force_row_wise``, ``deterministic``): the engine alone, the strictest
+  comparison;
+- ``<engine>+encoding``: the engine from the same DataFrame, the encoding a user would
+  write timed too (numeric columns as float32, ``pd.get_dummies`` for the text ones).
 
 Rounds alternate the contenders and each keeps its best, so bursts of load from other
 processes on a shared machine hurt all alike. Both wall-clock and CPU time (all threads
 of the process) are kept: on a loaded machine wall times swing several-fold between
-rounds, CPU time much less. The ratios are XGBoost's time over trainrun's: 1.0 means no
-overhead, the target is >= 0.9.
+rounds, CPU time much less. The ratios are the engine's time over trainrun's: 1.0 means
+no overhead, the target is >= 0.9. The last lines put the two engines through trainrun
+side by side (time and the churn test part's AUC) for the choice of engine.
 
 Run: ``.venv/bin/python bench/boosted_trees.py`` (about a minute; ``--quick`` for a smoke run).
 """
@@ -38,6 +43,8 @@ import numpy as np
 import pandas as pd
 
 PARAMS = {"max_depth": 6, "learning_rate": 0.1, "l2": 1.0}
+BATCH = 8192
+TARGET = 0.9
 
 
 def data(rows: int) -> tuple[pd.DataFrame, pd.DataFrame, list, list[str], list[str]]:
@@ -65,6 +72,27 @@ def matrix(frame: pd.DataFrame, numeric: list[str], text: list[str], vocab: pd.D
     return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
 
+ENGINES = ("xgboost", "lightgbm")
+#: Each engine's references: the engine on a prebuilt matrix, and with a user's encoding.
+NAMES = [f"trainrun({e})" for e in ENGINES] + [n for e in ENGINES for n in (e, f"{e}+encoding")]
+
+
+class Clocks:
+    """Each contender's best wall-clock and CPU time over the rounds, and its test AUC."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.auc: dict[str, float] = {}
+
+    def time(self, name: str, work) -> object:
+        t, c = time.perf_counter(), time.process_time()
+        out = work()
+        self.wall[name] = min(self.wall.get(name, np.inf), time.perf_counter() - t)
+        self.cpu[name] = min(self.cpu.get(name, np.inf), time.process_time() - c)
+        return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -75,13 +103,23 @@ def main() -> None:
     if args.quick:
         args.rows, args.trees, args.rounds = 20_000, 10, 1
     logging.getLogger("trainrun").setLevel(logging.ERROR)
-
-    import xgboost as xgb
-
     try:
-        import lightgbm as lgb
-    except ImportError:  # not a dependency of trainrun: the engine comparison needs it
-        lgb = None
+        import lightgbm  # noqa: F401
+    except ImportError:  # an optional engine: its contenders need it
+        engines: tuple[str, ...] = ("xgboost",)
+    else:
+        engines = ENGINES
+    clocks = Clocks()
+    rows, features = race(args, engines, clocks)
+    threads = os.cpu_count() or 1
+    print(f"churn resampled to {rows:,} training rows, {features} features, {args.trees} trees "
+          f"of depth {PARAMS['max_depth']}, {threads} threads, best of {args.rounds}")  # fmt: skip
+    report(clocks, engines)
+
+
+def race(args: argparse.Namespace, engines: tuple[str, ...], clocks: Clocks) -> tuple[int, int]:
+    """Every contender ``args.rounds`` times, alternating; returns (rows, features)."""
+    import xgboost as xgb
     from sklearn.metrics import roc_auc_score
 
     import trainrun as tr
@@ -98,75 +136,95 @@ def main() -> None:
         "verbosity": 0,
     }  # fmt: skip
     cfg = tr.RunConfig(seed=0, progress=False, tensorboard=False, num_threads=threads)
-    best: dict[str, float] = {}
-    cpu: dict[str, float] = {}
 
-    def keep(name: str, wall0: float, cpu0: float) -> None:
-        best[name] = min(best.get(name, np.inf), time.perf_counter() - wall0)
-        cpu[name] = min(cpu.get(name, np.inf), time.process_time() - cpu0)
-
-    auc: dict[str, float] = {}
-
-    def trainrun_round() -> None:
+    def trainrun_round(engine: str) -> tr.BoostedTreesClassifier:
         est = tr.BoostedTreesClassifier(
             feature_columns=columns, label_vocabulary=["No", "Yes"], n_trees=args.trees,
             max_depth=PARAMS["max_depth"], learning_rate=PARAMS["learning_rate"],
             l2_regularization=PARAMS["l2"], model_dir=tempfile.mkdtemp(), config=cfg,
+            engine=engine,
         )  # fmt: skip
-        fn = tr.input_fn(train, response="churn", batch_size=8192, shuffle=False)
-        t, c = time.perf_counter(), time.process_time()
-        est.train(fn)
-        keep("trainrun", t, c)
-        auc["trainrun"] = est.evaluate(tr.input_fn(test, response="churn", shuffle=False))["auc"]
+        fn = tr.input_fn(train, response="churn", batch_size=BATCH, shuffle=False)
+        clocks.time(f"trainrun({engine})", lambda: est.train(fn))
+        test_fn = tr.input_fn(test, response="churn", shuffle=False)
+        clocks.auc[f"trainrun({engine})"] = est.evaluate(test_fn)["auc"]
+        return est
+
+    def frame_matrix() -> tuple[np.ndarray, np.ndarray]:
+        # the encoding a user would write: numbers as float32, text one-hot
+        parts = [train[numeric].astype(np.float32), pd.get_dummies(train[text], dtype=np.float32)]
+        return pd.concat(parts, axis=1).to_numpy(np.float32), (train["churn"] == "Yes").to_numpy()
 
     def xgboost_round() -> None:
-        t, c = time.perf_counter(), time.process_time()
-        booster = xgb.train(xgb_params, xgb.QuantileDMatrix(X, y, max_bin=100), args.trees)
-        keep("xgboost", t, c)
-        auc["xgboost"] = roc_auc_score(yte, booster.predict(xgb.DMatrix(Xte)))
+        booster = clocks.time(
+            "xgboost",
+            lambda: xgb.train(xgb_params, xgb.QuantileDMatrix(X, y, max_bin=100), args.trees),
+        )
+        clocks.auc["xgboost"] = roc_auc_score(yte, booster.predict(xgb.DMatrix(Xte)))
 
     def xgboost_frame_round() -> None:
-        t, c = time.perf_counter(), time.process_time()
-        parts = [train[numeric].astype(np.float32), pd.get_dummies(train[text], dtype=np.float32)]
-        Xf = pd.concat(parts, axis=1).to_numpy(np.float32)
-        yf = (train["churn"] == "Yes").to_numpy()
-        xgb.train(xgb_params, xgb.QuantileDMatrix(Xf, yf, max_bin=100), args.trees)
-        keep("xgboost+encoding", t, c)
+        def work() -> None:
+            Xf, yf = frame_matrix()
+            xgb.train(xgb_params, xgb.QuantileDMatrix(Xf, yf, max_bin=100), args.trees)
 
-    def lightgbm_round() -> None:
-        t, c = time.perf_counter(), time.process_time()
-        model = lgb.train(
-            {"objective": "binary", "max_depth": PARAMS["max_depth"], "num_leaves": 63,
-             "learning_rate": PARAMS["learning_rate"], "lambda_l2": PARAMS["l2"],
-             "num_threads": threads, "verbose": -1, "max_bin": 100},
-            lgb.Dataset(X, y), args.trees,
-        )  # fmt: skip
-        keep("lightgbm", t, c)
-        auc["lightgbm"] = roc_auc_score(yte, model.predict(Xte))
+        clocks.time("xgboost+encoding", work)
 
-    trainrun_round()  # warm-up: imports and first allocations
+    rounds = [xgboost_round, lambda: trainrun_round("xgboost"), xgboost_frame_round]
+    trainrun_round("xgboost")  # warm-up: imports and first allocations
+    if "lightgbm" in engines:
+        import lightgbm as lgb
+
+        from trainrun.estimators import _lightgbm
+
+        # LightGBM's parameters exactly as trainrun maps tf's arguments to them
+        lgb_params = _lightgbm.params(trainrun_round("lightgbm"), len(y), BATCH)
+
+        def lightgbm_round() -> None:
+            model = clocks.time(
+                "lightgbm", lambda: lgb.train(lgb_params, lgb.Dataset(X, y), args.trees)
+            )
+            clocks.auc["lightgbm"] = roc_auc_score(yte, model.predict(Xte))
+
+        def lightgbm_frame_round() -> None:
+            def work() -> None:
+                Xf, yf = frame_matrix()
+                lgb.train(lgb_params, lgb.Dataset(Xf, yf), args.trees)
+
+            clocks.time("lightgbm+encoding", work)
+
+        rounds += [lightgbm_round, lambda: trainrun_round("lightgbm"), lightgbm_frame_round]
     for _ in range(args.rounds):
-        rounds = [xgboost_round, trainrun_round, xgboost_frame_round]
-        for run in rounds + ([lightgbm_round] if lgb is not None else []):
+        for run in rounds:
             run()
-    print(f"churn resampled to {len(train):,} training rows, {X.shape[1]} features, "
-          f"{args.trees} trees of depth {PARAMS['max_depth']}, {threads} threads, best of {args.rounds}")  # fmt: skip
-    for name in [n for n in ("trainrun", "xgboost", "xgboost+encoding", "lightgbm") if n in best]:
+    return len(train), X.shape[1]
+
+
+def report(clocks: Clocks, engines: tuple[str, ...]) -> None:
+    wall, cpu, auc = clocks.wall, clocks.cpu, clocks.auc
+    for name in [n for n in NAMES if n in wall]:
         score = f"   test AUC {auc[name]:.4f}" if name in auc else ""
-        print(f"  {name:16} wall {best[name]:7.2f} s  cpu {cpu[name]:7.2f} s{score}")
+        print(f"  {name:18} wall {wall[name]:7.2f} s  cpu {cpu[name]:7.2f} s{score}")
     print(f"  load average {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
-    for ref in ("xgboost", "xgboost+encoding"):
-        wall, on_cpu = best[ref] / best["trainrun"], cpu[ref] / cpu["trainrun"]
-        print(
-            f"  trainrun / {ref} speed ratio: wall {wall:.2f}x, cpu {on_cpu:.2f}x "
-            f"(target >= 0.9 on CPU time: {'met' if on_cpu >= 0.9 else 'NOT met'})"
-        )
-    if lgb is None:
-        print("  LightGBM not installed (pip install lightgbm): engine comparison skipped")
+    for engine in engines:
+        ours = f"trainrun({engine})"
+        for ref in (engine, f"{engine}+encoding"):
+            on_wall, on_cpu = wall[ref] / wall[ours], cpu[ref] / cpu[ours]
+            print(
+                f"  {ours} / {ref} speed ratio: wall {on_wall:.2f}x, cpu {on_cpu:.2f}x "
+                f"(target >= {TARGET} on CPU time: {'met' if on_cpu >= TARGET else 'NOT met'})"
+            )
+    if "lightgbm" not in engines:
+        print("  LightGBM not installed (pip install lightgbm): its contenders skipped")
         return
+    print("  the engines through trainrun, side by side (same tf arguments, churn test part):")
+    for engine in engines:
+        name = f"trainrun({engine})"
+        print(f"    {engine:8} wall {wall[name]:6.2f} s  cpu {cpu[name]:6.2f} s  test AUC {auc[name]:.4f}")  # fmt: skip
+    x, lg = "trainrun(xgboost)", "trainrun(lightgbm)"
     print(
-        f"  LightGBM / XGBoost time: wall {best['lightgbm'] / best['xgboost']:.2f}, "
-        f"cpu {cpu['lightgbm'] / cpu['xgboost']:.2f}"
+        f"    LightGBM / XGBoost time through trainrun: wall {wall[lg] / wall[x]:.2f}, "
+        f"cpu {cpu[lg] / cpu[x]:.2f}; called directly: wall "
+        f"{wall['lightgbm'] / wall['xgboost']:.2f}, cpu {cpu['lightgbm'] / cpu['xgboost']:.2f}"
     )
 
 
