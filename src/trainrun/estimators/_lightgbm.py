@@ -30,6 +30,7 @@ LightGBM's own defaults hold for what tf has no argument for (notably
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -39,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from trainrun.exceptions import InputError, MissingExtraError, ModelDirError
+from trainrun.exceptions import InputError, MissingExtraError, ModelDirError, UsageError
 
 MODEL_SUFFIX = ".txt"
 #: Rows LightGBM reads from a spilled training set at a time while binning it.
@@ -106,8 +107,68 @@ def params(est: Any, rows: int | None, batch_size: int) -> dict[str, Any]:
         frac = min(1.0, est.n_batches_per_layer * batch_size / rows)
         if frac < 1.0:
             out.update(bagging_fraction=frac, bagging_freq=1)
-    out.update(est.engine_params or {})
+    out.update(engine_params(est))
     return out
+
+
+#: LightGBM parameters trainrun sets from its own arguments, and the argument to use.
+_OWNED = {"num_iterations": "n_trees (one tree per step; steps= / max_steps= in train())"}
+
+
+def _aliases() -> dict[str, str]:
+    """Every LightGBM parameter name and alias -> its main name (LightGBM's own table)."""
+    table = lgb().basic._ConfigAliases
+    if table.aliases is None:
+        table.aliases = table._get_all_param_aliases()
+    return {alias: main for main, names in table.aliases.items() for alias in names}
+
+
+def engine_params(est: Any) -> dict[str, Any]:
+    """``est.engine_params`` under LightGBM's main names, so that an alias (``eta``,
+    ``subsample``, ``min_child_samples`` ...) overrides what trainrun sets instead of being
+    ignored by LightGBM; an unknown name (LightGBM would ignore it silently) is refused."""
+    given = dict(est.engine_params or {})
+    if not given:
+        return {}
+    cls = type(est).__name__
+    names = _aliases()
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        main = names.get(key)
+        if main is None:
+            close = difflib.get_close_matches(key, list(names), n=3)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise UsageError(
+                f"{cls}(engine='lightgbm'): engine_params names {key!r}, which is not a "
+                f"LightGBM parameter.{hint} See LightGBM's Parameters page for the names. "
+                f"Received: engine_params={given!r}"
+            )
+        if main in _OWNED:
+            raise UsageError(
+                f"{cls}(engine='lightgbm'): engine_params sets {key!r}, which trainrun sets "
+                f"from its own argument: use {_OWNED[main]} instead. Received: "
+                f"engine_params={given!r}"
+            )
+        out[main] = value
+    return out
+
+
+def refused(est: Any, err: Exception) -> Exception:
+    """LightGBM's error about the parameters as a UsageError naming the engine_params
+    responsible (all of them when its text names none); ``err`` itself without any."""
+    given = dict(est.engine_params or {})
+    if not given:
+        return err
+    text = re.sub(r"\s+at \S+, line \d+\s*\.?", "", str(err)).strip()
+    names = _aliases()
+    mains = {k: names.get(k, k) for k in given}
+    named = [k for k in given if re.search(rf"\b({re.escape(k)}|{re.escape(mains[k])})\b", text)]
+    named = named or list(given)
+    return UsageError(
+        f"{type(est).__name__}(engine='lightgbm'): LightGBM refused engine_params "
+        f"{', '.join(repr(k) + '=' + repr(given[k]) for k in named)}: {text}. Fix the value (see "
+        "LightGBM's Parameters page for its type and range) or leave it out."
+    )
 
 
 class _Spill:
@@ -170,7 +231,9 @@ def train_set(est: Any, input_fn: Any, in_memory: bool) -> tuple[Any, int, Any]:
             if w is not None:
                 ws.append(w)
             if old is not None:
-                starts.append(margins(old, x).astype(np.float64))
+                # float64 as LightGBM keeps its scores: float32 margins would make the
+                # resumed trees differ from one run's in the last bits
+                starts.append(raw_margins(old, x))
         if not ys:
             raise InputError(
                 "input_fn produced no rows to train on. Check that the data is not empty."
@@ -220,6 +283,8 @@ def grow(
     every = max(1, (limit - start) // 20)
     try:
         booster = lib.Booster(params=p, train_set=ds)  # bins the rows: the spill can go
+    except lib.basic.LightGBMError as err:
+        raise refused(est, err) from None
     finally:
         if spill is not None:
             spill.close()
@@ -247,9 +312,15 @@ def grow(
     return booster
 
 
+def raw_margins(booster: Any, x: np.ndarray) -> np.ndarray:
+    """Every tree's summed output per row, ``[N, outputs]`` float64 (``best_iteration``,
+    which LightGBM's predict would otherwise stop at, is ignored: all trees count)."""
+    m = booster.predict(x, raw_score=True, start_iteration=0, num_iteration=-1)
+    return np.asarray(m, dtype=np.float64).reshape(len(x), -1)
+
+
 def margins(booster: Any, x: np.ndarray) -> np.ndarray:
-    m = booster.predict(x, raw_score=True, num_iteration=-1)
-    return np.asarray(m, dtype=np.float32).reshape(len(x), -1)
+    return raw_margins(booster, x).astype(np.float32)
 
 
 def save(booster: Any) -> bytes:
