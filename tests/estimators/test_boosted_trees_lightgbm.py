@@ -605,3 +605,12 @@ def test_temp_dir_is_not_used_for_in_memory_frames(tmp_path, monkeypatch):
     spills = _spills(monkeypatch)
     classifier(tmp_path / "m", n_trees=2).train(trainrun.input_fn(frame(), response="churn"))
     assert spills == []
+
+
+def test_the_logged_loss_is_the_heads_even_with_a_metric_in_engine_params(tmp_path):
+    df = frame()
+    est = classifier(tmp_path, engine_params={"metric": "auc"})
+    history = est.train(fixed(df, "churn"))
+    assert len(history.losses) == 15 and history.losses[-1] < history.losses[0]
+    final = est.evaluate(fixed(df, "churn"))["average_loss"]
+    assert history.losses[-1] == pytest.approx(final, rel=1e-4)  # log loss, not the AUC

@@ -87,6 +87,14 @@ CLASS_CHECKS = [
 ESTIMATORS = {
     "BoostedTreesClassifier": (lambda: trainrun.BoostedTreesClassifier(n_trees=10, config=CFG), {}),
     "BoostedTreesRegressor": (lambda: trainrun.BoostedTreesRegressor(n_trees=10, config=CFG), {}),
+    "BoostedTreesClassifier(lightgbm)": (
+        lambda: trainrun.BoostedTreesClassifier(n_trees=10, engine="lightgbm", config=CFG),
+        {},
+    ),
+    "BoostedTreesRegressor(lightgbm)": (
+        lambda: trainrun.BoostedTreesRegressor(n_trees=10, engine="lightgbm", config=CFG),
+        {},
+    ),
     "BaselineClassifier": (lambda: trainrun.BaselineClassifier(config=CFG), {}),
     "BaselineRegressor": (lambda: trainrun.BaselineRegressor(config=CFG), {}),
     "Estimator(RegressionHead)": (

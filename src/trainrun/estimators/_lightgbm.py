@@ -25,7 +25,13 @@ tf argument                 LightGBM
 ==========================  =====================================================
 
 LightGBM's own defaults hold for what tf has no argument for (notably
-``min_data_in_leaf=20``); ``engine_params`` sets any LightGBM parameter.
+``min_data_in_leaf=20``: no leaf holds fewer than 20 rows, whatever their weights).
+``engine_params`` sets any LightGBM parameter, by its name or an alias (``eta``,
+``subsample`` ...: each overrides what the table sets); a name LightGBM does not know, and
+``num_iterations`` (``n_trees`` says it), are refused. The logged training loss is always
+the head's (``metric`` in ``engine_params`` adds metrics, it does not replace the loss).
+Training stops early, without an error, when no split is left that meets the minimums;
+the global step is then the number of trees in the model.
 """
 
 from __future__ import annotations
@@ -107,7 +113,12 @@ def params(est: Any, rows: int | None, batch_size: int) -> dict[str, Any]:
         frac = min(1.0, est.n_batches_per_layer * batch_size / rows)
         if frac < 1.0:
             out.update(bagging_fraction=frac, bagging_freq=1)
+    mine = out["metric"]
     out.update(engine_params(est))
+    # the head's loss is what training logs: a metric of the user's comes as well, not instead
+    theirs = out["metric"]
+    theirs = [theirs] if isinstance(theirs, str) else list(theirs or [])
+    out["metric"] = [mine, *(m for m in theirs if m != mine)]
     return out
 
 
@@ -161,7 +172,7 @@ def refused(est: Any, err: Exception) -> Exception:
         return err
     text = re.sub(r"\s+at \S+, line \d+\s*\.?", "", str(err)).strip()
     names = _aliases()
-    mains = {k: names.get(k, k) for k in given}
+    mains: dict[str, str] = {k: names.get(k) or k for k in given}
     named = [k for k in given if re.search(rf"\b({re.escape(k)}|{re.escape(mains[k])})\b", text)]
     named = named or list(given)
     return UsageError(
@@ -279,7 +290,7 @@ def grow(
     lib = lgb()
     ds, rows, spill = train_set(est, input_fn, in_memory)
     p = params(est, rows, batch_size)
-    metric = p["metric"]
+    metric = p["metric"][0]
     every = max(1, (limit - start) // 20)
     try:
         booster = lib.Booster(params=p, train_set=ds)  # bins the rows: the spill can go

@@ -1,10 +1,13 @@
-"""BoostedTreesClassifier and BoostedTreesRegressor: gradient-boosted trees on XGBoost.
+"""BoostedTreesClassifier and BoostedTreesRegressor: gradient-boosted trees on XGBoost or LightGBM.
 
 tf.estimator's (and R tfestimators') boosted trees, with the same feature columns,
 input_fn, model_dir, metric and prediction keys, run recording and export as the
-other estimators. The trees are grown by XGBoost's ``hist`` method (chosen over
-LightGBM on the churn data: the same test AUC, at least as fast, and a portable JSON /
-UBJSON model format; ``bench/boosted_trees.py`` measures both).
+other estimators. ``engine=`` chooses what grows the trees: ``"xgboost"`` (the default:
+XGBoost's ``hist`` method, chosen over LightGBM on the churn data: the same test AUC, at
+least as fast, and a portable JSON / UBJSON model format; ``bench/boosted_trees.py``
+measures both) or ``"lightgbm"``, whose mapping of tf's arguments is the table in
+``trainrun.estimators._lightgbm``. ``engine_params`` passes the engine's own parameters
+(they override what tf's arguments set). The table below is XGBoost's.
 
 ==========================  =====================================================
 tf argument                 XGBoost
@@ -36,7 +39,9 @@ Checkpoints are ``trees-<n>.ubj`` (XGBoost's own UBJSON model format, never pick
 ``trees-<n>.json`` (the settings and columns); training resumes from the newest. An
 export is ``spec.json`` + ``model.ubj``, read back by :func:`trainrun.load_exported`.
 Input files (CSV / Parquet) are streamed chunk by chunk into XGBoost's quantised
-``QuantileDMatrix``: the raw data is never held in memory whole.
+``QuantileDMatrix``: the raw data is never held in memory whole. With LightGBM the same
+are ``trees-<n>.txt`` / ``model.txt`` (LightGBM's text model), and files go through a
+memory-mapped spill that is deleted once LightGBM has binned it.
 
 >>> import trainrun as tr
 >>> est = tr.BoostedTreesClassifier(feature_columns=[tr.numeric_column("tenure")],
