@@ -499,7 +499,9 @@ def test_unknown_engine_and_lightgbm_multi_output_are_refused(tmp_path):
         )
 
 
-def test_training_is_deterministic_quiet_and_uses_the_configured_threads(tmp_path, capfd):
+def test_training_is_deterministic_quiet_and_uses_the_configured_threads(
+    tmp_path, capfd, monkeypatch
+):
     df = frame()
     one = classifier(tmp_path / "a", n_batches_per_layer=2)
     one.train(trainrun.input_fn(df, response="churn", seed=1, batch_size=50))
@@ -511,6 +513,18 @@ def test_training_is_deterministic_quiet_and_uses_the_configured_threads(tmp_pat
     three = classifier(tmp_path / "c", n_trees=2, config=many)
     three.train(trainrun.input_fn(df, response="churn"))
     assert _lightgbm.params(three, None, 1)["num_threads"] == 3
+    # predictions run on the configured threads too (LightGBM's default is every core)
+    asked = []
+    predict = lgb.Booster.predict
+
+    def noted(self, *args, **kw):
+        asked.append(kw.get("num_threads"))
+        return predict(self, *args, **kw)
+
+    monkeypatch.setattr(lgb.Booster, "predict", noted)
+    three.evaluate(fixed(df, "churn"))
+    one.predict_frame(fixed(df.head(3)))
+    assert asked == [3, 1]
     assert capfd.readouterr() == ("", "")
 
 
@@ -614,3 +628,28 @@ def test_the_logged_loss_is_the_heads_even_with_a_metric_in_engine_params(tmp_pa
     assert len(history.losses) == 15 and history.losses[-1] < history.losses[0]
     final = est.evaluate(fixed(df, "churn"))["average_loss"]
     assert history.losses[-1] == pytest.approx(final, rel=1e-4)  # log loss, not the AUC
+
+
+def test_resumed_training_from_streamed_files_predicts_like_one_run(tmp_path, monkeypatch):
+    df = frame()
+    df.to_parquet(tmp_path / "rows.parquet", index=False)
+    monkeypatch.setattr(boosted_trees, "CHUNK_ROWS", 100)  # margins computed chunk by chunk
+    files = fixed(str(tmp_path / "rows.parquet"), "churn", chunk_size=64)
+    whole = classifier(tmp_path / "whole", n_trees=12)
+    whole.train(files)
+    classifier(tmp_path / "part", n_trees=12).train(files, steps=5)
+    resumed = classifier(tmp_path / "part", n_trees=12)
+    resumed.train(files)
+    assert resumed.global_step_ == 12
+    assert resumed.booster_.model_to_string() == whole.booster_.model_to_string()
+
+
+def test_an_unreadable_checkpoint_and_empty_input_say_what_to_do(tmp_path):
+    df = frame(200)
+    classifier(tmp_path / "m", n_trees=3).train(trainrun.input_fn(df, response="churn"))
+    (tmp_path / "m" / "trees-3.txt").write_text("tree\nnot a model\n")
+    with pytest.raises(ModelDirError, match=r"trees-3\.txt is not a LightGBM model.*Delete it"):
+        classifier(tmp_path / "m", n_trees=3).evaluate(trainrun.input_fn(df, response="churn"))
+    (tmp_path / "empty.csv").write_text(",".join(df.columns) + "\n")
+    with pytest.raises(InputError, match="no rows"):
+        classifier(tmp_path / "f").train(fixed(str(tmp_path / "empty.csv"), "churn"))

@@ -78,6 +78,11 @@ def feature_names(names: list[str]) -> list[str]:
     return out
 
 
+def threads(est: Any) -> int:
+    """RunConfig.num_threads, or one per core: for training and the estimator's predictions."""
+    return int(est.config_.num_threads or os.cpu_count() or 1)
+
+
 def params(est: Any, rows: int | None, batch_size: int) -> dict[str, Any]:
     """LightGBM's parameters for the estimator's tf arguments (module docstring's table)."""
     kind = est.head_.kind
@@ -103,7 +108,7 @@ def params(est: Any, rows: int | None, batch_size: int) -> dict[str, Any]:
         "min_sum_hessian_in_leaf": float(est.min_node_weight),
         "boost_from_average": bool(est.center_bias),
         "max_bin": int(min(255, max(2, math.ceil(1 / est.quantile_sketch_epsilon)))),
-        "num_threads": est.config_.num_threads or os.cpu_count() or 1,
+        "num_threads": threads(est),
         "seed": est.config_.seed or 0,
         "deterministic": True,
         "force_row_wise": True,
@@ -244,7 +249,7 @@ def train_set(est: Any, input_fn: Any, in_memory: bool) -> tuple[Any, int, Any]:
             if old is not None:
                 # float64 as LightGBM keeps its scores: float32 margins would make the
                 # resumed trees differ from one run's in the last bits
-                starts.append(raw_margins(old, x))
+                starts.append(raw_margins(old, x, threads(est)))
         if not ys:
             raise InputError(
                 "input_fn produced no rows to train on. Check that the data is not empty."
@@ -323,15 +328,17 @@ def grow(
     return booster
 
 
-def raw_margins(booster: Any, x: np.ndarray) -> np.ndarray:
+def raw_margins(booster: Any, x: np.ndarray, num_threads: int | None = None) -> np.ndarray:
     """Every tree's summed output per row, ``[N, outputs]`` float64 (``best_iteration``,
-    which LightGBM's predict would otherwise stop at, is ignored: all trees count)."""
-    m = booster.predict(x, raw_score=True, start_iteration=0, num_iteration=-1)
+    which LightGBM's predict would otherwise stop at, is ignored: all trees count), on
+    ``num_threads`` threads (None: LightGBM's default)."""
+    extra = {} if num_threads is None else {"num_threads": num_threads}
+    m = booster.predict(x, raw_score=True, start_iteration=0, num_iteration=-1, **extra)
     return np.asarray(m, dtype=np.float64).reshape(len(x), -1)
 
 
-def margins(booster: Any, x: np.ndarray) -> np.ndarray:
-    return raw_margins(booster, x).astype(np.float32)
+def margins(booster: Any, x: np.ndarray, num_threads: int | None = None) -> np.ndarray:
+    return raw_margins(booster, x, num_threads).astype(np.float32)
 
 
 def save(booster: Any) -> bytes:

@@ -866,7 +866,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         if self.engine == "lightgbm":
             from trainrun.estimators import _lightgbm
 
-            return _lightgbm.margins(self.booster_, x)
+            return _lightgbm.margins(self.booster_, x, _lightgbm.threads(self))
         xgb = _xgb()
         d = xgb.DMatrix(
             x,
