@@ -245,14 +245,19 @@ def test_streamed_files_grow_the_same_trees_as_the_frame_and_leave_no_spill(
     assert streamed.booster_.model_to_string() == memory.booster_.model_to_string()
 
 
-def test_the_spill_is_removed_when_reading_the_file_fails(tmp_path, monkeypatch):
+@pytest.mark.parametrize("failure", ["reading", "binning"])
+def test_the_spill_is_removed_when_training_fails(tmp_path, monkeypatch, failure):
     df = frame()
-    df.loc[450, "churn"] = "Maybe"  # not in label_vocabulary: fails after chunks were spilled
+    if failure == "reading":  # a label not in label_vocabulary, after chunks were spilled
+        df.loc[450, "churn"] = "Maybe"
+        est, error, said = classifier(tmp_path / "m"), InputError, "Maybe"
+    else:  # LightGBM refuses a parameter while binning the spilled rows
+        est = classifier(tmp_path / "m", engine_params={"max_bin": "many"})
+        error, said = UsageError, "max_bin"
     df.to_csv(tmp_path / "data.csv", index=False)
     monkeypatch.setattr(boosted_trees, "CHUNK_ROWS", 100)
     spills = _spills(monkeypatch)
-    est = classifier(tmp_path / "m")
-    with pytest.raises(InputError, match="Maybe"):
+    with pytest.raises(error, match=said):
         est.train(fixed(str(tmp_path / "data.csv"), "churn", chunk_size=64))
     assert len(spills) == 1 and spills[0].rows >= 100
     assert not spills[0].path.parent.exists()
@@ -475,6 +480,16 @@ def test_bad_engine_params_are_refused_naming_the_parameter(tmp_path, engine_par
     est = classifier(tmp_path, n_trees=2, engine_params=engine_params)
     with pytest.raises(UsageError, match=said):
         est.train(trainrun.input_fn(df, response="churn"))
+    assert not list(tmp_path.glob("trees-*"))
+
+
+def test_a_misspelt_engine_param_fails_before_the_input_is_read(tmp_path, monkeypatch):
+    spills = _spills(monkeypatch)
+    (tmp_path / "data.csv").write_text("x,churn\n1.0,Yes\n")
+    est = classifier(tmp_path / "m", columns=[fc.numeric_column("x")], engine_params={"etaa": 1})
+    with pytest.raises(UsageError, match=r"'etaa'.*Did you mean 'eta'"):
+        est.train(fixed(str(tmp_path / "data.csv"), "churn"))
+    assert spills == []
 
 
 def test_a_model_dir_of_one_engine_is_refused_by_the_other(tmp_path):
@@ -510,9 +525,12 @@ def test_training_is_deterministic_quiet_and_uses_the_configured_threads(
     assert one.booster_.model_to_string() == two.booster_.model_to_string()
     assert _lightgbm.params(one, None, 1)["num_threads"] == 1
     many = trainrun.RunConfig(seed=0, progress=False, tensorboard=False, num_threads=3)
-    three = classifier(tmp_path / "c", n_trees=2, config=many)
-    three.train(trainrun.input_fn(df, response="churn"))
+    three = classifier(tmp_path / "c", n_batches_per_layer=2, config=many)
+    three.train(trainrun.input_fn(df, response="churn", seed=1, batch_size=50))
     assert _lightgbm.params(three, None, 1)["num_threads"] == 3
+    # deterministic=True: the same trees on 3 threads as on 1 (only the recorded setting differs)
+    trees = [b.model_to_string().split("\nparameters:")[0] for b in (one.booster_, three.booster_)]
+    assert trees[0] == trees[1]
     # predictions run on the configured threads too (LightGBM's default is every core)
     asked = []
     predict = lgb.Booster.predict
@@ -533,8 +551,10 @@ def test_predictions_use_every_tree_whatever_best_iteration_says(tmp_path):
     est = classifier(tmp_path, n_trees=10)
     est.train(trainrun.input_fn(df, response="churn"))
     want = logits(est, df)
+    gains = est.experimental_feature_importances()
     est.booster_.best_iteration = 2  # as lgb.train with early stopping would leave it
     np.testing.assert_array_equal(logits(est, df), want)
+    assert est.experimental_feature_importances() == gains
     est._save_checkpoint(10)
     assert lgb.Booster(model_file=tmp_path / "trees-10.txt").num_trees() == 10
     loaded = trainrun.load_exported(est.export(tmp_path / "export"))

@@ -293,6 +293,7 @@ def grow(
     """Grow trees ``start..limit`` on the input's rows; after each, ``on_tree(booster,
     loss or None, rows)`` returns True to stop. Returns the booster, the stored trees first."""
     lib = lgb()
+    engine_params(est)  # a misspelt name fails before the input is read, not after
     ds, rows, spill = train_set(est, input_fn, in_memory)
     p = params(est, rows, batch_size)
     metric = p["metric"][0]
