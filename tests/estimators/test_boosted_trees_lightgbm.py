@@ -673,3 +673,13 @@ def test_an_unreadable_checkpoint_and_empty_input_say_what_to_do(tmp_path):
     (tmp_path / "empty.csv").write_text(",".join(df.columns) + "\n")
     with pytest.raises(InputError, match="no rows"):
         classifier(tmp_path / "f").train(fixed(str(tmp_path / "empty.csv"), "churn"))
+
+
+def test_a_random_forest_grows_in_one_call_and_is_not_continued(tmp_path):
+    df = frame()
+    forest = {"boosting": "rf", "bagging_fraction": 0.5, "bagging_freq": 1}
+    est = classifier(tmp_path, n_trees=10, engine_params=forest)
+    est.train(fixed(df, "churn"), steps=6)
+    assert est.global_step_ == 6 and est.evaluate(fixed(df, "churn"))["auc"] > 0.9
+    with pytest.raises(UsageError, match=r"cannot grow more trees onto the 6 stored.*one train"):
+        classifier(tmp_path, n_trees=10, engine_params=forest).train(fixed(df, "churn"))

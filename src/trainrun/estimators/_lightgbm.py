@@ -293,7 +293,14 @@ def grow(
     """Grow trees ``start..limit`` on the input's rows; after each, ``on_tree(booster,
     loss or None, rows)`` returns True to stop. Returns the booster, the stored trees first."""
     lib = lgb()
-    engine_params(est)  # a misspelt name fails before the input is read, not after
+    boosting = engine_params(est).get("boosting")  # misspelt names fail before any reading
+    if est.booster_ is not None and boosting in ("rf", "random_forest"):
+        raise UsageError(
+            f"{type(est).__name__}(engine='lightgbm') cannot grow more trees onto the "
+            f"{est.global_step_} stored in model_dir {est.model_dir_}: LightGBM's random forest "
+            "(engine_params boosting='rf') averages its trees and does not continue from "
+            "stored ones. Grow all n_trees in one train() call, in a new model_dir."
+        )
     ds, rows, spill = train_set(est, input_fn, in_memory)
     p = params(est, rows, batch_size)
     metric = p["metric"][0]
