@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 import textwrap
 
 import numpy as np
@@ -634,8 +633,7 @@ def test_runs_record_the_trees_and_the_evaluation(tmp_path):
     assert evaluation["global_step"] == 5 and 0.5 < evaluation["auc"] <= 1.0
 
 
-def test_temp_dir_is_not_used_for_in_memory_frames(tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+def test_frames_in_memory_are_not_spilled(tmp_path, monkeypatch):
     spills = _spills(monkeypatch)
     classifier(tmp_path / "m", n_trees=2).train(trainrun.input_fn(frame(), response="churn"))
     assert spills == []
