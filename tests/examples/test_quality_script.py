@@ -1,5 +1,7 @@
 """The quality script end to end on a tiny budget (its figures come from the full run)."""
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,22 +16,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_churn_quality_script_writes_its_table(tmp_path):
+    pytest.importorskip("xgboost")
+    pytest.importorskip("lightgbm")
     out = tmp_path / "results.md"
     proc = subprocess.run(
         [
-            sys.executable,
-            str(ROOT / "scripts" / "churn_quality.py"),
-            "--epochs-linear",
-            "1",
-            "--epochs-dnn",
-            "1",
-            "--output",
-            str(out),
+            sys.executable, str(ROOT / "scripts" / "churn_quality.py"),
+            "--epochs-linear", "1", "--epochs-dnn", "1",
+            "--tree-grid", "smoke", "--repeats", "1", "--output", str(out),
         ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+        capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
     assert proc.returncode in (0, 1), proc.stderr  # 2 or a traceback: the script broke
     text = out.read_text()
     rows = [
@@ -37,13 +34,26 @@ def test_churn_quality_script_writes_its_table(tmp_path):
         for ln in text.splitlines()
         if ln.startswith("| ") and "AUC" not in ln and "---" not in ln
     ]
-    assert len(rows) == 3, text
+    assert len(rows) == 3 + 4 + 4, text  # reference, 2 networks, 2 engines x 2 budgets; again
     assert "LogisticRegression" in rows[0] and "+0.0000" in rows[0]
-    aucs = [float(row.split("|")[4]) for row in rows]
+    aucs = [float(row.split("|")[4]) for row in rows[:7]]
     assert all(0.7 < auc <= 1.0 for auc in aucs), aucs
+    # the boosted trees: each engine at tf's defaults and at its budget tuned on the
+    # training rows (the smoke grid: 5 or 10 trees, depth 2)
+    trees = [[c.strip() for c in row.split("|")] for row in rows[7:]]
+    assert [(r[1], r[3]) for r in trees] == [
+        ("XGBoost", "tf defaults"), ("XGBoost", "tuned"),
+        ("LightGBM", "tf defaults"), ("LightGBM", "tuned"),
+    ]  # fmt: skip
+    assert trees[0][2] == "100 trees, depth 6, lr 0.1" and "depth 2, lr 0.3" in trees[1][2]
+    for r in trees:
+        cv, auc, alone = r[4], float(r[5]), float(r[6])
+        assert (cv == "") == (r[3] == "tf defaults") and 0.7 < auc <= 1.0
+        assert 0.7 < alone <= 1.0 and float(r[8]) > 0 and float(r[9]) > 0
     # the exit status is the table's verdict: 0 when every estimator is within 0.01 of
-    # LogisticRegression's AUC, else 1 (the table shows gaps rounded to 4 decimals)
-    worst = min(float(row.split("|")[5]) for row in rows)
+    # LogisticRegression's AUC, else 1 (the table shows gaps rounded to 4 decimals); the
+    # boosted trees are informational
+    worst = min(float(row.split("|")[5]) for row in rows[:3])
     if abs(worst + 0.01) > 1e-4:
         assert proc.returncode == (0 if worst >= -0.01 else 1), (worst, proc.stdout)
 
@@ -52,25 +62,47 @@ CAPPED = {"OMP_NUM_THREADS": "1", "TRAINRUN_MAX_STEPS": "15", "TRAINRUN_RECORD":
 
 
 def _families_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    import os
-
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "quality_sklearn.py"), *args],
         cwd=cwd, capture_output=True, text=True, timeout=240, env={**os.environ, **CAPPED},
     )  # fmt: skip
 
 
-def test_families_script_averages_repeated_splits_into_its_table(tmp_path):
+def _tune_smoke(budgets: Path, cwd: Path, *engines: str) -> subprocess.CompletedProcess:
+    """Nested tuning of wine's first two splits on the smoke grid (3 folds each)."""
+    return _families_script(
+        "--tune-trees", "--data", "wine", "--splits", "2", "--folds", "3", "--grid", "smoke",
+        "--engines", *engines, "--budgets", str(budgets), cwd=cwd,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def smoke_budgets(tmp_path_factory):
+    """(budgets file, the tuning's process): both engines tuned once for this module."""
     pytest.importorskip("sklearn")
     pytest.importorskip("xgboost")
+    pytest.importorskip("lightgbm")
+    cwd = tmp_path_factory.mktemp("tune")
+    budgets = cwd / "budgets.json"
+    proc = _tune_smoke(budgets, cwd, "xgboost", "lightgbm")
+    assert proc.returncode == 0, proc.stderr
+    return budgets, proc
+
+
+def test_families_script_averages_repeated_splits_into_its_table(tmp_path, smoke_budgets):
+    budgets, _ = smoke_budgets
     table = tmp_path / "families.md"
-    proc = _families_script("--data", "wine", "--splits", "2", "--output", str(table), cwd=tmp_path)
+    proc = _families_script(
+        "--data", "wine", "--splits", "2", "--budgets", str(budgets), "--output", str(table),
+        cwd=tmp_path,
+    )  # fmt: skip
     assert proc.returncode in (0, 1), proc.stderr  # 2 or a traceback: the script broke
     text = table.read_text()
     assert "mean over 2 repeated 75/25 splits" in text
     rows = [ln for ln in text.splitlines() if ln.startswith("| wine |")]
     assert [r.split("|")[3].strip() for r in rows] == [
-        "Linear", "DNN", "BoostedTrees", "Estimator(model_fn)", "Baseline",
+        "Linear", "DNN", "BoostedTrees (XGBoost)", "BoostedTrees (LightGBM)",
+        "Estimator(model_fn)", "Baseline",
     ]  # fmt: skip
     for row in rows:
         cells = [c.strip() for c in row.split("|")]
@@ -80,40 +112,85 @@ def test_families_script_averages_repeated_splits_into_its_table(tmp_path):
         low, high = (float(v) for v in cells[8].split(".."))
         assert low <= diff + 1e-3 and diff - 1e-3 <= high  # the mean lies within the splits'
         assert cells[9] == ("yes" if diff >= -0.01 else "**no**")
-        # the engine called directly and tf's defaults: on the boosted trees' row only
-        if cells[3] == "BoostedTrees":
+        # the engine called directly and tf's defaults: on the boosted trees' rows only
+        if cells[3].startswith("BoostedTrees"):
             assert 0.0 < float(cells[10]) <= 1.0 and 0.0 < float(cells[11]) <= 1.0
         else:
             assert cells[10] == cells[11] == ""
     # each split is printed, both seeds, for every family
     for seed in (0, 1):
-        assert proc.stdout.count(f"wine           split {seed} ") == 5, proc.stdout
+        assert proc.stdout.count(f"wine           split {seed} ") == 6, proc.stdout
     # the exit status is the table's verdict
     assert proc.returncode == (0 if all("| yes |" in r for r in rows) else 1)
-    assert "- wine: " in text and "trees, depth" in text  # the boosted trees' budget
-    assert "on validation data only" in text and "seeds 0..1" in text
+    # each engine's budgets, as the nested tuning chose them per split
+    for engine in ("XGBoost", "LightGBM"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"- wine, {engine} (grid"))
+        assert "`smoke`, 16 budgets" in line and "trees, depth 2" in line
+        assert " of 2 splits**" in line
+        assert f"- **BoostedTrees ({engine})**: within target on " in text
+    assert "on validation data only, nested" in text and "seeds 0..1" in text
     misses = [r.split("|")[3].strip() for r in rows if "| **no** |" in r]
     verdict = next(ln for ln in text.splitlines() if ln.startswith("**Verdict.**"))
     assert all(f"wine {family} " in verdict for family in misses), verdict
     assert ("Every family is within" in verdict) == (not misses)
 
 
-def test_tree_budgets_are_tuned_by_cross_validation(tmp_path):
+def test_families_script_names_the_fix_for_a_split_without_a_budget(tmp_path):
     pytest.importorskip("sklearn")
-    pytest.importorskip("xgboost")
+    pytest.importorskip("lightgbm")
+    budgets = tmp_path / "budgets.json"
+    budget = {"n_trees": 20, "max_depth": 2, "learning_rate": 0.3}
+    held = {str(s): {"budget": budget} for s in (0, 1)}
+    budgets.write_text(json.dumps({"engines": {"lightgbm": {"wine": {"splits": held}}}}))
     proc = _families_script(
-        "--tune-trees", "--data", "wine", "--splits", "1", "--folds", "3", "--grid", "smoke",
-        cwd=tmp_path,
+        "--data", "wine", "--splits", "3", "--engines", "lightgbm", "--budgets", str(budgets),
+        "--output", str(tmp_path / "t.md"), cwd=tmp_path,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert "wine: 16 budgets x 1 training parts x 3 folds" in proc.stdout, proc.stdout
-    assert "TREE_BUDGETS = {" in proc.stdout and "'wine': {'n_trees': " in proc.stdout
-    assert "'center_bias': " in proc.stdout and "'tree_complexity': " in proc.stdout
-    # the reference scored on the same folds, beside the tuned budgets
-    assert (
-        "HistGradientBoosting (the table's reference) on the same folds: validation accuracy 0."
-        in proc.stdout
+    assert proc.returncode == 2
+    assert f"{budgets} has no lightgbm budget for wine split 2 (it holds splits [0, 1])" in (
+        proc.stderr
     )
+    assert "--tune-trees --engines lightgbm --data wine --splits 3" in proc.stderr
+    assert not (tmp_path / "t.md").exists()
+
+
+def test_tree_budgets_are_tuned_per_split_by_nested_cross_validation(smoke_budgets):
+    budgets, proc = smoke_budgets
+    for engine in ("xgboost", "lightgbm"):
+        assert f"wine ({engine}): 16 budgets x 3 folds of each of 2 training parts" in (proc.stdout)
+    # the reference scored on the same folds, beside each split's budget
+    assert proc.stdout.count("HistGradientBoosting on the same folds 0.") == 4
+    book = json.loads(budgets.read_text())
+    q = _script_module()
+    for engine in ("xgboost", "lightgbm"):
+        entry = book["engines"][engine]["wine"]
+        assert entry["grid"] == "smoke" and entry["folds"] == 3 and set(entry["splits"]) == {
+            "0", "1",
+        }  # fmt: skip
+        for seed in (1,):  # (split 0 the same way: one split keeps the test quick)
+            # each split's budget is the best over its own training part's folds only
+            own = [
+                q._fold_scores(("wine", engine, seed, f, 3, q.SMOKE_TREE_GRID)) for f in range(3)
+            ]
+            key, best, _ = q.choose(own)
+            chosen = entry["splits"][str(seed)]
+            assert tuple(chosen["budget"].values()) == key
+            assert chosen["validation"] == pytest.approx(best[0], abs=1e-6)
+            assert set(chosen["budget"]) == set(q.SMOKE_TREE_GRID)
+
+
+def test_choose_keeps_each_splits_own_best_and_drops_failed_budgets():
+    q = _script_module()
+    a, b, c = (20, 2), (40, 2), (20, 3)
+    split0 = [{a: (0.9, 0.3), b: (0.8, 0.2), c: (0.95, 0.1)}, {a: (0.9, 0.3), b: (0.8, 0.2)}]
+    # c failed on one fold of split 0: no candidate there, though its one score is the best
+    assert q.choose(split0)[0] == a
+    split1 = [{a: (0.7, 0.3), b: (0.8, 0.2)}, {a: (0.7, 0.3), b: (0.8, 0.2)}]
+    assert q.choose(split1)[0] == b  # another split, its own choice
+    # ties: the lower loss, then fewer trees
+    tie = [{a: (0.9, 0.3), b: (0.9, 0.2)}]
+    assert q.choose(tie)[0] == b
+    assert q.choose([{a: (0.9, 0.2), b: (0.9, 0.2)}])[0] == a
 
 
 def _script_module():
@@ -127,12 +204,13 @@ def _script_module():
     return module
 
 
-def test_tree_tuning_never_reads_the_test_parts(monkeypatch):
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
+def test_tree_tuning_never_reads_the_test_parts(monkeypatch, engine):
     """Every fold's scores are the same when the outer test parts are replaced by garbage."""
     pytest.importorskip("sklearn")
-    pytest.importorskip("xgboost")
+    pytest.importorskip(engine)
     q = _script_module()
-    task = ("wine", 0, 1, 3, q.SMOKE_TREE_GRID)
+    task = ("wine", engine, 0, 1, 3, q.SMOKE_TREE_GRID)
     honest = q._fold_scores(task)
     split = q.split
 
@@ -157,5 +235,11 @@ def test_tree_grid_holds_tf_arguments_only():
     tf_args = set(inspect.signature(trainrun.BoostedTreesClassifier).parameters)
     for grid in q.GRIDS.values():
         assert set(grid) <= tf_args, set(grid) - tf_args
-    for budget in q.TREE_BUDGETS.values():
-        assert set(budget) <= tf_args and budget["n_trees"] > 0
+    # every budget in the committed budgets file: tf's arguments, for every split
+    book = q.read_budgets(q.BUDGETS_FILE)
+    for engine in q.ENGINES:
+        for name in q.DATA:
+            splits = book["engines"][engine][name]["splits"]
+            assert set(splits) >= {str(s) for s in range(q.SEED, q.SEED + q.SPLITS)}
+            for chosen in splits.values():
+                assert set(chosen["budget"]) <= tf_args and chosen["budget"]["n_trees"] > 0
