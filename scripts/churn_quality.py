@@ -410,7 +410,8 @@ def _trees_section(trees: list, args, n_train: int) -> list[str]:
     lines = [
         "## BoostedTrees: the two engines",
         "",
-        f"`BoostedTreesClassifier` on the same features, {args.threads} thread(s), each engine at "
+        f"`BoostedTreesClassifier` on the same features, {args.threads} "
+        f"thread{'s' if args.threads > 1 else ''}, each engine at "
         "tf's defaults and at the budget chosen for it by "
         f"{TREE_FOLDS}-fold stratified cross-validation on the {n_train:,} training rows only "
         "(the test rows never read; best mean validation AUC, ties to the lower log loss, "
@@ -423,7 +424,9 @@ def _trees_section(trees: list, args, n_train: int) -> list[str]:
         + ". *trainrun s*: `train()` on the DataFrame (feature-column encoding, the engine, "
         "callbacks, the final checkpoint); *engine s*: the engine alone with the same "
         "parameters on the hand-encoded matrix (its matrix or Dataset built inside the "
-        f"timing); best of {args.repeats}. The 2 cores are shared with other engineers' "
+        "timing; that encoding lays the columns out differently from the feature columns', "
+        "so its trees can break ties between columns differently: its AUC tells the "
+        f"engine's level, not the wrapper's gap); best of {args.repeats}. The 2 cores are shared with other engineers' "
         "jobs: the seconds are no benchmark (`bench/` has the speed figures), compare them "
         "within a row.",
         "",

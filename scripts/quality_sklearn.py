@@ -477,7 +477,7 @@ def _xgboost_prefixes(est, kind, data, Xfit, yfit, Xval, most, sizes):
 def _lightgbm_prefixes(est, kind, data, Xfit, yfit, Xval, most, sizes):
     """LightGBM's validation predictions after each of ``sizes`` trees of one booster
     (``predict(num_iteration=k)``), with the parameters ``_lightgbm.params`` gives
-    (``data`` keeps the binned Dataset: the same bins for every budget)."""
+    (``data`` keeps the binned Dataset: the same bins for every budget), in float32."""
     import lightgbm as lgb
 
     from trainrun.estimators import _lightgbm
@@ -486,7 +486,9 @@ def _lightgbm_prefixes(est, kind, data, Xfit, yfit, Xval, most, sizes):
     if not data:
         data["fit"] = lgb.Dataset(Xfit, yfit, params=params, free_raw_data=False)
     booster = lgb.train(params, data["fit"], most)
-    return [booster.predict(Xval, num_iteration=n) for n in sizes]
+    # float32, as the estimator's outputs are (LightGBM's own are float64): an overconfident
+    # budget's probabilities saturate to ties in float32, which costs it AUC through trainrun
+    return [booster.predict(Xval, num_iteration=n).astype(np.float32) for n in sizes]
 
 
 def _reference_on_fold(kind: str, Xfit, yfit, Xval, yval) -> tuple[float, float]:
@@ -711,7 +713,10 @@ def table(rows: list[dict], book: dict | None = None, engines=ENGINES) -> str:
         "training part (below). *engine direct* is the engine called with the parameters "
         "the estimator passes it, on the same arrays (`xgb.train`; `lgb.train` with "
         "`trainrun.estimators._lightgbm.params`): equal to *trainrun* means a gap is the "
-        "engine's at these settings, not the wrapper's. *tf defaults* is the same estimator "
+        "engine's at these settings, not the wrapper's (LightGBM predicts in float64, the "
+        "estimator's outputs are float32: an overconfident model's probabilities tie in "
+        "float32, which can cost a little AUC; the tuning scores LightGBM's predictions in "
+        "float32 for that reason). *tf defaults* is the same estimator "
         "and engine at tf's (and trainrun's) defaults: 100 trees, depth 6, learning rate "
         "0.1, no L1/L2, min_node_weight 0, center_bias False. Fit times (mean per split) "
         "come from a 2-core machine shared with other engineers' jobs and are no benchmark "
