@@ -189,38 +189,51 @@ def refused(est: Any, err: Exception) -> Exception:
 
 class _Spill:
     """A training set written to a temporary file chunk by chunk, read back as a
-    LightGBM ``Sequence`` over a memory map: the raw rows never sit in memory whole."""
+    LightGBM ``Sequence`` read a batch at a time: the raw rows never sit in memory whole."""
 
     def __init__(self, width: int) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="trainrun-lightgbm-")
         self.path = Path(self._dir.name) / "rows.f32"
         self.width = width
         self.rows = 0
+        self._reader: Any = None
         self._file: Any = open(self.path, "wb")  # noqa: SIM115 - closed in finish()
 
     def write(self, x: np.ndarray) -> None:
-        self._file.write(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+        np.ascontiguousarray(x, dtype=np.float32).tofile(self._file)  # no bytes copy
         self.rows += len(x)
 
     def sequence(self) -> Any:
         self._file.close()
-        rows = np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.rows, self.width))
+        # Read, not memory-mapped: a map's pages count in the process's resident memory
+        # (4 B a value: as much as the rows in memory); read pages stay the kernel's cache.
+        f = self._reader = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        n, width, size = self.rows, self.width, 4 * self.width
 
         class _Rows(lgb().Sequence):  # type: ignore[misc]
             batch_size = SPILL_BATCH
 
             def __len__(self) -> int:
-                return len(rows)
+                return n
 
             def __getitem__(self, idx: Any) -> np.ndarray:
-                # one row (LightGBM's sample for the bins) as float64, ranges as stored
-                return np.asarray(rows[idx], dtype=np.float64 if np.ndim(idx) == 0 else None)
+                if isinstance(idx, slice):  # a batch to bin, as stored (float32)
+                    start, stop, _ = idx.indices(n)
+                    out = np.empty((stop - start, width), dtype=np.float32)
+                    f.seek(start * size)
+                    f.readinto(out.data.cast("B"))
+                    return out
+                # one row of LightGBM's sample for the bins, as float64
+                f.seek(int(idx) * size)
+                return np.frombuffer(f.read(size), dtype=np.float32).astype(np.float64)
 
         return _Rows()
 
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+        if self._reader is not None:
+            self._reader.close()
         self._dir.cleanup()
 
 
@@ -238,7 +251,9 @@ def train_set(est: Any, input_fn: Any, in_memory: bool) -> tuple[Any, int, Any]:
     starts: list[np.ndarray] = []
     spill = None if in_memory else _Spill(len(names))
     try:
-        for x, y, w in est._chunks(input_fn, labels=True):
+        # a spill needs no big chunks: smaller ones keep the encoding's peak small
+        chunks = est._chunks(input_fn, labels=True, rows=SPILL_BATCH if spill else None)
+        for x, y, w in chunks:
             if spill is None:
                 xs.append(x)
             else:

@@ -460,9 +460,12 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         return params
 
     # ------------------------------------------------------------ data
-    def _chunks(self, input_fn: Any, labels: bool, max_batches: int | None = None) -> Any:
-        """(matrix, labels or None, weights or None) per chunk of one pass over the input
-        (its first ``max_batches`` batches, when given)."""
+    def _chunks(
+        self, input_fn: Any, labels: bool, max_batches: int | None = None, rows: int | None = None
+    ) -> Any:
+        """(matrix, labels or None, weights or None) per chunk (of about CHUNK_ROWS rows, or
+        ``rows`` when fewer) of one pass over the input (its first ``max_batches`` batches,
+        when given)."""
         from trainrun.estimators.base import _NamedLabels, _resolve_input_fn
 
         fn = copy.copy(_resolve_input_fn(input_fn))
@@ -476,14 +479,14 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
                 "Pass response='<label column>' to input_fn."
             )
         pending: list[Any] = []
-        rows = 0
+        chunk_rows, rows = min(rows or CHUNK_ROWS, CHUNK_ROWS), 0
         batches = fn.batches(self.features_.transform, label_fn=label_fn, weight_key=weight_key)
         for i, batch in enumerate(batches):
             if max_batches is not None and i >= max_batches:
                 break
             pending.append(batch)
             rows += len(next(iter(batch.features.values())))
-            if rows >= CHUNK_ROWS:
+            if rows >= chunk_rows:
                 yield self._join(pending, labels)
                 pending, rows = [], 0
         if pending:
