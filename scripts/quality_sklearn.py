@@ -676,17 +676,22 @@ def _budget_lines(book: dict, engines, names, n: int) -> list[str]:
             chosen = [entry["splits"][str(s)] for s in range(SEED, SEED + n)]
             texts = [_budget(c["budget"]) for c in chosen]
             common, count = Counter(texts).most_common(1)[0]
-            rest = "; ".join(f"split {SEED + i}: {t}" for i, t in enumerate(texts) if t != common)
+            if count == 1:  # every split its own
+                common, count = "", 0
+            each = "; ".join(f"split {SEED + i}: {t}" for i, t in enumerate(texts) if t != common)
+            head = f"{common} (**{count} of {n} splits**)" if count else "a budget per split"
             val = np.mean([c["validation"] for c in chosen])
             ref = np.mean([c["reference_validation"] for c in chosen])
+            failed = [c.get("failed_budgets", 0) for c in chosen]
             lines.append(
                 f"- {name}, {ENGINE_NAME[engine]} (grid `{entry['grid']}`, "
-                f"{entry['budgets']} budgets, {entry['seconds']:.0f} s): {common} "
-                f"(**{count} of {n} splits**)"
-                + (f"; {rest}" if rest else "")
+                f"{entry['budgets']} budgets, {entry['seconds']:.0f} s): {head}"
+                + (f"; {each}" if each else "")
                 + f". Mean validation {kind_of(name)} of the chosen budgets {val:.4f}, "
                 f"HistGradientBoosting on the same folds {ref:.4f}."
-            )
+                + (f" The engine aborted on {'/'.join(map(str, failed))} of the budgets "
+                   "(per split; no candidates)." if any(failed) else "")
+            )  # fmt: skip
     return lines
 
 
@@ -761,7 +766,10 @@ def table(rows: list[dict], book: dict | None = None, engines=ENGINES) -> str:
         "budget is chosen on a test part, and no split's budget sees data outside that "
         "split's training part (the earlier tuning pooled all splits' folds into one budget "
         "per data set, so one split's folds held other splits' test rows). A "
-        "`tree_complexity` above 0 goes with `pruning_mode='post'`. The grids:",
+        "`tree_complexity` above 0 goes with `pruning_mode='post'`. LightGBM 4.7 aborts "
+        "some budgets with `min_node_weight` 0 and no L1/L2 on small folds ('Check failed: "
+        "(best_split_info.left_count) > (0)'): the estimator would fail there too, so they "
+        "are no candidates. The grids:",
         "",
         *(f"- `{g}`: {_grid_text(GRIDS[g])}" for g in grids),
         "",
