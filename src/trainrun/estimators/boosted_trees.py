@@ -480,6 +480,10 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             )
         pending: list[Any] = []
         chunk_rows, rows = min(rows or CHUNK_ROWS, CHUNK_ROWS), 0
+        if max_batches is None and getattr(fn, "in_memory", False):
+            # rows in memory are encoded whole and sliced into batches: slices of a chunk's
+            # size need no joining back (joining cost as much as encoding the columns)
+            fn.batch_size = max(fn.batch_size, chunk_rows)
         batches = fn.batches(self.features_.transform, label_fn=label_fn, weight_key=weight_key)
         for i, batch in enumerate(batches):
             if max_batches is not None and i >= max_batches:
