@@ -226,3 +226,41 @@ def test_train_and_evaluate_checkpoints_evaluates_and_exports(tmp_path):
     assert trainrun.load_exported(exported).predict(df.head(3))["probabilities"].shape == (3, 2)
     partial = est.evaluate(trainrun.input_fn(df, response="churn", batch_size=100), steps=2)
     assert partial["global_step"] == 10
+
+
+def test_the_tree_matrix_reads_the_packed_ids_block_as_the_per_column_lookup_does():
+    # TreeFeatures.matrix reads single-valued categorical columns straight out of the packed
+    # ids block in numpy; a dict keyed by plain column names goes the general way.
+    from trainrun.estimators.boosted_trees import TreeFeatures
+    from trainrun.feature_columns import encoded_column
+
+    rng = np.random.default_rng(0)
+    n = 500
+    df = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "c": rng.choice(["x", "y", "z", None], n),
+            "d": rng.choice(["p", "q"], n),
+            "b": rng.integers(0, 5, n),
+        }
+    )
+    cols = [
+        trainrun.numeric_column("a"),
+        trainrun.indicator_column(
+            trainrun.categorical_column_with_vocabulary_list("c", ["x", "y"])
+        ),
+        trainrun.categorical_column_with_vocabulary_list("d", ["p", "q"]),
+        trainrun.indicator_column(trainrun.categorical_column_with_identity("b", 5)),
+        trainrun.bucketized_column(trainrun.numeric_column("a"), [-1.0, 0.0, 1.0]),
+    ]
+    features = TreeFeatures(cols)
+    encoded = features.transform.encode({k: df[k].to_numpy() for k in df})
+    assert any(k.startswith("#ids") for k in encoded)  # the packed path is the one taken
+    names = [getattr(c, "categorical_column", c).name for c in cols]
+    plain = {name: encoded_column(encoded, name) for name in names}
+    packed, general = features.matrix(encoded), features.matrix(plain)
+    assert np.array_equal(packed, general, equal_nan=True)
+    assert (
+        np.isnan(packed[:, 3]).sum() == 0
+        and packed[:, 1:3].sum() == (df["c"].isin(["x", "y"])).sum()
+    )

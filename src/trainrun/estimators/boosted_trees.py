@@ -198,9 +198,17 @@ class TreeFeatures:
     def matrix(self, encoded: Mapping[str, Any]) -> np.ndarray:
         """One float32 ``[N, features]`` matrix, each column block written in place."""
         from trainrun.feature_columns import encoded_column
+        from trainrun.feature_columns._blocks import IDS, _blocks
 
         n = len(next(iter(encoded.values())))
         out = np.zeros((n, len(self.names)), dtype=np.float32)
+        # the packed ids block read in numpy, once: {name: (its column, offset, "no value")}
+        packed: dict[str, tuple[np.ndarray, int, int]] = {}
+        for layout, ids_block in _blocks(dict(encoded), IDS):
+            arr = ids_block.numpy()
+            pad = sum(size for _, size, _ in layout.values())
+            for j, (name, (start, _, _)) in enumerate(layout.items()):
+                packed[name] = (arr[:, j], start, pad)
         at = 0
         for kind, col, width in self.plan:
             block = out[:, at : at + width]
@@ -208,10 +216,17 @@ class TreeFeatures:
             if kind == "numeric":
                 block[:] = encoded_column(encoded, col.name).numpy().reshape(n, width)
                 continue
-            ids = encoded_column(
-                encoded, (col.categorical_column if kind == "indicator" else col).name
-            )
-            ids = ids.numpy().reshape(n, -1)
+            name = (col.categorical_column if kind == "indicator" else col).name
+            if name not in encoded and name in packed:
+                g, start, pad = packed[name]
+                rows = np.flatnonzero(g != pad)
+                if kind == "indicator":
+                    block[rows, g[rows] - start] = 1.0
+                else:
+                    block[:, 0] = np.nan
+                    block[rows, 0] = g[rows] - start
+                continue
+            ids = encoded_column(encoded, name).numpy().reshape(n, -1)
             if kind != "indicator":
                 block[:, 0] = np.where(ids[:, 0] >= 0, ids[:, 0], np.nan)
             elif ids.shape[1] == 1:  # one value per row: a plain scatter
