@@ -681,3 +681,41 @@ def test_a_random_forest_grows_in_one_call_and_is_not_continued(tmp_path):
     assert est.global_step_ == 6 and est.evaluate(fixed(df, "churn"))["auc"] > 0.9
     with pytest.raises(UsageError, match=r"cannot grow more trees onto the 6 stored.*one train"):
         classifier(tmp_path, n_trees=10, engine_params=forest).train(fixed(df, "churn"))
+
+
+def test_many_trees_at_tf_default_min_node_weight_train_on_small_data(monkeypatch):
+    # At min_sum_hessian_in_leaf=0 (tf's min_node_weight default, passed as is) LightGBM
+    # aborted wine's 3 classes once the trees fitted the rows: "Check failed:
+    # (best_split_info.left_count) > (0)". The engine now passes LightGBM's own floor.
+    from sklearn.datasets import load_wine
+    from sklearn.model_selection import train_test_split
+
+    from trainrun.estimators import _lightgbm
+    from trainrun.exceptions import UsageError
+
+    x, y = load_wine(return_X_y=True, as_frame=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=0.25, random_state=0, stratify=y
+    )
+
+    def make():
+        return trainrun.BoostedTreesClassifier(
+            n_classes=3,
+            engine="lightgbm",
+            n_trees=400,
+            max_depth=2,
+            learning_rate=0.3,
+            config=trainrun.RunConfig(progress=False),
+        )
+
+    est = make().fit(x_train, y_train)
+    # it grows until no split is left to make (no error), and predicts well
+    assert 20 < est.global_step_ < 400
+    assert est.score(x_test, y_test) > 0.9
+    assert _lightgbm.params(est, 100, 1)["min_sum_hessian_in_leaf"] == _lightgbm.MIN_HESSIAN
+    est.set_params(min_node_weight=2.0)
+    assert _lightgbm.params(est, 100, 1)["min_sum_hessian_in_leaf"] == 2.0
+    # without the floor LightGBM fails, and the failure is a trainrun error saying what to do
+    monkeypatch.setattr(_lightgbm, "MIN_HESSIAN", 0.0)
+    with pytest.raises(UsageError, match=r"failed growing tree \d+: Check failed.*min_node_weight"):
+        make().fit(x_train, y_train)

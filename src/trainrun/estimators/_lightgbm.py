@@ -17,7 +17,8 @@ tf argument                 LightGBM
 ``l2_regularization``       ``lambda_l2``
 ``tree_complexity``         ``min_gain_to_split`` (LightGBM prunes while growing:
                             ``"pre"`` and ``"post"`` both map to it)
-``min_node_weight``         ``min_sum_hessian_in_leaf``
+``min_node_weight``         ``min_sum_hessian_in_leaf`` (at least 1e-3, LightGBM's
+                            default: at 0 LightGBM aborts on small data)
 ``center_bias``             ``boost_from_average`` (the weighted prior, log class
                             priors or label mean, kept in the model's first tree)
 ``n_batches_per_layer``     ``bagging_fraction = k * batch_size / rows`` each tree
@@ -49,6 +50,8 @@ import numpy as np
 from trainrun.exceptions import InputError, MissingExtraError, ModelDirError, UsageError
 
 MODEL_SUFFIX = ".txt"
+#: The least ``min_sum_hessian_in_leaf`` passed to LightGBM (its own default).
+MIN_HESSIAN = 1e-3
 #: Rows LightGBM reads from a spilled training set at a time while binning it.
 SPILL_BATCH = 65_536
 
@@ -105,7 +108,10 @@ def params(est: Any, rows: int | None, batch_size: int) -> dict[str, Any]:
         "lambda_l1": float(est.l1_regularization),
         "lambda_l2": float(est.l2_regularization),
         "min_gain_to_split": float(est.tree_complexity) if est.pruning_mode != "none" else 0.0,
-        "min_sum_hessian_in_leaf": float(est.min_node_weight),
+        # at least LightGBM's own default: at 0 (tf's default) a leaf can come out with no
+        # hessian at all once the trees fit the rows, and LightGBM aborts on the split
+        # ("Check failed: best_split_info.left_count > 0")
+        "min_sum_hessian_in_leaf": max(float(est.min_node_weight), MIN_HESSIAN),
         "boost_from_average": bool(est.center_bias),
         "max_bin": int(min(255, max(2, math.ceil(1 / est.quantile_sketch_epsilon)))),
         "num_threads": threads(est),
@@ -337,7 +343,16 @@ def grow(
     done = start
     while done < limit:
         before = booster.current_iteration()
-        booster.update()
+        try:
+            booster.update()
+        except lib.basic.LightGBMError as err:
+            text = re.sub(r"\s+at \S+, line \d+\s*\.?", "", str(err)).strip()
+            raise UsageError(
+                f"{type(est).__name__}(engine='lightgbm'): LightGBM failed growing tree "
+                f"{done + 1}: {text}. The trees before it are kept as far as the last "
+                "checkpoint. A larger min_node_weight or l2_regularization (or engine='xgboost') "
+                "avoids LightGBM's failing checks on small data."
+            ) from None
         if booster.current_iteration() == before:
             break  # no split reaches the minimums: nothing more to learn from these rows
         done += 1
