@@ -1,4 +1,4 @@
-"""BoostedTreesClassifier / Regressor: columns in, tf's keys out, UBJ checkpoints, resume, export."""
+"""BoostedTreesClassifier / Regressor with engine="xgboost": columns in, tf's keys out, UBJ checkpoints, resume, export."""
 
 from __future__ import annotations
 
@@ -56,7 +56,11 @@ def classifier(model_dir, **kw):
     settings = {"n_trees": 20, "max_depth": 3, "learning_rate": 0.3, "config": QUIET}
     settings.update(kw)
     return trainrun.BoostedTreesClassifier(
-        feature_columns=COLUMNS, label_vocabulary=["No", "Yes"], model_dir=model_dir, **settings
+        engine="xgboost",
+        feature_columns=COLUMNS,
+        label_vocabulary=["No", "Yes"],
+        model_dir=model_dir,
+        **settings,
     )
 
 
@@ -134,14 +138,19 @@ def test_streamed_files_train_like_memory(tmp_path, monkeypatch):
 def test_regressor_multiclass_weights_and_center_bias(tmp_path):
     df = frame()
     reg = trainrun.BoostedTreesRegressor(
-        feature_columns=COLUMNS, n_trees=30, max_depth=3, model_dir=tmp_path / "r", config=QUIET
+        engine="xgboost",
+        feature_columns=COLUMNS,
+        n_trees=30,
+        max_depth=3,
+        model_dir=tmp_path / "r",
+        config=QUIET,
     )
     reg.train(trainrun.input_fn(df, response="target"))
     results = reg.evaluate(trainrun.input_fn(df, response="target", shuffle=False))
     assert set(results) == {"average_loss", "label/mean", "loss", "prediction/mean", "global_step"}
     assert results["average_loss"] < 0.5 * df["target"].var()
     df["cls"] = np.digitize(df["x"], [-0.5, 0.5])
-    multi = trainrun.BoostedTreesClassifier(
+    multi = trainrun.BoostedTreesClassifier(engine="xgboost",
         feature_columns=COLUMNS, n_classes=3, n_trees=10, center_bias=True,
         weight_column="w", model_dir=tmp_path / "c", config=QUIET,
     )  # fmt: skip
@@ -167,7 +176,10 @@ def test_refused_columns_and_settings_say_why(tmp_path):
     df = frame()
     with pytest.raises(FeatureColumnError, match="embedding column 'k_embedding'.*categorical"):
         trainrun.BoostedTreesClassifier(
-            feature_columns=[fc.embedding_column(K, 2)], model_dir=tmp_path, config=QUIET
+            engine="xgboost",
+            feature_columns=[fc.embedding_column(K, 2)],
+            model_dir=tmp_path,
+            config=QUIET,
         ).train(trainrun.input_fn(df, response="churn"))
     with pytest.raises(ValueError, match="pruning_mode='pre' needs tree_complexity > 0"):
         classifier(tmp_path, pruning_mode="pre").train(trainrun.input_fn(df, response="churn"))
@@ -199,7 +211,9 @@ def test_fit_infers_columns_and_keeps_missing_values(tmp_path):
     df = frame(300)
     X = df[["x", "age", "k"]].copy()
     X.loc[::7, "x"] = np.nan
-    est = trainrun.BoostedTreesClassifier(n_trees=10, config=QUIET).fit(X, df["churn"])
+    est = trainrun.BoostedTreesClassifier(engine="xgboost", n_trees=10, config=QUIET).fit(
+        X, df["churn"]
+    )
     assert list(est.classes_) == ["No", "Yes"] and est.n_features_in_ == 3
     assert list(est.feature_names_in_) == ["x", "age", "k"]
     assert est.score(X, df["churn"]) > 0.85

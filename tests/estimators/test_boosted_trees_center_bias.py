@@ -30,7 +30,7 @@ def multiclass(model_dir, **kw):
     settings = {"n_trees": 8, "max_depth": 2, "learning_rate": 0.3, "config": QUIET}
     settings.update(kw)
     return trainrun.BoostedTreesClassifier(
-        feature_columns=COLUMNS, n_classes=3, model_dir=model_dir, **settings
+        engine="xgboost", feature_columns=COLUMNS, n_classes=3, model_dir=model_dir, **settings
     )
 
 
@@ -92,12 +92,18 @@ def test_binary_center_bias_checkpoints_resume_and_export_agree(tmp_path):
     df["yes"] = (df["cls"] > 0).astype(int)
     settings = {"n_trees": 6, "max_depth": 2, "center_bias": True, "config": QUIET}
     cols = {"feature_columns": COLUMNS}
-    whole = trainrun.BoostedTreesClassifier(**cols, model_dir=tmp_path / "w", **settings)
+    whole = trainrun.BoostedTreesClassifier(
+        engine="xgboost", **cols, model_dir=tmp_path / "w", **settings
+    )
     whole.train(trainrun.input_fn(df, response="yes"))
     want = logits(whole, df)
-    part = trainrun.BoostedTreesClassifier(**cols, model_dir=tmp_path / "p", **settings)
+    part = trainrun.BoostedTreesClassifier(
+        engine="xgboost", **cols, model_dir=tmp_path / "p", **settings
+    )
     part.train(trainrun.input_fn(df, response="yes"), steps=2)
-    resumed = trainrun.BoostedTreesClassifier(**cols, model_dir=tmp_path / "p", **settings)
+    resumed = trainrun.BoostedTreesClassifier(
+        engine="xgboost", **cols, model_dir=tmp_path / "p", **settings
+    )
     resumed.train(trainrun.input_fn(df, response="yes"))
     np.testing.assert_allclose(logits(resumed, df), want, rtol=1e-5, atol=1e-5)
     loaded = trainrun.load_exported(whole.export(tmp_path / "export"))

@@ -458,7 +458,7 @@ def test_engine_params_reach_xgboost(tmp_path):
     df = frame()
     est = trainrun.BoostedTreesClassifier(
         feature_columns=COLUMNS, label_vocabulary=["No", "Yes"], model_dir=tmp_path,
-        n_trees=3, max_depth=4, config=QUIET, engine_params={"max_depth": 1},
+        n_trees=3, max_depth=4, config=QUIET, engine="xgboost", engine_params={"max_depth": 1},
     )  # fmt: skip
     est.train(trainrun.input_fn(df, response="churn"))
     trees = est.booster_.trees_to_dataframe()
@@ -504,7 +504,9 @@ def test_a_model_dir_of_one_engine_is_refused_by_the_other(tmp_path):
 
 def test_unknown_engine_and_lightgbm_multi_output_are_refused(tmp_path):
     df = frame(100)
-    with pytest.raises(UsageError, match=r"'engine' parameter.*'xgboost' or 'lightgbm'.*catboost"):
+    with pytest.raises(
+        UsageError, match=r"'engine' parameter.*'auto', 'lightgbm' or 'xgboost'.*catboost"
+    ):
         classifier(tmp_path, engine="catboost").train(trainrun.input_fn(df, response="churn"))
     df["t2"] = df["target"] * 2
     with pytest.raises(UsageError, match=r"label_dimension=2.*engine='xgboost'"):
@@ -719,3 +721,36 @@ def test_many_trees_at_tf_default_min_node_weight_train_on_small_data(monkeypatc
     monkeypatch.setattr(_lightgbm, "MIN_HESSIAN", 0.0)
     with pytest.raises(UsageError, match=r"failed growing tree \d+: Check failed.*min_node_weight"):
         make().fit(x_train, y_train)
+
+
+def test_the_default_engine_grows_lightgbm_and_continues_a_model_dirs_own_engine(tmp_path):
+    df = frame(200)
+    new = classifier(tmp_path / "new", engine="auto", n_trees=4)
+    new.train(fixed(df, response="churn"))
+    assert new.engine_ == "lightgbm"
+    assert sorted(p.name for p in (tmp_path / "new").glob("trees-*")) == [
+        "trees-4.json",
+        "trees-4.txt",
+    ]
+    # trees an earlier trainrun grew with XGBoost go on growing with XGBoost
+    classifier(tmp_path / "old", engine="xgboost", n_trees=4).train(fixed(df, response="churn"))
+    more = classifier(tmp_path / "old", engine="auto", n_trees=6)
+    assert more.get_params()["engine"] == "auto"
+    more.train(fixed(df, response="churn"))
+    assert more.engine_ == "xgboost" and more.global_step_ == 6
+    assert (tmp_path / "old" / "trees-6.ubj").exists()
+    assert not list((tmp_path / "old").glob("*.txt"))
+    # an explicit engine that differs is refused, naming the stored one
+    with pytest.raises(ModelDirError, match="grown by xgboost.*engine='xgboost'"):
+        classifier(tmp_path / "old", engine="lightgbm").train(fixed(df, response="churn"))
+
+
+def test_the_default_engine_is_xgboost_for_several_label_dimensions(tmp_path):
+    df = frame(200)
+    df["y2"] = df["x"] * 2
+    est = regressor(tmp_path, engine="auto", label_dimension=2, n_trees=3)
+    fn = trainrun.input_fn(df, response=["x", "y2"], features=["age", "k", "city"], shuffle=False)
+    est.set_params(feature_columns=COLUMNS[1:])
+    est.train(fn)
+    assert est.engine_ == "xgboost"
+    assert est.predict_frame(fn).filter(like="predictions").shape[1] == 2

@@ -2,12 +2,16 @@
 
 tf.estimator's (and R tfestimators') boosted trees, with the same feature columns,
 input_fn, model_dir, metric and prediction keys, run recording and export as the
-other estimators. ``engine=`` chooses what grows the trees: ``"xgboost"`` (the default:
-XGBoost's ``hist`` method, chosen over LightGBM on the churn data: the same test AUC, at
-least as fast, and a portable JSON / UBJSON model format; ``bench/boosted_trees.py``
-measures both) or ``"lightgbm"``, whose mapping of tf's arguments is the table in
-``trainrun.estimators._lightgbm``. ``engine_params`` passes the engine's own parameters
-(they override what tf's arguments set). The table below is XGBoost's.
+other estimators. ``engine=`` chooses what grows the trees: ``"lightgbm"`` (its mapping of
+tf's arguments is the table in ``trainrun.estimators._lightgbm``) or ``"xgboost"`` (XGBoost's
+``hist`` method; the table below). The default, ``"auto"``, continues the trees a model_dir
+holds with their own engine and grows new ones with LightGBM (XGBoost for
+``label_dimension > 1``, which LightGBM cannot grow): on the churn data and scikit-learn's
+four data sets LightGBM was as good or better (the only engine within issue 12's quality
+target on all four) and no slower (docs/estimator-families.md, "Which engine"; figures
+from ``scripts/quality_sklearn.py``, ``scripts/churn_quality.py`` and
+``bench/boosted_trees.py``). ``engine_params`` passes the engine's own parameters (they
+override what tf's arguments set).
 
 ==========================  =====================================================
 tf argument                 XGBoost
@@ -41,7 +45,7 @@ export is ``spec.json`` + ``model.ubj``, read back by :func:`trainrun.load_expor
 Input files (CSV / Parquet) are streamed chunk by chunk into XGBoost's quantised
 ``QuantileDMatrix``: the raw data is never held in memory whole. With LightGBM the same
 are ``trees-<n>.txt`` / ``model.txt`` (LightGBM's text model), and files go through a
-memory-mapped spill that is deleted once LightGBM has binned it.
+spill file, read back a batch at a time and deleted once LightGBM has binned it.
 
 >>> import trainrun as tr
 >>> est = tr.BoostedTreesClassifier(feature_columns=[tr.numeric_column("tenure")],
@@ -294,7 +298,7 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "model_dir": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a path or None"),
     "config": (lambda v: v is None or isinstance(v, RunConfig), "a RunConfig or None"),
     "num_threads": (lambda v: v is None or (_is_int(v) and v > 0), "a positive int or None"),
-    "engine": (lambda v: v in ENGINES, "'xgboost' or 'lightgbm'"),
+    "engine": (lambda v: v in ("auto", *ENGINES), "'auto', 'lightgbm' or 'xgboost'"),
     "engine_params": (
         lambda v: v is None or (isinstance(v, Mapping) and all(isinstance(k, str) for k in v)),
         "a dict of the engine's own parameters (str keys) or None",
@@ -421,19 +425,34 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             self._reload_if_newer()
             return
         self._validate_params()
-        _engine_module(self.engine)
         from trainrun.estimators.base import Estimator
 
         self.model_dir_ = Estimator._resolve_model_dir(self)  # type: ignore[arg-type]
+        found = latest_tree_checkpoint(self.model_dir_)
+        self.engine_ = self._resolve_engine(found)
+        _engine_module(self.engine_)
         self.head_ = self._build_head()
         self.features_ = TreeFeatures(self._columns_list())
         self.booster_ = None
         self._trees = 0
         self._checkpoint_path: Path | None = None
-        found = latest_tree_checkpoint(self.model_dir_)
         if found is not None:
             self._restore(found)
         self._built_empty = self.booster_ is None
+
+    def _resolve_engine(self, checkpoint: Path | None) -> str:
+        """``engine``, or for ``"auto"``: the engine of the trees in model_dir, else LightGBM
+        (XGBoost for ``label_dimension > 1``, which LightGBM cannot grow)."""
+        if self.engine != "auto":
+            return self.engine
+        if checkpoint is not None:
+            try:
+                stored = json.loads(checkpoint.read_text()).get("engine", "xgboost")
+            except (OSError, ValueError, AttributeError):
+                stored = None  # _restore says what is wrong with the file
+            if stored in ENGINES:
+                return str(stored)
+        return "xgboost" if getattr(self, "label_dimension", 1) > 1 else "lightgbm"
 
     @property
     def global_step_(self) -> int:
@@ -619,7 +638,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             history.start_step = history.end_step = start
             return history
         batch_size = getattr(input_fn, "batch_size", 128)
-        if self.engine == "lightgbm":
+        if self.engine_ == "lightgbm":
             return self._train_lightgbm(input_fn, state, limit, batch_size, history, own, all_cbs)
         xgb = _xgb()
         dtrain, rows = self._dmatrix(input_fn)
@@ -797,7 +816,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         return {
             "format": CHECKPOINT_FORMAT,
             "estimator": type(self).__name__,
-            "engine": self.engine,
+            "engine": self.engine_,
             "global_step": self.global_step_,
             "params": {k: _jsonable(v) for k, v in self.get_params().items()},
             "head": self.head_.to_config(),
@@ -813,9 +832,9 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
     def _save_checkpoint(self, step: int) -> Path:
         if self.booster_ is None:
             raise NotTrainedError("No trees to checkpoint yet.")
-        suffix = SUFFIX[self.engine]
+        suffix = SUFFIX[self.engine_]
         _write_atomic(
-            self.model_dir_ / f"trees-{step}{suffix}", _save_model(self.engine, self.booster_)
+            self.model_dir_ / f"trees-{step}{suffix}", _save_model(self.engine_, self.booster_)
         )
         meta = json.dumps(self._meta(), indent=1, sort_keys=True).encode()
         path = self.model_dir_ / f"trees-{step}.json"
@@ -834,10 +853,10 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
 
         meta = json.loads(path.read_text())
         stored_engine = meta.get("engine", "xgboost")
-        if stored_engine != self.engine:
+        if stored_engine != self.engine_:
             raise ModelDirError(
                 f"model_dir {self.model_dir_} holds trees grown by {stored_engine}, but this "
-                f"{type(self).__name__} has engine={self.engine!r}. Pass engine="
+                f"{type(self).__name__} has engine={self.engine_!r}. Pass engine="
                 f"{stored_engine!r} to use or continue them, or use a new model_dir."
             )
         mine = {
@@ -857,7 +876,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
                 "differ. Use a new model_dir, delete the old one, or construct the estimator with "
                 "the stored settings."
             )
-        self.booster_ = _load_model(self.engine, path.with_suffix(SUFFIX[self.engine]))
+        self.booster_ = _load_model(self.engine_, path.with_suffix(SUFFIX[self.engine_]))
         self._trees = int(meta["global_step"])
         self._checkpoint_path = path
 
@@ -885,7 +904,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             )
 
     def _margins(self, x: np.ndarray) -> np.ndarray:
-        if self.engine == "lightgbm":
+        if self.engine_ == "lightgbm":
             from trainrun.estimators import _lightgbm
 
             return _lightgbm.margins(self.booster_, x, _lightgbm.threads(self))
@@ -969,7 +988,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         summed); ``normalize=True`` divides by the total so that the values sum to 1.
         """
         self._require_trained("give feature importances of")
-        if self.engine == "lightgbm":
+        if self.engine_ == "lightgbm":
             from trainrun.estimators import _lightgbm
 
             gains = _lightgbm.gains(self.booster_, self.features_.names)
@@ -1009,15 +1028,17 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             )
         path.mkdir(parents=True, exist_ok=True)
         for other in SUFFIX.values():  # a re-export with the other engine leaves one model
-            if other != SUFFIX[self.engine]:
+            if other != SUFFIX[self.engine_]:
                 (path / f"model{other}").unlink(missing_ok=True)
-        _write_atomic(path / f"model{SUFFIX[self.engine]}", _save_model(self.engine, self.booster_))
+        _write_atomic(
+            path / f"model{SUFFIX[self.engine_]}", _save_model(self.engine_, self.booster_)
+        )
         spec = {
             **(metadata or {}),
             "format": EXPORT_FORMAT,
             "trainrun_version": __version__,
             "estimator": type(self).__name__,
-            "engine": self.engine,
+            "engine": self.engine_,
             "global_step": self.global_step_,
             "head": self.head_.to_config(),
             "columns": columns_to_config(self._columns_list()),
@@ -1100,7 +1121,7 @@ class BoostedTreesClassifier(_BoostedTrees):
         center_bias: bool = False,
         pruning_mode: str = "none",
         quantile_sketch_epsilon: float = 0.01,
-        engine: str = "xgboost",
+        engine: str = "auto",
         engine_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.feature_columns = feature_columns
@@ -1153,7 +1174,7 @@ class BoostedTreesRegressor(_BoostedTrees):
         center_bias: bool = False,
         pruning_mode: str = "none",
         quantile_sketch_epsilon: float = 0.01,
-        engine: str = "xgboost",
+        engine: str = "auto",
         engine_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.feature_columns = feature_columns
