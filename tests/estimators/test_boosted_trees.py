@@ -242,7 +242,7 @@ def test_train_and_evaluate_checkpoints_evaluates_and_exports(tmp_path):
     assert partial["global_step"] == 10
 
 
-def test_the_tree_matrix_reads_the_packed_ids_block_as_the_per_column_lookup_does():
+def test_the_tree_matrix_reads_the_packed_ids_block_as_the_per_column_lookup_does(monkeypatch):
     # TreeFeatures.matrix reads single-valued categorical columns straight out of the packed
     # ids block in numpy; a dict keyed by plain column names goes the general way.
     from trainrun.estimators.boosted_trees import TreeFeatures
@@ -274,6 +274,10 @@ def test_the_tree_matrix_reads_the_packed_ids_block_as_the_per_column_lookup_doe
     plain = {name: encoded_column(encoded, name) for name in names}
     packed, general = features.matrix(encoded), features.matrix(plain)
     assert np.array_equal(packed, general, equal_nan=True)
+    # written in bands of rows: bands that do not divide the rows give the same matrix
+    monkeypatch.setattr(boosted_trees, "MATRIX_BAND", 64)
+    assert np.array_equal(features.matrix(encoded), packed, equal_nan=True)
+    assert np.array_equal(features.matrix(plain), packed, equal_nan=True)
     assert (
         np.isnan(packed[:, 3]).sum() == 0
         and packed[:, 1:3].sum() == (df["c"].isin(["x", "y"])).sum()

@@ -91,6 +91,8 @@ MODEL_FILE = "model.ubj"
 _CKPT = re.compile(r"^trees-(\d+)\.json$")
 #: Rows gathered from an input_fn's batches before they go to XGBoost as one chunk.
 CHUNK_ROWS = 262_144
+#: Rows of the tree matrix written together (all their features while they are in cache).
+MATRIX_BAND = 4_096
 
 
 def _engine_module(engine: str) -> Any:
@@ -200,7 +202,10 @@ class TreeFeatures:
         self.owner.extend([col.name] * len(names))
 
     def matrix(self, encoded: Mapping[str, Any]) -> np.ndarray:
-        """One float32 ``[N, features]`` matrix, each column block written in place."""
+        """One float32 ``[N, features]`` matrix, each column block written in place.
+
+        Written a band of rows at a time: every feature of a band while the band is in
+        the cache, instead of one pass over all rows per feature column."""
         from trainrun.feature_columns import encoded_column
         from trainrun.feature_columns._blocks import IDS, _blocks
 
@@ -213,32 +218,48 @@ class TreeFeatures:
             pad = sum(size for _, size, _ in layout.values())
             for j, (name, (start, _, _)) in enumerate(layout.items()):
                 packed[name] = (arr[:, j], start, pad)
+        sources: list[tuple[str, Any, int, int]] = []  # (how, values, first column, width)
         at = 0
         for kind, col, width in self.plan:
-            block = out[:, at : at + width]
-            at += width
             if kind == "numeric":
-                block[:] = encoded_column(encoded, col.name).numpy().reshape(n, width)
-                continue
-            name = (col.categorical_column if kind == "indicator" else col).name
-            if name not in encoded and name in packed:
-                g, start, pad = packed[name]
-                rows = np.flatnonzero(g != pad)
-                if kind == "indicator":
-                    block[rows, g[rows] - start] = 1.0
+                values = encoded_column(encoded, col.name).numpy().reshape(n, width)
+                sources.append(("values", values, at, width))
+            else:
+                name = (col.categorical_column if kind == "indicator" else col).name
+                if name not in encoded and name in packed:
+                    g, start, pad = packed[name]
+                    # ids within the column, "no value" -> -1
+                    sources.append((kind, (g, start, pad), at, width))
                 else:
-                    block[:, 0] = np.nan
-                    block[rows, 0] = g[rows] - start
-                continue
-            ids = encoded_column(encoded, name).numpy().reshape(n, -1)
-            if kind != "indicator":
-                block[:, 0] = np.where(ids[:, 0] >= 0, ids[:, 0], np.nan)
-            elif ids.shape[1] == 1:  # one value per row: a plain scatter
-                rows = np.flatnonzero(ids[:, 0] >= 0)
-                block[rows, ids[rows, 0]] = 1.0
-            else:  # multi-valent: counts (a value may repeat)
-                rows, slots = np.nonzero(ids >= 0)
-                np.add.at(block, (rows, ids[rows, slots]), 1.0)
+                    ids = encoded_column(encoded, name).numpy().reshape(n, -1)
+                    sources.append((kind, (ids, 0, None), at, width))
+            at += width
+        for lo in range(0, n, MATRIX_BAND):
+            hi = min(n, lo + MATRIX_BAND)
+            band = out[lo:hi]
+            for how, values, first, width in sources:
+                block = band[:, first : first + width]
+                if how == "values":
+                    block[:] = values[lo:hi]
+                    continue
+                ids, shift, pad = values
+                ids = ids[lo:hi]
+                if pad is not None:  # a packed column: one id per row
+                    rows = np.flatnonzero(ids != pad)
+                    local = ids[rows] - shift
+                    if how == "indicator":
+                        block[rows, local] = 1.0
+                    else:
+                        block[:, 0] = np.nan
+                        block[rows, 0] = local
+                elif how != "indicator":
+                    block[:, 0] = np.where(ids[:, 0] >= 0, ids[:, 0], np.nan)
+                elif ids.shape[1] == 1:  # one value per row: a plain scatter
+                    rows = np.flatnonzero(ids[:, 0] >= 0)
+                    block[rows, ids[rows, 0]] = 1.0
+                else:  # multi-valent: counts (a value may repeat)
+                    rows, slots = np.nonzero(ids >= 0)
+                    np.add.at(block, (rows, ids[rows, slots]), 1.0)
         return out
 
 
