@@ -448,9 +448,9 @@ def _fold_scores(task: tuple) -> dict[tuple, tuple[float, float]]:
         except Exception as err:  # noqa: BLE001 - an engine's own failure at a budget
             if type(err).__name__ != "LightGBMError":
                 raise
-            # LightGBM 4 aborts some budgets ("Check failed: (best_split_info.left_count) >
-            # (0)", with min_sum_hessian_in_leaf 0 and no L1/L2): the estimator would fail
-            # there too, so the budget cannot be chosen (``choose`` drops it)
+            # a budget LightGBM fails at cannot be chosen (``choose`` drops it); since the
+            # engine passes min_sum_hessian_in_leaf >= 1e-3 none has (at 0, LightGBM 4 aborted
+            # "Check failed: (best_split_info.left_count) > (0)" on small data)
             data.clear()
             continue
         for n, pred in zip(grid["n_trees"], preds, strict=True):
