@@ -766,10 +766,11 @@ def table(rows: list[dict], book: dict | None = None, engines=ENGINES) -> str:
         "budget is chosen on a test part, and no split's budget sees data outside that "
         "split's training part (the earlier tuning pooled all splits' folds into one budget "
         "per data set, so one split's folds held other splits' test rows). A "
-        "`tree_complexity` above 0 goes with `pruning_mode='post'`. LightGBM 4.7 aborts "
-        "some budgets with `min_node_weight` 0 and no L1/L2 on small folds ('Check failed: "
-        "(best_split_info.left_count) > (0)'): the estimator would fail there too, so they "
-        "are no candidates. The grids:",
+        "`tree_complexity` above 0 goes with `pruning_mode='post'`. A budget an "
+        "engine fails at would be no candidate; none did (the LightGBM engine passes "
+        "`min_sum_hessian_in_leaf` >= 1e-3: at `min_node_weight` 0 passed as it was, LightGBM "
+        "4.7 aborted small folds, 'Check failed: (best_split_info.left_count) > (0)'). "
+        "The grids:",
         "",
         *(f"- `{g}`: {_grid_text(GRIDS[g])}" for g in grids),
         "",
