@@ -659,80 +659,9 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             history.start_step = history.end_step = start
             return history
         batch_size = getattr(input_fn, "batch_size", 128)
-        if self.engine_ == "lightgbm":
-            return self._train_lightgbm(input_fn, state, limit, batch_size, history, own, all_cbs)
-        xgb = _xgb()
-        dtrain, rows = self._dmatrix(input_fn)
-        params = self._booster_params(rows, batch_size)
-        if self.center_bias:
-            params["base_score"] = self._prior(input_fn)
-        else:
-            params["base_score"] = 0.5 if self.head_.kind == "binary" else 0.0
-        if self.booster_ is not None:
-            params.pop("base_score")  # a resumed model keeps its own
 
-        # The training loss of at most ~20 trees: each one costs XGBoost a pass over the data.
-        every = max(1, (limit - start) // 20)
-
-        class _Steps(xgb.callback.TrainingCallback):  # type: ignore[misc,name-defined]
-            def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
-                state.global_step += 1
-                state.examples += rows
-                est._trees = state.global_step
-                est.booster_ = model
-                state.step_losses = []
-                if (state.global_step - start) % every == 0 or state.global_step == limit:
-                    text = model.eval_set([(dtrain, "train")], epoch)  # "[3]\ttrain-logloss:0.41"
-                    metric = float(text.rsplit(":", 1)[1])
-                    loss = metric**2 if params["eval_metric"] == "rmse" else metric
-                    state.step_losses = [(state.global_step, loss)]
-                    for cb in all_cbs:
-                        cb.on_losses(state)
-                for cb in all_cbs:
-                    cb.on_step_end(state)
-                return bool(state.stop_training)
-
-        est = self
-        for cb in all_cbs:
-            cb.on_train_begin(state)
-        try:
-            with self.config_.threads():
-                booster = xgb.train(
-                    params,
-                    dtrain,
-                    num_boost_round=limit - start,
-                    xgb_model=self.booster_,
-                    callbacks=[_Steps()],
-                    verbose_eval=False,
-                )
-            self.booster_ = booster
-            self._trees = state.global_step
-        finally:
-            for cb in all_cbs:
-                cb.on_train_end(state)
-            for cb in own:
-                if isinstance(cb, TensorBoardLogger):
-                    cb.close()
-        return history
-
-    def _train_lightgbm(
-        self,
-        input_fn: Any,
-        state: Any,
-        limit: int,
-        batch_size: int,
-        history: Any,
-        own: list[Any],
-        all_cbs: list[Any],
-    ) -> Any:
-        from trainrun.estimators import _lightgbm
-        from trainrun.estimators.base import _resolve_input_fn
-        from trainrun.training.callbacks import TensorBoardLogger
-
-        start = state.global_step
-        in_memory = bool(getattr(_resolve_input_fn(input_fn), "in_memory", True))
-
-        def on_tree(booster: Any, loss: float | None, rows: int) -> bool:
+        def tree_done(booster: Any, loss: float | None, rows: int) -> bool:
+            """After each tree, whichever engine grew it: the step's callbacks; True stops."""
             state.global_step += 1
             state.examples += rows
             self._trees = state.global_step
@@ -745,14 +674,12 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
                 cb.on_step_end(state)
             return bool(state.stop_training)
 
+        grow = self._grow_lightgbm if self.engine_ == "lightgbm" else self._grow_xgboost
         for cb in all_cbs:
             cb.on_train_begin(state)
         try:
             with self.config_.threads():
-                booster = _lightgbm.grow(
-                    self, input_fn, start, limit, batch_size, in_memory, on_tree
-                )
-            self.booster_ = booster
+                self.booster_ = grow(input_fn, start, limit, batch_size, tree_done)
             self._trees = state.global_step
         finally:
             for cb in all_cbs:
@@ -761,6 +688,53 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
                 if isinstance(cb, TensorBoardLogger):
                     cb.close()
         return history
+
+    def _grow_xgboost(
+        self, input_fn: Any, start: int, limit: int, batch_size: int, tree_done: Any
+    ) -> Any:
+        """Trees ``start..limit`` with XGBoost; ``tree_done(booster, loss or None, rows)``."""
+        xgb = _xgb()
+        dtrain, rows = self._dmatrix(input_fn)
+        params = self._booster_params(rows, batch_size)
+        if self.center_bias:
+            params["base_score"] = self._prior(input_fn)
+        else:
+            params["base_score"] = 0.5 if self.head_.kind == "binary" else 0.0
+        if self.booster_ is not None:
+            params.pop("base_score")  # a resumed model keeps its own
+
+        # The training loss of at most ~20 trees: each one costs XGBoost a pass over the data.
+        every = max(1, (limit - start) // 20)
+        done = [start]
+
+        class _Steps(xgb.callback.TrainingCallback):  # type: ignore[misc,name-defined]
+            def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
+                done[0] += 1
+                loss = None
+                if (done[0] - start) % every == 0 or done[0] == limit:
+                    text = model.eval_set([(dtrain, "train")], epoch)  # "[3]\ttrain-logloss:0.41"
+                    metric = float(text.rsplit(":", 1)[1])
+                    loss = metric**2 if params["eval_metric"] == "rmse" else metric
+                return bool(tree_done(model, loss, rows))
+
+        return xgb.train(
+            params,
+            dtrain,
+            num_boost_round=limit - start,
+            xgb_model=self.booster_,
+            callbacks=[_Steps()],
+            verbose_eval=False,
+        )
+
+    def _grow_lightgbm(
+        self, input_fn: Any, start: int, limit: int, batch_size: int, tree_done: Any
+    ) -> Any:
+        """Trees ``start..limit`` with LightGBM; ``tree_done(booster, loss or None, rows)``."""
+        from trainrun.estimators import _lightgbm
+        from trainrun.estimators.base import _resolve_input_fn
+
+        in_memory = bool(getattr(_resolve_input_fn(input_fn), "in_memory", True))
+        return _lightgbm.grow(self, input_fn, start, limit, batch_size, in_memory, tree_done)
 
     def _limit(self, start: int, steps: int | None, max_steps: int | None) -> int:
         from trainrun.estimators.base import _env_max_steps
