@@ -49,7 +49,6 @@ import numpy as np
 
 from trainrun.exceptions import InputError, MissingExtraError, ModelDirError, UsageError
 
-MODEL_SUFFIX = ".txt"
 #: The least ``min_sum_hessian_in_leaf`` passed to LightGBM (its own default).
 MIN_HESSIAN = 1e-3
 #: Rows LightGBM reads from a spilled training set at a time while binning it.

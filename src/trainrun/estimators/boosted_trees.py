@@ -87,7 +87,6 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "trainrun.boosted_trees/1"
 EXPORT_FORMAT = "trainrun.boosted_trees_export/1"
-MODEL_FILE = "model.ubj"
 _CKPT = re.compile(r"^trees-(\d+)\.json$")
 #: Rows gathered from an input_fn's batches before they go to XGBoost as one chunk.
 CHUNK_ROWS = 262_144
