@@ -329,13 +329,22 @@ def test_run_page_follows_a_running_run(dashboard, make_run, tmp_path):
     assert tip.startswith("step ") and "loss:" in tip and "val_loss:" in tip
 
 
-def test_a_report_in_a_notebook_takes_the_height_of_its_content(make_run, tmp_path):
+def test_a_report_in_a_notebook_takes_the_height_of_its_content(make_run, tmp_path, wait_until):
     # the notebook's output area, as Jupyter shows a RunReport: our frame and its script
     rep = report.run_report(make_run(flags={f"f{i}": i for i in range(30)}))
     shown = rep._repr_html_()
     guess = int(re.search(r"height:(\d+)px", shown).group(1))
     host = tmp_path / "notebook.html"
     host.write_text(f"<!doctype html><html><body><div class='output'>{shown}</div></body></html>")
-    dom = dump_dom(host.as_uri(), tmp_path / "profile")
-    height = int(re.search(r'<iframe id="[^"]+"[^>]*style="[^"]*height: ?(\d+)px', dom).group(1))
+    # A live tab polled until the frame reports its height: a --dump-dom snapshot could
+    # be taken before the frame's message arrived on a loaded machine (failed so in CI).
+    page = Page(tmp_path / "profile", wait_until)
+    try:
+        page.goto(host.as_uri())
+        height = page.wait_for(
+            "(() => { const h = parseInt(document.querySelector('iframe').style.height);"
+            f" return h !== {guess} && h > 1000 ? h : null; }})()"
+        )
+    finally:
+        page.close()
     assert height != guess and 1000 < height < 20000, (guess, height)  # its own height
