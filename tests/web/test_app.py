@@ -78,6 +78,22 @@ def test_status_turns_from_running_to_killed(client, runs_dir):
     assert status["status"] == "killed"
 
 
+def test_status_poll_of_a_run_that_ends_while_it_is_polled(client, runs_dir, monkeypatch):
+    # the owner writes its end and exits between the poll's read and its liveness check
+    run_dir = record.new_run_dir(runs_dir)
+    run = {"status": "running", "pid": 999_999_999, "host": record.HOST}
+    record.write_json(run_dir / record.RUN_FILE, run)
+    alive = record.process_alive
+
+    def check(pid, pid_start=None):
+        record.write_json(run_dir / record.RUN_FILE, {**run, "status": "completed"})
+        return alive(pid, pid_start)
+
+    monkeypatch.setattr(record, "process_alive", check)
+    status = client.get(f"/api/runs/{run_dir.name}", params={"fields": "status"}).json()
+    assert status["status"] == "completed"
+
+
 def test_compare_page_and_twin(client, make_run):
     a, b = make_run(flags={"dropout": 0.1}), make_run(flags={"dropout": 0.5})
     page = client.get("/compare", params={"runs": f"{a.name},{b.name}"})

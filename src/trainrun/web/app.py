@@ -530,7 +530,11 @@ class Dashboard:
                     raise RunRecordError(
                         f"{run_dir / record.RUN_FILE} does not hold a JSON object."
                     )
-                return _json({"id": run_id, "status": record.resolve_status(run)})
+                status = record.resolve_status(run)
+                if status == "killed" and record.finished_since(run_dir, run):
+                    # it ended between the read and the check: its end, not 'killed'
+                    status = record.read_run(run_dir)["status"]
+                return _json({"id": run_id, "status": status})
             if request.query_params.get("fields") == "live":
                 # a running run's page: its charts and output tail, redrawn as they arrive
                 return _json(render_live(_report_data.live_data(run_dir)))

@@ -72,6 +72,7 @@ __all__ = [
     "new_run_dir",
     "open_regular",
     "parse_json",
+    "finished_since",
     "parse_metrics",
     "read_bytes",
     "read_head_tail",
@@ -338,6 +339,19 @@ def resolve_status(run: Mapping[str, Any]) -> str:
     return "running" if process_alive(pid, pid_start) else "killed"
 
 
+def finished_since(run_dir: str | os.PathLike[str], run: Mapping[str, Any]) -> bool:
+    """Whether run.json, read as ``run`` (written 'running') and found with its owner
+    dead, says something else now: the owner wrote its end and exited between the read
+    and the check. The caller reads the record again instead of calling it killed."""
+    if (run.get("status") or "running") != "running":
+        return False
+    try:
+        again = read_json(Path(run_dir) / RUN_FILE)
+    except (RunRecordError, OSError):
+        return False
+    return isinstance(again, dict) and (again.get("status") or "running") != "running"
+
+
 def _is_int64(value: Any) -> bool:
     return type(value) is int and -(2**63) <= value < 2**63
 
@@ -570,6 +584,8 @@ def read_run(
     else:
         run = check_run_fields(run, problems)
         status = resolve_status(run)
+        if status == "killed" and finished_since(run_dir, run):
+            return read_run(run_dir, history)  # it ended between the read and the check
     record: dict[str, Any] = dict(run)
     record["id"] = run_dir.name
     record["run_dir"] = str(run_dir)

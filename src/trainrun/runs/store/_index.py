@@ -259,7 +259,9 @@ def _last_metrics(path: str, problems: list[str]) -> dict[str, Any]:
     return last
 
 
-def read_row(run_dir: str, name: str, now: float | None = None) -> dict[str, Any]:
+def read_row(
+    run_dir: str, name: str, now: float | None = None, *, _again: bool = False
+) -> dict[str, Any]:
     """One run folder as a flat row (the index's and the listing's unit).
 
     Keys: ``id``, ``status`` (resolved), ``start``/``end`` (µs since the epoch),
@@ -281,6 +283,9 @@ def read_row(run_dir: str, name: str, now: float | None = None) -> dict[str, Any
     else:
         run = record.check_run_fields(run, problems)
         status = record.resolve_status(run)
+        if status == "killed" and not _again and record.finished_since(path, run):
+            # the owner finished the record and exited between our read and the check
+            return read_row(run_dir, name, now, _again=True)
     row: dict[str, Any] = {
         "id": name,
         "status": status,
@@ -444,6 +449,23 @@ class Table:
 
 def _signature(path: str) -> str:
     return ",".join(f"{x:.0f}" for x in record.file_signature(path))
+
+
+def stored_running(
+    path: str, sig: str, host: str | None, pid: int | None, pid_start: int | None
+) -> str | None:
+    """The status now of a run the index holds as running, from its stored process, or
+    None when its files changed since (it is read again). The files are compared again
+    after a dead process is found: a run that wrote its end and then exited between
+    the two looks is read, not called killed."""
+    if _signature(path) != sig:
+        return None
+    status = record.resolve_status(
+        {"status": "running", "host": host, "pid": pid, "pid_start": pid_start}
+    )
+    if status != "running" and _signature(path) != sig:
+        return None
+    return status
 
 
 class _Index:
@@ -674,16 +696,13 @@ class _Index:
             elif full or old is None or old[_MTIME] != mtime:
                 to_read.append((name, mtime))
             elif old[_STATUS] == "running":
-                sig, host, pid, pid_start = self.db.execute(
+                stored = self.db.execute(
                     "SELECT sig, host, pid, pid_start FROM runs WHERE id = ?", (name,)
                 ).fetchone()
-                if _signature(base + name) != sig:
+                status = stored_running(base + name, *stored)
+                if status is None:
                     to_read.append((name, mtime))
-                    continue
-                status = record.resolve_status(
-                    {"status": "running", "host": host, "pid": pid, "pid_start": pid_start}
-                )
-                if status != "running":
+                elif status != "running":
                     status_updates.append((status, name))
         if new_dir_mtime is not None and stored is not None and stored[0] == str(new_dir_mtime):
             new_dir_mtime = None  # already stored

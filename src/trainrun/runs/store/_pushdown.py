@@ -178,7 +178,7 @@ def fast_changes(
             new_dir_mtime = dir_mtime
     names |= {r[0] for r in db.execute("SELECT id FROM runs WHERE mtime < 0")}
     status_updates: list[tuple[str, str]] = []
-    from trainrun.runs.store._index import _signature
+    from trainrun.runs.store._index import stored_running
 
     running = db.execute(
         "SELECT id, sig, host, pid, pid_start FROM runs WHERE status = 'running'"
@@ -186,13 +186,10 @@ def fast_changes(
     for name, sig, host, pid, pid_start in running:
         if name in names or name in gone:
             continue
-        if _signature(base + name) != sig:
+        status = stored_running(base + name, sig, host, pid, pid_start)
+        if status is None:
             names.add(name)
-            continue
-        status = record.resolve_status(
-            {"status": "running", "host": host, "pid": pid, "pid_start": pid_start}
-        )
-        if status != "running":
+        elif status != "running":
             status_updates.append((status, name))
     to_read: list[tuple[str, int]] = []
     for name in sorted(names):
