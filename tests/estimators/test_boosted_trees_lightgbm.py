@@ -7,6 +7,7 @@ Each test trains a few small models; "the same as LightGBM" means LightGBM's own
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -545,6 +546,37 @@ def test_training_is_deterministic_quiet_and_uses_the_configured_threads(
     one.predict_frame(fixed(df.head(3)))
     assert asked == [3, 1]
     assert capfd.readouterr() == ("", "")
+
+
+AFFINITY = """
+import json, os
+import pandas as pd
+import trainrun
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+cfg = trainrun.RunConfig(seed=0, progress=False, tensorboard=False)
+df = pd.DataFrame({"x": [float(i % 7) for i in range(40)], "y": [i % 2 for i in range(40)]})
+used = []
+for engine in ("lightgbm", "xgboost"):
+    est = trainrun.BoostedTreesClassifier(
+        feature_columns=[trainrun.numeric_column("x")], n_trees=2, engine=engine, config=cfg
+    )
+    est.train(trainrun.input_fn(df, response="y", batch_size=40))
+    if engine == "lightgbm":
+        used.append(est.booster_.params["num_threads"])
+    else:
+        used.append(json.loads(est.booster_.save_config())["learner"]["generic_param"]["nthread"])
+print(*used)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_the_default_threads_are_the_cores_this_process_may_use():
+    # a process pinned to one core (taskset, a container's cpuset) grows on one thread,
+    # whatever the machine's core count, with either engine
+    out = subprocess.run(
+        [sys.executable, "-c", AFFINITY], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["1", "1"]
 
 
 def test_predictions_use_every_tree_whatever_best_iteration_says(tmp_path):

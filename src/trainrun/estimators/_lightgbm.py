@@ -81,8 +81,15 @@ def feature_names(names: list[str]) -> list[str]:
 
 
 def threads(est: Any) -> int:
-    """RunConfig.num_threads, or one per core: for training and the estimator's predictions."""
-    return int(est.config_.num_threads or os.cpu_count() or 1)
+    """RunConfig.num_threads, or one per core this process may run on (its CPU affinity, as
+    ``taskset`` or a container's cpuset leave it): for training and the estimator's predictions.
+    Both engines take it."""
+    if est.config_.num_threads:
+        return int(est.config_.num_threads)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity on this platform
+        return os.cpu_count() or 1
 
 
 def params(est: Any, rows: int | None, batch_size: int) -> dict[str, Any]:

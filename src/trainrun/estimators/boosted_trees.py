@@ -492,6 +492,8 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         return {"objective": "reg:squarederror", "eval_metric": "rmse"}
 
     def _booster_params(self, rows: int | None, batch_size: int) -> dict[str, Any]:
+        from trainrun.estimators import _lightgbm  # its thread rule serves both engines
+
         params = {
             **self._objective(),
             "tree_method": "hist",
@@ -502,7 +504,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             "gamma": float(self.tree_complexity) if self.pruning_mode != "none" else 0.0,
             "min_child_weight": float(self.min_node_weight),
             "max_bin": int(min(256, max(2, math.ceil(1 / self.quantile_sketch_epsilon)))),
-            "nthread": self.config_.num_threads or os.cpu_count() or 1,
+            "nthread": _lightgbm.threads(self),
             "seed": self.config_.seed or 0,
             "verbosity": 0,
         }
