@@ -477,7 +477,8 @@ def _xgboost_prefixes(est, kind, data, Xfit, yfit, Xval, most, sizes):
 def _lightgbm_prefixes(est, kind, data, Xfit, yfit, Xval, most, sizes):
     """LightGBM's validation predictions after each of ``sizes`` trees of one booster
     (``predict(num_iteration=k)``), with the parameters ``_lightgbm.params`` gives
-    (``data`` keeps the binned Dataset: the same bins for every budget), in float32."""
+    (``data`` keeps the binned Dataset: the same bins for every budget), in float64 as the
+    estimator gives them."""
     import lightgbm as lgb
 
     from trainrun.estimators import _lightgbm
@@ -486,9 +487,7 @@ def _lightgbm_prefixes(est, kind, data, Xfit, yfit, Xval, most, sizes):
     if not data:
         data["fit"] = lgb.Dataset(Xfit, yfit, params=params, free_raw_data=False)
     booster = lgb.train(params, data["fit"], most)
-    # float32, as the estimator's outputs are (LightGBM's own are float64): an overconfident
-    # budget's probabilities saturate to ties in float32, which costs it AUC through trainrun
-    return [booster.predict(Xval, num_iteration=n).astype(np.float32) for n in sizes]
+    return [booster.predict(Xval, num_iteration=n) for n in sizes]
 
 
 def _reference_on_fold(kind: str, Xfit, yfit, Xval, yval) -> tuple[float, float]:

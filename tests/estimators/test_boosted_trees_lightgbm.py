@@ -122,10 +122,10 @@ def test_binary_trains_evaluates_with_tf_keys_and_predicts_as_lightgbm_itself(tm
     assert set(results) == BINARY_KEYS
     assert results["auc"] > 0.95 and results["global_step"] == 15
     want = direct(est, df, (df["churn"] == "Yes").to_numpy(float))
-    np.testing.assert_allclose(logits(est, df), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logits(est, df), want, rtol=1e-12, atol=0)
     out = est.predict_frame(fixed(df.head(5)))
     assert set(out["classes"]) <= {"No", "Yes"}
-    np.testing.assert_allclose(out["probabilities_1"], 1 / (1 + np.exp(-want[:5, 0])), rtol=1e-5)
+    np.testing.assert_allclose(out["probabilities_1"], 1 / (1 + np.exp(-want[:5, 0])), rtol=1e-12)
 
 
 def test_multiclass_trains_evaluates_with_tf_keys_and_predicts_as_lightgbm_itself(tmp_path):
@@ -136,7 +136,7 @@ def test_multiclass_trains_evaluates_with_tf_keys_and_predicts_as_lightgbm_itsel
     assert set(results) == MULTI_KEYS and results["accuracy"] > 0.85
     want = direct(est, df, df["cls"].to_numpy(float))
     assert want.shape == (len(df), 3)
-    np.testing.assert_allclose(logits(est, df), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logits(est, df), want, rtol=1e-12, atol=0)
     assert est.booster_.num_trees() == 15 * 3  # one tree per class per step
 
 
@@ -149,7 +149,7 @@ def test_regression_trains_evaluates_with_tf_keys_and_predicts_as_lightgbm_itsel
     assert results["average_loss"] < 0.2 * df["target"].var()
     want = direct(est, df, df["target"].to_numpy(float), weight=df["w"].to_numpy())
     got = est.predict_frame(fixed(df))["predictions"].to_numpy().reshape(-1, 1)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
 
 
 # ------------------------------------------------------------------ checkpoints and resume
@@ -602,6 +602,28 @@ def _cancer():
 
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     return X.iloc[:, :6], y
+
+
+@pytest.mark.parametrize("engine", ["lightgbm", "xgboost"])
+def test_an_overconfident_model_keeps_its_ranking_in_predict_proba(engine):
+    # strong trees push margins past 17, where float32 rounds probabilities to 1.0 and
+    # ties rows the trees told apart; the probabilities are float64, as LightGBM's own
+    # (up to margins of about 36), so the ranking survives in them
+    from sklearn.metrics import roc_auc_score
+
+    X, y = _cancer()
+    est = trainrun.BoostedTreesClassifier(
+        n_trees=100, learning_rate=0.4, max_depth=4, engine=engine, config=QUIET
+    ).fit(X, y)
+    margins = est.decision_function(X)
+    proba = est.predict_proba(X)
+    assert proba.dtype == np.float64
+    assert 17 < np.abs(margins).max() < 35
+    in_float32 = 1 / (1 + np.exp(-margins.astype(np.float32)))
+    assert len(np.unique(in_float32)) < 0.8 * len(np.unique(margins))  # what float32 loses
+    assert len(np.unique(proba[:, 1])) == len(np.unique(margins))
+    assert roc_auc_score(y, proba[:, 1]) == roc_auc_score(y, margins)
+    np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-margins)), rtol=1e-12)
 
 
 def test_scikit_learn_contract_with_the_lightgbm_engine():

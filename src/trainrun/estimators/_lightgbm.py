@@ -381,10 +381,6 @@ def raw_margins(booster: Any, x: np.ndarray, num_threads: int | None = None) -> 
     return np.asarray(m, dtype=np.float64).reshape(len(x), -1)
 
 
-def margins(booster: Any, x: np.ndarray, num_threads: int | None = None) -> np.ndarray:
-    return raw_margins(booster, x, num_threads).astype(np.float32)
-
-
 def save(booster: Any) -> bytes:
     return booster.model_to_string(num_iteration=-1).encode()
 

@@ -903,7 +903,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         if self.engine_ == "lightgbm":
             from trainrun.estimators import _lightgbm
 
-            return _lightgbm.margins(self.booster_, x, _lightgbm.threads(self))
+            return _lightgbm.raw_margins(self.booster_, x, _lightgbm.threads(self))
         xgb = _xgb()
         d = xgb.DMatrix(
             x,
@@ -912,7 +912,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             enable_categorical=True,
         )
         m = self.booster_.predict(d, output_margin=True)
-        return m.reshape(len(x), -1).astype(np.float32)
+        return m.reshape(len(x), -1).astype(np.float64)
 
     def evaluate(
         self,
@@ -1235,7 +1235,7 @@ class ExportedBoostedTrees:
             if engine == "lightgbm":
                 from trainrun.estimators import _lightgbm
 
-                z = _lightgbm.margins(self.booster, x)
+                z = _lightgbm.raw_margins(self.booster, x)
             else:
                 d = _xgb().DMatrix(
                     x,
@@ -1244,7 +1244,7 @@ class ExportedBoostedTrees:
                     enable_categorical=True,
                 )
                 z = self.booster.predict(d, output_margin=True).reshape(len(x), -1)
-                z = z.astype(np.float32)
+                z = z.astype(np.float64)
             out = self.head.predictions(torch.from_numpy(z))
             outs.append({k: out[k] for k in keys} if keys else out)
             if n == 0:
