@@ -968,6 +968,62 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             out = self.head_.predictions(torch.from_numpy(self._margins(x)))
             yield {k: out[k] for k in keys} if keys else out
 
+    def experimental_predict_with_explanations(
+        self, input_fn: Any, predict_keys: Sequence[str] | None = None
+    ) -> Any:
+        """tf's method of this name: one dict per example, its predictions (``predict_keys``
+        of them, or all) plus ``"dfc"`` and ``"bias"``.
+
+        ``dfc`` (directional feature contributions) maps each feature column's name to how
+        much that column moved this example's prediction, largest in size first; ``bias`` is
+        the prediction before any split, the same for every example. For a classifier they
+        are in probability units and ``bias + sum(dfc.values())`` is the probability of class
+        1 (``probabilities[1]``), for a regressor in the label's units and summing to
+        ``predictions``. How they are computed (tf's method: each split's change, read down
+        the tree, in the order the trees grew) is in ``trainrun.estimators._explain``. Like
+        tf, two classes or one regression output only; unlike tf, ``center_bias`` need not be
+        set (the bias is the base margin plus each tree's root value either way).
+        """
+        import torch
+
+        from trainrun.estimators._explain import TreePaths
+
+        self._require_trained("explain predictions")
+        kind = self.head_.kind
+        if kind not in ("binary", "regression") or self.head_.logits_dimension != 1:
+            raise UsageError(
+                f"experimental_predict_with_explanations() explains a binary classifier or a "
+                f"regressor of one output, as tf's does; this {type(self).__name__} has "
+                f"{self.head_.logits_dimension} outputs. Explain one class (or label) at a time "
+                "with a model trained for it."
+            )
+        keys = self.head_.check_predict_keys(predict_keys)
+        features = self.features_
+        if self.engine_ == "lightgbm":
+            from trainrun.estimators import _lightgbm
+
+            paths = TreePaths.from_lightgbm(self.booster_, _lightgbm.threads(self))
+        else:
+            paths = TreePaths.from_xgboost(self.booster_, features.names, features.types)
+        columns = [c.name for c in features.columns]
+        owner = np.asarray([columns.index(o) for o in features.owner], dtype=np.int64)
+        for x, _, _ in self._chunks(input_fn, labels=False):
+            z = self._margins(x)
+            out = self.head_.predictions(torch.from_numpy(z))
+            if keys:
+                out = {k: out[k] for k in keys}
+            bias, contrib, _ = paths.contributions(
+                x, z[:, 0], len(features.names), probability=kind == "binary"
+            )
+            by_column = np.zeros((len(x), len(columns)))
+            np.add.at(by_column.T, owner, contrib.T)  # an indicator column's categories summed
+            order = np.argsort(-np.abs(by_column), axis=1, kind="stable")
+            for i in range(len(x)):
+                example = {k: v[i] for k, v in out.items()}
+                example["dfc"] = {columns[j]: float(by_column[i, j]) for j in order[i]}
+                example["bias"] = bias
+                yield example
+
     def predict_frame(self, input_fn: Any, predict_keys: Sequence[str] | None = None) -> Any:
         """Predictions as a DataFrame, one row per example (as every estimator's)."""
         from trainrun.model_dir.export import predictions_to_frame
