@@ -180,7 +180,7 @@ class TreePaths:
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    out: np.ndarray = np.exp(-np.logaddexp(0.0, -z))  # 1 / (1 + e^-z) without overflow
+    out: np.ndarray = 0.5 + 0.5 * np.tanh(0.5 * z)  # 1 / (1 + e^-z), with no overflow
     return out
 
 

@@ -1017,10 +1017,12 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             )
             by_column = np.zeros((len(x), len(columns)))
             np.add.at(by_column.T, owner, contrib.T)  # an indicator column's categories summed
-            order = np.argsort(-np.abs(by_column), axis=1, kind="stable")
+            order = np.argsort(-np.abs(by_column), axis=1, kind="stable").tolist()
+            values = by_column.tolist()
             for i in range(len(x)):
                 example = {k: v[i] for k, v in out.items()}
-                example["dfc"] = {columns[j]: float(by_column[i, j]) for j in order[i]}
+                row = values[i]
+                example["dfc"] = {columns[j]: row[j] for j in order[i]}
                 example["bias"] = bias
                 yield example
 
