@@ -696,10 +696,10 @@ class _Index:
             elif full or old is None or old[_MTIME] != mtime:
                 to_read.append((name, mtime))
             elif old[_STATUS] == "running":
-                stored = self.db.execute(
+                owner = self.db.execute(
                     "SELECT sig, host, pid, pid_start FROM runs WHERE id = ?", (name,)
                 ).fetchone()
-                status = stored_running(base + name, *stored)
+                status = stored_running(base + name, *owner)
                 if status is None:
                     to_read.append((name, mtime))
                 elif status != "running":
