@@ -161,3 +161,7 @@ def test_more_than_one_output_and_an_untrained_model_are_refused(tmp_path):
     fresh = classifier(tmp_path / "fresh")
     with pytest.raises(NotTrainedError, match="train"):
         explain(fresh, df)
+    linear = classifier(tmp_path / "linear", n_trees=2, engine_params={"linear_tree": True})
+    linear.train(fixed(df, "churn"))
+    with pytest.raises(UsageError, match="linear_tree"):
+        explain(linear, df)

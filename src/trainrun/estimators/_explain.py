@@ -35,17 +35,17 @@ __all__ = ["TreePaths"]
 class _Tree:
     """One tree's paths: for each leaf id, the split features and value changes from the root."""
 
-    def __init__(self, paths: dict[int, tuple[list[int], list[float]]], root: float) -> None:
+    def __init__(self, paths: dict[int, tuple[list[int], list[float], float]], root: float) -> None:
         self.root = root
-        depth = max((len(f) for f, _ in paths.values()), default=0)
+        depth = max((len(f) for f, _, _ in paths.values()), default=0)
         size = max(paths) + 1 if paths else 1
         self.features = np.zeros((size, max(depth, 1)), dtype=np.int64)
         self.deltas = np.zeros((size, max(depth, 1)), dtype=np.float64)
         self.leaf_values = np.zeros(size, dtype=np.float64)
-        for leaf_id, (feats, deltas) in paths.items():
+        for leaf_id, (feats, deltas, value) in paths.items():
             self.features[leaf_id, : len(feats)] = feats
             self.deltas[leaf_id, : len(deltas)] = deltas
-            self.leaf_values[leaf_id] = root + sum(deltas)
+            self.leaf_values[leaf_id] = value
 
 
 def _paths(
@@ -73,13 +73,13 @@ def _paths(
         return v, c
 
     root, _ = value_and_cover(node)
-    paths: dict[int, tuple[list[int], list[float]]] = {}
+    paths: dict[int, tuple[list[int], list[float], float]] = {}
     stack: list[tuple[dict[str, Any], list[int], list[float]]] = [(node, [], [])]
     while stack:
         n, feats, deltas = stack.pop()
         kids = children(n)
         if not kids:
-            paths[leaf_id(n)] = (feats, deltas)
+            paths[leaf_id(n)] = (feats, deltas, values[id(n)])
         for kid in kids:
             stack.append((kid, [*feats, feature(n)], [*deltas, values[id(kid)] - values[id(n)]]))
     return _Tree(paths, root)
@@ -148,13 +148,13 @@ class TreePaths:
 
     def contributions(
         self, x: np.ndarray, margins: np.ndarray, n_features: int, probability: bool
-    ) -> tuple[float, np.ndarray, np.ndarray]:
-        """(bias, contributions ``[N, n_features]``, the walk's end ``[N]``) for the rows of
-        ``x`` whose margins (the engine's raw outputs, one per row) are ``margins``.
+    ) -> tuple[float, np.ndarray]:
+        """(bias, contributions ``[N, n_features]``) for the rows of ``x`` whose margins (the
+        engine's raw outputs, one per row) are ``margins``.
 
         The base margin is the margin less the trees' leaves, the same for every row: it is
         taken from the first row this object sees, so that every batch has the same bias.
-        The walk's end equals ``margins`` up to rounding.
+        The walk ends at each row's margin (up to rounding).
         """
         n = len(x)
         ids = self.leaves(x)
@@ -176,7 +176,7 @@ class TreePaths:
                 now = act(logit)
                 contrib[rows, feats[:, k]] += now - level
                 level = now
-        return float(act(np.asarray([start]))[0]), contrib, logit
+        return float(act(np.asarray([start]))[0]), contrib
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -1002,6 +1002,12 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
         if self.engine_ == "lightgbm":
             from trainrun.estimators import _lightgbm
 
+            if _lightgbm.engine_params(self).get("linear_tree"):
+                raise UsageError(
+                    "experimental_predict_with_explanations() reads each leaf as one value; "
+                    "with engine_params linear_tree=True a leaf is a linear model of the "
+                    "features. Train without linear_tree to explain the model."
+                )
             paths = TreePaths.from_lightgbm(self.booster_, _lightgbm.threads(self))
         else:
             paths = TreePaths.from_xgboost(self.booster_, features.names, features.types)
@@ -1012,7 +1018,7 @@ class _BoostedTrees(ScikitLearnMixin, abc.ABC):
             out = self.head_.predictions(torch.from_numpy(z))
             if keys:
                 out = {k: out[k] for k in keys}
-            bias, contrib, _ = paths.contributions(
+            bias, contrib = paths.contributions(
                 x, z[:, 0], len(features.names), probability=kind == "binary"
             )
             by_column = np.zeros((len(x), len(columns)))
