@@ -81,18 +81,25 @@ def test_a_regressor_s_contributions_add_up_to_its_prediction(tmp_path, engine):
     assert abs(examples[0]["bias"] - mean) < 0.5 * df["target"].std()
 
 
-def test_in_logit_units_they_are_xgboost_s_own_approx_contribs(tmp_path):
+#: Two numeric columns: the matrix XGBoost is given by hand is x and age as they are.
+TWO = [trainrun.numeric_column("x"), trainrun.numeric_column("age")]
+
+
+def approx_contribs(est, df):
+    """XGBoost's own Saabas contributions in logit units: x, age, then the bias."""
     import xgboost as xgb
 
+    d = xgb.DMatrix(df[["x", "age"]].to_numpy(np.float32), feature_names=est.features_.names)
+    return est.booster_.predict(d, pred_contribs=True, approx_contribs=True)
+
+
+def test_in_logit_units_they_are_xgboost_s_own_approx_contribs(tmp_path):
     df = frame()
-    columns = [trainrun.numeric_column("x"), trainrun.numeric_column("age")]
-    est = regressor(tmp_path, columns=columns, engine="xgboost", n_trees=25, max_depth=4)
+    est = regressor(tmp_path, columns=TWO, engine="xgboost", n_trees=25, max_depth=4)
     est.train(fixed(df, "target"))
     examples = explain(est, df)
     ours = np.array([[ex["dfc"]["x"], ex["dfc"]["age"]] for ex in examples])
-    matrix = df[["x", "age"]].to_numpy(np.float32)
-    d = xgb.DMatrix(matrix, feature_names=est.features_.names)
-    want = est.booster_.predict(d, pred_contribs=True, approx_contribs=True)
+    want = approx_contribs(est, df)
     scale = np.abs(want).max()
     np.testing.assert_allclose(ours, want[:, :2], atol=2e-6 * scale)
     np.testing.assert_allclose(examples[0]["bias"], want[0, 2], atol=2e-6 * scale)
@@ -100,15 +107,11 @@ def test_in_logit_units_they_are_xgboost_s_own_approx_contribs(tmp_path):
 
 def test_a_classifier_s_steps_are_sigmoid_differences_of_xgboost_s_logit_contribs(tmp_path):
     # one tree of one split: the walk is bias -> bias + delta, in probability units
-    import xgboost as xgb
-
     df = frame()
-    columns = [trainrun.numeric_column("x"), trainrun.numeric_column("age")]
-    est = classifier(tmp_path, columns=columns, engine="xgboost", n_trees=1, max_depth=1)
+    est = classifier(tmp_path, columns=TWO, engine="xgboost", n_trees=1, max_depth=1)
     est.train(fixed(df, "churn"))
     examples = explain(est, df)
-    d = xgb.DMatrix(df[["x", "age"]].to_numpy(np.float32), feature_names=est.features_.names)
-    logit = est.booster_.predict(d, pred_contribs=True, approx_contribs=True)
+    logit = approx_contribs(est, df)
     b, delta = logit[:, 2], logit[:, 0] + logit[:, 1]
     got = np.array([sum(ex["dfc"].values()) for ex in examples])
     np.testing.assert_allclose(got, _sigmoid(b + delta) - _sigmoid(b), atol=1e-6)
@@ -117,8 +120,7 @@ def test_a_classifier_s_steps_are_sigmoid_differences_of_xgboost_s_logit_contrib
 
 def test_a_lightgbm_stump_worked_out_by_hand(tmp_path):
     df = frame()
-    columns = [trainrun.numeric_column("x"), trainrun.numeric_column("age")]
-    est = regressor(tmp_path, columns=columns, n_trees=1, max_depth=1, learning_rate=1.0)
+    est = regressor(tmp_path, columns=TWO, n_trees=1, max_depth=1, learning_rate=1.0)
     est.train(fixed(df, "target"))
     tree = est.booster_.dump_model()["tree_info"][0]["tree_structure"]
     left, right = tree["left_child"], tree["right_child"]
