@@ -54,9 +54,8 @@ COLUMNS = [
 
 def classifier(model_dir, **kw):
     settings = {"n_trees": 20, "max_depth": 3, "learning_rate": 0.3, "config": QUIET}
-    settings.update(kw)
+    settings.update({"engine": "xgboost", **kw})
     return trainrun.BoostedTreesClassifier(
-        engine="xgboost",
         feature_columns=COLUMNS,
         label_vocabulary=["No", "Yes"],
         model_dir=model_dir,
@@ -191,16 +190,17 @@ def test_refused_columns_and_settings_say_why(tmp_path):
         classifier(tmp_path / "empty").train(trainrun.input_fn(df[["x", "age", "k", "city"]]))
 
 
-def test_runs_record_the_trees_and_the_evaluation(tmp_path):
+@pytest.mark.parametrize(("engine", "suffix"), [("xgboost", ".ubj"), ("lightgbm", ".txt")])
+def test_runs_record_the_trees_and_the_evaluation(tmp_path, engine, suffix):
     from trainrun.runs import active, record
 
     folder = record.new_run_dir(tmp_path / "runs")
     df = frame()
     with active.activate(folder):
-        est = classifier(None, n_trees=5)
+        est = classifier(None, n_trees=5, engine=engine)
         est.train(trainrun.input_fn(df, response="churn"))
         est.evaluate(trainrun.input_fn(df, response="churn"))
-    assert (folder / "model" / "trees-5.ubj").exists()
+    assert (folder / "model" / f"trees-5{suffix}").exists()
     steps = [r["step"] for r in record.read_metrics(folder) if "loss" in r]
     assert steps == [1, 2, 3, 4, 5]
     evaluation = json.loads((folder / "evaluation.json").read_text())

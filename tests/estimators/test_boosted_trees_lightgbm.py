@@ -673,22 +673,6 @@ def test_train_and_evaluate_checkpoints_evaluates_and_exports(tmp_path):
     assert trainrun.load_exported(exported).predict(df.head(3))["probabilities"].shape == (3, 2)
 
 
-def test_runs_record_the_trees_and_the_evaluation(tmp_path):
-    from trainrun.runs import active, record
-
-    folder = record.new_run_dir(tmp_path / "runs")
-    df = frame()
-    with active.activate(folder):
-        est = classifier(None, n_trees=5)
-        est.train(trainrun.input_fn(df, response="churn"))
-        est.evaluate(trainrun.input_fn(df, response="churn"))
-    assert (folder / "model" / "trees-5.txt").exists()
-    steps = [r["step"] for r in record.read_metrics(folder) if "loss" in r]
-    assert steps == [1, 2, 3, 4, 5]
-    evaluation = json.loads((folder / "evaluation.json").read_text())
-    assert evaluation["global_step"] == 5 and 0.5 < evaluation["auc"] <= 1.0
-
-
 def test_frames_in_memory_are_not_spilled(tmp_path, monkeypatch):
     spills = _spills(monkeypatch)
     classifier(tmp_path / "m", n_trees=2).train(trainrun.input_fn(frame(), response="churn"))
